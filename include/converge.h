@@ -1,0 +1,501 @@
+/*
+ * converge: a CRDT engine with a durable operation log.
+ *
+ * One header is the whole public API. It includes only <stddef.h>,
+ * <stdint.h> and <stdbool.h>; LMDB, libsodium and msgpack-c stay private.
+ *
+ * Data is addressed as collection / key / field. A field holds one CRDT
+ * type, fixed by its first write: a PN-counter, a last-writer-wins register,
+ * a multi-value register or an observed-remove (add-wins) set. Every change
+ * is an operation (an op) that lands in the operation log and in the merged
+ * state in the same LMDB transaction.
+ *
+ * Errors: every function that can fail returns CVG_OK (0) or a negative
+ * CVG_E... code; CVG_DONE (1) ends an iteration. cvg_strerror() names every
+ * code; cvg_replica_errmsg() gives detail for the last failure on a handle.
+ * The library never aborts and never prints.
+ *
+ * Ownership: strings and values passed in are borrowed for the call only.
+ * Values read out are views valid until the transaction ends or its next
+ * write, unless a function says otherwise.
+ *
+ * Threads: a cvg_replica and everything opened from it must be used by one
+ * thread at a time; the caller serializes access (a mutex around the handle
+ * is enough). A transaction may move between threads between calls. Do not
+ * fork() with a replica open. Several processes may open one replica
+ * directory at once: LMDB serializes their writers and readers never block.
+ */
+#ifndef CONVERGE_H
+#define CONVERGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Versions ---------------------------------------------------------- */
+
+#define CVG_VERSION_MAJOR 0
+#define CVG_VERSION_MINOR 1
+#define CVG_VERSION_PATCH 0
+#define CVG_VERSION_STRING "0.1.0"
+#define CVG_VERSION_NUMBER \
+    ((CVG_VERSION_MAJOR << 16) | (CVG_VERSION_MINOR << 8) | CVG_VERSION_PATCH)
+
+/** Version of the on-disk layout, stored in every replica. */
+#define CVG_FORMAT_VERSION 1
+
+#if defined(_WIN32)
+#define CVG_API
+#else
+#define CVG_API __attribute__((visibility("default")))
+#endif
+#define CVG_NODISCARD __attribute__((warn_unused_result))
+
+/** The library's CVG_VERSION_NUMBER, to compare with the header's. */
+CVG_API unsigned cvg_version_number(void);
+CVG_API const char *cvg_version_string(void);
+
+/* ---- Errors -------------------------------------------------------------- */
+
+/* One table makes the codes, cvg_strerror() and cvg_errname(). Numbers never
+ * change once released. */
+#define CVG_ERROR_TABLE(X)                                                    \
+    X(EINVAL, -1, "invalid argument")                                         \
+    X(ETYPE, -2, "field already holds another CRDT type")                     \
+    X(ECORRUPT, -3, "malformed or truncated encoded data")                    \
+    X(ENOMEM, -4, "out of memory")                                            \
+    X(EFULL, -5, "storage full: the map size limit was reached")              \
+    X(EIO, -6, "I/O error")                                                   \
+    X(EVERSION, -7, "written by a newer, unsupported version")                \
+    X(ENOTFOUND, -8, "not found")                                             \
+    X(EMISUSE, -9, "API misuse: call not allowed in this state")              \
+    X(EREADONLY, -10, "write in a read-only transaction")                     \
+    X(EOVERFLOW, -11, "counter would leave the int64 range")                  \
+    X(ECLOCK, -12, "clock too far ahead of the local wall clock")             \
+    X(EGAP, -13, "op arrived before the ops it depends on")                   \
+    X(EBUSY, -14, "replica is busy: a write transaction is already open")     \
+    X(ETOOBIG, -15, "name or value longer than the limit")                    \
+    X(EACCES, -16, "permission denied")                                       \
+    X(ELIMIT, -17, "a resource limit was reached")
+
+typedef enum cvg_status {
+    CVG_OK = 0,
+    CVG_DONE = 1, /* an iteration has no more items */
+#define CVG__ERR_ENUM(name, code, text) CVG_##name = (code),
+    CVG_ERROR_TABLE(CVG__ERR_ENUM)
+#undef CVG__ERR_ENUM
+} cvg_status;
+
+/** A sentence for @p code; never NULL, also for unknown codes. */
+CVG_API const char *cvg_strerror(int code);
+/** The code's name ("CVG_ETYPE"); never NULL. */
+CVG_API const char *cvg_errname(int code);
+
+/* ---- Limits ---------------------------------------------------------------*/
+
+/** Most bytes in collection + key + field together (LMDB keys are small). */
+#define CVG_NAME_MAX 448
+/** Most bytes in one string or bytes value. */
+#define CVG_VALUE_MAX (1u << 20)
+/** Most ops in one transaction. */
+#define CVG_TXN_OPS_MAX (1u << 20)
+
+/* ---- Plain data --------------------------------------------------------- */
+
+/** A borrowed view of bytes; never owns them. */
+typedef struct cvg_bytes {
+    const uint8_t *data;
+    size_t len;
+} cvg_bytes;
+
+/** A replica's random 16-byte identity. */
+typedef struct cvg_replica_id {
+    uint8_t bytes[16];
+} cvg_replica_id;
+
+/** The unique id of an op: its origin replica and its sequence number there
+ * (1, 2, 3, ... per origin). */
+typedef struct cvg_dot {
+    cvg_replica_id origin;
+    uint64_t seq;
+} cvg_dot;
+
+/** Where a field lives. Names are NUL-terminated UTF-8 (or any bytes but
+ * NUL), each non-empty; together at most CVG_NAME_MAX bytes. */
+typedef struct cvg_key {
+    const char *collection;
+    const char *key;
+    const char *field;
+} cvg_key;
+
+typedef enum cvg_type {
+    CVG_TYPE_COUNTER = 1,    /* PN-counter of int64 */
+    CVG_TYPE_REGISTER = 2,   /* last-writer-wins register */
+    CVG_TYPE_MVREGISTER = 3, /* multi-value register: keeps concurrent writes */
+    CVG_TYPE_SET = 4         /* observed-remove, add-wins set */
+} cvg_type;
+
+typedef enum cvg_value_kind {
+    CVG_VALUE_NIL = 0,
+    CVG_VALUE_BOOL = 1,
+    CVG_VALUE_INT = 2,
+    CVG_VALUE_DOUBLE = 3,
+    CVG_VALUE_STRING = 4, /* bytes, by convention UTF-8; not NUL-terminated */
+    CVG_VALUE_BYTES = 5
+} cvg_value_kind;
+
+/** A scalar value. For STRING and BYTES, @c as.bytes is a view. */
+typedef struct cvg_value {
+    cvg_value_kind kind;
+    union {
+        bool boolean;
+        int64_t integer;
+        double real;
+        cvg_bytes bytes;
+    } as;
+} cvg_value;
+
+static inline cvg_value
+cvg_value_nil(void)
+{
+    cvg_value v = {CVG_VALUE_NIL, {0}};
+    return v;
+}
+static inline cvg_value
+cvg_value_bool(bool b)
+{
+    cvg_value v = {CVG_VALUE_BOOL, {0}};
+    v.as.boolean = b;
+    return v;
+}
+static inline cvg_value
+cvg_value_int(int64_t i)
+{
+    cvg_value v = {CVG_VALUE_INT, {0}};
+    v.as.integer = i;
+    return v;
+}
+static inline cvg_value
+cvg_value_double(double d)
+{
+    cvg_value v = {CVG_VALUE_DOUBLE, {0}};
+    v.as.real = d;
+    return v;
+}
+/** A string value viewing @p s (NUL-terminated; the NUL is not included). */
+CVG_API cvg_value cvg_value_string(const char *s);
+/** A bytes value viewing @p len bytes at @p data. */
+CVG_API cvg_value cvg_value_bytes(const void *data, size_t len);
+
+/* ---- Opaque handles ----------------------------------------------------- */
+
+typedef struct cvg_replica cvg_replica;       /* one replica directory */
+typedef struct cvg_txn cvg_txn;               /* a batch of reads or writes */
+typedef struct cvg_log_cursor cvg_log_cursor; /* walks the op log */
+typedef struct cvg_set_cursor cvg_set_cursor; /* walks a set's elements */
+typedef struct cvg_field_cursor cvg_field_cursor; /* walks a record */
+typedef struct cvg_key_cursor cvg_key_cursor;     /* walks records */
+
+/* ---- Replica ---------------------------------------------------------------*/
+
+typedef enum cvg_durability {
+    /** Default. A commit returns after the data is synced to disk (one
+     * fsync): an acknowledged write survives a crash or a power cut. */
+    CVG_DURABLE = 0,
+    /** Commits do not wait for the disk. A crash of the process loses
+     * nothing, but a crash of the operating system or a power cut may lose
+     * the last commits (never corrupts: LMDB stays consistent). Opt in only
+     * where losing recent writes is acceptable, e.g. a cache or a bulk load
+     * followed by cvg_replica_sync(). */
+    CVG_RELAXED = 1
+} cvg_durability;
+
+/** Reads the wall clock in milliseconds since 1970. Tests plug in their own. */
+typedef uint64_t (*cvg_clock_fn)(void *ctx);
+
+#define CVG_OPTIONS_VERSION 1
+
+typedef struct cvg_replica_options {
+    uint32_t version;           /* CVG_OPTIONS_VERSION */
+    size_t map_size;            /* initial LMDB map size; default 64 MiB */
+    size_t map_size_max;        /* grow the map up to this; default 16 GiB */
+    cvg_durability durability;  /* default CVG_DURABLE */
+    uint64_t max_clock_ahead_ms; /* refuse remote times further ahead;
+                                    default 60000 (one minute) */
+    bool no_create;             /* fail with CVG_ENOTFOUND if missing */
+    bool read_only;             /* open for reading only */
+    cvg_clock_fn clock;         /* wall clock; default CLOCK_REALTIME */
+    void *clock_ctx;
+} cvg_replica_options;
+
+/** Fill @p opts with the defaults above. */
+CVG_API void cvg_replica_options_init(cvg_replica_options *opts);
+
+/**
+ * Open the replica in directory @p path, creating the directory and a new
+ * replica (with a fresh random id) if missing, unless opts->no_create.
+ *
+ * Opening reads a few meta records; it never replays the log.
+ *
+ * @param[in]  path  Directory; borrowed for the call.
+ * @param[in]  opts  NULL for the defaults.
+ * @param[out] out   The handle; NULL on error. Close with cvg_replica_close().
+ * @return CVG_OK, or CVG_EINVAL (bad options), CVG_ENOTFOUND (missing and
+ *   no_create), CVG_EVERSION (written by a newer format), CVG_ECORRUPT (not
+ *   a replica, or damaged), CVG_EACCES, CVG_EIO, CVG_ENOMEM.
+ */
+CVG_API CVG_NODISCARD int cvg_replica_open(const char *path,
+                                           const cvg_replica_options *opts,
+                                           cvg_replica **out);
+
+/** Close @p r. Accepts NULL. Every transaction of @p r must be ended. */
+CVG_API void cvg_replica_close(cvg_replica *r);
+
+/** Detail on the last failure on @p r: valid until the next call on @p r.
+ * Never NULL. */
+CVG_API const char *cvg_replica_errmsg(const cvg_replica *r);
+
+/** The replica's id. */
+CVG_API void cvg_replica_id_get(const cvg_replica *r, cvg_replica_id *out);
+
+/** Write @p id as 32 lowercase hex digits and a NUL into @p buf (33 bytes). */
+CVG_API void cvg_replica_id_hex(const cvg_replica_id *id, char buf[33]);
+
+/** Force everything committed to disk; for CVG_RELAXED replicas. */
+CVG_API CVG_NODISCARD int cvg_replica_sync(cvg_replica *r);
+
+/** Storage figures of a replica. */
+typedef struct cvg_replica_stats {
+    uint64_t op_count;     /* ops in the log */
+    uint64_t last_lsn;     /* lsn of the newest op; 0 if none */
+    uint64_t file_bytes;   /* bytes the data file uses (pages in use) */
+    uint64_t map_bytes;    /* current map size */
+    uint64_t hlc;          /* the replica's clock */
+    size_t origins;        /* replicas whose ops are here */
+} cvg_replica_stats;
+
+CVG_API CVG_NODISCARD int cvg_replica_stats_get(cvg_replica *r,
+                                                cvg_replica_stats *out);
+
+/* ---- Transactions ------------------------------------------------------- */
+
+#define CVG_TXN_READ_ONLY 1u
+
+/**
+ * Begin a transaction. A write transaction (flags 0) batches many writes:
+ * they become visible to its own reads at once, and to everyone else, with
+ * their ops in the log, at cvg_txn_commit(). Only one write transaction is
+ * open per replica at a time (CVG_EBUSY for a second one in this process;
+ * another process waits). Read transactions see a snapshot.
+ *
+ * @return CVG_OK, or CVG_EINVAL, CVG_EBUSY, CVG_EREADONLY (write on a
+ *   read-only replica), CVG_ENOMEM, CVG_EIO.
+ */
+CVG_API CVG_NODISCARD int cvg_txn_begin(cvg_replica *r, unsigned flags,
+                                        cvg_txn **out);
+
+/**
+ * Commit: append the transaction's ops to the log and store the merged
+ * state, version vector and clock, atomically. On any error nothing of the
+ * transaction is stored. The handle is freed either way.
+ *
+ * When the LMDB map is full, the map is grown (up to map_size_max) and the
+ * commit retried; past that it fails with CVG_EFULL.
+ *
+ * @return CVG_OK, or CVG_EFULL, CVG_EIO, CVG_ENOMEM.
+ */
+CVG_API CVG_NODISCARD int cvg_txn_commit(cvg_txn *txn);
+
+/** Abandon the transaction: nothing of it is stored. Accepts NULL. */
+CVG_API void cvg_txn_abort(cvg_txn *txn);
+
+/** The replica that @p txn belongs to. */
+CVG_API cvg_replica *cvg_txn_replica(cvg_txn *txn);
+
+/* Every write below, in a write transaction:
+ *   - fixes the field's type at its first write (CVG_ETYPE if it holds
+ *     another type);
+ *   - stamps the op with the next dot and a tick of the hybrid logical clock;
+ *   - writes nothing on error, and the transaction stays usable;
+ *   - gives the new op's dot in @p dot_out if not NULL (zeroed on error).
+ * Common codes: CVG_EINVAL (NULL or empty name), CVG_ETOOBIG (names longer
+ * than CVG_NAME_MAX together, a value longer than CVG_VALUE_MAX),
+ * CVG_EREADONLY, CVG_ETYPE, CVG_ELIMIT (more than CVG_TXN_OPS_MAX ops),
+ * CVG_ENOMEM, CVG_EIO, CVG_ECORRUPT (stored state damaged). */
+
+/* ---- Counter ------------------------------------------------------------ */
+
+/** Add @p delta (negative to subtract). Also CVG_EOVERFLOW if the value would
+ * leave the int64 range. A delta of 0 is CVG_EINVAL. */
+CVG_API CVG_NODISCARD int cvg_counter_add(cvg_txn *txn, const cvg_key *key,
+                                          int64_t delta, cvg_dot *dot_out);
+
+/** The counter's value. CVG_ENOTFOUND (and *out = 0) if it does not exist;
+ * CVG_ETYPE if the field is of another type. */
+CVG_API CVG_NODISCARD int cvg_counter_get(cvg_txn *txn, const cvg_key *key,
+                                          int64_t *out);
+
+/* ---- Last-writer-wins register ----------------------------------------- */
+
+/** Set the register to @p value. Among concurrent writes, the one with the
+ * higher (hybrid clock, origin id) wins on every replica. */
+CVG_API CVG_NODISCARD int cvg_register_set(cvg_txn *txn, const cvg_key *key,
+                                           const cvg_value *value,
+                                           cvg_dot *dot_out);
+
+/** The winning value: a view valid until @p txn ends or its next write.
+ * CVG_ENOTFOUND if unset (or deleted). */
+CVG_API CVG_NODISCARD int cvg_register_get(cvg_txn *txn, const cvg_key *key,
+                                           cvg_value *out);
+
+/* ---- Multi-value register --------------------------------------------- */
+
+/** Set the register to @p value, replacing every sibling this replica has
+ * seen. Siblings written concurrently elsewhere stay beside it. */
+CVG_API CVG_NODISCARD int cvg_mvregister_set(cvg_txn *txn, const cvg_key *key,
+                                             const cvg_value *value,
+                                             cvg_dot *dot_out);
+
+/**
+ * The register's siblings, in a canonical order (by origin id, then seq) that
+ * is the same on every replica. Writes up to @p cap values into @p out
+ * (views valid until @p txn ends or its next write) and their dots into
+ * @p dots if not NULL; the total count goes to @p count_out, which may be
+ * larger than @p cap. CVG_ENOTFOUND (count 0) if unset.
+ */
+CVG_API CVG_NODISCARD int cvg_mvregister_get(cvg_txn *txn, const cvg_key *key,
+                                             cvg_value *out, cvg_dot *dots,
+                                             size_t cap, size_t *count_out);
+
+/* ---- Observed-remove set ----------------------------------------------- */
+
+/** Add @p element. An add concurrent with a remove of the same element
+ * wins. */
+CVG_API CVG_NODISCARD int cvg_set_add(cvg_txn *txn, const cvg_key *key,
+                                      const cvg_value *element,
+                                      cvg_dot *dot_out);
+
+/** Remove @p element as this replica has seen it. CVG_ENOTFOUND (nothing
+ * written) if the element is not in the set. */
+CVG_API CVG_NODISCARD int cvg_set_remove(cvg_txn *txn, const cvg_key *key,
+                                         const cvg_value *element,
+                                         cvg_dot *dot_out);
+
+/** Whether @p element is in the set; *out is false for a missing set. */
+CVG_API CVG_NODISCARD int cvg_set_contains(cvg_txn *txn, const cvg_key *key,
+                                           const cvg_value *element,
+                                           bool *out);
+
+/** Walk the set's elements, in an order that is the same on every replica
+ * (by a hash of the element). A missing set walks nothing. */
+CVG_API CVG_NODISCARD int cvg_set_cursor_open(cvg_txn *txn, const cvg_key *key,
+                                              cvg_set_cursor **out);
+/** Next element (view valid until the next call, or the end of the
+ * transaction). CVG_OK, CVG_DONE at the end, CVG_EMISUSE if the transaction
+ * wrote since the cursor opened, CVG_ECORRUPT. */
+CVG_API CVG_NODISCARD int cvg_set_cursor_next(cvg_set_cursor *cur,
+                                              cvg_value *out);
+CVG_API void cvg_set_cursor_close(cvg_set_cursor *cur);
+
+/* ---- Records ------------------------------------------------------------ */
+
+/**
+ * Delete the record (collection, key): every field value, sibling, set
+ * element and counter contribution that this replica has seen is removed.
+ * Writes made concurrently elsewhere survive the delete. @p key->field is
+ * ignored. CVG_ENOTFOUND (nothing written) if the record has no fields.
+ */
+CVG_API CVG_NODISCARD int cvg_record_delete(cvg_txn *txn, const cvg_key *key,
+                                            cvg_dot *dot_out);
+
+/** Walk the fields of record (key->collection, key->key) in byte order of
+ * the field name, then type. */
+CVG_API CVG_NODISCARD int cvg_field_cursor_open(cvg_txn *txn,
+                                                const cvg_key *key,
+                                                cvg_field_cursor **out);
+/** Next field: its name (a view, not NUL-terminated) and type. */
+CVG_API CVG_NODISCARD int cvg_field_cursor_next(cvg_field_cursor *cur,
+                                                cvg_bytes *field_out,
+                                                cvg_type *type_out);
+CVG_API void cvg_field_cursor_close(cvg_field_cursor *cur);
+
+/** Walk the records (collection, key) that have fields, in byte order;
+ * @p collection NULL for every collection. */
+CVG_API CVG_NODISCARD int cvg_key_cursor_open(cvg_txn *txn,
+                                              const char *collection,
+                                              cvg_key_cursor **out);
+CVG_API CVG_NODISCARD int cvg_key_cursor_next(cvg_key_cursor *cur,
+                                              cvg_bytes *collection_out,
+                                              cvg_bytes *key_out);
+CVG_API void cvg_key_cursor_close(cvg_key_cursor *cur);
+
+/* ---- The op log ---------------------------------------------------------- */
+
+typedef enum cvg_op_kind {
+    CVG_OP_COUNTER_ADD = 1,
+    CVG_OP_REGISTER_SET = 2,
+    CVG_OP_MVREGISTER_SET = 3,
+    CVG_OP_SET_ADD = 4,
+    CVG_OP_SET_REMOVE = 5,
+    CVG_OP_RECORD_DELETE = 6
+} cvg_op_kind;
+
+/** A decoded op, as the log cursor gives it. Views are valid until the next
+ * call on the cursor. */
+typedef struct cvg_op {
+    uint64_t lsn;        /* position in this replica's log, from 1 */
+    cvg_dot dot;
+    uint64_t hlc;        /* hybrid logical clock: ms << 16 | logical */
+    cvg_op_kind kind;
+    cvg_bytes collection;
+    cvg_bytes key;
+    cvg_bytes field;     /* empty for CVG_OP_RECORD_DELETE */
+    int64_t delta;       /* CVG_OP_COUNTER_ADD */
+    cvg_value value;     /* register and set ops */
+    /* What the writer had seen and replaces: for register sets the dots of
+     * the siblings it replaced, for set removes the element's tags, for a
+     * record delete the writer's version vector. */
+    const cvg_dot *observed;
+    size_t observed_count;
+} cvg_op;
+
+/** Walk the log from lsn @p from (1 for the start), in log order, which is
+ * a causal order. */
+CVG_API CVG_NODISCARD int cvg_log_cursor_open(cvg_txn *txn, uint64_t from,
+                                              cvg_log_cursor **out);
+CVG_API CVG_NODISCARD int cvg_log_cursor_next(cvg_log_cursor *cur,
+                                              cvg_op *out);
+CVG_API void cvg_log_cursor_close(cvg_log_cursor *cur);
+
+/** Split a hybrid logical clock value into wall milliseconds and counter. */
+static inline uint64_t
+cvg_hlc_millis(uint64_t hlc)
+{
+    return hlc >> 16;
+}
+static inline uint16_t
+cvg_hlc_logical(uint64_t hlc)
+{
+    return (uint16_t)(hlc & 0xFFFFu);
+}
+
+/* ---- Version vector ----------------------------------------------------- */
+
+/**
+ * The version vector as the transaction sees it: for each origin, the
+ * highest seq such that all its ops 1..seq are here. Writes up to @p cap
+ * entries (as dots, sorted by origin id) into @p out; the total count goes
+ * to @p count_out.
+ */
+CVG_API CVG_NODISCARD int cvg_txn_version_vector(cvg_txn *txn, cvg_dot *out,
+                                                 size_t cap,
+                                                 size_t *count_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CONVERGE_H */

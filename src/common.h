@@ -1,0 +1,78 @@
+/*
+ * What every module of src/ shares: allocation (one place to hook or fail
+ * it), a growable byte buffer, and small helpers. Sits below crdt, oplog and
+ * replica; includes no third-party header.
+ */
+#ifndef CVG_COMMON_H
+#define CVG_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "converge.h"
+
+/* All allocation in src/ goes through these, so tests can fail the Nth
+ * allocation and check that nothing was written. */
+void *cvg__alloc(size_t size);
+void *cvg__calloc(size_t n, size_t size);
+void *cvg__realloc(void *ptr, size_t size);
+void cvg__free(void *ptr);
+
+/* Fault injection for tests: the Nth allocation from now fails (1 = the
+ * next one); 0 turns it off. Not API; declared here for white-box tests. */
+void cvg__alloc_fail_after(unsigned long n);
+
+/* Grow *arr (of *cap elements of @p size) to hold at least @p need. */
+int cvg__grow(void **arr, size_t *cap, size_t need, size_t size);
+
+/* A growable byte buffer. */
+typedef struct cvg__buf {
+    uint8_t *p;
+    size_t len;
+    size_t cap;
+} cvg__buf;
+
+int cvg__buf_reserve(cvg__buf *b, size_t extra);
+int cvg__buf_append(cvg__buf *b, const void *data, size_t n);
+void cvg__buf_free(cvg__buf *b);
+
+static inline void
+cvg__put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static inline uint64_t
+cvg__get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static inline void
+cvg__put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint32_t
+cvg__get_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+#define CVG__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CVG__MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif /* CVG_COMMON_H */

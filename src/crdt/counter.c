@@ -1,0 +1,179 @@
+/*
+ * The PN-counter state: one part per origin with the running sum of its
+ * deltas and the floor a record delete set. Sums wrap (computed in uint64_t)
+ * so that every order of the same ops gives the same bits; only local adds
+ * are checked for int64 overflow, before they are written.
+ */
+#include "crdt_int.h"
+
+/* Index of @p origin in @p c, or where it would be inserted. */
+static size_t
+find(const cvg__counter *c, const cvg_replica_id *origin, bool *found)
+{
+    size_t lo = 0;
+    size_t hi = c->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = cvg__id_cmp(&c->parts[mid].origin, origin);
+        if (r == 0) {
+            *found = true;
+            return mid;
+        }
+        if (r < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *found = false;
+    return lo;
+}
+
+/* Insert a zeroed part for @p origin at @p i; the caller has grown the
+ * array, so this cannot fail. */
+static cvg__counter_part *
+insert(cvg__counter *c, size_t i, const cvg_replica_id *origin)
+{
+    memmove(&c->parts[i + 1], &c->parts[i],
+            (c->n - i) * sizeof c->parts[0]);
+    cvg__counter_part *p = &c->parts[i];
+    memset(p, 0, sizeof *p);
+    p->origin = *origin;
+    c->n++;
+    return p;
+}
+
+static int
+reserve(cvg__counter *c, size_t need)
+{
+    void *p = c->parts;
+    int rc = cvg__grow(&p, &c->cap, need, sizeof c->parts[0]);
+    c->parts = p;
+    return rc;
+}
+
+/* Two's-complement wrapping addition without signed-overflow UB; the
+ * conversion back to int64_t is modular on every compiler we support. */
+static int64_t
+wrap_add(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a + (uint64_t)b);
+}
+
+static int64_t
+wrap_sub(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a - (uint64_t)b);
+}
+
+/* An add whose seq is not above the part's seq was already applied (the
+ * caller delivers each origin's ops in seq order), so it is ignored: this
+ * makes a duplicate delivery harmless instead of double counting. */
+int
+cvg__counter_add(cvg__counter *c, const cvg_dot *dot, int64_t delta)
+{
+    bool found;
+    size_t i = find(c, &dot->origin, &found);
+    if (found) {
+        cvg__counter_part *p = &c->parts[i];
+        if (dot->seq <= p->seq) {
+            return CVG_OK;
+        }
+        p->sum = wrap_add(p->sum, delta);
+        p->seq = dot->seq;
+        return CVG_OK;
+    }
+    int rc = reserve(c, c->n + 1);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    cvg__counter_part *p = insert(c, i, &dot->origin);
+    p->sum = delta;
+    p->seq = dot->seq;
+    return CVG_OK;
+}
+
+int64_t
+cvg__counter_value(const cvg__counter *c)
+{
+    int64_t v = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        v = wrap_add(v, wrap_sub(c->parts[i].sum, c->parts[i].floor_sum));
+    }
+    return v;
+}
+
+int
+cvg__counter_check_add(const cvg__counter *c, int64_t delta)
+{
+    int64_t r;
+    if (__builtin_add_overflow(cvg__counter_value(c), delta, &r)) {
+        return CVG_EOVERFLOW;
+    }
+    return CVG_OK;
+}
+
+bool
+cvg__counter_live(const cvg__counter *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->parts[i].seq > c->parts[i].floor_seq) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int
+cvg__counter_delete(cvg__counter *c, const cvg__counter_part *observed,
+                    size_t n)
+{
+    /* Count the origins that need a new part (an upper bound if observed
+     * repeats an origin) and grow once, before any floor moves: a failure
+     * leaves the counter as it was. A part with seq 0 observed nothing and
+     * never raises a floor, so it needs no room. */
+    size_t missing = 0;
+    for (size_t k = 0; k < n; k++) {
+        bool found;
+        if (observed[k].seq > 0) {
+            (void)find(c, &observed[k].origin, &found);
+            missing += !found;
+        }
+    }
+    if (missing > 0) {
+        if (missing > SIZE_MAX - c->n) {
+            return CVG_ENOMEM;
+        }
+        int rc = reserve(c, c->n + missing);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        const cvg__counter_part *o = &observed[k];
+        if (o->seq == 0) {
+            continue;
+        }
+        bool found;
+        size_t i = find(c, &o->origin, &found);
+        /* Under causal delivery the observed adds are already here, so the
+         * part exists; creating one keeps the state right regardless. */
+        cvg__counter_part *p = found ? &c->parts[i] : insert(c, i, &o->origin);
+        if (o->seq > p->floor_seq) {
+            p->floor_seq = o->seq;
+            p->floor_sum = o->sum;
+        }
+    }
+    return CVG_OK;
+}
+
+void
+cvg__counter_destroy(cvg__counter *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    cvg__free(c->parts);
+    c->parts = NULL;
+    c->n = c->cap = 0;
+}

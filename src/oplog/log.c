@@ -1,0 +1,170 @@
+/*
+ * The operation log: blocks of ops keyed by the lsn of their last op, a dots
+ * index to find any op by (origin, seq), and an iterator that walks ops in
+ * log order from any lsn. Log order is causal order: a block is appended
+ * only after everything its ops depend on.
+ */
+#include "oplog_int.h"
+
+int
+cvg__log_append(cvg__store *s, MDB_txn *t, uint64_t last_lsn,
+                const cvg_replica_id *origin, uint64_t last_seq,
+                cvg_bytes block)
+{
+    uint8_t lk[8], dk[24];
+    cvg__put_be64(lk, last_lsn);
+    memcpy(dk, origin->bytes, 16);
+    cvg__put_be64(dk + 16, last_seq);
+    MDB_val k = {8, lk}, v = {block.len, (void *)block.data};
+    /* lsns only grow, so APPEND skips the search and keeps pages full. */
+    int rc = mdb_put(t, s->log, &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) {
+        return CVG_ECORRUPT; /* an lsn at or below the last one */
+    }
+    if (rc != MDB_SUCCESS) {
+        return cvg__mdb_err(rc);
+    }
+    MDB_val dkv = {24, dk}, dv = {8, lk};
+    return cvg__mdb_err(mdb_put(t, s->dots, &dkv, &dv, 0));
+}
+
+/* Position rd on the block at the cursor, whose key is its last lsn. */
+static int
+load_block(cvg__log_iter *it, MDB_val *k, MDB_val *v)
+{
+    if (k->mv_size != 8) {
+        return CVG_ECORRUPT;
+    }
+    cvg__block_reader_destroy(&it->rd);
+    it->open = false;
+    int rc = cvg__block_open(&it->rd, v->mv_data, v->mv_size);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    uint64_t last = cvg__get_be64(k->mv_data);
+    if (it->rd.count == 0 || it->rd.count > last) {
+        return CVG_ECORRUPT;
+    }
+    it->next_lsn = last - it->rd.count + 1;
+    it->open = true;
+    return CVG_OK;
+}
+
+int
+cvg__log_iter_open(cvg__store *s, MDB_txn *t, uint64_t from,
+                   cvg__log_iter *it)
+{
+    memset(it, 0, sizeof *it);
+    it->from = from ? from : 1;
+    int rc = mdb_cursor_open(t, s->log, &it->cur);
+    if (rc != MDB_SUCCESS) {
+        it->cur = NULL;
+        return cvg__mdb_err(rc);
+    }
+    uint8_t kb[8];
+    cvg__put_be64(kb, it->from);
+    MDB_val k = {8, kb}, v;
+    rc = mdb_cursor_get(it->cur, &k, &v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND) {
+        return CVG_OK; /* nothing at or after from: next gives DONE */
+    }
+    if (rc != MDB_SUCCESS) {
+        return cvg__mdb_err(rc);
+    }
+    return load_block(it, &k, &v);
+}
+
+int
+cvg__log_iter_next(cvg__log_iter *it, cvg__op *op)
+{
+    while (it->open) {
+        int rc = cvg__block_next(&it->rd, op);
+        if (rc == CVG_OK) {
+            op->pub.lsn = it->next_lsn++;
+            if (op->pub.lsn < it->from) {
+                continue;
+            }
+            return CVG_OK;
+        }
+        if (rc != CVG_DONE) {
+            return rc;
+        }
+        MDB_val k, v;
+        int mrc = mdb_cursor_get(it->cur, &k, &v, MDB_NEXT);
+        if (mrc == MDB_NOTFOUND) {
+            cvg__block_reader_destroy(&it->rd);
+            it->open = false;
+            break;
+        }
+        if (mrc != MDB_SUCCESS) {
+            return cvg__mdb_err(mrc);
+        }
+        uint64_t expect = it->next_lsn;
+        rc = load_block(it, &k, &v);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        if (it->next_lsn != expect) {
+            return CVG_ECORRUPT; /* a hole or an overlap in the lsns */
+        }
+    }
+    return CVG_DONE;
+}
+
+void
+cvg__log_iter_close(cvg__log_iter *it)
+{
+    cvg__block_reader_destroy(&it->rd);
+    it->open = false;
+    if (it->cur != NULL) {
+        mdb_cursor_close(it->cur);
+        it->cur = NULL;
+    }
+}
+
+int
+cvg__log_find(cvg__store *s, MDB_txn *t, const cvg_dot *dot,
+              uint64_t *lsn_out)
+{
+    *lsn_out = 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t, s->dots, &c);
+    if (rc != MDB_SUCCESS) {
+        return cvg__mdb_err(rc);
+    }
+    uint8_t kb[24];
+    memcpy(kb, dot->origin.bytes, 16);
+    cvg__put_be64(kb + 16, dot->seq);
+    MDB_val k = {24, kb}, v;
+    /* The first block of this origin whose last seq is >= dot->seq. */
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int out = CVG_ENOTFOUND;
+    if (rc == MDB_SUCCESS && k.mv_size == 24 && v.mv_size == 8 &&
+        memcmp(k.mv_data, dot->origin.bytes, 16) == 0) {
+        uint64_t last_seq = cvg__get_be64((const uint8_t *)k.mv_data + 16);
+        MDB_val lk = {8, v.mv_data}, block;
+        uint64_t last_lsn = cvg__get_be64(v.mv_data);
+        rc = mdb_get(t, s->log, &lk, &block);
+        if (rc == MDB_SUCCESS) {
+            cvg__block_reader rd;
+            memset(&rd, 0, sizeof rd);
+            out = cvg__block_open(&rd, block.mv_data, block.mv_size);
+            if (out == CVG_OK) {
+                if (rd.first_seq > dot->seq) {
+                    out = CVG_ENOTFOUND;
+                } else if (last_seq - dot->seq >= last_lsn) {
+                    out = CVG_ECORRUPT;
+                } else {
+                    *lsn_out = last_lsn - (last_seq - dot->seq);
+                }
+            }
+            cvg__block_reader_destroy(&rd);
+        } else {
+            out = rc == MDB_NOTFOUND ? CVG_ECORRUPT : cvg__mdb_err(rc);
+        }
+    } else if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+        out = cvg__mdb_err(rc);
+    }
+    mdb_cursor_close(c);
+    return out;
+}

@@ -1,0 +1,299 @@
+/*
+ * The LMDB environment of one replica: opening and creating it, the named
+ * databases, transactions that adopt a map grown elsewhere, growing the map,
+ * meta records and the origin table. LMDB's codes are translated here and
+ * never reach a caller.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "oplog_int.h"
+
+#define DEFAULT_MAP_SIZE ((size_t)64 << 20)
+#define DEFAULT_MAP_MAX ((size_t)16 << 30)
+
+int
+cvg__mdb_err(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return CVG_OK;
+    case MDB_NOTFOUND:
+        return CVG_ENOTFOUND;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+    case MDB_PAGE_FULL:
+    case ENOSPC:
+        return CVG_EFULL;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_BAD_DBI:
+    case MDB_INCOMPATIBLE:
+        return CVG_ECORRUPT;
+    case MDB_VERSION_MISMATCH:
+        return CVG_EVERSION;
+    case MDB_READERS_FULL:
+    case MDB_DBS_FULL:
+    case MDB_TLS_FULL:
+    case MDB_CURSOR_FULL:
+        return CVG_ELIMIT;
+    case MDB_BAD_TXN:
+    case MDB_BAD_RSLOT:
+    case MDB_BAD_VALSIZE:
+        return CVG_EMISUSE;
+    case ENOMEM:
+        return CVG_ENOMEM;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+        return CVG_EACCES;
+    case ENOENT:
+        return CVG_ENOTFOUND;
+    case EINVAL:
+        return CVG_EINVAL;
+    case EBUSY:
+    case EAGAIN:
+        return CVG_EBUSY;
+    default:
+        return CVG_EIO;
+    }
+}
+
+static int
+open_dbs(cvg__store *s, MDB_txn *t, unsigned flags)
+{
+    static const char *names[] = {"meta",    "log",   "dots", "state",
+                                  "origins", "peers", "queue"};
+    MDB_dbi *dbis[] = {&s->meta,    &s->log,   &s->dots, &s->state,
+                       &s->origins, &s->peers, &s->queue};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int rc = mdb_dbi_open(t, names[i], flags, dbis[i]);
+        if (rc != MDB_SUCCESS) {
+            return rc;
+        }
+    }
+    return MDB_SUCCESS;
+}
+
+int
+cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
+                char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    s->map_size = o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
+    s->map_max = o->map_size_max ? o->map_size_max : DEFAULT_MAP_MAX;
+    if (s->map_max < s->map_size) {
+        s->map_max = s->map_size;
+    }
+    s->read_only = o->read_only;
+
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT || o->no_create || o->read_only) {
+            snprintf(err, errlen, "cannot open replica directory '%s'", path);
+            return errno == ENOENT ? CVG_ENOTFOUND : cvg__mdb_err(errno);
+        }
+        if (mkdir(path, 0700) != 0) {
+            snprintf(err, errlen, "cannot create replica directory '%s'",
+                     path);
+            return cvg__mdb_err(errno);
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "'%s' is not a directory", path);
+        return CVG_EINVAL;
+    }
+
+    int rc = mdb_env_create(&s->env);
+    if (rc != MDB_SUCCESS) {
+        snprintf(err, errlen, "cannot create LMDB environment");
+        return cvg__mdb_err(rc);
+    }
+    mdb_env_set_maxdbs(s->env, 8);
+    mdb_env_set_maxreaders(s->env, 126);
+    mdb_env_set_mapsize(s->env, s->map_size);
+
+    /* NOTLS: a transaction handle may move between threads (and read
+     * transactions do not pin a thread's slot). No NOMEMINIT: unused parts
+     * of pages are zeroed, so no stale heap bytes reach the file. NOSYNC is
+     * the relaxed mode: LMDB stays consistent, recent commits may be lost
+     * on an OS crash. */
+    unsigned flags = MDB_NOTLS;
+    if (o->read_only) {
+        flags |= MDB_RDONLY;
+    }
+    if (o->durability == CVG_RELAXED) {
+        flags |= MDB_NOSYNC;
+    }
+    rc = mdb_env_open(s->env, path, flags, 0600);
+    if (rc != MDB_SUCCESS) {
+        snprintf(err, errlen, "cannot open LMDB environment in '%s': %s",
+                 path, mdb_strerror(rc));
+        mdb_env_close(s->env);
+        s->env = NULL;
+        return rc == MDB_INVALID ? CVG_ECORRUPT : cvg__mdb_err(rc);
+    }
+
+    /* A process killed inside a read transaction leaves its reader slot
+     * taken; clear such slots now so they neither pin old pages forever
+     * nor fill the table. */
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) == MDB_SUCCESS &&
+        info.me_mapsize > s->map_size) {
+        s->map_size = info.me_mapsize;
+    }
+
+    MDB_txn *t;
+    rc = cvg__store_begin(s, !o->read_only, &t);
+    if (rc != CVG_OK) {
+        snprintf(err, errlen, "cannot begin the first transaction");
+        mdb_env_close(s->env);
+        s->env = NULL;
+        return rc;
+    }
+    /* Committing (also a read-only transaction) keeps the handles open for
+     * the environment's life; an abort would close them. */
+    int mrc = open_dbs(s, t, o->read_only ? 0 : MDB_CREATE);
+    if (mrc == MDB_SUCCESS) {
+        mrc = mdb_txn_commit(t);
+    } else {
+        mdb_txn_abort(t);
+    }
+    if (mrc != MDB_SUCCESS) {
+        snprintf(err, errlen, "'%s' does not hold a converge replica: %s",
+                 path, mdb_strerror(mrc));
+        mdb_env_close(s->env);
+        s->env = NULL;
+        return mrc == MDB_NOTFOUND ? CVG_ECORRUPT : cvg__mdb_err(mrc);
+    }
+    return CVG_OK;
+}
+
+void
+cvg__store_close(cvg__store *s)
+{
+    if (s->env != NULL) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+    }
+}
+
+int
+cvg__store_begin(cvg__store *s, bool write, MDB_txn **out)
+{
+    *out = NULL;
+    unsigned flags = write ? 0 : MDB_RDONLY;
+    int rc = mdb_txn_begin(s->env, NULL, flags, out);
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process grew the map past ours: adopt its size. */
+        rc = mdb_env_set_mapsize(s->env, 0);
+        if (rc == MDB_SUCCESS) {
+            MDB_envinfo info;
+            mdb_env_info(s->env, &info);
+            s->map_size = info.me_mapsize;
+            rc = mdb_txn_begin(s->env, NULL, flags, out);
+        }
+    }
+    return cvg__mdb_err(rc);
+}
+
+int
+cvg__store_grow(cvg__store *s)
+{
+    if (s->map_size >= s->map_max) {
+        return CVG_EFULL;
+    }
+    size_t next = s->map_size > s->map_max / 2 ? s->map_max : s->map_size * 2;
+    int rc = mdb_env_set_mapsize(s->env, next);
+    if (rc != MDB_SUCCESS) {
+        return cvg__mdb_err(rc);
+    }
+    s->map_size = next;
+    return CVG_OK;
+}
+
+int
+cvg__meta_get_u64(cvg__store *s, MDB_txn *t, const char *name, uint64_t *out)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    *out = 0;
+    int rc = mdb_get(t, s->meta, &k, &v);
+    if (rc != MDB_SUCCESS) {
+        return cvg__mdb_err(rc);
+    }
+    if (v.mv_size != 8) {
+        return CVG_ECORRUPT;
+    }
+    *out = cvg__get_be64(v.mv_data);
+    return CVG_OK;
+}
+
+int
+cvg__meta_put_u64(cvg__store *s, MDB_txn *t, const char *name, uint64_t val)
+{
+    uint8_t b[8];
+    cvg__put_be64(b, val);
+    MDB_val k = {strlen(name), (void *)name}, v = {8, b};
+    return cvg__mdb_err(mdb_put(t, s->meta, &k, &v, 0));
+}
+
+int
+cvg__origins_load(cvg__store *s, MDB_txn *t, cvg__origins *o, cvg__vv *vv)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t, s->origins, &c);
+    if (rc != MDB_SUCCESS) {
+        return cvg__mdb_err(rc);
+    }
+    cvg__origins_truncate(o, 0);
+    vv->n = 0;
+    MDB_val k, v;
+    int crc = CVG_OK;
+    uint32_t expect = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        /* Indexes are dense from 0: a hole means a damaged table. */
+        if (k.mv_size != 4 || v.mv_size != 24 ||
+            cvg__get_be32(k.mv_data) != expect) {
+            crc = CVG_ECORRUPT;
+            break;
+        }
+        const cvg_replica_id *id = v.mv_data;
+        uint32_t idx;
+        bool added;
+        crc = cvg__origins_index(o, id, &idx, &added);
+        if (crc == CVG_OK && (!added || idx != expect)) {
+            crc = CVG_ECORRUPT; /* the same id twice */
+        }
+        uint64_t seq = cvg__get_be64((const uint8_t *)v.mv_data + 16);
+        if (crc == CVG_OK && seq > 0) {
+            crc = cvg__vv_set(vv, id, seq);
+        }
+        if (crc != CVG_OK) {
+            break;
+        }
+        expect++;
+    }
+    mdb_cursor_close(c);
+    if (crc != CVG_OK) {
+        return crc;
+    }
+    return rc == MDB_NOTFOUND ? CVG_OK : cvg__mdb_err(rc);
+}
+
+int
+cvg__origins_put(cvg__store *s, MDB_txn *t, uint32_t idx,
+                 const cvg_replica_id *id, uint64_t seq)
+{
+    uint8_t kb[4], vb[24];
+    cvg__put_be32(kb, idx);
+    memcpy(vb, id->bytes, 16);
+    cvg__put_be64(vb + 16, seq);
+    MDB_val k = {4, kb}, v = {24, vb};
+    return cvg__mdb_err(mdb_put(t, s->origins, &k, &v, 0));
+}

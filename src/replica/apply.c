@@ -1,0 +1,275 @@
+/*
+ * The apply pipeline: one validated op, local or from a peer, changes the
+ * cached state of the records it targets. Local writes and sync share it, so
+ * a replica computes the same state from the same ops whoever made them.
+ */
+#include <sodium.h>
+
+#include "replica_int.h"
+
+int
+cvg__elem_hash(cvg_txn *t, const cvg_value *v, uint8_t out[16])
+{
+    t->vbuf.len = 0;
+    int rc = cvg__value_encode(v, &t->vbuf);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    /* A keyed-free BLAKE2b of the canonical encoding: any element, however
+     * long, gets a fixed-size LMDB key, and every replica orders a set's
+     * elements the same way. */
+    crypto_generichash(out, 16, t->vbuf.p, t->vbuf.len, NULL, 0);
+    return CVG_OK;
+}
+
+/* Put the state key of a set element after the prefix in t->kbuf. */
+static int
+elem_key(cvg_txn *t, uint32_t plen, const cvg_value *elem, uint32_t *klen)
+{
+    uint8_t h[16];
+    int rc = cvg__elem_hash(t, elem, h);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    t->kbuf.p[plen] = CVG_TYPE_SET;
+    memcpy(t->kbuf.p + plen + 1, h, 16);
+    *klen = plen + 17;
+    return CVG_OK;
+}
+
+/* The entry of type @p type at the prefix in t->kbuf, with its field's mask
+ * entry made first. */
+static int
+typed_entry(cvg_txn *t, uint32_t plen, uint8_t type, const cvg_value *elem,
+            cvg__entry **out)
+{
+    cvg__entry *m;
+    int rc = cvg__txn_mask_entry(t, plen, &m);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    uint32_t klen = plen + 1;
+    if (type == CVG_TYPE_SET) {
+        rc = elem_key(t, plen, elem, &klen);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    } else {
+        t->kbuf.p[plen] = type;
+    }
+    return cvg__txn_entry(t, klen, plen, type, out);
+}
+
+static int
+apply_set_add(cvg__entry *e, const cvg__op *op)
+{
+    if (!e->present || e->u.s.tags.n == 0) {
+        /* A new element, or one whose every tag was removed: keep our own
+         * copy of the value (the op's is a view). */
+        cvg_value copy;
+        int rc = cvg__value_copy(&copy, &op->pub.value);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        rc = cvg__tags_add(&e->u.s.tags, &op->pub.dot);
+        if (rc != CVG_OK) {
+            cvg__value_free(&copy);
+            return rc;
+        }
+        cvg__value_free(&e->u.s.elem);
+        e->u.s.elem = copy;
+        e->present = true;
+        return CVG_OK;
+    }
+    return cvg__tags_add(&e->u.s.tags, &op->pub.dot);
+}
+
+/* The counter parts a delete observed for field @p name, or NULL. */
+static const cvg__delete_counter *
+find_counter(const cvg__op *op, const uint8_t *name, size_t len)
+{
+    for (size_t i = 0; i < op->n_counters; i++) {
+        const cvg__delete_counter *c = &op->counters[i];
+        if (c->field.len == len && memcmp(c->field.data, name, len) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+int
+cvg__record_entries(cvg_txn *t, uint32_t rplen, cvg__entry ***out,
+                    size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    uint8_t prefix[CVG_NAME_MAX + 8];
+    memcpy(prefix, t->kbuf.p, rplen);
+    int rc = cvg__txn_flush(t); /* LMDB must hold every record we made */
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    MDB_cursor *c;
+    rc = cvg__mdb_err(mdb_cursor_open(t->mt, t->r->store.state, &c));
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    cvg__entry **arr = NULL;
+    size_t cap = 0, cnt = 0;
+    MDB_val k = {rplen, prefix}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == CVG_OK && mrc == MDB_SUCCESS && k.mv_size > rplen &&
+           memcmp(k.mv_data, prefix, rplen) == 0) {
+        const uint8_t *kp = k.mv_data;
+        const uint8_t *nul = memchr(kp + rplen, 0, k.mv_size - rplen);
+        if (nul == NULL || (size_t)(nul - kp) + 2 > k.mv_size) {
+            rc = CVG_ECORRUPT;
+            break;
+        }
+        uint32_t plen = (uint32_t)(nul - kp) + 1;
+        uint8_t type = kp[plen];
+        t->kbuf.len = 0;
+        rc = cvg__buf_reserve(&t->kbuf, k.mv_size);
+        if (rc != CVG_OK) {
+            break;
+        }
+        memcpy(t->kbuf.p, kp, k.mv_size);
+        t->kbuf.len = k.mv_size;
+        cvg__entry *m, *e = NULL;
+        rc = cvg__txn_mask_entry(t, plen, &m);
+        if (rc == CVG_OK) {
+            memcpy(t->kbuf.p, kp, k.mv_size);
+            rc = cvg__txn_entry(t, (uint32_t)k.mv_size, plen, type, &e);
+        }
+        if (rc == CVG_OK) {
+            void *a = arr;
+            rc = cvg__grow(&a, &cap, cnt + 1, sizeof *arr);
+            arr = a;
+        }
+        if (rc == CVG_OK) {
+            arr[cnt++] = e;
+        }
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc == CVG_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
+        rc = cvg__mdb_err(mrc);
+    }
+    if (rc != CVG_OK) {
+        cvg__free(arr);
+        return rc;
+    }
+    *out = arr;
+    *n = cnt;
+    return CVG_OK;
+}
+
+/* A record delete removes, in each record of (collection, key), what the
+ * deleter's version vector covers; counters lose the contributions the
+ * deleter saw. Writes the deleter had not seen stay. */
+static int
+apply_delete(cvg_txn *t, const cvg__op *op, uint32_t rplen)
+{
+    cvg__entry **es;
+    size_t n;
+    int rc = cvg__record_entries(t, rplen, &es, &n);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    const cvg__vv seen = {(cvg_dot *)op->pub.observed, op->pub.observed_count,
+                          0};
+    for (size_t i = 0; rc == CVG_OK && i < n; i++) {
+        cvg__entry *e = es[i];
+        if (!e->present) {
+            continue;
+        }
+        switch (e->type) {
+        case CVG_TYPE_COUNTER: {
+            const cvg__delete_counter *dc =
+                find_counter(op, e->key + rplen, e->plen - rplen - 1);
+            if (dc != NULL) {
+                rc = cvg__counter_delete(&e->u.c, dc->parts, dc->n);
+            }
+            break;
+        }
+        case CVG_TYPE_REGISTER:
+        case CVG_TYPE_MVREGISTER:
+            cvg__reg_delete(&e->u.r, &seen);
+            e->present = e->u.r.n > 0;
+            break;
+        case CVG_TYPE_SET:
+            cvg__tags_delete(&e->u.s.tags, &seen);
+            e->present = e->u.s.tags.n > 0;
+            break;
+        default:
+            rc = CVG_ECORRUPT;
+        }
+        if (rc == CVG_OK) {
+            cvg__txn_touch(t, e);
+        }
+    }
+    cvg__free(es);
+    if (rc != CVG_OK) {
+        /* Some records changed already: the transaction cannot go on. */
+        t->failed = rc;
+    }
+    return rc;
+}
+
+int
+cvg__apply(cvg_txn *t, const cvg__op *op, bool *conflict)
+{
+    const cvg_op *p = &op->pub;
+    *conflict = false;
+    int rc = cvg__txn_prefix(t, p->collection, p->key, p->field);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    uint32_t plen = (uint32_t)t->kbuf.len;
+    cvg__entry *e;
+    switch (p->kind) {
+    case CVG_OP_COUNTER_ADD:
+        rc = typed_entry(t, plen, CVG_TYPE_COUNTER, NULL, &e);
+        if (rc == CVG_OK) {
+            rc = cvg__counter_add(&e->u.c, &p->dot, p->delta);
+        }
+        break;
+    case CVG_OP_REGISTER_SET:
+    case CVG_OP_MVREGISTER_SET: {
+        uint8_t type = p->kind == CVG_OP_REGISTER_SET ? CVG_TYPE_REGISTER
+                                                      : CVG_TYPE_MVREGISTER;
+        rc = typed_entry(t, plen, type, NULL, &e);
+        if (rc == CVG_OK) {
+            rc = cvg__reg_set(&e->u.r, &p->dot, p->hlc, &p->value,
+                              p->observed, p->observed_count, conflict);
+        }
+        break;
+    }
+    case CVG_OP_SET_ADD:
+        rc = typed_entry(t, plen, CVG_TYPE_SET, &p->value, &e);
+        if (rc == CVG_OK) {
+            rc = apply_set_add(e, op);
+        }
+        break;
+    case CVG_OP_SET_REMOVE:
+        rc = typed_entry(t, plen, CVG_TYPE_SET, &p->value, &e);
+        if (rc == CVG_OK && e->present) {
+            cvg__tags_remove(&e->u.s.tags, p->observed, p->observed_count);
+        }
+        break;
+    case CVG_OP_RECORD_DELETE:
+        return apply_delete(t, op, plen);
+    default:
+        return CVG_EINVAL;
+    }
+    if (rc != CVG_OK) {
+        return rc; /* the crdt functions changed nothing */
+    }
+    if (p->kind != CVG_OP_SET_REMOVE) {
+        e->present = true;
+    } else if (e->present && e->u.s.tags.n == 0) {
+        e->present = false;
+    }
+    cvg__txn_touch(t, e);
+    return CVG_OK;
+}

@@ -1,0 +1,279 @@
+/*
+ * Opening and closing a replica: the LMDB environment, the meta records that
+ * identify it (format version, id), and the in-memory copy of the committed
+ * version vector, origin table and clock. Opening reads a few records and
+ * never replays the log.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "replica_int.h"
+
+static uint64_t
+wall_clock_ms(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void
+cvg_replica_options_init(cvg_replica_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->version = CVG_OPTIONS_VERSION;
+    o->map_size = (size_t)64 << 20;
+    o->map_size_max = (size_t)16 << 30;
+    o->durability = CVG_DURABLE;
+    o->max_clock_ahead_ms = 60000;
+}
+
+int
+cvg__replica_fail(cvg_replica *r, int rc, const char *fmt, ...)
+{
+    if (r != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+const char *
+cvg_replica_errmsg(const cvg_replica *r)
+{
+    if (r == NULL) {
+        return "no replica";
+    }
+    return r->errmsg[0] ? r->errmsg : "no error";
+}
+
+void
+cvg_replica_id_get(const cvg_replica *r, cvg_replica_id *out)
+{
+    *out = r->id;
+}
+
+int
+cvg__replica_refresh(cvg_replica *r, MDB_txn *mt)
+{
+    uint64_t gen = 0;
+    int rc = cvg__meta_get_u64(&r->store, mt, "gen", &gen);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc == CVG_ENOTFOUND ? CVG_ECORRUPT : rc,
+                                 "meta record 'gen' unreadable");
+    }
+    if (gen == r->gen) {
+        return CVG_OK;
+    }
+    uint64_t clock, lsn;
+    rc = cvg__meta_get_u64(&r->store, mt, "hlc", &clock);
+    if (rc == CVG_OK) {
+        rc = cvg__meta_get_u64(&r->store, mt, "lsn", &lsn);
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__origins_load(&r->store, mt, &r->origins, &r->vv);
+    }
+    if (rc == CVG_OK && (r->origins.n == 0 ||
+                         cvg__id_cmp(&r->origins.ids[0], &r->id) != 0)) {
+        rc = CVG_ECORRUPT; /* index 0 must be this replica */
+    }
+    if (rc != CVG_OK) {
+        r->gen = UINT64_MAX; /* force a reload next time */
+        return cvg__replica_fail(r, rc == CVG_ENOTFOUND ? CVG_ECORRUPT : rc,
+                                 "replica meta records are damaged");
+    }
+    r->clock = clock;
+    r->last_lsn = lsn;
+    r->gen = gen;
+    return CVG_OK;
+}
+
+/* A new replica: format, a random id, and origin 0 = itself. */
+static int
+init_meta(cvg_replica *r, MDB_txn *mt)
+{
+    cvg__store *s = &r->store;
+    randombytes_buf(r->id.bytes, sizeof r->id.bytes);
+    MDB_val k = {2, "id"}, v = {16, r->id.bytes};
+    int rc = cvg__mdb_err(mdb_put(mt, s->meta, &k, &v, 0));
+    const char *names[] = {"hlc", "lsn", "gen"};
+    for (size_t i = 0; rc == CVG_OK && i < 3; i++) {
+        rc = cvg__meta_put_u64(s, mt, names[i], 0);
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__origins_put(s, mt, 0, &r->id, 0);
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__meta_put_u64(s, mt, "format", CVG_FORMAT_VERSION);
+    }
+    return rc;
+}
+
+static int
+load_meta(cvg_replica *r)
+{
+    cvg__store *s = &r->store;
+    MDB_txn *mt;
+    int rc = cvg__store_begin(s, !r->opts.read_only, &mt);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc, "cannot begin a transaction");
+    }
+    uint64_t format = 0;
+    rc = cvg__meta_get_u64(s, mt, "format", &format);
+    if (rc == CVG_ENOTFOUND && !r->opts.read_only) {
+        rc = init_meta(r, mt);
+        if (rc == CVG_OK) {
+            rc = cvg__mdb_err(mdb_txn_commit(mt));
+            mt = NULL;
+        }
+        if (rc != CVG_OK) {
+            if (mt != NULL) {
+                mdb_txn_abort(mt);
+            }
+            return cvg__replica_fail(r, rc, "cannot create the replica");
+        }
+        rc = cvg__store_begin(s, false, &mt);
+        if (rc != CVG_OK) {
+            return cvg__replica_fail(r, rc, "cannot begin a transaction");
+        }
+        rc = cvg__meta_get_u64(s, mt, "format", &format);
+    }
+    if (rc != CVG_OK) {
+        mdb_txn_abort(mt);
+        return cvg__replica_fail(r, rc == CVG_ENOTFOUND ? CVG_ECORRUPT : rc,
+                                 "not a converge replica (no format record)");
+    }
+    if (format > CVG_FORMAT_VERSION) {
+        mdb_txn_abort(mt);
+        return cvg__replica_fail(
+            r, CVG_EVERSION,
+            "replica format %llu is newer than this library's %d",
+            (unsigned long long)format, CVG_FORMAT_VERSION);
+    }
+    if (format == 0) {
+        mdb_txn_abort(mt);
+        return cvg__replica_fail(r, CVG_ECORRUPT, "bad format record");
+    }
+    MDB_val k = {2, "id"}, v;
+    int mrc = mdb_get(mt, s->meta, &k, &v);
+    if (mrc != MDB_SUCCESS || v.mv_size != 16) {
+        mdb_txn_abort(mt);
+        return cvg__replica_fail(r, CVG_ECORRUPT, "replica id missing");
+    }
+    memcpy(r->id.bytes, v.mv_data, 16);
+    r->gen = UINT64_MAX; /* nothing loaded yet */
+    rc = cvg__replica_refresh(r, mt);
+    mdb_txn_abort(mt);
+    return rc;
+}
+
+int
+cvg_replica_open(const char *path, const cvg_replica_options *opts,
+                 cvg_replica **out)
+{
+    if (out == NULL) {
+        return CVG_EINVAL;
+    }
+    *out = NULL;
+    cvg_replica_options defaults;
+    if (opts == NULL) {
+        cvg_replica_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (path == NULL || path[0] == '\0' || opts->version == 0 ||
+        opts->version > CVG_OPTIONS_VERSION ||
+        (opts->durability != CVG_DURABLE &&
+         opts->durability != CVG_RELAXED)) {
+        return CVG_EINVAL;
+    }
+    if (sodium_init() < 0) {
+        return CVG_EIO;
+    }
+    cvg_replica *r = cvg__calloc(1, sizeof *r);
+    if (r == NULL) {
+        return CVG_ENOMEM;
+    }
+    r->opts = *opts;
+    if (r->opts.clock == NULL) {
+        r->opts.clock = wall_clock_ms;
+    }
+    if (r->opts.max_clock_ahead_ms == 0) {
+        r->opts.max_clock_ahead_ms = 60000;
+    }
+    int rc = cvg__store_open(&r->store, path, &r->opts, r->errmsg,
+                             sizeof r->errmsg);
+    if (rc == CVG_OK) {
+        rc = load_meta(r);
+    }
+    if (rc != CVG_OK) {
+        cvg_replica_close(r);
+        return rc;
+    }
+    r->errmsg[0] = '\0';
+    *out = r;
+    return CVG_OK;
+}
+
+void
+cvg_replica_close(cvg_replica *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    cvg__store_close(&r->store);
+    cvg__origins_destroy(&r->origins);
+    cvg__vv_destroy(&r->vv);
+    cvg__free(r);
+}
+
+int
+cvg_replica_sync(cvg_replica *r)
+{
+    if (r == NULL) {
+        return CVG_EINVAL;
+    }
+    int rc = cvg__mdb_err(mdb_env_sync(r->store.env, 1));
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc, "sync to disk failed");
+    }
+    return CVG_OK;
+}
+
+int
+cvg_replica_stats_get(cvg_replica *r, cvg_replica_stats *out)
+{
+    if (r == NULL || out == NULL) {
+        return CVG_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    MDB_txn *mt;
+    int rc = cvg__store_begin(&r->store, false, &mt);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc, "cannot begin a read transaction");
+    }
+    if (r->writer == NULL) {
+        rc = cvg__replica_refresh(r, mt);
+    }
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_env_info(r->store.env, &info);
+    mdb_env_stat(r->store.env, &st);
+    mdb_txn_abort(mt);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    out->op_count = r->last_lsn;
+    out->last_lsn = r->last_lsn;
+    out->file_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    out->map_bytes = info.me_mapsize;
+    out->hlc = r->clock;
+    out->origins = r->origins.n;
+    return CVG_OK;
+}

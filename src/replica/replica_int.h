@@ -1,0 +1,144 @@
+/*
+ * src/replica: the handle an app holds. A write transaction keeps the state
+ * of every field it touches in a cache, decoded, and its new ops in encoded
+ * blocks; both reach LMDB at commit (or earlier, when a scan of LMDB needs
+ * them). The apply pipeline is shared by local writes and ops from peers.
+ */
+#ifndef CVG_REPLICA_INT_H
+#define CVG_REPLICA_INT_H
+
+#include "../oplog/oplog_int.h"
+
+struct cvg_replica {
+    cvg__store store;
+    cvg_replica_options opts;
+    cvg_replica_id id;
+    /* What is committed, as of generation gen (refreshed at the start of a
+     * transaction when another process has committed since). */
+    cvg__origins origins;
+    cvg__vv vv;
+    uint64_t clock;    /* high-water mark of the hybrid logical clock */
+    uint64_t last_lsn;
+    uint64_t gen;      /* commit generation, stored in meta */
+    struct cvg_txn *writer; /* the open write transaction, if any */
+    unsigned readers;  /* open read transactions */
+    char errmsg[256];
+};
+
+/* The cached state of one state record. Its key is the state key, or, for
+ * the type mask of a field, the field prefix alone (klen == plen). */
+typedef struct cvg__entry {
+    uint8_t *key;
+    uint32_t klen;
+    uint32_t plen;      /* length of "collection NUL key NUL field NUL" */
+    uint64_t hash;
+    uint8_t type;       /* cvg_type; 0 for a type mask */
+    uint8_t mask;       /* type mask entries: bit t = a live field of type t */
+    bool mask_valid;
+    bool present;       /* holds state; false: absent, or to be deleted */
+    bool modified;      /* differs from what is stored at the txn start */
+    bool dirty;         /* modified since the last flush */
+    union {
+        cvg__counter c;
+        cvg__reg r;
+        struct {
+            cvg_value elem; /* owned copy */
+            cvg__tags tags;
+        } s;
+    } u;
+} cvg__entry;
+
+/* A finished block waiting for commit. */
+typedef struct cvg__pending_block {
+    cvg__buf bytes;
+    uint64_t last_lsn;
+    cvg_replica_id origin;
+    uint64_t last_seq;
+    bool stored;        /* put into the current LMDB transaction */
+} cvg__pending_block;
+
+struct cvg_txn {
+    cvg_replica *r;
+    MDB_txn *mt;
+    MDB_cursor *state_cur;
+    bool write;
+    int failed;         /* sticky error: the transaction can only abort */
+    uint64_t start_gen;
+    uint64_t clock;
+    uint64_t next_lsn;
+    cvg__vv vv;
+    size_t origins_at_begin;
+    uint64_t wgen;      /* bumped by every write: invalidates cursors */
+    uint64_t epoch;     /* bumped when the LMDB transaction is replaced */
+    size_t n_ops;
+
+    /* The cache: open addressing over entry pointers, plus insertion order
+     * for flushing. */
+    cvg__entry **slots;
+    size_t nslots;
+    cvg__entry **list;
+    size_t nlist;
+    size_t caplist;
+
+    /* The block being written, and the finished ones. */
+    cvg__block_writer bw;
+    bool bw_open;
+    uint64_t bw_first_lsn;
+    cvg_replica_id bw_origin;
+    uint64_t bw_last_seq;
+    cvg__pending_block *blocks;
+    size_t nblocks;
+    size_t capblocks;
+
+    cvg__buf kbuf;      /* key under construction */
+    cvg__buf vbuf;      /* state record under construction */
+};
+
+/* Set the handle's message (printf-like) and return @p rc. */
+int cvg__replica_fail(cvg_replica *r, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Adopt what another process committed, as seen by @p mt. */
+int cvg__replica_refresh(cvg_replica *r, MDB_txn *mt);
+
+/* Build "collection NUL key NUL field NUL" into t->kbuf from names that
+ * may come from a peer; checks sizes and NULs. */
+int cvg__txn_prefix(cvg_txn *t, cvg_bytes coll, cvg_bytes key,
+                    cvg_bytes field);
+/* The cache entry for state key t->kbuf[0..klen), loaded from LMDB if not
+ * cached; a missing record gives an entry with present == false. */
+int cvg__txn_entry(cvg_txn *t, uint32_t klen, uint32_t plen, uint8_t type,
+                   cvg__entry **out);
+/* The live types of the field whose prefix is in t->kbuf[0..plen). */
+int cvg__txn_field_mask(cvg_txn *t, uint32_t plen, uint8_t *mask_out);
+/* Make sure the field at t->kbuf[0..plen) has a type mask entry (valid or
+ * not): every write makes one before it changes an entry of the field, so
+ * that cvg__txn_touch() cannot fail. */
+int cvg__txn_mask_entry(cvg_txn *t, uint32_t plen, cvg__entry **out);
+/* Mark @p e changed (to be written) and keep its field's mask exact. */
+void cvg__txn_touch(cvg_txn *t, cvg__entry *e);
+/* Write what is dirty to LMDB, so a scan of LMDB sees this transaction's
+ * writes. Grows the map and replays if it fills. */
+int cvg__txn_flush(cvg_txn *t);
+/* Add an op to the log blocks of the transaction, at lsn t->next_lsn. */
+int cvg__txn_log(cvg_txn *t, const cvg__op *op);
+/* Whether a counter entry still has something no delete observed. */
+bool cvg__entry_live(const cvg__entry *e);
+
+/* Apply a validated op (local or remote) to the cached state. *conflict
+ * tells a register write met a concurrent one. */
+int cvg__apply(cvg_txn *t, const cvg__op *op, bool *conflict);
+
+/* Every record of (collection, key), whose prefix is in t->kbuf[0..rplen),
+ * loaded into the cache (after a flush, so LMDB has them all). *out is
+ * allocated; free it with cvg__free(). */
+int cvg__record_entries(cvg_txn *t, uint32_t rplen, cvg__entry ***out,
+                        size_t *n);
+/* Validate a public key and build its prefix (with or without the field)
+ * in t->kbuf. */
+int cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
+                    uint32_t *plen);
+
+/* The 16-byte element hash that orders a set's elements in LMDB. */
+int cvg__elem_hash(cvg_txn *t, const cvg_value *v, uint8_t out[16]);
+
+#endif

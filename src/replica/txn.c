@@ -1,0 +1,788 @@
+/*
+ * Transactions. A write transaction holds LMDB's write lock from begin to
+ * commit, but keeps what it changes in memory: the decoded state of each
+ * touched record in a cache, and new ops in encoded blocks. Commit writes
+ * them once, so a thousand increments of one counter cost one state write.
+ * Because everything written is still in memory at commit, a full map is
+ * handled by aborting, growing the map and writing it all again.
+ */
+#include "replica_int.h"
+
+#define BLOCK_OPS_MAX 4096      /* ops per log block */
+#define BLOCK_BYTES_MAX 65536   /* bytes per log block, roughly */
+
+/* ---- The cache -------------------------------------------------------------- */
+
+static uint64_t
+hash_bytes(const uint8_t *p, size_t n)
+{
+    /* FNV-1a with a final mix: keys are short and this is on the hot path. */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    }
+    h ^= h >> 29;
+    return h ? h : 1;
+}
+
+static void
+entry_free(cvg__entry *e)
+{
+    switch (e->type) {
+    case CVG_TYPE_COUNTER:
+        cvg__counter_destroy(&e->u.c);
+        break;
+    case CVG_TYPE_REGISTER:
+    case CVG_TYPE_MVREGISTER:
+        cvg__reg_destroy(&e->u.r);
+        break;
+    case CVG_TYPE_SET:
+        cvg__value_free(&e->u.s.elem);
+        cvg__tags_destroy(&e->u.s.tags);
+        break;
+    default:
+        break;
+    }
+    cvg__free(e->key);
+    cvg__free(e);
+}
+
+static cvg__entry **
+find_slot(cvg_txn *t, const uint8_t *key, uint32_t klen, uint64_t h)
+{
+    size_t mask = t->nslots - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        cvg__entry *e = t->slots[i];
+        if (e == NULL || (e->hash == h && e->klen == klen &&
+                          memcmp(e->key, key, klen) == 0)) {
+            return &t->slots[i];
+        }
+    }
+}
+
+static int
+cache_grow(cvg_txn *t)
+{
+    size_t n = t->nslots ? t->nslots * 2 : 256;
+    cvg__entry **s = cvg__calloc(n, sizeof *s);
+    if (s == NULL) {
+        return CVG_ENOMEM;
+    }
+    cvg__entry **old = t->slots;
+    t->slots = s;
+    t->nslots = n;
+    for (size_t i = 0; i < t->nlist; i++) {
+        cvg__entry *e = t->list[i];
+        *find_slot(t, e->key, e->klen, e->hash) = e;
+    }
+    cvg__free(old);
+    return CVG_OK;
+}
+
+/* A cached entry for key, or NULL. */
+static cvg__entry *
+cache_get(cvg_txn *t, const uint8_t *key, uint32_t klen, uint64_t h)
+{
+    if (t->nslots == 0) {
+        return NULL;
+    }
+    return *find_slot(t, key, klen, h);
+}
+
+/* A new, empty entry (not present) for key. */
+static int
+cache_add(cvg_txn *t, const uint8_t *key, uint32_t klen, uint32_t plen,
+          uint64_t h, uint8_t type, cvg__entry **out)
+{
+    if ((t->nlist + 1) * 2 > t->nslots) {
+        int rc = cache_grow(t);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    void *list = t->list;
+    int rc = cvg__grow(&list, &t->caplist, t->nlist + 1, sizeof *t->list);
+    t->list = list;
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    cvg__entry *e = cvg__calloc(1, sizeof *e);
+    uint8_t *k = cvg__alloc(klen);
+    if (e == NULL || k == NULL) {
+        cvg__free(e);
+        cvg__free(k);
+        return CVG_ENOMEM;
+    }
+    memcpy(k, key, klen);
+    e->key = k;
+    e->klen = klen;
+    e->plen = plen;
+    e->hash = h;
+    e->type = type;
+    *find_slot(t, key, klen, h) = e;
+    t->list[t->nlist++] = e;
+    *out = e;
+    return CVG_OK;
+}
+
+static void
+cache_clear(cvg_txn *t)
+{
+    for (size_t i = 0; i < t->nlist; i++) {
+        entry_free(t->list[i]);
+    }
+    cvg__free(t->list);
+    cvg__free(t->slots);
+    t->list = NULL;
+    t->slots = NULL;
+    t->nlist = t->caplist = t->nslots = 0;
+}
+
+bool
+cvg__entry_live(const cvg__entry *e)
+{
+    switch (e->type) {
+    case CVG_TYPE_COUNTER:
+        return e->present && cvg__counter_live(&e->u.c);
+    case CVG_TYPE_REGISTER:
+    case CVG_TYPE_MVREGISTER:
+        return e->present && e->u.r.n > 0;
+    case CVG_TYPE_SET:
+        return e->present && e->u.s.tags.n > 0;
+    default:
+        return false;
+    }
+}
+
+/* Decode a stored record into a fresh entry's state. */
+static int
+entry_decode(cvg_txn *t, cvg__entry *e, const MDB_val *v)
+{
+    const cvg__origins *o = &t->r->origins;
+    int rc;
+    switch (e->type) {
+    case CVG_TYPE_COUNTER:
+        rc = cvg__state_decode_counter(v->mv_data, v->mv_size, o, &e->u.c);
+        break;
+    case CVG_TYPE_REGISTER:
+    case CVG_TYPE_MVREGISTER:
+        rc = cvg__state_decode_reg(v->mv_data, v->mv_size, o, &e->u.r);
+        break;
+    case CVG_TYPE_SET: {
+        cvg_value view;
+        rc = cvg__state_decode_elem(v->mv_data, v->mv_size, o, &view,
+                                    &e->u.s.tags);
+        if (rc == CVG_OK) {
+            rc = cvg__value_copy(&e->u.s.elem, &view);
+            if (rc != CVG_OK) {
+                cvg__tags_destroy(&e->u.s.tags);
+            }
+        }
+        break;
+    }
+    default:
+        rc = CVG_ECORRUPT;
+    }
+    if (rc == CVG_OK) {
+        e->present = true;
+    }
+    return rc;
+}
+
+int
+cvg__txn_prefix(cvg_txn *t, cvg_bytes coll, cvg_bytes key, cvg_bytes field)
+{
+    if (coll.len == 0 || key.len == 0 || coll.data == NULL ||
+        key.data == NULL || (field.len > 0 && field.data == NULL)) {
+        return CVG_EINVAL;
+    }
+    if (coll.len + key.len + field.len > CVG_NAME_MAX) {
+        return CVG_ETOOBIG;
+    }
+    if (memchr(coll.data, 0, coll.len) || memchr(key.data, 0, key.len) ||
+        (field.len && memchr(field.data, 0, field.len))) {
+        return CVG_EINVAL;
+    }
+    /* Room for the prefix, a type byte and an element hash. */
+    t->kbuf.len = 0;
+    int rc = cvg__buf_reserve(&t->kbuf, coll.len + key.len + field.len + 20);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    uint8_t *p = t->kbuf.p;
+    memcpy(p, coll.data, coll.len);
+    p += coll.len;
+    *p++ = 0;
+    memcpy(p, key.data, key.len);
+    p += key.len;
+    *p++ = 0;
+    if (field.len) {
+        memcpy(p, field.data, field.len);
+        p += field.len;
+        *p++ = 0;
+    }
+    t->kbuf.len = (size_t)(p - t->kbuf.p);
+    return CVG_OK;
+}
+
+static int
+state_cursor(cvg_txn *t)
+{
+    if (t->state_cur != NULL) {
+        return CVG_OK;
+    }
+    return cvg__mdb_err(
+        mdb_cursor_open(t->mt, t->r->store.state, &t->state_cur));
+}
+
+int
+cvg__txn_entry(cvg_txn *t, uint32_t klen, uint32_t plen, uint8_t type,
+               cvg__entry **out)
+{
+    const uint8_t *key = t->kbuf.p;
+    uint64_t h = hash_bytes(key, klen);
+    cvg__entry *e = cache_get(t, key, klen, h);
+    if (e != NULL) {
+        *out = e;
+        return CVG_OK;
+    }
+    int rc = cache_add(t, key, klen, plen, h, type, &e);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    MDB_val k = {klen, (void *)e->key}, v;
+    int mrc = mdb_get(t->mt, t->r->store.state, &k, &v);
+    if (mrc == MDB_SUCCESS) {
+        rc = entry_decode(t, e, &v);
+    } else if (mrc != MDB_NOTFOUND) {
+        rc = cvg__mdb_err(mrc);
+    }
+    if (rc != CVG_OK) {
+        /* Leave it cached as absent and clean: harmless, and the error is
+         * reported now. */
+        return rc;
+    }
+    *out = e;
+    return CVG_OK;
+}
+
+/* Scan LMDB for the live types of the field at prefix t->kbuf[0..plen),
+ * caching the records found on the way (their state is usually needed
+ * next). Only called while no cached entry of the field is modified, or
+ * after a flush, so LMDB tells the truth. */
+static int
+scan_field(cvg_txn *t, uint32_t plen, uint8_t *mask)
+{
+    *mask = 0;
+    int rc = state_cursor(t);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    MDB_val k = {plen, t->kbuf.p}, v;
+    /* The prefix bytes are copied: loading entries reuses nothing of kbuf,
+     * but keep our own copy for the comparisons anyway. */
+    uint8_t prefix[CVG_NAME_MAX + 8];
+    memcpy(prefix, t->kbuf.p, plen);
+    int mrc = mdb_cursor_get(t->state_cur, &k, &v, MDB_SET_RANGE);
+    while (mrc == MDB_SUCCESS) {
+        if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0) {
+            break;
+        }
+        uint8_t type = ((const uint8_t *)k.mv_data)[plen];
+        if (type < CVG_TYPE_COUNTER || type > CVG_TYPE_SET) {
+            return CVG_ECORRUPT;
+        }
+        if (type == CVG_TYPE_SET) {
+            *mask |= (uint8_t)(1u << type); /* element records are live */
+        } else {
+            uint64_t h = hash_bytes(k.mv_data, k.mv_size);
+            cvg__entry *e = cache_get(t, k.mv_data, (uint32_t)k.mv_size, h);
+            if (e == NULL) {
+                rc = cache_add(t, k.mv_data, (uint32_t)k.mv_size, plen, h,
+                               type, &e);
+                if (rc == CVG_OK) {
+                    rc = entry_decode(t, e, &v);
+                }
+                if (rc != CVG_OK) {
+                    return rc;
+                }
+            }
+            if (cvg__entry_live(e)) {
+                *mask |= (uint8_t)(1u << type);
+            }
+        }
+        /* Skip the rest of this type (a set's elements). */
+        uint8_t next[CVG_NAME_MAX + 8];
+        memcpy(next, prefix, plen);
+        next[plen] = (uint8_t)(type + 1);
+        k.mv_size = plen + 1;
+        k.mv_data = next;
+        mrc = mdb_cursor_get(t->state_cur, &k, &v, MDB_SET_RANGE);
+    }
+    if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
+        return cvg__mdb_err(mrc);
+    }
+    /* Loading entries may have reused kbuf's storage: restore the prefix. */
+    memcpy(t->kbuf.p, prefix, plen);
+    return CVG_OK;
+}
+
+/* The type mask entry of the field at prefix t->kbuf[0..plen): NULL if
+ * none is cached. */
+static cvg__entry *
+mask_get(cvg_txn *t, const uint8_t *prefix, uint32_t plen)
+{
+    return cache_get(t, prefix, plen, hash_bytes(prefix, plen));
+}
+
+int
+cvg__txn_mask_entry(cvg_txn *t, uint32_t plen, cvg__entry **out)
+{
+    cvg__entry *m = mask_get(t, t->kbuf.p, plen);
+    int rc = CVG_OK;
+    if (m == NULL) {
+        rc = cache_add(t, t->kbuf.p, plen, plen, hash_bytes(t->kbuf.p, plen),
+                       0, &m);
+    }
+    *out = m;
+    return rc;
+}
+
+int
+cvg__txn_field_mask(cvg_txn *t, uint32_t plen, uint8_t *mask_out)
+{
+    cvg__entry *m = mask_get(t, t->kbuf.p, plen);
+    if (m != NULL && m->mask_valid) {
+        *mask_out = m->mask;
+        return CVG_OK;
+    }
+    /* No mask entry means no write of this transaction touched the field
+     * (every write makes one), so LMDB is exact. An invalid one means a
+     * write did: flush first. */
+    int rc = CVG_OK;
+    if (m != NULL) {
+        uint8_t prefix[CVG_NAME_MAX + 8];
+        memcpy(prefix, t->kbuf.p, plen);
+        rc = cvg__txn_flush(t);
+        memcpy(t->kbuf.p, prefix, plen);
+    }
+    uint8_t mask = 0;
+    if (rc == CVG_OK) {
+        rc = scan_field(t, plen, &mask);
+    }
+    if (rc == CVG_OK && m == NULL) {
+        rc = cvg__txn_mask_entry(t, plen, &m);
+    }
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    m->mask = mask;
+    m->mask_valid = true;
+    *mask_out = mask;
+    return CVG_OK;
+}
+
+void
+cvg__txn_touch(cvg_txn *t, cvg__entry *e)
+{
+    e->modified = true;
+    e->dirty = true;
+    t->wgen++;
+    /* Keep the field's type mask exact where that is cheap (a type became
+     * live); when something may have died, recompute it on demand. */
+    cvg__entry *m = mask_get(t, e->key, e->plen);
+    if (m == NULL) {
+        return; /* callers made one first; see cvg__txn_mask_entry */
+    }
+    if (!cvg__entry_live(e)) {
+        m->mask_valid = false;
+    } else if (m->mask_valid) {
+        m->mask |= (uint8_t)(1u << e->type);
+    }
+}
+
+/* ---- The log blocks ------------------------------------------------------------ */
+
+static int
+finish_block(cvg_txn *t)
+{
+    if (!t->bw_open) {
+        return CVG_OK;
+    }
+    cvg_bytes b;
+    int rc = cvg__block_finish(&t->bw, &b);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    void *arr = t->blocks;
+    rc = cvg__grow(&arr, &t->capblocks, t->nblocks + 1, sizeof *t->blocks);
+    t->blocks = arr;
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    cvg__pending_block *pb = &t->blocks[t->nblocks];
+    memset(pb, 0, sizeof *pb);
+    rc = cvg__buf_append(&pb->bytes, b.data, b.len);
+    if (rc != CVG_OK) {
+        cvg__buf_free(&pb->bytes);
+        return rc;
+    }
+    pb->last_lsn = t->next_lsn - 1;
+    pb->origin = t->bw_origin;
+    pb->last_seq = t->bw_last_seq;
+    t->nblocks++;
+    t->bw_open = false;
+    return CVG_OK;
+}
+
+int
+cvg__txn_log(cvg_txn *t, const cvg__op *op)
+{
+    const cvg_dot *d = &op->pub.dot;
+    bool fits = t->bw_open && t->bw.count < BLOCK_OPS_MAX &&
+                t->bw.out.len < BLOCK_BYTES_MAX &&
+                cvg__id_cmp(&t->bw_origin, &d->origin) == 0 &&
+                t->bw_last_seq + 1 == d->seq;
+    if (!fits) {
+        int rc = finish_block(t);
+        if (rc == CVG_OK) {
+            rc = cvg__block_begin(&t->bw, &d->origin, d->seq);
+        }
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        t->bw_open = true;
+        t->bw_origin = d->origin;
+        t->bw_first_lsn = t->next_lsn;
+    }
+    int rc = cvg__block_add(&t->bw, op);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    t->bw_last_seq = d->seq;
+    t->next_lsn++;
+    t->n_ops++;
+    return CVG_OK;
+}
+
+/* ---- Writing to LMDB ------------------------------------------------------------ */
+
+static int
+put_entry(cvg_txn *t, cvg__entry *e)
+{
+    MDB_val k = {e->klen, e->key};
+    if (!e->present) {
+        int mrc = mdb_del(t->mt, t->r->store.state, &k, NULL);
+        return mrc == MDB_NOTFOUND ? CVG_OK : cvg__mdb_err(mrc);
+    }
+    cvg__origins *o = &t->r->origins;
+    t->vbuf.len = 0;
+    int rc;
+    switch (e->type) {
+    case CVG_TYPE_COUNTER:
+        rc = cvg__state_encode_counter(&e->u.c, o, &t->vbuf);
+        break;
+    case CVG_TYPE_REGISTER:
+    case CVG_TYPE_MVREGISTER:
+        rc = cvg__state_encode_reg(&e->u.r, o, &t->vbuf);
+        break;
+    case CVG_TYPE_SET:
+        rc = cvg__state_encode_elem(&e->u.s.elem, &e->u.s.tags, o, &t->vbuf);
+        break;
+    default:
+        rc = CVG_EINVAL;
+    }
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    MDB_val v = {t->vbuf.len, t->vbuf.p};
+    return cvg__mdb_err(mdb_put(t->mt, t->r->store.state, &k, &v, 0));
+}
+
+/* Write what is dirty (all: what is modified) and the unstored blocks. */
+static int
+write_out(cvg_txn *t, bool all)
+{
+    for (size_t i = 0; i < t->nlist; i++) {
+        cvg__entry *e = t->list[i];
+        if (e->type == 0 || !(all ? e->modified : e->dirty)) {
+            continue;
+        }
+        int rc = put_entry(t, e);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        e->dirty = false;
+    }
+    int rc = finish_block(t);
+    for (size_t i = 0; rc == CVG_OK && i < t->nblocks; i++) {
+        cvg__pending_block *b = &t->blocks[i];
+        if (b->stored && !all) {
+            continue;
+        }
+        cvg_bytes bytes = {b->bytes.p, b->bytes.len};
+        rc = cvg__log_append(&t->r->store, t->mt, b->last_lsn, &b->origin,
+                             b->last_seq, bytes);
+        b->stored = rc == CVG_OK;
+    }
+    return rc;
+}
+
+/* The map filled: start a new LMDB transaction on a larger map and write
+ * everything again. Only safe if nobody committed in between, since the
+ * cache was read from the old snapshot. */
+static int
+regrow(cvg_txn *t)
+{
+    cvg_replica *r = t->r;
+    if (t->state_cur != NULL) {
+        mdb_cursor_close(t->state_cur);
+        t->state_cur = NULL;
+    }
+    if (t->mt != NULL) {
+        mdb_txn_abort(t->mt);
+        t->mt = NULL;
+    }
+    t->epoch++; /* cursors of the old LMDB transaction are gone */
+    if (r->readers > 0) {
+        return cvg__replica_fail(r, CVG_EFULL,
+                                 "map full (%zu bytes) and read transactions "
+                                 "are open, so it cannot grow",
+                                 r->store.map_size);
+    }
+    int rc = cvg__store_grow(&r->store);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc,
+                                 "map full at its limit of %zu bytes "
+                                 "(map_size_max)",
+                                 r->store.map_size);
+    }
+    rc = cvg__store_begin(&r->store, true, &t->mt);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc, "cannot begin a write transaction");
+    }
+    uint64_t gen = 0;
+    rc = cvg__meta_get_u64(&r->store, t->mt, "gen", &gen);
+    if (rc == CVG_OK && gen != t->start_gen) {
+        return cvg__replica_fail(r, CVG_EBUSY,
+                                 "another process wrote while the map grew; "
+                                 "retry the transaction");
+    }
+    return rc == CVG_OK ? write_out(t, true) : rc;
+}
+
+int
+cvg__txn_flush(cvg_txn *t)
+{
+    if (t->failed) {
+        return t->failed;
+    }
+    int rc = write_out(t, false);
+    while (rc == CVG_EFULL) {
+        rc = regrow(t);
+    }
+    if (rc != CVG_OK) {
+        t->failed = rc;
+    }
+    return rc;
+}
+
+/* ---- Begin, commit, abort ------------------------------------------------------- */
+
+int
+cvg_txn_begin(cvg_replica *r, unsigned flags, cvg_txn **out)
+{
+    if (out == NULL) {
+        return CVG_EINVAL;
+    }
+    *out = NULL;
+    if (r == NULL || (flags & ~CVG_TXN_READ_ONLY) != 0) {
+        return CVG_EINVAL;
+    }
+    bool write = !(flags & CVG_TXN_READ_ONLY);
+    if (write && r->opts.read_only) {
+        return cvg__replica_fail(r, CVG_EREADONLY,
+                                 "the replica was opened read-only");
+    }
+    if (write && r->writer != NULL) {
+        return cvg__replica_fail(r, CVG_EBUSY,
+                                 "a write transaction is already open");
+    }
+    cvg_txn *t = cvg__calloc(1, sizeof *t);
+    if (t == NULL) {
+        return CVG_ENOMEM;
+    }
+    t->r = r;
+    t->write = write;
+    int rc = cvg__store_begin(&r->store, write, &t->mt);
+    /* The writer of this process already has the newest state; otherwise
+     * adopt what other processes committed. */
+    if (rc == CVG_OK && (write || r->writer == NULL)) {
+        rc = cvg__replica_refresh(r, t->mt);
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__vv_copy(&t->vv, &r->vv);
+    }
+    if (rc != CVG_OK) {
+        if (t->mt != NULL) {
+            mdb_txn_abort(t->mt);
+        }
+        cvg__vv_destroy(&t->vv);
+        cvg__free(t);
+        return cvg__replica_fail(r, rc, "cannot begin a transaction");
+    }
+    t->start_gen = r->gen;
+    t->clock = r->clock;
+    t->next_lsn = r->last_lsn + 1;
+    t->origins_at_begin = r->origins.n;
+    if (write) {
+        r->writer = t;
+    } else {
+        r->readers++;
+    }
+    *out = t;
+    return CVG_OK;
+}
+
+static void
+txn_free(cvg_txn *t)
+{
+    cvg_replica *r = t->r;
+    if (t->state_cur != NULL) {
+        mdb_cursor_close(t->state_cur);
+    }
+    if (t->mt != NULL) {
+        mdb_txn_abort(t->mt);
+    }
+    if (t->write) {
+        r->writer = NULL;
+    } else if (r->readers > 0) {
+        r->readers--;
+    }
+    cache_clear(t);
+    cvg__block_writer_destroy(&t->bw);
+    for (size_t i = 0; i < t->nblocks; i++) {
+        cvg__buf_free(&t->blocks[i].bytes);
+    }
+    cvg__free(t->blocks);
+    cvg__buf_free(&t->kbuf);
+    cvg__buf_free(&t->vbuf);
+    cvg__vv_destroy(&t->vv);
+    cvg__free(t);
+}
+
+void
+cvg_txn_abort(cvg_txn *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    if (t->write) {
+        /* Origins first seen in this transaction were never stored. */
+        cvg__origins_truncate(&t->r->origins, t->origins_at_begin);
+    }
+    txn_free(t);
+}
+
+/* Meta and origin records: the VV entries that changed, new origins, the
+ * clock, the last lsn and the generation. */
+static int
+write_meta(cvg_txn *t)
+{
+    cvg_replica *r = t->r;
+    for (size_t i = 0; i < r->origins.n; i++) {
+        const cvg_replica_id *id = &r->origins.ids[i];
+        uint64_t seq = cvg__vv_get(&t->vv, id);
+        if (i < t->origins_at_begin && seq == cvg__vv_get(&r->vv, id)) {
+            continue;
+        }
+        int rc = cvg__origins_put(&r->store, t->mt, (uint32_t)i, id, seq);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    int rc = cvg__meta_put_u64(&r->store, t->mt, "hlc", t->clock);
+    if (rc == CVG_OK) {
+        rc = cvg__meta_put_u64(&r->store, t->mt, "lsn", t->next_lsn - 1);
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__meta_put_u64(&r->store, t->mt, "gen", t->start_gen + 1);
+    }
+    return rc;
+}
+
+int
+cvg_txn_commit(cvg_txn *t)
+{
+    if (t == NULL) {
+        return CVG_EINVAL;
+    }
+    cvg_replica *r = t->r;
+    if (!t->write) {
+        txn_free(t);
+        return CVG_OK;
+    }
+    int rc = t->failed;
+    if (rc == CVG_OK && t->n_ops == 0) {
+        cvg_txn_abort(t); /* nothing to store */
+        return CVG_OK;
+    }
+    if (rc == CVG_OK) {
+        rc = write_out(t, false);
+        for (;;) {
+            if (rc == CVG_OK) {
+                rc = write_meta(t);
+            }
+            if (rc == CVG_OK) {
+                if (t->state_cur != NULL) {
+                    mdb_cursor_close(t->state_cur);
+                    t->state_cur = NULL;
+                }
+                rc = cvg__mdb_err(mdb_txn_commit(t->mt));
+                /* Committed or not, LMDB freed the transaction. */
+                t->mt = NULL;
+            }
+            if (rc != CVG_EFULL) {
+                break;
+            }
+            rc = regrow(t);
+        }
+    }
+    if (rc != CVG_OK) {
+        if (rc != CVG_EFULL && rc != CVG_EBUSY) {
+            cvg__replica_fail(r, rc, "commit failed: %s", cvg_strerror(rc));
+        }
+        cvg_txn_abort(t);
+        return rc;
+    }
+    /* Publish what is now committed. */
+    cvg__vv tmp = r->vv;
+    r->vv = t->vv;
+    t->vv = tmp;
+    r->clock = t->clock;
+    r->last_lsn = t->next_lsn - 1;
+    r->gen = t->start_gen + 1;
+    txn_free(t);
+    return CVG_OK;
+}
+
+cvg_replica *
+cvg_txn_replica(cvg_txn *t)
+{
+    return t ? t->r : NULL;
+}
+
+int
+cvg_txn_version_vector(cvg_txn *t, cvg_dot *out, size_t cap,
+                       size_t *count_out)
+{
+    if (t == NULL || count_out == NULL || (cap > 0 && out == NULL)) {
+        return CVG_EINVAL;
+    }
+    size_t n = t->vv.n;
+    for (size_t i = 0; i < n && i < cap; i++) {
+        out[i] = t->vv.e[i];
+    }
+    *count_out = n;
+    return CVG_OK;
+}

@@ -1,0 +1,404 @@
+/*
+ * The write calls of the public API. Each validates its arguments and the
+ * field's type before anything changes, stamps a new op with the next dot
+ * and a clock tick, applies it through the shared pipeline and adds it to the
+ * transaction's log block. A validation error leaves the transaction as it
+ * was; a failure after the state changed (out of memory) makes the
+ * transaction fail as a whole, so no half-applied op can be committed.
+ */
+#include "replica_int.h"
+
+static int
+begin_write(cvg_txn *t)
+{
+    if (t == NULL) {
+        return CVG_EINVAL;
+    }
+    if (!t->write) {
+        return cvg__replica_fail(t->r, CVG_EREADONLY,
+                                 "write in a read-only transaction");
+    }
+    if (t->failed) {
+        return cvg__replica_fail(t->r, t->failed,
+                                 "the transaction failed earlier (%s); "
+                                 "abort it",
+                                 cvg_strerror(t->failed));
+    }
+    if (t->n_ops >= CVG_TXN_OPS_MAX) {
+        return cvg__replica_fail(t->r, CVG_ELIMIT,
+                                 "more than %u ops in one transaction",
+                                 CVG_TXN_OPS_MAX);
+    }
+    return CVG_OK;
+}
+
+static cvg_bytes
+str_bytes(const char *s)
+{
+    cvg_bytes b = {(const uint8_t *)s, s ? strlen(s) : 0};
+    return b;
+}
+
+/* Validate @p key and build its prefix in t->kbuf; *plen gets its length. */
+int
+cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
+                uint32_t *plen)
+{
+    if (key == NULL || key->collection == NULL || key->key == NULL ||
+        (with_field && key->field == NULL)) {
+        return cvg__replica_fail(t->r, CVG_EINVAL, "NULL key or name");
+    }
+    cvg_bytes field = with_field ? str_bytes(key->field) : str_bytes(NULL);
+    if (with_field && field.len == 0) {
+        return cvg__replica_fail(t->r, CVG_EINVAL, "empty field name");
+    }
+    int rc = cvg__txn_prefix(t, str_bytes(key->collection),
+                             str_bytes(key->key), field);
+    if (rc == CVG_EINVAL) {
+        return cvg__replica_fail(t->r, rc, "empty collection or key name");
+    }
+    if (rc == CVG_ETOOBIG) {
+        return cvg__replica_fail(t->r, rc,
+                                 "collection, key and field are longer than "
+                                 "%d bytes together",
+                                 CVG_NAME_MAX);
+    }
+    *plen = (uint32_t)t->kbuf.len;
+    return rc;
+}
+
+/* CVG_ETYPE if the field holds a live value of another type than @p type. */
+static int
+check_type(cvg_txn *t, const cvg_key *key, uint32_t plen, cvg_type type)
+{
+    uint8_t mask;
+    int rc = cvg__txn_field_mask(t, plen, &mask);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(t->r, rc, "cannot read field '%s'",
+                                 key->field);
+    }
+    if (mask != 0 && !(mask & (1u << type))) {
+        return cvg__replica_fail(t->r, CVG_ETYPE,
+                                 "%s/%s/%s holds another CRDT type",
+                                 key->collection, key->key, key->field);
+    }
+    return CVG_OK;
+}
+
+static int
+check_value(cvg_txn *t, const cvg_value *v)
+{
+    if (v == NULL) {
+        return cvg__replica_fail(t->r, CVG_EINVAL, "NULL value");
+    }
+    int rc = cvg__value_check(v);
+    if (rc == CVG_ETOOBIG) {
+        return cvg__replica_fail(t->r, rc, "value longer than %u bytes",
+                                 CVG_VALUE_MAX);
+    }
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(t->r, rc, "malformed value");
+    }
+    return CVG_OK;
+}
+
+/* Fill in a local op's dot, clock and names. */
+static int
+stamp(cvg_txn *t, const cvg_key *key, bool with_field, cvg_op_kind kind,
+      cvg__op *op)
+{
+    memset(op, 0, sizeof *op);
+    cvg_replica *r = t->r;
+    uint64_t clock = t->clock, hlc;
+    int rc = cvg__hlc_tick(&clock, r->opts.clock(r->opts.clock_ctx), &hlc);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc, "the hybrid logical clock is "
+                                        "exhausted or the wall clock is "
+                                        "out of range");
+    }
+    op->pub.kind = kind;
+    op->pub.hlc = hlc;
+    op->pub.dot.origin = r->id;
+    op->pub.dot.seq = cvg__vv_get(&t->vv, &r->id) + 1;
+    op->pub.collection = str_bytes(key->collection);
+    op->pub.key = str_bytes(key->key);
+    op->pub.field = with_field ? str_bytes(key->field) : str_bytes(NULL);
+    return CVG_OK;
+}
+
+/* Apply and log a stamped op. */
+static int
+submit(cvg_txn *t, cvg__op *op, cvg_dot *dot_out)
+{
+    bool conflict;
+    int rc = cvg__apply(t, op, &conflict);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(t->r, rc, "cannot apply the op: %s",
+                                 cvg_strerror(rc));
+    }
+    op->pub.lsn = t->next_lsn;
+    rc = cvg__txn_log(t, op);
+    if (rc == CVG_OK) {
+        rc = cvg__vv_set(&t->vv, &op->pub.dot.origin, op->pub.dot.seq);
+    }
+    if (rc != CVG_OK) {
+        /* The state changed but the op is not logged: never commit that. */
+        t->failed = rc;
+        return cvg__replica_fail(t->r, rc, "cannot log the op: %s",
+                                 cvg_strerror(rc));
+    }
+    t->clock = op->pub.hlc;
+    if (dot_out != NULL) {
+        *dot_out = op->pub.dot;
+    }
+    return CVG_OK;
+}
+
+static void
+zero_dot(cvg_dot *d)
+{
+    if (d != NULL) {
+        memset(d, 0, sizeof *d);
+    }
+}
+
+int
+cvg_counter_add(cvg_txn *t, const cvg_key *key, int64_t delta,
+                cvg_dot *dot_out)
+{
+    zero_dot(dot_out);
+    uint32_t plen;
+    int rc = begin_write(t);
+    if (rc == CVG_OK && delta == 0) {
+        rc = cvg__replica_fail(t->r, CVG_EINVAL, "a delta of 0");
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__key_prefix(t, key, true, &plen);
+    }
+    if (rc == CVG_OK) {
+        rc = check_type(t, key, plen, CVG_TYPE_COUNTER);
+    }
+    cvg__entry *e = NULL;
+    if (rc == CVG_OK) {
+        t->kbuf.p[plen] = CVG_TYPE_COUNTER;
+        rc = cvg__txn_entry(t, plen + 1, plen, CVG_TYPE_COUNTER, &e);
+    }
+    if (rc == CVG_OK && e->present &&
+        cvg__counter_check_add(&e->u.c, delta) != CVG_OK) {
+        rc = cvg__replica_fail(t->r, CVG_EOVERFLOW,
+                               "counter would leave the int64 range");
+    }
+    cvg__op op;
+    if (rc == CVG_OK) {
+        rc = stamp(t, key, true, CVG_OP_COUNTER_ADD, &op);
+    }
+    if (rc == CVG_OK) {
+        op.pub.delta = delta;
+        rc = submit(t, &op, dot_out);
+    }
+    return rc;
+}
+
+/* The dots of a register's current siblings: what a new write replaces. */
+static int
+reg_write(cvg_txn *t, const cvg_key *key, const cvg_value *value,
+          cvg_type type, cvg_dot *dot_out)
+{
+    zero_dot(dot_out);
+    uint32_t plen;
+    int rc = begin_write(t);
+    if (rc == CVG_OK) {
+        rc = check_value(t, value);
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__key_prefix(t, key, true, &plen);
+    }
+    if (rc == CVG_OK) {
+        rc = check_type(t, key, plen, type);
+    }
+    cvg__entry *e = NULL;
+    if (rc == CVG_OK) {
+        t->kbuf.p[plen] = (uint8_t)type;
+        rc = cvg__txn_entry(t, plen + 1, plen, (uint8_t)type, &e);
+    }
+    cvg_dot *seen = NULL;
+    size_t nseen = e && e->present ? e->u.r.n : 0;
+    if (rc == CVG_OK && nseen > 0) {
+        seen = cvg__alloc(nseen * sizeof *seen);
+        if (seen == NULL) {
+            rc = CVG_ENOMEM;
+        }
+        for (size_t i = 0; seen != NULL && i < nseen; i++) {
+            seen[i] = e->u.r.s[i].dot;
+        }
+    }
+    cvg__op op;
+    if (rc == CVG_OK) {
+        rc = stamp(t, key, true,
+                   type == CVG_TYPE_REGISTER ? CVG_OP_REGISTER_SET
+                                             : CVG_OP_MVREGISTER_SET,
+                   &op);
+    }
+    if (rc == CVG_OK) {
+        op.pub.value = *value;
+        op.pub.observed = seen;
+        op.pub.observed_count = nseen;
+        rc = submit(t, &op, dot_out);
+    }
+    cvg__free(seen);
+    return rc;
+}
+
+int
+cvg_register_set(cvg_txn *t, const cvg_key *key, const cvg_value *value,
+                 cvg_dot *dot_out)
+{
+    return reg_write(t, key, value, CVG_TYPE_REGISTER, dot_out);
+}
+
+int
+cvg_mvregister_set(cvg_txn *t, const cvg_key *key, const cvg_value *value,
+                   cvg_dot *dot_out)
+{
+    return reg_write(t, key, value, CVG_TYPE_MVREGISTER, dot_out);
+}
+
+/* Set add and remove. A remove carries the element's tags as this replica
+ * sees them: only those are removed anywhere. */
+static int
+set_write(cvg_txn *t, const cvg_key *key, const cvg_value *elem, bool add,
+          cvg_dot *dot_out)
+{
+    zero_dot(dot_out);
+    uint32_t plen;
+    int rc = begin_write(t);
+    if (rc == CVG_OK) {
+        rc = check_value(t, elem);
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__key_prefix(t, key, true, &plen);
+    }
+    if (rc == CVG_OK) {
+        rc = check_type(t, key, plen, CVG_TYPE_SET);
+    }
+    cvg_dot *seen = NULL;
+    size_t nseen = 0;
+    if (rc == CVG_OK && !add) {
+        uint8_t h[16];
+        cvg__entry *e = NULL;
+        rc = cvg__elem_hash(t, elem, h);
+        if (rc == CVG_OK) {
+            t->kbuf.p[plen] = CVG_TYPE_SET;
+            memcpy(t->kbuf.p + plen + 1, h, 16);
+            rc = cvg__txn_entry(t, plen + 17, plen, CVG_TYPE_SET, &e);
+        }
+        if (rc == CVG_OK && (!e->present || e->u.s.tags.n == 0)) {
+            rc = cvg__replica_fail(t->r, CVG_ENOTFOUND,
+                                   "element not in the set");
+        }
+        if (rc == CVG_OK) {
+            nseen = e->u.s.tags.n;
+            seen = cvg__alloc(nseen * sizeof *seen);
+            if (seen == NULL) {
+                rc = CVG_ENOMEM;
+            } else {
+                memcpy(seen, e->u.s.tags.d, nseen * sizeof *seen);
+            }
+        }
+    }
+    cvg__op op;
+    if (rc == CVG_OK) {
+        rc = stamp(t, key, true, add ? CVG_OP_SET_ADD : CVG_OP_SET_REMOVE,
+                   &op);
+    }
+    if (rc == CVG_OK) {
+        op.pub.value = *elem;
+        op.pub.observed = seen;
+        op.pub.observed_count = nseen;
+        rc = submit(t, &op, dot_out);
+    }
+    cvg__free(seen);
+    return rc;
+}
+
+int
+cvg_set_add(cvg_txn *t, const cvg_key *key, const cvg_value *elem,
+            cvg_dot *dot_out)
+{
+    return set_write(t, key, elem, true, dot_out);
+}
+
+int
+cvg_set_remove(cvg_txn *t, const cvg_key *key, const cvg_value *elem,
+               cvg_dot *dot_out)
+{
+    return set_write(t, key, elem, false, dot_out);
+}
+
+/* A record delete carries the deleter's version vector (what it had seen of
+ * every register and set) and, per counter field, its counter parts. */
+int
+cvg_record_delete(cvg_txn *t, const cvg_key *key, cvg_dot *dot_out)
+{
+    zero_dot(dot_out);
+    uint32_t rplen;
+    int rc = begin_write(t);
+    if (rc == CVG_OK) {
+        rc = cvg__key_prefix(t, key, false, &rplen);
+    }
+    cvg__entry **es = NULL;
+    size_t n = 0;
+    if (rc == CVG_OK) {
+        rc = cvg__record_entries(t, rplen, &es, &n);
+    }
+    cvg__delete_counter *dcs = NULL;
+    size_t ndc = 0;
+    bool live = false;
+    for (size_t i = 0; rc == CVG_OK && i < n; i++) {
+        live = live || cvg__entry_live(es[i]);
+    }
+    if (rc == CVG_OK && !live) {
+        rc = cvg__replica_fail(t->r, CVG_ENOTFOUND, "no record %s/%s",
+                               key->collection, key->key);
+    }
+    if (rc == CVG_OK) {
+        dcs = cvg__calloc(n, sizeof *dcs);
+        rc = dcs ? CVG_OK : CVG_ENOMEM;
+    }
+    /* Copy the parts: applying the delete changes the entries they are
+     * read from. */
+    for (size_t i = 0; rc == CVG_OK && i < n; i++) {
+        cvg__entry *e = es[i];
+        if (e->type != CVG_TYPE_COUNTER || !e->present || e->u.c.n == 0) {
+            continue;
+        }
+        cvg__counter_part *parts = cvg__alloc(e->u.c.n * sizeof *parts);
+        if (parts == NULL) {
+            rc = CVG_ENOMEM;
+            break;
+        }
+        memcpy(parts, e->u.c.parts, e->u.c.n * sizeof *parts);
+        dcs[ndc].field.data = e->key + rplen;
+        dcs[ndc].field.len = e->plen - rplen - 1;
+        dcs[ndc].parts = parts;
+        dcs[ndc].n = e->u.c.n;
+        ndc++;
+    }
+    cvg__op op;
+    if (rc == CVG_OK) {
+        rc = stamp(t, key, false, CVG_OP_RECORD_DELETE, &op);
+    }
+    if (rc == CVG_OK) {
+        op.pub.observed = t->vv.e;
+        op.pub.observed_count = t->vv.n;
+        op.counters = dcs;
+        op.n_counters = ndc;
+        rc = submit(t, &op, dot_out);
+    }
+    for (size_t i = 0; i < ndc; i++) {
+        cvg__free((void *)dcs[i].parts);
+    }
+    cvg__free(dcs);
+    cvg__free(es);
+    return rc;
+}
