@@ -26,7 +26,8 @@ typedef struct bench_extra {
 
 /* What one run of a workload measured. */
 typedef struct bench_run {
-    double seconds;          /* the timed part of the run */
+    double seconds;          /* the timed part of the run, wall clock */
+    double cpu_seconds;      /* user + system CPU time of the timed part */
     uint64_t ops;            /* ops (or opens, for reopen_1m) timed */
     uint64_t log_ops;        /* ops in the replica's log at the end */
     uint64_t file_bytes;     /* cvg_replica_stats.file_bytes (pages in use) */
@@ -57,7 +58,8 @@ typedef struct bench_workload {
     uint64_t full_n, quick_n;
     unsigned full_runs, quick_runs;
     /* If not NULL: the last run's replica is kept as root/keep_as (for a
-     * later workload) instead of being removed. */
+     * later workload) instead of being removed. Only BENCH_COUNTER_KEPT is
+     * cleaned up on a signal. */
     const char *keep_as;
 } bench_workload;
 
@@ -65,6 +67,8 @@ typedef struct bench_workload {
 
 /* Monotonic seconds. */
 double bench_now(void);
+/* User + system CPU seconds of the process so far. */
+double bench_cpu_now(void);
 /* ru_maxrss in KiB: the process-wide high-water mark. */
 long bench_peak_rss_kb(void);
 
@@ -85,6 +89,9 @@ cvg_replica *bench_open(const bench_ctx *ctx, const char *path,
  * living in @p path. */
 void bench_measure(const bench_ctx *ctx, cvg_replica *r, const char *path,
                    bench_run *out);
+/* Die unless the log holds exactly out->ops ops (call after
+ * bench_measure in workloads that write every op they time). */
+void bench_expect_log(const bench_ctx *ctx, const bench_run *out);
 /* Append a workload-specific figure. */
 void bench_extra_add(bench_run *out, const char *name, double value,
                      bool integer);
@@ -114,9 +121,10 @@ void wl_single_relaxed(const bench_ctx *ctx, bench_run *out);
 #define BENCH_COUNTER_KEPT "counter_1m.replica"
 /* Write @p n increments of 1 spread round-robin over @p nfields counter
  * fields (collection "bench", key "counter"), in commits of @p batch, into
- * replica @p r. Returns the seconds spent (begin to last commit). */
+ * replica @p r. Returns the seconds spent (begin to last commit); the CPU
+ * seconds go to *cpu_out if not NULL. */
 double bench_counter_fill(const bench_ctx *ctx, cvg_replica *r, uint64_t n,
-                          uint64_t batch, unsigned nfields);
+                          uint64_t batch, unsigned nfields, double *cpu_out);
 /* Die unless the fields hold what bench_counter_fill(n, nfields) wrote. */
 void bench_counter_verify(const bench_ctx *ctx, cvg_replica *r, uint64_t n,
                           unsigned nfields);

@@ -24,6 +24,17 @@ bench_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+double
+bench_cpu_now(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) {
+        return 0.0;
+    }
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
 long
 bench_peak_rss_kb(void)
 {
@@ -95,6 +106,16 @@ bench_measure(const bench_ctx *ctx, cvg_replica *r, const char *path,
     }
     out->data_mdb_bytes = (uint64_t)sb.st_size;
     free(data);
+}
+
+void
+bench_expect_log(const bench_ctx *ctx, const bench_run *out)
+{
+    if (out->log_ops != out->ops) {
+        bench_die(ctx, "the log holds %llu ops, expected %llu",
+                  (unsigned long long)out->log_ops,
+                  (unsigned long long)out->ops);
+    }
 }
 
 void

@@ -34,8 +34,7 @@ find(const cvg__counter *c, const cvg_replica_id *origin, bool *found)
 static cvg__counter_part *
 insert(cvg__counter *c, size_t i, const cvg_replica_id *origin)
 {
-    memmove(&c->parts[i + 1], &c->parts[i],
-            (c->n - i) * sizeof c->parts[0]);
+    memmove(&c->parts[i + 1], &c->parts[i], (c->n - i) * sizeof c->parts[0]);
     cvg__counter_part *p = &c->parts[i];
     memset(p, 0, sizeof *p);
     p->origin = *origin;

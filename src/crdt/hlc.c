@@ -32,9 +32,8 @@ cvg__hlc_receive(uint64_t *clock, uint64_t remote, uint64_t now_ms,
 {
     /* now_ms + max_ahead_ms may overflow with a huge bound; saturate, since
      * such a bound means "accept anything". */
-    uint64_t limit = now_ms > UINT64_MAX - max_ahead_ms
-                         ? UINT64_MAX
-                         : now_ms + max_ahead_ms;
+    uint64_t limit =
+        now_ms > UINT64_MAX - max_ahead_ms ? UINT64_MAX : now_ms + max_ahead_ms;
     if ((remote >> 16) > limit) {
         /* Refused, never clamped: clamping would reorder the remote op
          * against others stamped with the true time. */

@@ -43,8 +43,8 @@ observed_has(const cvg_dot *observed, size_t n, const cvg_dot *dot)
 
 int
 cvg__reg_set(cvg__reg *r, const cvg_dot *dot, uint64_t hlc,
-             const cvg_value *value, const cvg_dot *observed,
-             size_t n_observed, bool *conflict)
+             const cvg_value *value, const cvg_dot *observed, size_t n_observed,
+             bool *conflict)
 {
     bool found;
     if (conflict != NULL) {

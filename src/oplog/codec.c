@@ -139,8 +139,7 @@ static int
 names_reserve(writer_dict *d)
 {
     void *names = d->names;
-    int rc = cvg__grow(&names, &d->cap_names, d->n_names + 1,
-                       sizeof *d->names);
+    int rc = cvg__grow(&names, &d->cap_names, d->n_names + 1, sizeof *d->names);
     d->names = names;
     if (rc != CVG_OK) {
         return rc;
@@ -248,8 +247,8 @@ check_dots(const cvg_dot *dots, size_t n, bool sorted)
         if (dots[i].seq == 0) {
             return CVG_EINVAL;
         }
-        if (sorted && i > 0 && id_cmp(&dots[i - 1].origin,
-                                      &dots[i].origin) >= 0) {
+        if (sorted && i > 0 &&
+            id_cmp(&dots[i - 1].origin, &dots[i].origin) >= 0) {
             return CVG_EINVAL;
         }
     }
@@ -316,21 +315,14 @@ check_op(const cvg__op *op)
             if (dc->parts[j].seq == 0) {
                 return CVG_EINVAL;
             }
-            if (j > 0 && id_cmp(&dc->parts[j - 1].origin,
-                                &dc->parts[j].origin) >= 0) {
+            if (j > 0 &&
+                id_cmp(&dc->parts[j - 1].origin, &dc->parts[j].origin) >= 0) {
                 return CVG_EINVAL;
             }
         }
     }
     return CVG_OK;
 }
-
-#define PACK(call)                   \
-    do {                             \
-        if ((call) != 0) {           \
-            return CVG_ENOMEM;       \
-        }                            \
-    } while (0)
 
 /* One dot: the origin reference (adding the origin inline if new to the
  * block), then the seq, relative to @p op_seq for the block's origin. */
@@ -347,14 +339,14 @@ pack_dot(msgpack_packer *pk, writer_dict *d, const cvg_replica_id *origin,
     if (d->origins.n > CVG__DICT_MAX) {
         return CVG_ELIMIT; /* the caller rolls the origins back */
     }
-    PACK(msgpack_pack_uint32(pk, idx));
+    CVG__MP_TRY(msgpack_pack_uint32(pk, idx));
     if (added) {
-        PACK(msgpack_pack_bin_with_body(pk, origin->bytes, 16));
+        CVG__MP_TRY(msgpack_pack_bin_with_body(pk, origin->bytes, 16));
     }
     if (idx == 0) {
-        PACK(msgpack_pack_uint64(pk, zigzag(op_seq - seq)));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, zigzag(op_seq - seq)));
     } else {
-        PACK(msgpack_pack_uint64(pk, seq));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, seq));
     }
     return CVG_OK;
 }
@@ -363,7 +355,7 @@ static int
 pack_dots(msgpack_packer *pk, writer_dict *d, const cvg_dot *dots, size_t n,
           uint64_t op_seq)
 {
-    PACK(msgpack_pack_uint64(pk, n));
+    CVG__MP_TRY(msgpack_pack_uint64(pk, n));
     for (size_t i = 0; i < n; i++) {
         int rc = pack_dot(pk, d, &dots[i].origin, dots[i].seq, op_seq);
         if (rc != CVG_OK) {
@@ -380,40 +372,40 @@ pack_payload(msgpack_packer *pk, writer_dict *d, const cvg__op *op,
     const cvg_op *p = &op->pub;
     int rc;
     switch (p->kind) {
-    case CVG_OP_COUNTER_ADD:
-        PACK(msgpack_pack_int64(pk, p->delta));
-        return CVG_OK;
-    case CVG_OP_SET_ADD:
-        return cvg__mp_pack_value(pk, &p->value);
-    case CVG_OP_REGISTER_SET:
-    case CVG_OP_MVREGISTER_SET:
-    case CVG_OP_SET_REMOVE:
-        rc = cvg__mp_pack_value(pk, &p->value);
-        if (rc != CVG_OK) {
-            return rc;
-        }
-        return pack_dots(pk, d, p->observed, p->observed_count, seq);
-    case CVG_OP_RECORD_DELETE:
-        rc = pack_dots(pk, d, p->observed, p->observed_count, seq);
-        if (rc != CVG_OK) {
-            return rc;
-        }
-        PACK(msgpack_pack_uint64(pk, op->n_counters));
-        for (size_t i = 0; i < op->n_counters; i++) {
-            const cvg__delete_counter *dc = &op->counters[i];
-            PACK(msgpack_pack_str_with_body(pk, dc->field.data,
-                                            dc->field.len));
-            PACK(msgpack_pack_uint64(pk, dc->n));
-            for (size_t j = 0; j < dc->n; j++) {
-                rc = pack_dot(pk, d, &dc->parts[j].origin, dc->parts[j].seq,
-                              seq);
-                if (rc != CVG_OK) {
-                    return rc;
-                }
-                PACK(msgpack_pack_int64(pk, dc->parts[j].sum));
+        case CVG_OP_COUNTER_ADD:
+            CVG__MP_TRY(msgpack_pack_int64(pk, p->delta));
+            return CVG_OK;
+        case CVG_OP_SET_ADD:
+            return cvg__mp_pack_value(pk, &p->value);
+        case CVG_OP_REGISTER_SET:
+        case CVG_OP_MVREGISTER_SET:
+        case CVG_OP_SET_REMOVE:
+            rc = cvg__mp_pack_value(pk, &p->value);
+            if (rc != CVG_OK) {
+                return rc;
             }
-        }
-        return CVG_OK;
+            return pack_dots(pk, d, p->observed, p->observed_count, seq);
+        case CVG_OP_RECORD_DELETE:
+            rc = pack_dots(pk, d, p->observed, p->observed_count, seq);
+            if (rc != CVG_OK) {
+                return rc;
+            }
+            CVG__MP_TRY(msgpack_pack_uint64(pk, op->n_counters));
+            for (size_t i = 0; i < op->n_counters; i++) {
+                const cvg__delete_counter *dc = &op->counters[i];
+                CVG__MP_TRY(msgpack_pack_str_with_body(pk, dc->field.data,
+                                                       dc->field.len));
+                CVG__MP_TRY(msgpack_pack_uint64(pk, dc->n));
+                for (size_t j = 0; j < dc->n; j++) {
+                    rc = pack_dot(pk, d, &dc->parts[j].origin, dc->parts[j].seq,
+                                  seq);
+                    if (rc != CVG_OK) {
+                        return rc;
+                    }
+                    CVG__MP_TRY(msgpack_pack_int64(pk, dc->parts[j].sum));
+                }
+            }
+            return CVG_OK;
     }
     return CVG_EINVAL;
 }
@@ -426,22 +418,22 @@ pack_op(cvg__block_writer *w, writer_dict *d, const cvg__op *op,
     const cvg_op *p = &op->pub;
     msgpack_packer pk;
     cvg__mp_packer_init(&pk, &w->out);
-    PACK(msgpack_pack_uint8(&pk, (uint8_t)p->kind));
+    CVG__MP_TRY(msgpack_pack_uint8(&pk, (uint8_t)p->kind));
     *new_name = d->slots[slot] == 0;
     if (*new_name) {
-        PACK(msgpack_pack_uint32(&pk, (uint32_t)d->n_names));
+        CVG__MP_TRY(msgpack_pack_uint32(&pk, (uint32_t)d->n_names));
         name_ref *e = &d->names[d->n_names];
         for (int k = 0; k < 3; k++) {
-            PACK(msgpack_pack_str(&pk, nm[k].len));
+            CVG__MP_TRY(msgpack_pack_str(&pk, nm[k].len));
             e->off[k] = w->out.len;
             e->len[k] = nm[k].len;
-            PACK(msgpack_pack_str_body(&pk, nm[k].data, nm[k].len));
+            CVG__MP_TRY(msgpack_pack_str_body(&pk, nm[k].data, nm[k].len));
         }
     } else {
-        PACK(msgpack_pack_uint32(&pk, d->slots[slot] - 1));
+        CVG__MP_TRY(msgpack_pack_uint32(&pk, d->slots[slot] - 1));
     }
     if (w->count > 0) {
-        PACK(msgpack_pack_uint64(&pk, zigzag(p->hlc - w->prev_hlc)));
+        CVG__MP_TRY(msgpack_pack_uint64(&pk, zigzag(p->hlc - w->prev_hlc)));
     }
     return pack_payload(&pk, d, op, p->dot.seq);
 }
@@ -598,11 +590,11 @@ typedef struct reader_scratch {
 } reader_scratch;
 
 /* cvg__grow through a void * temporary, as the array types differ. */
-#define GROW(arr, cap, need, rc)                                 \
-    do {                                                         \
-        void *tmp_ = (arr);                                      \
-        (rc) = cvg__grow(&tmp_, (cap), (need), sizeof *(arr));   \
-        (arr) = tmp_;                                            \
+#define GROW(arr, cap, need, rc)                               \
+    do {                                                       \
+        void *tmp_ = (arr);                                    \
+        (rc) = cvg__grow(&tmp_, (cap), (need), sizeof *(arr)); \
+        (arr) = tmp_;                                          \
     } while (0)
 
 int
@@ -696,8 +688,7 @@ read_dot(reader_scratch *s, cvg__mp *m, uint64_t op_seq, cvg_dot *out)
 
 /* n, then n dots into s->dots; @p vv requires strictly increasing origins. */
 static int
-read_dots(reader_scratch *s, cvg__mp *m, uint64_t op_seq, bool vv,
-          cvg_op *out)
+read_dots(reader_scratch *s, cvg__mp *m, uint64_t op_seq, bool vv, cvg_op *out)
 {
     size_t n;
     /* A dot takes at least 2 bytes: reference and seq. */
@@ -714,8 +705,8 @@ read_dots(reader_scratch *s, cvg__mp *m, uint64_t op_seq, bool vv,
         if (rc != CVG_OK) {
             return rc;
         }
-        if (vv && i > 0 && id_cmp(&s->dots[i - 1].origin,
-                                  &s->dots[i].origin) >= 0) {
+        if (vv && i > 0 &&
+            id_cmp(&s->dots[i - 1].origin, &s->dots[i].origin) >= 0) {
             return CVG_ECORRUPT;
         }
     }
@@ -856,37 +847,37 @@ read_op(cvg__block_reader *r, reader_scratch *s, cvg__op *out)
     p->key = nv->n[1];
     p->field = nv->n[2];
     switch (p->kind) {
-    case CVG_OP_COUNTER_ADD:
-        if (cvg__mp_int(&m, &p->delta) != CVG_OK || p->delta == 0) {
-            return CVG_ECORRUPT;
-        }
-        break;
-    case CVG_OP_SET_ADD:
-        if (cvg__mp_value(&m, &p->value) != CVG_OK) {
-            return CVG_ECORRUPT;
-        }
-        break;
-    case CVG_OP_REGISTER_SET:
-    case CVG_OP_MVREGISTER_SET:
-    case CVG_OP_SET_REMOVE:
-        if (cvg__mp_value(&m, &p->value) != CVG_OK) {
-            return CVG_ECORRUPT;
-        }
-        rc = read_dots(s, &m, seq, false, p);
-        if (rc != CVG_OK) {
-            return rc;
-        }
-        break;
-    case CVG_OP_RECORD_DELETE:
-        rc = read_dots(s, &m, seq, true, p);
-        if (rc != CVG_OK) {
-            return rc;
-        }
-        rc = read_counters(s, &m, seq, out);
-        if (rc != CVG_OK) {
-            return rc;
-        }
-        break;
+        case CVG_OP_COUNTER_ADD:
+            if (cvg__mp_int(&m, &p->delta) != CVG_OK || p->delta == 0) {
+                return CVG_ECORRUPT;
+            }
+            break;
+        case CVG_OP_SET_ADD:
+            if (cvg__mp_value(&m, &p->value) != CVG_OK) {
+                return CVG_ECORRUPT;
+            }
+            break;
+        case CVG_OP_REGISTER_SET:
+        case CVG_OP_MVREGISTER_SET:
+        case CVG_OP_SET_REMOVE:
+            if (cvg__mp_value(&m, &p->value) != CVG_OK) {
+                return CVG_ECORRUPT;
+            }
+            rc = read_dots(s, &m, seq, false, p);
+            if (rc != CVG_OK) {
+                return rc;
+            }
+            break;
+        case CVG_OP_RECORD_DELETE:
+            rc = read_dots(s, &m, seq, true, p);
+            if (rc != CVG_OK) {
+                return rc;
+            }
+            rc = read_counters(s, &m, seq, out);
+            if (rc != CVG_OK) {
+                return rc;
+            }
+            break;
     }
     r->p = m.p;
     r->hlc = hlc;

@@ -25,32 +25,32 @@ cvg__mp_pack_value(msgpack_packer *pk, const cvg_value *v)
 {
     int rc;
     switch (v->kind) {
-    case CVG_VALUE_NIL:
-        rc = msgpack_pack_nil(pk);
-        break;
-    case CVG_VALUE_BOOL:
-        rc = v->as.boolean ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        break;
-    case CVG_VALUE_INT:
-        /* msgpack-c picks the smallest form, which keeps the encoding of a
-         * value canonical. */
-        rc = msgpack_pack_int64(pk, v->as.integer);
-        break;
-    case CVG_VALUE_DOUBLE:
-        /* Always float64, even when float32 would be exact: one form per
-         * value, and NaN payloads survive. */
-        rc = msgpack_pack_double(pk, v->as.real);
-        break;
-    case CVG_VALUE_STRING:
-        rc = msgpack_pack_str_with_body(pk, v->as.bytes.data,
-                                        v->as.bytes.len);
-        break;
-    case CVG_VALUE_BYTES:
-        rc = msgpack_pack_bin_with_body(pk, v->as.bytes.data,
-                                        v->as.bytes.len);
-        break;
-    default:
-        return CVG_EINVAL;
+        case CVG_VALUE_NIL:
+            rc = msgpack_pack_nil(pk);
+            break;
+        case CVG_VALUE_BOOL:
+            rc = v->as.boolean ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+            break;
+        case CVG_VALUE_INT:
+            /* msgpack-c picks the smallest form, which keeps the encoding of a
+             * value canonical. */
+            rc = msgpack_pack_int64(pk, v->as.integer);
+            break;
+        case CVG_VALUE_DOUBLE:
+            /* Always float64, even when float32 would be exact: one form per
+             * value, and NaN payloads survive. */
+            rc = msgpack_pack_double(pk, v->as.real);
+            break;
+        case CVG_VALUE_STRING:
+            rc = msgpack_pack_str_with_body(pk, v->as.bytes.data,
+                                            v->as.bytes.len);
+            break;
+        case CVG_VALUE_BYTES:
+            rc = msgpack_pack_bin_with_body(pk, v->as.bytes.data,
+                                            v->as.bytes.len);
+            break;
+        default:
+            return CVG_EINVAL;
     }
     return rc == 0 ? CVG_OK : CVG_ENOMEM;
 }
@@ -150,29 +150,29 @@ read_integer(cvg__mp *m, uint64_t *out, int *neg, int *tag_out)
         return CVG_OK;
     }
     switch (tag) {
-    case 0xcc:
-    case 0xcd:
-    case 0xce:
-    case 0xcf:
-        return take_be(m, (size_t)1 << (tag - 0xcc), out);
-    case 0xd0:
-    case 0xd1:
-    case 0xd2:
-    case 0xd3: {
-        size_t n = (size_t)1 << (tag - 0xd0);
-        if (take_be(m, n, &v) != CVG_OK) {
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf:
+            return take_be(m, (size_t)1 << (tag - 0xcc), out);
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3: {
+            size_t n = (size_t)1 << (tag - 0xd0);
+            if (take_be(m, n, &v) != CVG_OK) {
+                return CVG_ECORRUPT;
+            }
+            /* Sign-extend the n-byte two's complement value. */
+            if (n < 8 && (v >> (n * 8 - 1)) != 0) {
+                v |= UINT64_MAX << (n * 8);
+            }
+            *out = v;
+            *neg = (v >> 63) != 0;
+            return CVG_OK;
+        }
+        default:
             return CVG_ECORRUPT;
-        }
-        /* Sign-extend the n-byte two's complement value. */
-        if (n < 8 && (v >> (n * 8 - 1)) != 0) {
-            v |= UINT64_MAX << (n * 8);
-        }
-        *out = v;
-        *neg = (v >> 63) != 0;
-        return CVG_OK;
-    }
-    default:
-        return CVG_ECORRUPT;
     }
 }
 
@@ -242,30 +242,22 @@ read_raw_header(cvg__mp *m, size_t *len, int *is_str)
         *is_str = 1;
         return CVG_OK;
     }
-    size_t width;
-    uint64_t min;
-    switch (tag) {
-    case 0xd9:
-        width = 1, min = 32, *is_str = 1;
-        break;
-    case 0xda:
-        width = 2, min = 256, *is_str = 1;
-        break;
-    case 0xdb:
-        width = 4, min = 65536, *is_str = 1;
-        break;
-    case 0xc4:
-        width = 1, min = 0, *is_str = 0;
-        break;
-    case 0xc5:
-        width = 2, min = 256, *is_str = 0;
-        break;
-    case 0xc6:
-        width = 4, min = 65536, *is_str = 0;
-        break;
-    default:
+    /* str8/16/32 are 0xd9..0xdb and bin8/16/32 are 0xc4..0xc6, with 1, 2
+     * and 4 length bytes. Each is valid only for lengths that the smaller
+     * forms cannot hold (a fixstr holds up to 31 bytes). */
+    static const uint64_t min_len[3] = {0, 256, 65536};
+    int k;
+    if (tag >= 0xd9 && tag <= 0xdb) {
+        k = tag - 0xd9;
+        *is_str = 1;
+    } else if (tag >= 0xc4 && tag <= 0xc6) {
+        k = tag - 0xc4;
+        *is_str = 0;
+    } else {
         return CVG_ECORRUPT;
     }
+    size_t width = (size_t)1 << k;
+    uint64_t min = (k == 0 && *is_str) ? 32 : min_len[k];
     if (take_be(m, width, &n) != CVG_OK || n < min) {
         return CVG_ECORRUPT;
     }
@@ -354,8 +346,8 @@ cvg__mp_value(cvg__mp *m, cvg_value *out)
         return CVG_OK;
     }
     cvg_bytes b;
-    int is_str = (tag >= 0xa0 && tag <= 0xbf) || tag == 0xd9 ||
-                 tag == 0xda || tag == 0xdb;
+    int is_str = (tag >= 0xa0 && tag <= 0xbf) || tag == 0xd9 || tag == 0xda ||
+                 tag == 0xdb;
     if (read_raw(m, is_str, CVG_VALUE_MAX, &b) != CVG_OK) {
         return CVG_ECORRUPT;
     }

@@ -19,6 +19,14 @@
  * call return non-zero, which callers report as CVG_ENOMEM. */
 void cvg__mp_packer_init(msgpack_packer *pk, cvg__buf *b);
 
+/* Run a msgpack_pack_* call; its only failure is our buffer's. */
+#define CVG__MP_TRY(call)      \
+    do {                       \
+        if ((call) != 0) {     \
+            return CVG_ENOMEM; \
+        }                      \
+    } while (0)
+
 /* Pack a value in its natural form (nil, bool, smallest int, float64, str,
  * bin). The value must have been checked (cvg__value_check). */
 int cvg__mp_pack_value(msgpack_packer *pk, const cvg_value *v);

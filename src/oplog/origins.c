@@ -37,8 +37,7 @@ probe(const cvg_replica_id *ids, const uint32_t *slots, size_t nslots,
 
 /* Fill @p slots (zeroed, @p nslots of them) with the first @p n ids. */
 static void
-fill_slots(const cvg_replica_id *ids, size_t n, uint32_t *slots,
-           size_t nslots)
+fill_slots(const cvg_replica_id *ids, size_t n, uint32_t *slots, size_t nslots)
 {
     for (size_t k = 0; k < n; k++) {
         slots[probe(ids, slots, nslots, &ids[k])] = (uint32_t)(k + 1);
@@ -62,8 +61,8 @@ cvg__origins_find(const cvg__origins *o, const cvg_replica_id *id,
 }
 
 int
-cvg__origins_index(cvg__origins *o, const cvg_replica_id *id,
-                   uint32_t *idx_out, bool *added)
+cvg__origins_index(cvg__origins *o, const cvg_replica_id *id, uint32_t *idx_out,
+                   bool *added)
 {
     *added = false;
     if (cvg__origins_find(o, id, idx_out) == CVG_OK) {

@@ -21,13 +21,6 @@
 #define SIBLING_MIN_BYTES 4u
 #define DOT_MIN_BYTES 2u
 
-#define PACK(call)             \
-    do {                       \
-        if ((call) != 0) {     \
-            return CVG_ENOMEM; \
-        }                      \
-    } while (0)
-
 /* ---- Encoding ------------------------------------------------------------ */
 
 /* All encoders append to @p out; on failure out->len is restored (origins
@@ -43,7 +36,7 @@ pack_origin(msgpack_packer *pk, cvg__origins *o, const cvg_replica_id *id)
     if (rc != CVG_OK) {
         return rc;
     }
-    PACK(msgpack_pack_uint32(pk, idx));
+    CVG__MP_TRY(msgpack_pack_uint32(pk, idx));
     return CVG_OK;
 }
 
@@ -53,8 +46,8 @@ encode_counter(const cvg__counter *c, cvg__origins *o, msgpack_packer *pk)
     if (c->n > 0 && c->parts == NULL) {
         return CVG_EINVAL;
     }
-    PACK(msgpack_pack_uint8(pk, TAG(KIND_COUNTER)));
-    PACK(msgpack_pack_uint64(pk, c->n));
+    CVG__MP_TRY(msgpack_pack_uint8(pk, TAG(KIND_COUNTER)));
+    CVG__MP_TRY(msgpack_pack_uint64(pk, c->n));
     for (size_t i = 0; i < c->n; i++) {
         const cvg__counter_part *p = &c->parts[i];
         /* The decoder insists on the order the counter relies on (binary
@@ -66,17 +59,16 @@ encode_counter(const cvg__counter *c, cvg__origins *o, msgpack_packer *pk)
         if (rc != CVG_OK) {
             return rc;
         }
-        PACK(msgpack_pack_uint64(pk, p->seq));
-        PACK(msgpack_pack_int64(pk, p->sum));
-        PACK(msgpack_pack_uint64(pk, p->floor_seq));
-        PACK(msgpack_pack_int64(pk, p->floor_sum));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, p->seq));
+        CVG__MP_TRY(msgpack_pack_int64(pk, p->sum));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, p->floor_seq));
+        CVG__MP_TRY(msgpack_pack_int64(pk, p->floor_sum));
     }
     return CVG_OK;
 }
 
 int
-cvg__state_encode_counter(const cvg__counter *c, cvg__origins *o,
-                          cvg__buf *out)
+cvg__state_encode_counter(const cvg__counter *c, cvg__origins *o, cvg__buf *out)
 {
     size_t mark = out->len;
     msgpack_packer pk;
@@ -94,8 +86,8 @@ encode_reg(const cvg__reg *r, cvg__origins *o, msgpack_packer *pk)
     if (r->n > 0 && r->s == NULL) {
         return CVG_EINVAL;
     }
-    PACK(msgpack_pack_uint8(pk, TAG(KIND_REG)));
-    PACK(msgpack_pack_uint64(pk, r->n));
+    CVG__MP_TRY(msgpack_pack_uint8(pk, TAG(KIND_REG)));
+    CVG__MP_TRY(msgpack_pack_uint64(pk, r->n));
     for (size_t i = 0; i < r->n; i++) {
         const cvg__sibling *s = &r->s[i];
         if (s->dot.seq == 0 ||
@@ -110,8 +102,8 @@ encode_reg(const cvg__reg *r, cvg__origins *o, msgpack_packer *pk)
         if (rc != CVG_OK) {
             return rc;
         }
-        PACK(msgpack_pack_uint64(pk, s->dot.seq));
-        PACK(msgpack_pack_uint64(pk, s->hlc));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, s->dot.seq));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, s->hlc));
         rc = cvg__mp_pack_value(pk, &s->value);
         if (rc != CVG_OK) {
             return rc;
@@ -144,12 +136,12 @@ encode_elem(const cvg_value *elem, const cvg__tags *t, cvg__origins *o,
     if (rc != CVG_OK) {
         return rc;
     }
-    PACK(msgpack_pack_uint8(pk, TAG(KIND_ELEM)));
+    CVG__MP_TRY(msgpack_pack_uint8(pk, TAG(KIND_ELEM)));
     rc = cvg__mp_pack_value(pk, elem);
     if (rc != CVG_OK) {
         return rc;
     }
-    PACK(msgpack_pack_uint64(pk, t->n));
+    CVG__MP_TRY(msgpack_pack_uint64(pk, t->n));
     for (size_t i = 0; i < t->n; i++) {
         const cvg_dot *d = &t->d[i];
         if (d->seq == 0 || (i > 0 && cvg__dot_cmp(&d[-1], d) >= 0)) {
@@ -159,7 +151,7 @@ encode_elem(const cvg_value *elem, const cvg__tags *t, cvg__origins *o,
         if (rc != CVG_OK) {
             return rc;
         }
-        PACK(msgpack_pack_uint64(pk, d->seq));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, d->seq));
     }
     return CVG_OK;
 }
@@ -284,7 +276,8 @@ cvg__state_decode_counter(const uint8_t *p, size_t n, const cvg__origins *o,
     /* *out is an output: whatever it held is overwritten, not freed. */
     memset(out, 0, sizeof *out);
     cvg__mp m;
-    int rc = mp_init(&m, p, n) == CVG_OK ? decode_counter(&m, o, out) : CVG_ECORRUPT;
+    int rc =
+        mp_init(&m, p, n) == CVG_OK ? decode_counter(&m, o, out) : CVG_ECORRUPT;
     if (rc == CVG_OK && cvg__mp_left(&m) != 0) {
         rc = CVG_ECORRUPT; /* trailing bytes */
     }
@@ -343,7 +336,8 @@ cvg__state_decode_reg(const uint8_t *p, size_t n, const cvg__origins *o,
 {
     memset(out, 0, sizeof *out);
     cvg__mp m;
-    int rc = mp_init(&m, p, n) == CVG_OK ? decode_reg(&m, o, out) : CVG_ECORRUPT;
+    int rc =
+        mp_init(&m, p, n) == CVG_OK ? decode_reg(&m, o, out) : CVG_ECORRUPT;
     if (rc == CVG_OK && cvg__mp_left(&m) != 0) {
         rc = CVG_ECORRUPT;
     }
@@ -357,8 +351,7 @@ cvg__state_decode_reg(const uint8_t *p, size_t n, const cvg__origins *o,
 }
 
 static int
-decode_elem(cvg__mp *m, const cvg__origins *o, cvg_value *elem,
-            cvg__tags *out)
+decode_elem(cvg__mp *m, const cvg__origins *o, cvg_value *elem, cvg__tags *out)
 {
     size_t n;
     int rc = read_tag(m, KIND_ELEM);
@@ -380,8 +373,7 @@ decode_elem(cvg__mp *m, const cvg__origins *o, cvg_value *elem,
     for (size_t i = 0; i < n; i++) {
         cvg_dot *d = &out->d[i];
         if (read_origin(m, o, &d->origin) != CVG_OK ||
-            cvg__mp_uint(m, UINT64_MAX, &d->seq) != CVG_OK ||
-            d->seq == 0) {
+            cvg__mp_uint(m, UINT64_MAX, &d->seq) != CVG_OK || d->seq == 0) {
             return CVG_ECORRUPT;
         }
         if (i > 0 && cvg__dot_cmp(&d[-1], d) >= 0) {
@@ -399,7 +391,8 @@ cvg__state_decode_elem(const uint8_t *p, size_t n, const cvg__origins *o,
     memset(out, 0, sizeof *out);
     *elem_out = cvg_value_nil();
     cvg__mp m;
-    int rc = mp_init(&m, p, n) == CVG_OK ? decode_elem(&m, o, elem_out, out) : CVG_ECORRUPT;
+    int rc = mp_init(&m, p, n) == CVG_OK ? decode_elem(&m, o, elem_out, out)
+                                         : CVG_ECORRUPT;
     if (rc == CVG_OK && cvg__mp_left(&m) != 0) {
         rc = CVG_ECORRUPT;
     }

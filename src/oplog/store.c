@@ -104,6 +104,15 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
     } else if (!S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "'%s' is not a directory", path);
         return CVG_EINVAL;
+    } else if (o->no_create || o->read_only) {
+        /* An existing directory is not yet a replica: without its data
+         * file, opening would create one. */
+        char file[4096];
+        snprintf(file, sizeof file, "%s/data.mdb", path);
+        if (stat(file, &st) != 0) {
+            snprintf(err, errlen, "no replica in '%s'", path);
+            return CVG_ENOTFOUND;
+        }
     }
 
     int rc = mdb_env_create(&s->env);

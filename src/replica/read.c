@@ -200,7 +200,9 @@ walk_next(prefix_walk *w, MDB_val *k, MDB_val *v)
     }
     k->mv_size = w->seeklen;
     k->mv_data = w->seek;
-    int mrc = mdb_cursor_get(w->c, k, v, MDB_SET_RANGE);
+    /* LMDB refuses an empty key: walking everything starts at the first. */
+    int mrc = mdb_cursor_get(w->c, k, v,
+                             w->seeklen ? MDB_SET_RANGE : MDB_FIRST);
     if (mrc == MDB_NOTFOUND || (mrc == MDB_SUCCESS &&
                                 (k->mv_size < w->plen ||
                                  memcmp(k->mv_data, w->prefix, w->plen)))) {
@@ -211,14 +213,21 @@ walk_next(prefix_walk *w, MDB_val *k, MDB_val *v)
 }
 
 /* Make the next walk_next() start after every key that begins with
- * @p key[0..len): the same bytes with the last one raised by one. The
- * callers' last byte is a separator NUL or a type, so it never overflows. */
+ * @p key[0..len): the same bytes plus one, as a big number (a hash byte of
+ * 0xFF carries into the byte before it). A key of all 0xFF has no successor
+ * of its length: the walk is done. */
 static void
 walk_skip(prefix_walk *w, const uint8_t *key, uint32_t len)
 {
     memcpy(w->seek, key, len);
-    w->seek[len - 1]++;
-    w->seeklen = len;
+    uint32_t i = len;
+    while (i > 0 && ++w->seek[i - 1] == 0) {
+        i--;
+    }
+    w->seeklen = i;
+    if (i == 0) {
+        w->done = true;
+    }
 }
 
 static void

@@ -138,6 +138,13 @@ int cvg__record_entries(cvg_txn *t, uint32_t rplen, cvg__entry ***out,
 int cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
                     uint32_t *plen);
 
+/* Apply an op made by another replica: CVG_OK, CVG_DONE (a duplicate,
+ * skipped), CVG_EGAP (an earlier op of its origin, or one it had seen, is
+ * missing), CVG_ECLOCK (too far ahead), CVG_ECORRUPT. Nothing changes on
+ * error, except that a failure after the state changed fails the
+ * transaction. */
+int cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict);
+
 /* The 16-byte element hash that orders a set's elements in LMDB. */
 int cvg__elem_hash(cvg_txn *t, const cvg_value *v, uint8_t out[16]);
 

@@ -456,6 +456,19 @@ cvg__txn_log(cvg_txn *t, const cvg__op *op)
         t->bw_first_lsn = t->next_lsn;
     }
     int rc = cvg__block_add(&t->bw, op);
+    if (rc == CVG_ELIMIT && t->bw.count > 0) {
+        /* The block's name or origin dictionary is full: the op goes first
+         * in a new block (the writer left the old one intact). */
+        rc = finish_block(t);
+        if (rc == CVG_OK) {
+            rc = cvg__block_begin(&t->bw, &d->origin, d->seq);
+        }
+        if (rc == CVG_OK) {
+            t->bw_open = true;
+            t->bw_first_lsn = t->next_lsn;
+            rc = cvg__block_add(&t->bw, op);
+        }
+    }
     if (rc != CVG_OK) {
         return rc;
     }

@@ -98,8 +98,8 @@ Test(counter, wrapping_sums_agree_in_every_order)
      * others; the final value must be the same bits every time. Each
      * origin's two adds keep their order (causal delivery); the schedules
      * interleave the origins in all six ways. */
-    const int64_t deltas[3][2] = {{0, 0}, {INT64_MAX, INT64_MAX},
-                                  {INT64_MIN, -5}};
+    const int64_t deltas[3][2] = {
+        {0, 0}, {INT64_MAX, INT64_MAX}, {INT64_MIN, -5}};
     const unsigned char sched[6][4] = {{1, 1, 2, 2}, {2, 2, 1, 1},
                                        {1, 2, 1, 2}, {2, 1, 2, 1},
                                        {1, 2, 2, 1}, {2, 1, 1, 2}};

@@ -9,7 +9,7 @@
 #include "testutil.h"
 
 #define MS(t) ((t) >> 16)
-#define LOGICAL(t) ((t) & 0xFFFFu)
+#define LOGICAL(t) ((t)&0xFFFFu)
 
 Test(hlc, first_tick_is_wall_time)
 {
@@ -54,8 +54,10 @@ Test(hlc, monotonic_with_clock_going_backwards)
         }
         uint64_t t;
         cr_assert_eq(cvg__hlc_tick(&clock, now, &t), CVG_OK);
-        cr_assert_gt(t, prev, "tick %d not increasing (replay with "
-                     "CVG_TEST_SEED=%llu)", i, (unsigned long long)seed);
+        cr_assert_gt(t, prev,
+                     "tick %d not increasing (replay with "
+                     "CVG_TEST_SEED=%llu)",
+                     i, (unsigned long long)seed);
         cr_assert_geq(MS(t), now, "tick %d behind the wall clock", i);
         prev = t;
     }

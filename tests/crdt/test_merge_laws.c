@@ -38,14 +38,14 @@ typedef struct op {
     uint64_t hlc;
     int64_t delta;
     int elem;
-    cvg_value value;               /* owned (cvg__value_copy) */
-    cvg_dot *obs;                  /* set: siblings seen; remove: tags seen */
+    cvg_value value; /* owned (cvg__value_copy) */
+    cvg_dot *obs;    /* set: siblings seen; remove: tags seen */
     size_t n_obs;
-    cvg__counter_part *parts;      /* counter delete: the parts seen */
+    cvg__counter_part *parts; /* counter delete: the parts seen */
     size_t n_parts;
-    cvg__vv vv;                    /* record delete */
-    cvg__vv deps;                  /* the origin's VV when it made the op */
-    int dep[MAX_REPLICAS];         /* deps as the ops they end at */
+    cvg__vv vv;            /* record delete */
+    cvg__vv deps;          /* the origin's VV when it made the op */
+    int dep[MAX_REPLICAS]; /* deps as the ops they end at */
     int ndep;
 } op;
 
@@ -89,10 +89,11 @@ static struct {
 
 /* Every failure message starts with the seed and how to replay it. */
 #define SEED_FMT "seed %llu (replay with CVG_TEST_SEED=%llu)"
-#define SEED_ARGS(s) (unsigned long long)(s)->seed, \
-    (unsigned long long)(s)->seed
+#define SEED_ARGS(s) \
+    (unsigned long long)(s)->seed, (unsigned long long)(s)->seed
 
-/* ---- States --------------------------------------------------------------- */
+/* ---- States ---------------------------------------------------------------
+ */
 
 static void
 state_destroy(state *st)
@@ -201,8 +202,7 @@ apply(const sim *s, state *st, const op *o)
         cr_assert_eq(cvg__counter_add(&st->c, &o->dot, o->delta), CVG_OK);
         break;
     case OP_COUNTER_DELETE:
-        cr_assert_eq(cvg__counter_delete(&st->c, o->parts, o->n_parts),
-                     CVG_OK);
+        cr_assert_eq(cvg__counter_delete(&st->c, o->parts, o->n_parts), CVG_OK);
         break;
     case OP_REG_SET: {
         bool expect = false;
@@ -215,7 +215,8 @@ apply(const sim *s, state *st, const op *o)
         cr_assert_eq(cvg__reg_set(&st->r, &o->dot, o->hlc, &o->value, o->obs,
                                   o->n_obs, &conflict),
                      CVG_OK);
-        cr_assert_eq(conflict, expect, SEED_FMT ": conflict flag", SEED_ARGS(s));
+        cr_assert_eq(conflict, expect, SEED_FMT ": conflict flag",
+                     SEED_ARGS(s));
         seen.conflicts += conflict;
         cr_assert(st->r.n > 0);
         break;
@@ -286,15 +287,16 @@ static void
 deliver(sim *s, replica *r, int i)
 {
     const op *o = &s->ops[i];
-    cr_assert_eq(cvg__hlc_receive(&r->clock, o->hlc, now_ms(s, r),
-                                  MAX_AHEAD_MS),
-                 CVG_OK);
+    cr_assert_eq(
+        cvg__hlc_receive(&r->clock, o->hlc, now_ms(s, r), MAX_AHEAD_MS),
+        CVG_OK);
     apply(s, &r->st, o);
     mark_applied(&r->vv, o);
     r->applied[i] = true;
 }
 
-/* ---- Making ops ------------------------------------------------------------ */
+/* ---- Making ops ------------------------------------------------------------
+ */
 
 static void
 shuffle_dots(sim *s, cvg_dot *d, size_t n)
@@ -335,8 +337,8 @@ random_value(sim *s, cvg_value *out)
         break;
     default: {
         const char *w = words[cvg_test_below(&s->rng, 6)];
-        v.kind = cvg_test_below(&s->rng, 2) ? CVG_VALUE_STRING
-                                             : CVG_VALUE_BYTES;
+        v.kind =
+            cvg_test_below(&s->rng, 2) ? CVG_VALUE_STRING : CVG_VALUE_BYTES;
         v.as.bytes.data = (const uint8_t *)w;
         v.as.bytes.len = strlen(w);
         break;
@@ -524,7 +526,8 @@ sim_run(sim *s)
     }
 }
 
-/* ---- Oracles ----------------------------------------------------------------- */
+/* ---- Oracles
+ * ----------------------------------------------------------------- */
 
 static bool
 covered_by_record_delete(const sim *s, const cvg_dot *d)
@@ -570,7 +573,8 @@ check_counter_oracle(const sim *s, const cvg__counter *c)
     }
     int64_t value = cvg__counter_value(c);
     cr_assert_eq(value, (int64_t)want,
-                 SEED_FMT ": value is the sum of the deltas no delete saw", SEED_ARGS(s));
+                 SEED_FMT ": value is the sum of the deltas no delete saw",
+                 SEED_ARGS(s));
     cr_assert_eq(cvg__counter_live(c), live, SEED_FMT, SEED_ARGS(s));
     if (!any_delete) {
         cr_assert_eq(value, (int64_t)all, SEED_FMT, SEED_ARGS(s));
@@ -630,7 +634,8 @@ check_reg_oracle(const sim *s, const cvg__reg *r)
                              SEED_FMT, SEED_ARGS(s));
             }
         }
-        cr_assert(found, SEED_FMT ": a write nobody replaced is a sibling", SEED_ARGS(s));
+        cr_assert(found, SEED_FMT ": a write nobody replaced is a sibling",
+                  SEED_ARGS(s));
         if (best != NULL && best->hlc == w->hlc) {
             seen.lww_ties++;
         }
@@ -638,18 +643,20 @@ check_reg_oracle(const sim *s, const cvg__reg *r)
             best = w;
         }
     }
-    cr_assert_eq(r->n, survivors, SEED_FMT ": siblings are exactly the survivors", SEED_ARGS(s));
+    cr_assert_eq(r->n, survivors,
+                 SEED_FMT ": siblings are exactly the survivors", SEED_ARGS(s));
     const cvg__sibling *win = cvg__reg_winner(r);
     if (best == NULL) {
         cr_assert_null(win, SEED_FMT, SEED_ARGS(s));
     } else {
         cr_assert_not_null(win, SEED_FMT, SEED_ARGS(s));
         cr_assert_eq(cvg__dot_cmp(&win->dot, &best->dot), 0,
-                     SEED_FMT ": LWW winner is the max (hlc, origin, seq)", SEED_ARGS(s));
+                     SEED_FMT ": LWW winner is the max (hlc, origin, seq)",
+                     SEED_ARGS(s));
     }
     for (size_t k = 1; k < r->n; k++) {
-        cr_assert_lt(cvg__dot_cmp(&r->s[k - 1].dot, &r->s[k].dot), 0,
-                     SEED_FMT, SEED_ARGS(s));
+        cr_assert_lt(cvg__dot_cmp(&r->s[k - 1].dot, &r->s[k].dot), 0, SEED_FMT,
+                     SEED_ARGS(s));
     }
 }
 
@@ -682,8 +689,10 @@ check_tags_oracle(const sim *s, const state *st)
                 present |= cvg__dot_cmp(&t->d[k], &a->dot) == 0;
             }
             cr_assert_eq(present, !removed,
-                         SEED_FMT ": elem %d: a tag stays unless a remove saw "
-                         "it or a delete covered it", SEED_ARGS(s), e);
+                         SEED_FMT
+                         ": elem %d: a tag stays unless a remove saw "
+                         "it or a delete covered it",
+                         SEED_ARGS(s), e);
             survivors += !removed;
             if (!removed && concurrent_remove) {
                 seen.concurrent_add_survived++;
@@ -745,17 +754,17 @@ check_idempotent(sim *s, const state *ref)
                     for (size_t m = 0; m < st.r.n; m++) {
                         all[m] = st.r.s[m].dot;
                     }
-                    cr_assert_eq(cvg__reg_set(&st.r, &o->dot, o->hlc + 7,
-                                              &o->value, all, st.r.n,
-                                              &conflict),
-                                 CVG_OK);
+                    cr_assert_eq(
+                        cvg__reg_set(&st.r, &o->dot, o->hlc + 7, &o->value, all,
+                                     st.r.n, &conflict),
+                        CVG_OK);
                     cr_assert_not(conflict, SEED_FMT, SEED_ARGS(s));
                     break;
                 }
             }
         }
-        cr_assert(state_equal(&st, ref), SEED_FMT ": op %d twice",
-                  SEED_ARGS(s), i);
+        cr_assert(state_equal(&st, ref), SEED_FMT ": op %d twice", SEED_ARGS(s),
+                  i);
     }
     state_destroy(&st);
 }
@@ -773,7 +782,8 @@ run_type(enum type type, uint64_t dflt_seed, bool no_deletes)
         /* Convergence: every replica ended with the same state. */
         for (int i = 1; i < s.nrep; i++) {
             cr_assert(state_equal(&s.rep[i].st, ref),
-                      SEED_FMT ": replica %d differs from replica 0", SEED_ARGS(&s), i);
+                      SEED_FMT ": replica %d differs from replica 0",
+                      SEED_ARGS(&s), i);
         }
         check_oracle(&s, ref);
 
@@ -791,7 +801,8 @@ run_type(enum type type, uint64_t dflt_seed, bool no_deletes)
                 applied[i] = true;
             }
             cr_assert(state_equal(&st, ref),
-                      SEED_FMT ": order %d gives another state", SEED_ARGS(&s), ord);
+                      SEED_FMT ": order %d gives another state", SEED_ARGS(&s),
+                      ord);
             cvg__vv_destroy(&vv);
             state_destroy(&st);
         }

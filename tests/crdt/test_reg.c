@@ -352,8 +352,8 @@ full_reg(cvg__reg *r)
 {
     static const char *names[] = {"w", "x", "y", "z", "p", "q", "r", "s"};
     for (unsigned k = 0; r->n < 4 || r->n < r->cap; k++) {
-        set(r, mkdot((unsigned char)(2 * k + 2), 1), 100 + k,
-            str(names[k % 8]), NULL, 0, NULL);
+        set(r, mkdot((unsigned char)(2 * k + 2), 1), 100 + k, str(names[k % 8]),
+            NULL, 0, NULL);
     }
     cr_assert_eq(r->n, r->cap);
 }

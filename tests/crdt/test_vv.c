@@ -211,7 +211,8 @@ Test(vv, random_set_merge_compare_match_oracle)
             cvg_replica_id id = mkid((unsigned char)(k * 17 + 1));
             cr_assert_eq(cvg__vv_get(&m, &id), CVG__MAX(da[k], db[k]),
                          "merge is pointwise max; replay with "
-                         "CVG_TEST_SEED=%llu", (unsigned long long)seed);
+                         "CVG_TEST_SEED=%llu",
+                         (unsigned long long)seed);
         }
         cvg__order ma = cvg__vv_compare(&a, &m);
         cr_assert(ma == CVG__EQUAL || ma == CVG__BEFORE,
@@ -244,8 +245,10 @@ Test(vv, merge_laws)
         cr_assert_eq(cvg__vv_merge(&ab, &b), CVG_OK);
         cr_assert_eq(cvg__vv_copy(&ba, &b), CVG_OK);
         cr_assert_eq(cvg__vv_merge(&ba, &a), CVG_OK);
-        cr_assert(vv_equal(&ab, &ba), "commutativity; replay with "
-                  "CVG_TEST_SEED=%llu", (unsigned long long)seed);
+        cr_assert(vv_equal(&ab, &ba),
+                  "commutativity; replay with "
+                  "CVG_TEST_SEED=%llu",
+                  (unsigned long long)seed);
 
         /* Associative: (a + b) + c == a + (b + c). */
         cvg__vv left = {0};
@@ -257,15 +260,19 @@ Test(vv, merge_laws)
         cr_assert_eq(cvg__vv_merge(&bc, &c), CVG_OK);
         cr_assert_eq(cvg__vv_copy(&right, &a), CVG_OK);
         cr_assert_eq(cvg__vv_merge(&right, &bc), CVG_OK);
-        cr_assert(vv_equal(&left, &right), "associativity; replay with "
-                  "CVG_TEST_SEED=%llu", (unsigned long long)seed);
+        cr_assert(vv_equal(&left, &right),
+                  "associativity; replay with "
+                  "CVG_TEST_SEED=%llu",
+                  (unsigned long long)seed);
 
         /* Idempotent: (a + b) + b == a + b, and x + x == x. */
         cvg__vv again = {0};
         cr_assert_eq(cvg__vv_copy(&again, &ab), CVG_OK);
         cr_assert_eq(cvg__vv_merge(&again, &b), CVG_OK);
-        cr_assert(vv_equal(&again, &ab), "idempotence; replay with "
-                  "CVG_TEST_SEED=%llu", (unsigned long long)seed);
+        cr_assert(vv_equal(&again, &ab),
+                  "idempotence; replay with "
+                  "CVG_TEST_SEED=%llu",
+                  (unsigned long long)seed);
         cr_assert_eq(cvg__vv_merge(&again, &again), CVG_OK);
         cr_assert(vv_equal(&again, &ab));
 
@@ -353,8 +360,7 @@ Test(vv_fault, merge_and_copy_are_failure_atomic)
             break;
         }
         cr_assert_eq(rc, CVG_ENOMEM);
-        cr_assert(vv_equal(&a, &snap), "merge changed a after failure %lu",
-                  n);
+        cr_assert(vv_equal(&a, &snap), "merge changed a after failure %lu", n);
         failures++;
         cr_assert_lt(n, 100);
     }

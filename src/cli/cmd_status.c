@@ -1,0 +1,120 @@
+/*
+ * `converge status`: who the replica is, what it has seen (its version
+ * vector: for each origin, the highest seq with every earlier op present)
+ * and how much room it takes.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+/* The version vector, asked for twice: once for its size, once to fill. The
+ * caller frees *out. */
+static int
+read_vv(cvg_replica *r, cvg_dot **out, size_t *n)
+{
+    *out = NULL;
+    cvg_txn *txn;
+    int rc = cvg_txn_begin(r, CVG_TXN_READ_ONLY, &txn);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    rc = cvg_txn_version_vector(txn, NULL, 0, n);
+    if (rc == CVG_OK) {
+        *out = calloc(*n + 1, sizeof **out);
+        rc = *out == NULL ? CVG_ENOMEM
+                          : cvg_txn_version_vector(txn, *out, *n, n);
+    }
+    cvg_txn_abort(txn);
+    return rc;
+}
+
+static void
+print_text(FILE *f, const char *id, const cvg_replica_stats *s,
+           const cvg_dot *vv, size_t n)
+{
+    fprintf(f, "replica     %s\n", id);
+    fprintf(f, "ops         %" PRIu64 "\n", s->op_count);
+    fprintf(f, "last lsn    %" PRIu64 "\n", s->last_lsn);
+    fputs("hlc         ", f);
+    cli_print_hlc(f, s->hlc);
+    fprintf(f, "\nfile bytes  %" PRIu64 "\n", s->file_bytes);
+    fprintf(f, "map bytes   %" PRIu64 "\n", s->map_bytes);
+    fprintf(f, "origins     %zu\n", s->origins);
+    fputs("version vector\n", f);
+    for (size_t i = 0; i < n; i++) {
+        fputs("  ", f);
+        cli_print_dot(f, &vv[i], false);
+        fputc('\n', f);
+    }
+}
+
+static void
+print_json(FILE *f, const char *id, const cvg_replica_stats *s,
+           const cvg_dot *vv, size_t n)
+{
+    fprintf(f, "{\"replica\":\"%s\",\"op_count\":%" PRIu64
+               ",\"last_lsn\":%" PRIu64 ",\"hlc\":%" PRIu64
+               ",\"file_bytes\":%" PRIu64 ",\"map_bytes\":%" PRIu64
+               ",\"origins\":%zu,\"version_vector\":[",
+            id, s->op_count, s->last_lsn, s->hlc, s->file_bytes,
+            s->map_bytes, s->origins);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i > 0 ? "," : "", f);
+        cli_json_dot(f, &vv[i]);
+    }
+    fputs("]}\n", f);
+}
+
+int
+cli_print_status(FILE *f, cvg_replica *r, bool json)
+{
+    cvg_replica_stats stats;
+    int rc = cvg_replica_stats_get(r, &stats);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    cvg_dot *vv;
+    size_t n;
+    rc = read_vv(r, &vv, &n);
+    if (rc == CVG_OK) {
+        cvg_replica_id id;
+        char hex[33];
+        cvg_replica_id_get(r, &id);
+        cvg_replica_id_hex(&id, hex);
+        if (json) {
+            print_json(f, hex, &stats, vv, n);
+        } else {
+            print_text(f, hex, &stats, vv, n);
+        }
+    }
+    free(vv);
+    return rc;
+}
+
+int
+cmd_status(int argc, char **argv)
+{
+    cli_opts o;
+    char *dir;
+    int n;
+    int code =
+        cli_parse_opts(argc, argv, CLI_OPT_JSON, &o, &dir, 1, &n);
+    if (code != CLI_EXIT_OK) {
+        return code;
+    }
+    if (n != 1) {
+        return cli_usage(argv[0], "expected DIR");
+    }
+    cvg_replica *r;
+    code = cli_open(argv[0], dir, CLI_READ, &r);
+    if (code != CLI_EXIT_OK) {
+        return code;
+    }
+    int rc = cli_print_status(stdout, r, o.json);
+    if (rc != CVG_OK) {
+        code = cli_fail(argv[0], rc, r);
+    }
+    cvg_replica_close(r);
+    return code;
+}

@@ -1,0 +1,181 @@
+/*
+ * The commands that change a replica: init, and one op per transaction for
+ * inc, set, mvset, add, remove and del. Each prints the new op's dot, the
+ * op's identity everywhere it will ever travel. cli_apply() maps an op
+ * description to its library call for these commands and the demo.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* One op to make, as parsed from the command line. */
+typedef struct write_req {
+    const char *cmd;
+    const char *dir;
+    cli_write op;
+} write_req;
+
+int
+cmd_init(int argc, char **argv)
+{
+    if (argc != 2) {
+        return cli_usage(argv[0], "expected DIR");
+    }
+    /* A read-only open creates nothing: use it to refuse to "init" over an
+     * existing replica, which would otherwise just be opened. */
+    cvg_replica_options o;
+    cvg_replica_options_init(&o);
+    o.no_create = true;
+    o.read_only = true;
+    cvg_replica *r = NULL;
+    if (cvg_replica_open(argv[1], &o, &r) == CVG_OK) {
+        cvg_replica_close(r);
+        fprintf(stderr, "converge: init: '%s' already holds a replica\n",
+                argv[1]);
+        return CLI_EXIT_ERR;
+    }
+    int code = cli_open(argv[0], argv[1], CLI_CREATE, &r);
+    if (code != CLI_EXIT_OK) {
+        return code;
+    }
+    cvg_replica_id id;
+    char hex[33];
+    cvg_replica_id_get(r, &id);
+    cvg_replica_id_hex(&id, hex);
+    printf("%s\n", hex);
+    cvg_replica_close(r);
+    return CLI_EXIT_OK;
+}
+
+int
+cli_apply(cvg_txn *txn, const cli_write *w, cvg_dot *dot)
+{
+    switch (w->kind) {
+    case CVG_OP_COUNTER_ADD:
+        return cvg_counter_add(txn, &w->key, w->delta, dot);
+    case CVG_OP_REGISTER_SET:
+        return cvg_register_set(txn, &w->key, &w->value, dot);
+    case CVG_OP_MVREGISTER_SET:
+        return cvg_mvregister_set(txn, &w->key, &w->value, dot);
+    case CVG_OP_SET_ADD:
+        return cvg_set_add(txn, &w->key, &w->value, dot);
+    case CVG_OP_SET_REMOVE:
+        return cvg_set_remove(txn, &w->key, &w->value, dot);
+    case CVG_OP_RECORD_DELETE:
+        return cvg_record_delete(txn, &w->key, dot);
+    }
+    return CVG_EINVAL;
+}
+
+/* Open, write the one op, commit, print its dot. */
+static int
+run_write(const write_req *w)
+{
+    cvg_replica *r;
+    int code = cli_open(w->cmd, w->dir, CLI_WRITE, &r);
+    if (code != CLI_EXIT_OK) {
+        return code;
+    }
+    cvg_txn *txn;
+    cvg_dot dot;
+    int rc = cvg_txn_begin(r, 0, &txn);
+    if (rc == CVG_OK) {
+        rc = cli_apply(txn, &w->op, &dot);
+        if (rc == CVG_OK) {
+            rc = cvg_txn_commit(txn); /* frees txn, even on failure */
+        } else {
+            cvg_txn_abort(txn);
+        }
+    }
+    if (rc != CVG_OK) {
+        code = cli_fail(w->cmd, rc, r);
+    } else {
+        cli_print_dot(stdout, &dot, false);
+        putchar('\n');
+    }
+    cvg_replica_close(r);
+    return code;
+}
+
+/* The DIR COLL KEY FIELD prefix every field command starts with. */
+static void
+take_field(write_req *w, char **argv)
+{
+    w->cmd = argv[0];
+    w->dir = argv[1];
+    w->op.key.collection = argv[2];
+    w->op.key.key = argv[3];
+    w->op.key.field = argv[4];
+}
+
+int
+cmd_inc(int argc, char **argv)
+{
+    if (argc != 5 && argc != 6) {
+        return cli_usage(argv[0], "expected DIR COLL KEY FIELD [DELTA]");
+    }
+    write_req w = {.op = {.kind = CVG_OP_COUNTER_ADD, .delta = 1}};
+    take_field(&w, argv);
+    if (argc == 6 &&
+        (!cli_parse_i64(argv[5], &w.op.delta) || w.op.delta == 0)) {
+        return cli_usage(argv[0], "DELTA '%s' is not a non-zero int64",
+                         argv[5]);
+    }
+    return run_write(&w);
+}
+
+/* set, mvset, add and remove: DIR COLL KEY FIELD VALUE. */
+static int
+value_write(int argc, char **argv, cvg_op_kind kind, const char *what)
+{
+    if (argc != 6) {
+        return cli_usage(argv[0], "expected DIR COLL KEY FIELD %s", what);
+    }
+    write_req w = {.op = {.kind = kind}};
+    take_field(&w, argv);
+    uint8_t *buf;
+    int code = cli_parse_value(argv[0], argv[5], &w.op.value, &buf);
+    if (code == CLI_EXIT_OK) {
+        code = run_write(&w);
+    }
+    free(buf);
+    return code;
+}
+
+int
+cmd_set(int argc, char **argv)
+{
+    return value_write(argc, argv, CVG_OP_REGISTER_SET, "VALUE");
+}
+
+int
+cmd_mvset(int argc, char **argv)
+{
+    return value_write(argc, argv, CVG_OP_MVREGISTER_SET, "VALUE");
+}
+
+int
+cmd_add(int argc, char **argv)
+{
+    return value_write(argc, argv, CVG_OP_SET_ADD, "ELEMENT");
+}
+
+int
+cmd_remove(int argc, char **argv)
+{
+    return value_write(argc, argv, CVG_OP_SET_REMOVE, "ELEMENT");
+}
+
+int
+cmd_del(int argc, char **argv)
+{
+    if (argc != 4) {
+        return cli_usage(argv[0], "expected DIR COLL KEY");
+    }
+    write_req w = {.cmd = argv[0], .dir = argv[1],
+                   .op = {.kind = CVG_OP_RECORD_DELETE}};
+    w.op.key.collection = argv[2];
+    w.op.key.key = argv[3];
+    return run_write(&w);
+}

@@ -1,0 +1,140 @@
+/*
+ * What every command shares: reporting errors the same way, opening a
+ * replica with the right access, and taking the options of the read
+ * commands out of argv.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include "cli.h"
+
+int
+cli_fail(const char *what, int rc, const cvg_replica *r)
+{
+    fprintf(stderr, "converge: %s: %s: %s", what, cvg_errname(rc),
+            cvg_strerror(rc));
+    /* The detail is only worth printing when the library left one. */
+    const char *detail = r != NULL ? cvg_replica_errmsg(r) : "no error";
+    if (strcmp(detail, "no error") != 0) {
+        fprintf(stderr, " (%s)", detail);
+    }
+    fputc('\n', stderr);
+    return CLI_EXIT_ERR;
+}
+
+int
+cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "converge: %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_EXIT_USAGE;
+}
+
+/* A failed open frees its handle, so cvg_replica_errmsg() cannot say what
+ * went wrong; name the directory ourselves instead. */
+static int
+open_failed(const char *cmd, const char *dir, bool create, int rc)
+{
+    fprintf(stderr, "converge: %s: %s: %s (replica directory '%s')\n", cmd,
+            cvg_errname(rc), cvg_strerror(rc), dir);
+    if (rc == CVG_ENOTFOUND && !create) {
+        fprintf(stderr, "converge: create one with: converge init %s\n", dir);
+    }
+    return CLI_EXIT_ERR;
+}
+
+static int
+open_with(const char *cmd, const char *dir, bool create, bool read_only,
+          cvg_replica **out)
+{
+    cvg_replica_options o;
+    cvg_replica_options_init(&o); /* durable commits by default */
+    o.no_create = !create;
+    o.read_only = read_only;
+    int rc = cvg_replica_open(dir, &o, out);
+    if (rc != CVG_OK) {
+        return open_failed(cmd, dir, create, rc);
+    }
+    return CLI_EXIT_OK;
+}
+
+int
+cli_open(const char *cmd, const char *dir, cli_access access,
+         cvg_replica **out)
+{
+    *out = NULL;
+    if (access == CLI_CREATE) {
+        return open_with(cmd, dir, true, false, out);
+    }
+    if (access == CLI_READ) {
+        return open_with(cmd, dir, false, true, out);
+    }
+    /* no_create only refuses a missing directory: a writable open of an
+     * existing directory that holds no replica makes a new one there. A
+     * read-only open creates nothing, so probe with one first, so that a
+     * mistyped `converge inc /tmp ...` fails instead. */
+    int code = open_with(cmd, dir, false, true, out);
+    if (code != CLI_EXIT_OK) {
+        return code;
+    }
+    cvg_replica_close(*out);
+    *out = NULL;
+    return open_with(cmd, dir, false, false, out);
+}
+
+/* The option at argv[*i], with its value if it takes one. */
+static int
+take_opt(int argc, char **argv, int *i, unsigned allowed, cli_opts *opts)
+{
+    const char *a = argv[*i];
+    if ((allowed & CLI_OPT_JSON) && strcmp(a, "--json") == 0) {
+        opts->json = true;
+        return CLI_EXIT_OK;
+    }
+    if ((allowed & CLI_OPT_FROM) && strcmp(a, "--from") == 0) {
+        if (*i + 1 >= argc) {
+            return cli_usage(argv[0], "--from needs an LSN");
+        }
+        *i += 1;
+        if (!cli_parse_u64(argv[*i], &opts->from) || opts->from == 0) {
+            return cli_usage(argv[0], "--from: '%s' is not an LSN (1, 2, ...)",
+                             argv[*i]);
+        }
+        return CLI_EXIT_OK;
+    }
+    return cli_usage(argv[0], "unknown option '%s'", a);
+}
+
+int
+cli_parse_opts(int argc, char **argv, unsigned allowed, cli_opts *opts,
+               char **pos, int cap, int *npos)
+{
+    opts->json = false;
+    opts->from = 1;
+    *npos = 0;
+    bool options_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        /* Only "--name" is an option, so names such as "-x" stay usable. */
+        if (options_done || strncmp(a, "--", 2) != 0) {
+            if (*npos == cap) {
+                return cli_usage(argv[0], "too many arguments");
+            }
+            pos[(*npos)++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        int code = take_opt(argc, argv, &i, allowed, opts);
+        if (code != CLI_EXIT_OK) {
+            return code;
+        }
+    }
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,107 @@
+/*
+ * Applying an op that another replica made. The op must be the next of its
+ * origin (a duplicate is skipped, a gap refused), everything it says it had
+ * seen must be here already, and its clock must not be too far ahead. Then it
+ * goes through the same pipeline as a local write. These checks make the
+ * merged state independent of the order in which ops travel, as long as each
+ * origin's ops come in seq order.
+ */
+#include "replica_int.h"
+
+/* Whether every dot the op depends on is applied here. */
+static bool
+deps_met(const cvg__vv *vv, const cvg__op *op)
+{
+    const cvg_op *p = &op->pub;
+    for (size_t i = 0; i < p->observed_count; i++) {
+        if (!cvg__vv_contains(vv, &p->observed[i])) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < op->n_counters; i++) {
+        const cvg__delete_counter *c = &op->counters[i];
+        for (size_t j = 0; j < c->n; j++) {
+            if (c->parts[j].seq > cvg__vv_get(vv, &c->parts[j].origin)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+int
+cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict)
+{
+    *conflict = false;
+    if (t == NULL || !t->write) {
+        return CVG_EMISUSE;
+    }
+    if (t->failed) {
+        return t->failed;
+    }
+    cvg_replica *r = t->r;
+    const cvg_dot *d = &op->pub.dot;
+    uint64_t have = cvg__vv_get(&t->vv, &d->origin);
+    if (d->seq == 0) {
+        return cvg__replica_fail(r, CVG_ECORRUPT, "op with seq 0");
+    }
+    if (d->seq <= have) {
+        return CVG_DONE; /* already here */
+    }
+    if (cvg__id_cmp(&d->origin, &r->id) == 0) {
+        /* Nobody else makes our ops: one we lack is forged or from a
+         * replica that was restored from an older copy of this one. */
+        return cvg__replica_fail(r, CVG_ECORRUPT,
+                                 "an op in this replica's name (seq %llu) "
+                                 "that it never made",
+                                 (unsigned long long)d->seq);
+    }
+    if (d->seq != have + 1) {
+        return cvg__replica_fail(r, CVG_EGAP,
+                                 "op seq %llu of an origin at seq %llu",
+                                 (unsigned long long)d->seq,
+                                 (unsigned long long)have);
+    }
+    if (!deps_met(&t->vv, op)) {
+        return cvg__replica_fail(r, CVG_EGAP,
+                                 "op seq %llu depends on ops not yet here",
+                                 (unsigned long long)d->seq);
+    }
+    uint64_t clock = t->clock;
+    int rc = cvg__hlc_receive(&clock, op->pub.hlc,
+                              r->opts.clock(r->opts.clock_ctx),
+                              r->opts.max_clock_ahead_ms);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc,
+                                 "op time %llu ms is more than %llu ms ahead "
+                                 "of the local clock",
+                                 (unsigned long long)cvg_hlc_millis(
+                                     op->pub.hlc),
+                                 (unsigned long long)
+                                     r->opts.max_clock_ahead_ms);
+    }
+    uint32_t idx;
+    bool added;
+    size_t norigins = r->origins.n;
+    rc = cvg__origins_index(&r->origins, &d->origin, &idx, &added);
+    if (rc == CVG_OK) {
+        rc = cvg__apply(t, op, conflict);
+        if (rc != CVG_OK && added) {
+            cvg__origins_truncate(&r->origins, norigins);
+        }
+    }
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc, "cannot apply a remote op: %s",
+                                 cvg_strerror(rc));
+    }
+    rc = cvg__txn_log(t, op);
+    if (rc == CVG_OK) {
+        rc = cvg__vv_set(&t->vv, &d->origin, d->seq);
+    }
+    if (rc != CVG_OK) {
+        t->failed = rc;
+        return cvg__replica_fail(r, rc, "cannot log a remote op");
+    }
+    t->clock = clock;
+    return CVG_OK;
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# End-to-end test of the `converge` command: runs every command against a
+# replica in a temporary directory and checks outputs and exit codes.
+#
+#   tests/cli/test_cli.sh path/to/converge
+set -u
+
+BIN=${1:?usage: test_cli.sh path/to/converge}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/converge-cli-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+R="$TMP/r"
+PASS=0
+FAIL=0
+
+ok() { PASS=$((PASS + 1)); }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*" >&2; }
+
+# run ARGS...: runs the binary, keeping stdout, stderr and the exit code.
+run() {
+    "$BIN" "$@" >"$TMP/out" 2>"$TMP/err"
+    CODE=$?
+}
+
+# expect NAME CODE PATTERN ARGS...: the exit code is CODE and stdout matches
+# the extended regex PATTERN ("" to skip).
+expect() {
+    local name=$1 code=$2 pattern=$3
+    shift 3
+    run "$@"
+    if [ "$CODE" -ne "$code" ]; then
+        bad "$name: exit $CODE, wanted $code; stderr: $(cat "$TMP/err")"
+    elif [ -n "$pattern" ] && ! grep -Eq -- "$pattern" "$TMP/out"; then
+        bad "$name: stdout lacks /$pattern/: $(cat "$TMP/out")"
+    else
+        ok
+    fi
+}
+
+# expect_err NAME CODE PATTERN ARGS...: as expect, matching stderr.
+expect_err() {
+    local name=$1 code=$2 pattern=$3
+    shift 3
+    run "$@"
+    if [ "$CODE" -ne "$code" ]; then
+        bad "$name: exit $CODE, wanted $code"
+    elif ! grep -Eq -- "$pattern" "$TMP/err"; then
+        bad "$name: stderr lacks /$pattern/: $(cat "$TMP/err")"
+    else
+        ok
+    fi
+}
+
+DOT='^[0-9a-f]{32}:[0-9]+$'
+
+# --- help and version
+expect "help" 0 "inc +DIR COLL KEY FIELD" help
+expect "no args" 0 "status" 
+expect "version" 0 "^converge [0-9]+\.[0-9]+\.[0-9]+" --version
+expect_err "unknown command" 2 "unknown command" frobnicate
+
+# --- init
+expect "init prints the id" 0 '^[0-9a-f]{32}$' init "$R"
+ID=$(cat "$TMP/out")
+expect_err "init twice" 1 "already holds a replica" init "$R"
+expect_err "write needs init" 1 "CVG_ENOTFOUND" inc "$TMP/none" c k f
+[ ! -e "$TMP/none" ] && ok || bad "a failed write created a directory"
+mkdir "$TMP/empty"
+expect_err "no replica in a plain dir" 1 "CVG_" inc "$TMP/empty" c k f
+[ -z "$(ls "$TMP/empty")" ] && ok || bad "a failed write created a replica"
+
+# --- counters
+expect "inc prints a dot" 0 "$DOT" inc "$R" stock sku-1 qty
+grep -q "^$ID:1\$" "$TMP/out" && ok || bad "first dot is not $ID:1"
+expect "inc by 41" 0 "$DOT" inc "$R" stock sku-1 qty 41
+expect "get the sum" 0 '^42$' get "$R" stock sku-1 qty
+expect "inc negative" 0 "$DOT" inc "$R" stock sku-1 qty -50
+expect "get below zero" 0 '^-8$' get "$R" stock sku-1 qty
+expect_err "delta 0" 2 "DELTA" inc "$R" stock sku-1 qty 0
+expect_err "delta junk" 2 "DELTA" inc "$R" stock sku-1 qty 1x
+expect_err "delta range" 2 "DELTA" inc "$R" stock sku-1 qty 9223372036854775808
+expect_err "too few args" 2 "usage: converge inc" inc "$R" stock
+
+# --- registers and values
+expect "set string" 0 "$DOT" set "$R" p sku-1 name "Coffee beans"
+expect "get string" 0 '^"Coffee beans"$' get "$R" p sku-1 name
+expect "set int" 0 "$DOT" set "$R" p sku-1 n 7
+expect "get int" 0 '^7$' get "$R" p sku-1 n
+expect "set double" 0 "$DOT" set "$R" p sku-1 price 2.75
+expect "get double" 0 '^2\.75$' get "$R" p sku-1 price
+expect "overwrite" 0 "$DOT" set "$R" p sku-1 price 3.5
+expect "last writer wins" 0 '^3\.5$' get "$R" p sku-1 price
+expect "set bool" 0 "$DOT" set "$R" p sku-1 hot true
+expect "get bool" 0 '^true$' get "$R" p sku-1 hot
+expect "set null" 0 "$DOT" set "$R" p sku-1 note null
+expect "get null" 0 '^null$' get "$R" p sku-1 note
+expect "set s:" 0 "$DOT" set "$R" p sku-1 code s:42
+expect "get forced string" 0 '^"42"$' get "$R" p sku-1 code
+expect "set x:" 0 "$DOT" set "$R" p sku-1 raw x:00ff10
+expect "get bytes" 0 '^x:00ff10$' get "$R" p sku-1 raw
+expect_err "int range" 2 "int64 range" set "$R" p sku-1 n 99999999999999999999
+expect_err "bad hex" 2 "HEX" set "$R" p sku-1 raw x:0g
+expect "mvset" 0 "$DOT" mvset "$R" p sku-1 label Coffee
+expect "mvset again" 0 "$DOT" mvset "$R" p sku-1 label Beans
+expect "mv siblings" 0 '^"Beans"$' get "$R" p sku-1 label
+[ "$(wc -l <"$TMP/out")" -eq 1 ] && ok || bad "a local mvset kept 2 siblings"
+
+# --- type mismatch
+expect_err "type mismatch" 1 "CVG_ETYPE" set "$R" stock sku-1 qty 5
+expect_err "type mismatch 2" 1 "CVG_ETYPE" inc "$R" p sku-1 name
+
+# --- sets
+expect "add a" 0 "$DOT" add "$R" p sku-1 tags hot
+expect "add b" 0 "$DOT" add "$R" p sku-1 tags drink
+expect "add c" 0 "$DOT" add "$R" p sku-1 tags 3
+expect "remove" 0 "$DOT" remove "$R" p sku-1 tags drink
+expect "set has hot" 0 '^"hot"$' get "$R" p sku-1 tags
+grep -q '"drink"' "$TMP/out" && bad "removed element still there" || ok
+grep -q '^3$' "$TMP/out" && ok || bad "integer element missing"
+expect_err "remove missing" 1 "CVG_ENOTFOUND" remove "$R" p sku-1 tags nope
+
+# --- records, keys, JSON
+expect "get record" 0 $'^tags\tset\t\\{' get "$R" p sku-1
+expect "get record has name" 0 $'^name\tregister\t"Coffee beans"$' \
+    get "$R" p sku-1
+expect "get --json" 0 '"type":"counter","value":-8' get "$R" stock sku-1 --json
+python3 -c 'import json,sys; json.load(sys.stdin)' <"$TMP/out" && ok ||
+    bad "get --json is not JSON"
+expect "record --json" 0 '"fields":\[' get "$R" p sku-1 --json
+python3 -c 'import json, sys; assert len(json.load(sys.stdin)["fields"]) >= 8' \
+    <"$TMP/out" && ok || bad "record --json is not the record"
+expect "keys" 0 '^stock/sku-1$' keys "$R"
+grep -q '^p/sku-1$' "$TMP/out" && ok || bad "keys lacks p/sku-1"
+expect "keys of one collection" 0 '^p/sku-1$' keys "$R" p
+grep -q stock "$TMP/out" && bad "keys p listed another collection" || ok
+
+# --- delete
+expect "del" 0 "$DOT" del "$R" p sku-1
+expect_err "get deleted record" 1 "CVG_ENOTFOUND" get "$R" p sku-1
+expect_err "get deleted field" 1 "CVG_ENOTFOUND" get "$R" p sku-1 name
+expect_err "del again" 1 "CVG_ENOTFOUND" del "$R" p sku-1
+expect "write after delete" 0 "$DOT" set "$R" p sku-1 name Tea
+expect "it survives" 0 '^"Tea"$' get "$R" p sku-1 name
+
+# --- log
+LINE1='^1  [0-9a-f]{8}:1  [0-9]+\.[0-9]+  counter\.add +stock/sku-1/qty  \+1  '
+expect "log" 0 "${LINE1}observed=0\$" log "$R"
+grep -Eq 'record\.delete +p/sku-1  -  observed=[1-9]' "$TMP/out" && ok ||
+    bad "log lacks the delete"
+expect "log --json" 0 '"kind":"counter.add"' log "$R" --json
+N=$(wc -l <"$TMP/out")
+python3 -c 'import json,sys;[json.loads(l) for l in sys.stdin]' <"$TMP/out" &&
+    ok || bad "log --json lines are not JSON"
+python3 -c '
+import json, sys
+ops = [json.loads(l) for l in sys.stdin]
+assert [o["lsn"] for o in ops] == list(range(1, len(ops) + 1))
+raw = [o for o in ops if o.get("field") == "raw"][0]
+assert raw["value"] == {"hex": "00ff10"}, raw
+' <"$TMP/out" && ok || bad "log --json content"
+expect "log --from" 0 '^\{"lsn":3,' log "$R" --json --from 3
+[ "$(wc -l <"$TMP/out")" -eq $((N - 2)) ] && ok || bad "--from 3 skipped wrong"
+expect_err "log --from 0" 2 "LSN" log "$R" --from 0
+expect_err "log bad option" 2 "unknown option" log "$R" --jsn
+
+# --- escaping: control bytes and invalid UTF-8 still give JSON lines
+expect "odd string" 0 "$DOT" set "$R" odd k f $'a"b\\c\nd\x01\xff\xc3\xa9'
+expect "log --json odd" 0 "" log "$R" --json
+python3 -c '
+import json, sys
+last = [json.loads(l) for l in sys.stdin][-1]
+assert last["value"] == "a\"b\\c\nd\x01\ufffd\u00e9", repr(last["value"])
+' <"$TMP/out" && ok || bad "string escaping"
+
+# --- status
+expect "status" 0 "^replica +$ID$" status "$R"
+OPS=$(wc -l <<<"$("$BIN" log "$R")")
+grep -Eq "^ops +$OPS$" "$TMP/out" && ok || bad "status op count is not $OPS"
+grep -Eq "^  $ID:$OPS$" "$TMP/out" && ok || bad "status version vector"
+expect "status --json" 0 "\"op_count\":$OPS" status "$R" --json
+python3 -c 'import json, sys; assert json.load(sys.stdin)["version_vector"]' \
+    <"$TMP/out" && ok || bad "status --json"
+
+# --- demo
+expect "demo" 0 "== 9\. Status ==" demo "$TMP/demo"
+grep -q "counter.add" "$TMP/out" && ok || bad "demo shows no log"
+expect "demo replica readable" 0 '^18$' get "$TMP/demo/till-1" stock sku-1 qty
+expect_err "demo refuses to reuse" 1 "already exists" demo "$TMP/demo"
+TMPDIR="$TMP" "$BIN" demo >"$TMP/out" 2>&1 && ok || bad "demo in a temp dir"
+ls -d "$TMP"/converge-demo-*/till-1 >/dev/null && ok ||
+    bad "demo made no temp dir"
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
