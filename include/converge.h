@@ -80,7 +80,8 @@ CVG_API const char *cvg_version_string(void);
     X(EBUSY, -14, "replica is busy: a write transaction is already open")     \
     X(ETOOBIG, -15, "name or value longer than the limit")                    \
     X(EACCES, -16, "permission denied")                                       \
-    X(ELIMIT, -17, "a resource limit was reached")
+    X(ELIMIT, -17, "a resource limit was reached")                            \
+    X(EPEER, -18, "the peer ended the session with an error")
 
 typedef enum cvg_status {
     CVG_OK = 0,
@@ -494,6 +495,97 @@ cvg_hlc_logical(uint64_t hlc)
 CVG_API CVG_NODISCARD int cvg_txn_version_vector(cvg_txn *txn, cvg_dot *out,
                                                  size_t cap,
                                                  size_t *count_out);
+
+
+/* ---- Sync sessions (sans-IO) -------------------------------------------- */
+
+/* A session exchanges ops with one peer through messages the app carries
+ * (any transport: a socket, HTTP, a file on a USB stick). It never touches
+ * the network itself: the app sends what cvg_session_output() gives and
+ * feeds what arrives to cvg_session_input().
+ *
+ * Both sides send HELLO (id, version vector), then each pulls the other's
+ * log in pages from where its last sync with that peer stopped. A page is a
+ * causally closed prefix of the sender's log, applied in one transaction
+ * together with the new position, so a sync cut off at any byte leaves both
+ * replicas valid, and the next session resumes without sending everything
+ * again.
+ *
+ * A session belongs to its replica's thread; it opens and commits its own
+ * transactions, so no write transaction of the replica may be open during
+ * cvg_session_input(). */
+typedef struct cvg_session cvg_session;
+
+#define CVG_SESSION_OPTIONS_VERSION 1
+
+typedef struct cvg_session_options {
+    uint32_t version;        /* CVG_SESSION_OPTIONS_VERSION */
+    uint32_t page_ops;       /* most ops per page; default 65536 */
+    uint32_t page_bytes;     /* most bytes per page, roughly; default 1 MiB */
+    bool no_pull;            /* do not ask the peer for its ops */
+    bool no_serve;           /* refuse the peer's pulls */
+} cvg_session_options;
+
+CVG_API void cvg_session_options_init(cvg_session_options *o);
+
+/** Counts of what a session moved. */
+typedef struct cvg_session_stats {
+    uint64_t ops_received;   /* applied here */
+    uint64_t ops_duplicate;  /* received but already here */
+    uint64_t ops_sent;
+    uint64_t conflicts;      /* register writes that met concurrent ones */
+    uint64_t bytes_received;
+    uint64_t bytes_sent;
+    uint64_t pages_received;
+    uint64_t pages_sent;
+    cvg_replica_id peer;     /* zero until the peer's HELLO */
+} cvg_session_stats;
+
+/** Start a session; its HELLO is the first output. */
+CVG_API CVG_NODISCARD int cvg_session_open(cvg_replica *r,
+                                           const cvg_session_options *opts,
+                                           cvg_session **out);
+
+/**
+ * The next message to send: CVG_OK with a view valid until the next call on
+ * @p s, or CVG_DONE when there is nothing to send until more input comes.
+ */
+CVG_API CVG_NODISCARD int cvg_session_output(cvg_session *s,
+                                             cvg_bytes *msg_out);
+
+/**
+ * Feed one message from the peer. A page of ops is applied and committed
+ * before this returns. Errors end the session (and an ERROR message for the
+ * peer is queued as output): CVG_ECORRUPT (malformed message or ops),
+ * CVG_EVERSION (newer protocol), CVG_EGAP (ops whose dependencies are
+ * missing), CVG_ECLOCK (ops too far ahead of the local clock), CVG_EINVAL
+ * (the peer is this replica), CVG_EMISUSE (message out of turn), and
+ * storage errors. A peer's ERROR ends it with that peer's code. Nothing
+ * already committed is affected by a failed session.
+ */
+CVG_API CVG_NODISCARD int cvg_session_input(cvg_session *s, const void *msg,
+                                            size_t len);
+
+/** Whether both directions are complete: everything each side had at the
+ * start has reached the other. */
+CVG_API bool cvg_session_done(const cvg_session *s);
+
+/** The error that ended the session, or CVG_OK. */
+CVG_API int cvg_session_error(const cvg_session *s);
+
+CVG_API void cvg_session_stats_get(const cvg_session *s,
+                                   cvg_session_stats *out);
+
+/** Accepts NULL. */
+CVG_API void cvg_session_close(cvg_session *s);
+
+/**
+ * Sync two replicas of this process both ways, by running two sessions
+ * against each other in memory (the protocol, not a shortcut). Stats of
+ * @p a's session go to @p stats_out if not NULL.
+ */
+CVG_API CVG_NODISCARD int cvg_sync_local(cvg_replica *a, cvg_replica *b,
+                                         cvg_session_stats *stats_out);
 
 #ifdef __cplusplus
 }

@@ -148,6 +148,8 @@ int demo_show(cvg_txn *txn, const char *path, cvg_type type);
 int demo_show_committed(cvg_replica *r, const char *const *paths,
                         const cvg_type *types, size_t n);
 int demo_show_one(cvg_replica *r, const char *path, cvg_type type);
+/* The two-tills-and-a-server scene, in replicas under @p dir. */
+int demo_sync_tour(const char *dir);
 
 /* ---- Commands: argv[0] is the command's name ----------------------------- */
 
@@ -163,5 +165,6 @@ int cmd_keys(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
 
 #endif /* CVG_CLI_H */

@@ -28,6 +28,7 @@ static const command commands[] = {
     {"keys", cmd_keys, "DIR [COLL] [--json]", "list the records"},
     {"log", cmd_log, "DIR [--json] [--from LSN]", "the operation log"},
     {"status", cmd_status, "DIR [--json]", "id, version vector, sizes"},
+    {"sync", cmd_sync, "DIR_A DIR_B", "sync two replicas both ways"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -90,6 +90,11 @@ struct cvg_txn {
     size_t nblocks;
     size_t capblocks;
 
+    /* A sync position to store with this commit (see session.c). */
+    bool peer_set;
+    cvg_replica_id peer;
+    uint64_t peer_cursor;
+
     cvg__buf kbuf;      /* key under construction */
     cvg__buf vbuf;      /* state record under construction */
 };
@@ -144,6 +149,11 @@ int cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
  * error, except that a failure after the state changed fails the
  * transaction. */
 int cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict);
+
+/* Where our pulls from @p peer stand: the first lsn of its log we lack
+ * (1 if we never synced). */
+int cvg__peer_cursor_get(cvg_txn *t, const cvg_replica_id *peer,
+                         uint64_t *cursor_out);
 
 /* The 16-byte element hash that orders a set's elements in LMDB. */
 int cvg__elem_hash(cvg_txn *t, const cvg_value *v, uint8_t out[16]);

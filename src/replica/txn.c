@@ -714,6 +714,15 @@ write_meta(cvg_txn *t)
             return rc;
         }
     }
+    if (t->peer_set) {
+        uint8_t v[8];
+        cvg__put_be64(v, t->peer_cursor);
+        MDB_val k = {16, t->peer.bytes}, val = {8, v};
+        int prc = cvg__mdb_err(mdb_put(t->mt, r->store.peers, &k, &val, 0));
+        if (prc != CVG_OK) {
+            return prc;
+        }
+    }
     int rc = cvg__meta_put_u64(&r->store, t->mt, "hlc", t->clock);
     if (rc == CVG_OK) {
         rc = cvg__meta_put_u64(&r->store, t->mt, "lsn", t->next_lsn - 1);
@@ -736,7 +745,7 @@ cvg_txn_commit(cvg_txn *t)
         return CVG_OK;
     }
     int rc = t->failed;
-    if (rc == CVG_OK && t->n_ops == 0) {
+    if (rc == CVG_OK && t->n_ops == 0 && !t->peer_set) {
         cvg_txn_abort(t); /* nothing to store */
         return CVG_OK;
     }
@@ -797,5 +806,25 @@ cvg_txn_version_vector(cvg_txn *t, cvg_dot *out, size_t cap,
         out[i] = t->vv.e[i];
     }
     *count_out = n;
+    return CVG_OK;
+}
+
+int
+cvg__peer_cursor_get(cvg_txn *t, const cvg_replica_id *peer,
+                     uint64_t *cursor_out)
+{
+    *cursor_out = 1;
+    MDB_val k = {16, (void *)peer->bytes}, v;
+    int mrc = mdb_get(t->mt, t->r->store.peers, &k, &v);
+    if (mrc == MDB_NOTFOUND) {
+        return CVG_OK;
+    }
+    if (mrc != MDB_SUCCESS) {
+        return cvg__mdb_err(mrc);
+    }
+    if (v.mv_size != 8) {
+        return CVG_ECORRUPT;
+    }
+    *cursor_out = cvg__get_be64(v.mv_data);
     return CVG_OK;
 }

@@ -180,8 +180,19 @@ expect "status --json" 0 "\"op_count\":$OPS" status "$R" --json
 python3 -c 'import json, sys; assert json.load(sys.stdin)["version_vector"]' \
     <"$TMP/out" && ok || bad "status --json"
 
+# --- sync: two replicas change one counter apart, then meet
+"$BIN" init "$TMP/sa" >/dev/null && "$BIN" init "$TMP/sb" >/dev/null && ok || bad "init sa sb"
+"$BIN" inc "$TMP/sa" stock sku-9 qty -3 >/dev/null && ok || bad "inc sa"
+"$BIN" inc "$TMP/sb" stock sku-9 qty -2 >/dev/null && ok || bad "inc sb"
+expect "sync" 0 "1 ops applied" sync "$TMP/sa" "$TMP/sb"
+expect "sync a" 0 '^-5$' get "$TMP/sa" stock sku-9 qty
+expect "sync b" 0 '^-5$' get "$TMP/sb" stock sku-9 qty
+expect "sync again moves nothing" 0 "0 ops applied" sync "$TMP/sa" "$TMP/sb"
+expect_err "sync with itself" 2 "same replica" sync "$TMP/sa" "$TMP/sa"
+
 # --- demo
-expect "demo" 0 "== 9\. Status ==" demo "$TMP/demo"
+expect "demo" 0 "== 10\. Status ==" demo "$TMP/demo"
+expect "demo converges" 0 "converged: all three replicas agree" demo "$TMP/demo2"
 grep -q "counter.add" "$TMP/out" && ok || bad "demo shows no log"
 expect "demo replica readable" 0 '^18$' get "$TMP/demo/till-1" stock sku-1 qty
 expect_err "demo refuses to reuse" 1 "already exists" demo "$TMP/demo"

@@ -14,25 +14,18 @@
 #include "digest.h"
 #include "replica/replica_int.h"
 #include "testutil.h"
+#include "workload.h"
 
 #define MAXR 5
-#define NCOLL 2
-#define NKEY 2
 
 typedef struct world {
     int n;
     char dirs[MAXR + 1][512];
     cvg_replica *r[MAXR + 1]; /* [MAXR] is the oracle */
     uint64_t cursor[MAXR][MAXR]; /* next lsn of j's log that i reads */
-    int64_t sums[NCOLL][NKEY];      /* committed deltas */
-    int64_t pending[NCOLL][NKEY];   /* deltas of the open transaction */
-    bool deleted[NCOLL][NKEY];      /* some committed or open delete */
-    uint64_t rng;
+    cvg_test_workload wl;
     uint64_t seed;
 } world;
-
-static const char *colls[NCOLL] = {"till", "shelf"};
-static const char *keys[NKEY] = {"apples", "pears"};
 
 static cvg_replica *
 reopen(world *w, int i)
@@ -40,69 +33,13 @@ reopen(world *w, int i)
     cvg_replica_options o;
     cvg_replica_options_init(&o);
     o.durability = CVG_RELAXED; /* speed: crash safety is tested elsewhere */
+    o.map_size = 1 << 20;       /* small maps open fast; they grow */
     cvg_replica_close(w->r[i]);
     w->r[i] = NULL;
     int rc = cvg_replica_open(w->dirs[i], &o, &w->r[i]);
     cr_assert_eq(rc, CVG_OK, "seed %llu: open %s",
                  (unsigned long long)w->seed, cvg_errname(rc));
     return w->r[i];
-}
-
-static void
-random_op(world *w, cvg_txn *t)
-{
-    int c = (int)cvg_test_below(&w->rng, NCOLL);
-    int k = (int)cvg_test_below(&w->rng, NKEY);
-    cvg_key key = {colls[c], keys[k], NULL};
-    /* Few records and values, so that replicas often write the same thing
-     * concurrently: that is where merge bugs live. */
-    cvg_value v = cvg_value_int((int64_t)cvg_test_below(&w->rng, 3));
-    int rc;
-    switch (cvg_test_below(&w->rng, 10)) {
-    case 0:
-    case 1:
-    case 2: {
-        key.field = "qty";
-        int64_t d = (int64_t)cvg_test_below(&w->rng, 9) - 4;
-        d = d ? d : 1;
-        rc = cvg_counter_add(t, &key, d, NULL);
-        if (rc == CVG_OK) {
-            w->pending[c][k] += d;
-        }
-        break;
-    }
-    case 3:
-    case 4:
-        key.field = "price";
-        rc = cvg_register_set(t, &key, &v, NULL);
-        break;
-    case 5:
-        key.field = "notes";
-        rc = cvg_mvregister_set(t, &key, &v, NULL);
-        break;
-    case 6:
-    case 7:
-        key.field = "tags";
-        rc = cvg_set_add(t, &key, &v, NULL);
-        break;
-    case 8:
-        key.field = "tags";
-        rc = cvg_set_remove(t, &key, &v, NULL);
-        rc = rc == CVG_ENOTFOUND ? CVG_OK : rc;
-        break;
-    default:
-        /* Rare, so that most counters keep an exact expected sum. */
-        if (cvg_test_below(&w->rng, 3) != 0) {
-            return;
-        }
-        rc = cvg_record_delete(t, &key, NULL);
-        if (rc == CVG_OK) {
-            w->deleted[c][k] = true;
-        }
-        rc = rc == CVG_ENOTFOUND ? CVG_OK : rc;
-    }
-    cr_assert_eq(rc, CVG_OK, "seed %llu: write failed: %s",
-                 (unsigned long long)w->seed, cvg_errname(rc));
 }
 
 /* Apply up to @p limit ops of @p from's log (from @p cursor on) to @p to. */
@@ -149,8 +86,10 @@ run_seed(uint64_t seed)
     world w;
     memset(&w, 0, sizeof w);
     w.seed = seed;
-    w.rng = seed;
-    w.n = 3 + (int)cvg_test_below(&w.rng, MAXR - 2);
+    w.wl.seed = seed;
+    w.wl.rng = seed;
+    uint64_t *rng = &w.wl.rng;
+    w.n = 3 + (int)cvg_test_below(rng, MAXR - 2);
     for (int i = 0; i <= MAXR; i++) {
         char name[64];
         snprintf(name, sizeof name, "conv-%llu-%d", (unsigned long long)seed,
@@ -163,32 +102,16 @@ run_seed(uint64_t seed)
             }
         }
     }
-    int steps = 20 + (int)cvg_test_below(&w.rng, 30);
+    int steps = 20 + (int)cvg_test_below(rng, 30);
     for (int s = 0; s < steps; s++) {
-        int i = (int)cvg_test_below(&w.rng, (uint64_t)w.n);
-        uint64_t what = cvg_test_below(&w.rng, 10);
+        int i = (int)cvg_test_below(rng, (uint64_t)w.n);
+        uint64_t what = cvg_test_below(rng, 10);
         if (what < 5) {
-            cvg_txn *t;
-            cr_assert_eq(cvg_txn_begin(w.r[i], 0, &t), CVG_OK);
-            int nops = 1 + (int)cvg_test_below(&w.rng, 4);
-            for (int k = 0; k < nops; k++) {
-                random_op(&w, t);
-            }
-            if (cvg_test_below(&w.rng, 8) == 0) {
-                cvg_txn_abort(t); /* and the ops never happened */
-            } else {
-                cr_assert_eq(cvg_txn_commit(t), CVG_OK);
-                for (int c = 0; c < NCOLL; c++) {
-                    for (int k = 0; k < NKEY; k++) {
-                        w.sums[c][k] += w.pending[c][k];
-                    }
-                }
-            }
-            memset(w.pending, 0, sizeof w.pending);
+            cvg_test_random_txn(&w.wl, w.r[i]);
         } else if (what < 9) {
-            int j = (int)cvg_test_below(&w.rng, (uint64_t)w.n);
+            int j = (int)cvg_test_below(rng, (uint64_t)w.n);
             if (j != i) {
-                sync_pair(&w, i, j, 1 + cvg_test_below(&w.rng, 6));
+                sync_pair(&w, i, j, 1 + cvg_test_below(rng, 6));
             }
         } else {
             reopen(&w, i);
@@ -226,25 +149,7 @@ run_seed(uint64_t seed)
                      (unsigned long long)seed);
     free(dor);
     free(d0);
-    /* Counters that no delete touched hold the sum of all their deltas. */
-    cvg_txn *t;
-    cr_assert_eq(cvg_txn_begin(w.r[0], CVG_TXN_READ_ONLY, &t), CVG_OK);
-    for (int c = 0; c < NCOLL; c++) {
-        for (int k = 0; k < NKEY; k++) {
-            cvg_key key = {colls[c], keys[k], "qty"};
-            int64_t v = 0;
-            int rc = cvg_counter_get(t, &key, &v);
-            if (w.deleted[c][k]) {
-                continue;
-            }
-            cr_assert(rc == CVG_OK || (rc == CVG_ENOTFOUND && w.sums[c][k] == 0),
-                      "seed %llu: counter %s/%s: %s", (unsigned long long)seed,
-                      colls[c], keys[k], cvg_errname(rc));
-            cr_assert_eq(v, w.sums[c][k], "seed %llu: counter %s/%s",
-                         (unsigned long long)seed, colls[c], keys[k]);
-        }
-    }
-    cvg_txn_abort(t);
+    cvg_test_check_counters(&w.wl, w.r[0]);
     for (int i = 0; i <= MAXR; i++) {
         cvg_replica_close(w.r[i]);
     }

@@ -1,0 +1,556 @@
+/*
+ * A sync session with one peer, sans-IO: messages in, messages out. Each
+ * side says HELLO (its id and version vector), then pulls the other's log
+ * page by page from the position stored for that peer. A page is a causally
+ * closed prefix of the sender's log (ops the puller already has are left
+ * out), and it is applied in one transaction together with the new
+ * position, so a session cut at any point leaves both replicas valid and
+ * the next one resumes where this one stopped.
+ */
+#include <stdio.h>
+
+#include "replica_int.h"
+#include "wire.h"
+
+#define HELLO_PULLS 1u /* flag: this side will pull */
+
+struct cvg_session {
+    cvg_replica *r;
+    cvg_session_options opts;
+    int error;
+    bool got_hello;
+    bool peer_pulls;
+    bool pulling;    /* a PULL of ours is unanswered */
+    bool pull_done;  /* we have all the peer had when it answered */
+    bool served;     /* the peer has pulled all we have */
+    cvg__vv peer_vv;
+    cvg_session_stats stats;
+    /* Outgoing messages, oldest first; out[0 .. out_head) were given out. */
+    cvg__buf *out;
+    size_t nout;
+    size_t capout;
+    size_t out_head;
+    cvg__msg_scratch scratch;
+};
+
+void
+cvg_session_options_init(cvg_session_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->version = CVG_SESSION_OPTIONS_VERSION;
+    o->page_ops = 65536;
+    o->page_bytes = 1u << 20;
+}
+
+static int
+enqueue(cvg_session *s, const cvg__msg *m)
+{
+    void *arr = s->out;
+    int rc = cvg__grow(&arr, &s->capout, s->nout + 1, sizeof *s->out);
+    s->out = arr;
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    cvg__buf *b = &s->out[s->nout];
+    memset(b, 0, sizeof *b);
+    rc = cvg__msg_encode(m, b);
+    if (rc != CVG_OK) {
+        cvg__buf_free(b);
+        return rc;
+    }
+    s->stats.bytes_sent += b->len;
+    s->nout++;
+    return CVG_OK;
+}
+
+/* End the session with @p rc, telling the peer why. */
+static int
+fail(cvg_session *s, int rc, const char *why)
+{
+    if (s->error == CVG_OK) {
+        s->error = rc;
+        cvg__msg m;
+        memset(&m, 0, sizeof m);
+        m.type = CVG__MSG_ERROR;
+        m.version = CVG_PROTOCOL_VERSION;
+        m.code = rc;
+        m.text.data = (const uint8_t *)why;
+        m.text.len = strlen(why);
+        (void)enqueue(s, &m); /* best effort: the error stands anyway */
+        cvg__replica_fail(s->r, rc, "sync: %s", why);
+    }
+    return rc;
+}
+
+int
+cvg_session_open(cvg_replica *r, const cvg_session_options *opts,
+                 cvg_session **out)
+{
+    if (out == NULL) {
+        return CVG_EINVAL;
+    }
+    *out = NULL;
+    cvg_session_options defaults;
+    if (opts == NULL) {
+        cvg_session_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (r == NULL || opts->version == 0 ||
+        opts->version > CVG_SESSION_OPTIONS_VERSION) {
+        return CVG_EINVAL;
+    }
+    cvg_session *s = cvg__calloc(1, sizeof *s);
+    if (s == NULL) {
+        return CVG_ENOMEM;
+    }
+    s->r = r;
+    s->opts = *opts;
+    if (s->opts.page_ops == 0) {
+        s->opts.page_ops = 65536;
+    }
+    if (s->opts.page_bytes == 0) {
+        s->opts.page_bytes = 1u << 20;
+    }
+    s->pull_done = opts->no_pull;
+
+    /* HELLO carries the committed version vector. */
+    cvg_txn *t;
+    int rc = cvg_txn_begin(r, CVG_TXN_READ_ONLY, &t);
+    if (rc == CVG_OK) {
+        cvg__msg m;
+        memset(&m, 0, sizeof m);
+        m.type = CVG__MSG_HELLO;
+        m.version = CVG_PROTOCOL_VERSION;
+        m.id = r->id;
+        m.vv = t->vv.e;
+        m.vv_n = t->vv.n;
+        m.flags = opts->no_pull ? 0 : HELLO_PULLS;
+        rc = enqueue(s, &m);
+        cvg_txn_abort(t);
+    }
+    if (rc != CVG_OK) {
+        cvg_session_close(s);
+        return rc;
+    }
+    *out = s;
+    return CVG_OK;
+}
+
+void
+cvg_session_close(cvg_session *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < s->nout; i++) {
+        cvg__buf_free(&s->out[i]);
+    }
+    cvg__free(s->out);
+    cvg__vv_destroy(&s->peer_vv);
+    cvg__msg_scratch_destroy(&s->scratch);
+    cvg__free(s);
+}
+
+int
+cvg_session_output(cvg_session *s, cvg_bytes *msg_out)
+{
+    if (s == NULL || msg_out == NULL) {
+        return CVG_EINVAL;
+    }
+    msg_out->data = NULL;
+    msg_out->len = 0;
+    /* The previous message was sent: release it. */
+    if (s->out_head > 0) {
+        cvg__buf_free(&s->out[0]);
+        memmove(s->out, s->out + 1, (s->nout - 1) * sizeof *s->out);
+        s->nout--;
+        s->out_head = 0;
+    }
+    if (s->nout == 0) {
+        return CVG_DONE;
+    }
+    msg_out->data = s->out[0].p;
+    msg_out->len = s->out[0].len;
+    s->out_head = 1;
+    return CVG_OK;
+}
+
+bool
+cvg_session_done(const cvg_session *s)
+{
+    return s != NULL && s->error == CVG_OK && s->got_hello && s->pull_done &&
+           (s->served || !s->peer_pulls);
+}
+
+int
+cvg_session_error(const cvg_session *s)
+{
+    return s ? s->error : CVG_EINVAL;
+}
+
+void
+cvg_session_stats_get(const cvg_session *s, cvg_session_stats *out)
+{
+    if (s != NULL && out != NULL) {
+        *out = s->stats;
+    }
+}
+
+static int
+send_pull(cvg_session *s)
+{
+    cvg_txn *t;
+    int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
+    uint64_t cursor = 1;
+    if (rc == CVG_OK) {
+        rc = cvg__peer_cursor_get(t, &s->stats.peer, &cursor);
+        cvg_txn_abort(t);
+    }
+    if (rc != CVG_OK) {
+        return fail(s, rc, "cannot read the sync position");
+    }
+    cvg__msg m;
+    memset(&m, 0, sizeof m);
+    m.type = CVG__MSG_PULL;
+    m.version = CVG_PROTOCOL_VERSION;
+    m.cursor = cursor;
+    m.max_ops = s->opts.page_ops;
+    m.max_bytes = s->opts.page_bytes;
+    rc = enqueue(s, &m);
+    if (rc != CVG_OK) {
+        return fail(s, rc, "cannot queue a pull");
+    }
+    s->pulling = true;
+    return CVG_OK;
+}
+
+static int
+on_hello(cvg_session *s, const cvg__msg *m)
+{
+    if (s->got_hello) {
+        return fail(s, CVG_EMISUSE, "a second HELLO");
+    }
+    if (cvg__id_cmp(&m->id, &s->r->id) == 0) {
+        return fail(s, CVG_EINVAL, "the peer is this replica");
+    }
+    s->got_hello = true;
+    s->stats.peer = m->id;
+    s->peer_pulls = (m->flags & HELLO_PULLS) != 0;
+    for (size_t i = 0; i < m->vv_n; i++) {
+        int rc = cvg__vv_set(&s->peer_vv, &m->vv[i].origin, m->vv[i].seq);
+        if (rc != CVG_OK) {
+            return fail(s, rc, "out of memory");
+        }
+    }
+    return s->opts.no_pull ? CVG_OK : send_pull(s);
+}
+
+/* A page of our log for the peer: ops from @p cursor on, in log order,
+ * without those the peer said it has, in blocks of consecutive ops of one
+ * origin. Stops at the page limits. */
+typedef struct page {
+    cvg__buf bytes;      /* the blocks, back to back */
+    size_t *ends;        /* end offset of each block */
+    size_t nblocks;
+    size_t capblocks;
+    cvg__block_writer bw;
+    bool open;
+    cvg_replica_id origin;
+    uint64_t last_seq;
+} page;
+
+static int
+page_close_block(page *p)
+{
+    if (!p->open) {
+        return CVG_OK;
+    }
+    cvg_bytes b;
+    int rc = cvg__block_finish(&p->bw, &b);
+    if (rc == CVG_OK) {
+        rc = cvg__buf_append(&p->bytes, b.data, b.len);
+    }
+    if (rc == CVG_OK) {
+        void *arr = p->ends;
+        rc = cvg__grow(&arr, &p->capblocks, p->nblocks + 1, sizeof *p->ends);
+        p->ends = arr;
+    }
+    if (rc == CVG_OK) {
+        p->ends[p->nblocks++] = p->bytes.len;
+        p->open = false;
+    }
+    return rc;
+}
+
+static int
+page_add(page *p, const cvg__op *op)
+{
+    const cvg_dot *d = &op->pub.dot;
+    if (!p->open || p->bw.count >= 4096 ||
+        cvg__id_cmp(&p->origin, &d->origin) != 0 ||
+        p->last_seq + 1 != d->seq) {
+        int rc = page_close_block(p);
+        if (rc == CVG_OK) {
+            rc = cvg__block_begin(&p->bw, &d->origin, d->seq);
+        }
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        p->open = true;
+        p->origin = d->origin;
+    }
+    int rc = cvg__block_add(&p->bw, op);
+    if (rc == CVG_ELIMIT) {
+        rc = page_close_block(p);
+        if (rc == CVG_OK) {
+            rc = cvg__block_begin(&p->bw, &d->origin, d->seq);
+        }
+        if (rc == CVG_OK) {
+            p->open = true;
+            rc = cvg__block_add(&p->bw, op);
+        }
+    }
+    if (rc == CVG_OK) {
+        p->last_seq = d->seq;
+    }
+    return rc;
+}
+
+static void
+page_destroy(page *p)
+{
+    cvg__buf_free(&p->bytes);
+    cvg__free(p->ends);
+    cvg__block_writer_destroy(&p->bw);
+}
+
+static int
+on_pull(cvg_session *s, const cvg__msg *m)
+{
+    if (!s->got_hello) {
+        return fail(s, CVG_EMISUSE, "PULL before HELLO");
+    }
+    if (s->opts.no_serve) {
+        return fail(s, CVG_EACCES, "this replica does not serve pulls");
+    }
+    uint64_t max_ops = m->max_ops ? m->max_ops : UINT64_MAX;
+    uint64_t max_bytes = m->max_bytes ? m->max_bytes : UINT64_MAX;
+    cvg_txn *t;
+    int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
+    if (rc != CVG_OK) {
+        return fail(s, rc, "cannot read the log");
+    }
+    page p;
+    memset(&p, 0, sizeof p);
+    cvg__log_iter it;
+    rc = cvg__log_iter_open(&s->r->store, t->mt, m->cursor, &it);
+    uint64_t next = m->cursor ? m->cursor : 1, n = 0;
+    cvg__op op;
+    bool more = false;
+    while (rc == CVG_OK) {
+        if (n >= max_ops || p.bytes.len + p.bw.out.len >= max_bytes) {
+            more = true; /* told below whether anything is left */
+            break;
+        }
+        rc = cvg__log_iter_next(&it, &op);
+        if (rc != CVG_OK) {
+            break;
+        }
+        next = op.pub.lsn + 1;
+        if (cvg__vv_contains(&s->peer_vv, &op.pub.dot)) {
+            continue; /* the peer said it has this one */
+        }
+        rc = page_add(&p, &op);
+        n++;
+    }
+    if (more) {
+        rc = cvg__log_iter_next(&it, &op);
+        more = rc == CVG_OK;
+        rc = rc == CVG_OK || rc == CVG_DONE ? CVG_OK : rc;
+    } else if (rc == CVG_DONE) {
+        rc = CVG_OK;
+    }
+    cvg__log_iter_close(&it);
+    cvg_txn_abort(t);
+    if (rc == CVG_OK) {
+        rc = page_close_block(&p);
+    }
+    cvg_bytes *blocks = NULL;
+    if (rc == CVG_OK && p.nblocks > 0) {
+        blocks = cvg__alloc(p.nblocks * sizeof *blocks);
+        rc = blocks ? CVG_OK : CVG_ENOMEM;
+    }
+    for (size_t i = 0; rc == CVG_OK && i < p.nblocks; i++) {
+        size_t start = i ? p.ends[i - 1] : 0;
+        blocks[i].data = p.bytes.p + start;
+        blocks[i].len = p.ends[i] - start;
+    }
+    if (rc == CVG_OK) {
+        cvg__msg reply;
+        memset(&reply, 0, sizeof reply);
+        reply.type = CVG__MSG_OPS;
+        reply.version = CVG_PROTOCOL_VERSION;
+        reply.blocks = blocks;
+        reply.n_blocks = p.nblocks;
+        reply.next_cursor = next;
+        reply.has_more = more;
+        rc = enqueue(s, &reply);
+    }
+    cvg__free(blocks);
+    page_destroy(&p);
+    if (rc != CVG_OK) {
+        return fail(s, rc, "cannot build a page of ops");
+    }
+    s->stats.ops_sent += n;
+    s->stats.pages_sent++;
+    if (!more) {
+        s->served = true;
+    }
+    return CVG_OK;
+}
+
+/* Apply every op of a page in one transaction, with the new position; on
+ * any error nothing of the page is kept. */
+static int
+apply_page(cvg_session *s, const cvg__msg *m, const char **why)
+{
+    cvg_txn *t;
+    int rc = cvg_txn_begin(s->r, 0, &t);
+    if (rc != CVG_OK) {
+        *why = "cannot begin a transaction";
+        return rc;
+    }
+    uint64_t got = 0, dup = 0, conflicts = 0;
+    cvg__block_reader rd;
+    memset(&rd, 0, sizeof rd);
+    for (size_t i = 0; rc == CVG_OK && i < m->n_blocks; i++) {
+        rc = cvg__block_open(&rd, m->blocks[i].data, m->blocks[i].len);
+        cvg__op op;
+        while (rc == CVG_OK && (rc = cvg__block_next(&rd, &op)) == CVG_OK) {
+            bool conflict;
+            rc = cvg__txn_apply_remote(t, &op, &conflict);
+            if (rc == CVG_DONE) {
+                dup++;
+                rc = CVG_OK;
+            } else if (rc == CVG_OK) {
+                got++;
+                conflicts += conflict;
+            }
+        }
+        rc = rc == CVG_DONE ? CVG_OK : rc;
+    }
+    cvg__block_reader_destroy(&rd);
+    if (rc != CVG_OK) {
+        *why = rc == CVG_ECORRUPT  ? "malformed ops in a page"
+               : rc == CVG_EGAP    ? "ops whose dependencies are missing"
+               : rc == CVG_ECLOCK  ? "ops too far ahead of the local clock"
+                                   : "cannot apply a page";
+        cvg_txn_abort(t);
+        return rc;
+    }
+    t->peer_set = true;
+    t->peer = s->stats.peer;
+    t->peer_cursor = m->next_cursor;
+    rc = cvg_txn_commit(t);
+    if (rc != CVG_OK) {
+        *why = "cannot commit a page";
+        return rc;
+    }
+    s->stats.ops_received += got;
+    s->stats.ops_duplicate += dup;
+    s->stats.conflicts += conflicts;
+    s->stats.pages_received++;
+    return CVG_OK;
+}
+
+static int
+on_ops(cvg_session *s, const cvg__msg *m)
+{
+    if (!s->pulling) {
+        return fail(s, CVG_EMISUSE, "a page of ops nobody asked for");
+    }
+    s->pulling = false;
+    const char *why = "";
+    int rc = apply_page(s, m, &why);
+    if (rc != CVG_OK) {
+        return fail(s, rc, why);
+    }
+    if (m->has_more) {
+        return send_pull(s);
+    }
+    s->pull_done = true;
+    return CVG_OK;
+}
+
+int
+cvg_session_input(cvg_session *s, const void *msg, size_t len)
+{
+    if (s == NULL || (msg == NULL && len > 0)) {
+        return CVG_EINVAL;
+    }
+    if (s->error != CVG_OK) {
+        return s->error;
+    }
+    s->stats.bytes_received += len;
+    cvg__msg m;
+    int rc = cvg__msg_decode(msg, len, &m, &s->scratch);
+    if (rc == CVG_EVERSION) {
+        return fail(s, rc, "the peer speaks a newer protocol");
+    }
+    if (rc != CVG_OK) {
+        return fail(s, rc, "malformed message");
+    }
+    switch (m.type) {
+    case CVG__MSG_HELLO:
+        return on_hello(s, &m);
+    case CVG__MSG_PULL:
+        return on_pull(s, &m);
+    case CVG__MSG_OPS:
+        return on_ops(s, &m);
+    case CVG__MSG_ERROR:
+        /* The peer gave up; do not answer an error with an error. */
+        s->error = CVG_EPEER;
+        cvg__replica_fail(s->r, CVG_EPEER, "sync: the peer ended with %s: %.*s",
+                          cvg_errname(m.code), (int)m.text.len,
+                          (const char *)m.text.data);
+        return CVG_EPEER;
+    default:
+        return fail(s, CVG_EMISUSE, "a message this version does not use");
+    }
+}
+
+int
+cvg_sync_local(cvg_replica *a, cvg_replica *b, cvg_session_stats *stats_out)
+{
+    if (a == NULL || b == NULL || a == b) {
+        return CVG_EINVAL;
+    }
+    cvg_session *sa = NULL, *sb = NULL;
+    int rc = cvg_session_open(a, NULL, &sa);
+    if (rc == CVG_OK) {
+        rc = cvg_session_open(b, NULL, &sb);
+    }
+    /* Carry messages both ways until neither side has anything to say. */
+    bool moved = true;
+    while (rc == CVG_OK && moved) {
+        moved = false;
+        cvg_bytes msg;
+        while (rc == CVG_OK && cvg_session_output(sa, &msg) == CVG_OK) {
+            moved = true;
+            rc = cvg_session_input(sb, msg.data, msg.len);
+        }
+        while (rc == CVG_OK && cvg_session_output(sb, &msg) == CVG_OK) {
+            moved = true;
+            rc = cvg_session_input(sa, msg.data, msg.len);
+        }
+    }
+    if (rc == CVG_OK && !(cvg_session_done(sa) && cvg_session_done(sb))) {
+        rc = CVG_EMISUSE; /* cannot happen: the protocol stalled */
+    }
+    if (stats_out != NULL && sa != NULL) {
+        cvg_session_stats_get(sa, stats_out);
+    }
+    cvg_session_close(sa);
+    cvg_session_close(sb);
+    return rc;
+}

@@ -1,0 +1,462 @@
+/*
+ * The sync protocol's messages as bytes: msgpack-c packs them into our own
+ * buffer, and the bounded reader of src/oplog/mpack.c reads them back, so a
+ * hostile peer can neither make us read past its bytes nor allocate more
+ * than a small multiple of them.
+ *
+ * A message is a flat run of msgpack items, never a nested array or map, so
+ * the decoding depth is bounded by construction. Each line is one item or a
+ * run of them; n is a count followed by that many entries:
+ *
+ *   all      version (uint)  type (uint)  then the type's fields
+ *   HELLO    id (bin 16)  flags (uint32)  n  n x (origin (bin 16), seq)
+ *   PULL     cursor (uint64)  max_ops (uint32)  max_bytes (uint32)
+ *   OPS      next_cursor (uint64)  has_more (bool)  n  n x block (bin)
+ *   PUSH     n  n x block (bin)
+ *   ACK      accepted  duplicates  conflicts (uint64)
+ *            n  n x (origin (bin 16), seq, code (negative int32))
+ *   ERROR    code (negative int32)  text (str, at most CVG__MSG_TEXT_MAX)
+ *
+ * Every integer is in its smallest form and the reader accepts no other,
+ * so a message decodes one way only and re-encodes to the same bytes.
+ */
+#include "../oplog/mpack.h"
+#include "wire.h"
+
+/* The smallest encoding of one entry of each list: a count is checked
+ * against the bytes left divided by this before anything is allocated. */
+#define VV_ENTRY_MIN 19u    /* bin 16 (2 + 16 bytes), seq (1) */
+#define BLOCK_MIN 3u        /* bin 8 header (2), at least one byte */
+#define ERROR_ENTRY_MIN 20u /* bin 16 (18), seq (1), code (1) */
+
+/* ---- Checks -------------------------------------------------------------- */
+
+/* The encoder refuses whatever the decoder would refuse, so that a message
+ * we send is never one the peer must reject as malformed. */
+
+static bool
+type_known(uint64_t t)
+{
+    return t >= CVG__MSG_HELLO && t <= CVG__MSG_ERROR;
+}
+
+static bool
+code_ok(int64_t code)
+{
+    /* An error code is one of the negative CVG_E... values; 0 or a positive
+     * number would report success as a failure. */
+    return code < 0 && code >= INT32_MIN;
+}
+
+static int
+check_vv(const cvg_dot *vv, size_t n)
+{
+    if (n > CVG__MSG_VV_MAX || (n > 0 && vv == NULL)) {
+        return CVG_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (vv[i].seq == 0) {
+            return CVG_EINVAL;
+        }
+        /* Strictly increasing: one entry per origin, in one order only. */
+        if (i > 0 && cvg__id_cmp(&vv[i - 1].origin, &vv[i].origin) >= 0) {
+            return CVG_EINVAL;
+        }
+    }
+    return CVG_OK;
+}
+
+static int
+check_blocks(const cvg_bytes *blocks, size_t n)
+{
+    if (n > CVG__MSG_BLOCKS_MAX || (n > 0 && blocks == NULL)) {
+        return CVG_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* msgpack-c would silently truncate a bin length past 32 bits. */
+        if (blocks[i].len == 0 || blocks[i].data == NULL ||
+            (uint64_t)blocks[i].len > UINT32_MAX) {
+            return CVG_EINVAL;
+        }
+    }
+    return CVG_OK;
+}
+
+static int
+check_errors(const cvg__ack_error *errors, size_t n)
+{
+    if (n > CVG__MSG_ERRORS_MAX || (n > 0 && errors == NULL)) {
+        return CVG_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (errors[i].dot.seq == 0 || !code_ok(errors[i].code)) {
+            return CVG_EINVAL;
+        }
+    }
+    return CVG_OK;
+}
+
+static int
+check_msg(const cvg__msg *m)
+{
+    if (m->version == 0 || m->version > CVG_PROTOCOL_VERSION ||
+        !type_known((uint64_t)m->type)) {
+        return CVG_EINVAL;
+    }
+    switch (m->type) {
+        case CVG__MSG_HELLO:
+            return check_vv(m->vv, m->vv_n);
+        case CVG__MSG_PULL:
+            return CVG_OK;
+        case CVG__MSG_OPS:
+        case CVG__MSG_PUSH:
+            return check_blocks(m->blocks, m->n_blocks);
+        case CVG__MSG_ACK:
+            return check_errors(m->errors, m->n_errors);
+        case CVG__MSG_ERROR:
+            if (!code_ok(m->code) || m->text.len > CVG__MSG_TEXT_MAX ||
+                (m->text.len > 0 && m->text.data == NULL)) {
+                return CVG_EINVAL;
+            }
+            return CVG_OK;
+    }
+    return CVG_EINVAL;
+}
+
+/* ---- Encoder ------------------------------------------------------------- */
+
+static int
+pack_dot(msgpack_packer *pk, const cvg_dot *d)
+{
+    CVG__MP_TRY(msgpack_pack_bin_with_body(pk, d->origin.bytes, 16));
+    CVG__MP_TRY(msgpack_pack_uint64(pk, d->seq));
+    return CVG_OK;
+}
+
+static int
+pack_blocks(msgpack_packer *pk, const cvg_bytes *blocks, size_t n)
+{
+    CVG__MP_TRY(msgpack_pack_uint64(pk, n));
+    for (size_t i = 0; i < n; i++) {
+        CVG__MP_TRY(
+            msgpack_pack_bin_with_body(pk, blocks[i].data, blocks[i].len));
+    }
+    return CVG_OK;
+}
+
+static int
+pack_msg(msgpack_packer *pk, const cvg__msg *m)
+{
+    int rc;
+    /* msgpack-c writes every integer in its smallest form. */
+    CVG__MP_TRY(msgpack_pack_uint32(pk, m->version));
+    CVG__MP_TRY(msgpack_pack_uint32(pk, (uint32_t)m->type));
+    switch (m->type) {
+        case CVG__MSG_HELLO:
+            CVG__MP_TRY(msgpack_pack_bin_with_body(pk, m->id.bytes, 16));
+            CVG__MP_TRY(msgpack_pack_uint32(pk, m->flags));
+            CVG__MP_TRY(msgpack_pack_uint64(pk, m->vv_n));
+            for (size_t i = 0; i < m->vv_n; i++) {
+                rc = pack_dot(pk, &m->vv[i]);
+                if (rc != CVG_OK) {
+                    return rc;
+                }
+            }
+            return CVG_OK;
+        case CVG__MSG_PULL:
+            CVG__MP_TRY(msgpack_pack_uint64(pk, m->cursor));
+            CVG__MP_TRY(msgpack_pack_uint32(pk, m->max_ops));
+            CVG__MP_TRY(msgpack_pack_uint32(pk, m->max_bytes));
+            return CVG_OK;
+        case CVG__MSG_OPS:
+            CVG__MP_TRY(msgpack_pack_uint64(pk, m->next_cursor));
+            CVG__MP_TRY(m->has_more ? msgpack_pack_true(pk)
+                                    : msgpack_pack_false(pk));
+            return pack_blocks(pk, m->blocks, m->n_blocks);
+        case CVG__MSG_PUSH:
+            return pack_blocks(pk, m->blocks, m->n_blocks);
+        case CVG__MSG_ACK:
+            CVG__MP_TRY(msgpack_pack_uint64(pk, m->accepted));
+            CVG__MP_TRY(msgpack_pack_uint64(pk, m->duplicates));
+            CVG__MP_TRY(msgpack_pack_uint64(pk, m->conflicts));
+            CVG__MP_TRY(msgpack_pack_uint64(pk, m->n_errors));
+            for (size_t i = 0; i < m->n_errors; i++) {
+                rc = pack_dot(pk, &m->errors[i].dot);
+                if (rc != CVG_OK) {
+                    return rc;
+                }
+                CVG__MP_TRY(msgpack_pack_int64(pk, m->errors[i].code));
+            }
+            return CVG_OK;
+        case CVG__MSG_ERROR:
+            CVG__MP_TRY(msgpack_pack_int64(pk, m->code));
+            CVG__MP_TRY(msgpack_pack_str(pk, m->text.len));
+            if (m->text.len > 0) {
+                CVG__MP_TRY(
+                    msgpack_pack_str_body(pk, m->text.data, m->text.len));
+            }
+            return CVG_OK;
+    }
+    return CVG_EINVAL; /* check_msg() let no other type through */
+}
+
+int
+cvg__msg_encode(const cvg__msg *m, cvg__buf *out)
+{
+    if (m == NULL || out == NULL) {
+        return CVG_EINVAL;
+    }
+    /* Everything is checked before the first byte goes out, so a refused
+     * message leaves no partial encoding behind. */
+    int rc = check_msg(m);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    size_t mark = out->len;
+    msgpack_packer pk;
+    cvg__mp_packer_init(&pk, out);
+    rc = pack_msg(&pk, m);
+    if (rc != CVG_OK) {
+        out->len = mark; /* a failed append keeps what was there */
+    }
+    return rc;
+}
+
+/* ---- Decoder ------------------------------------------------------------- */
+
+/* cvg__grow through a void * temporary, as the array types differ. On
+ * failure the array and its capacity stay as they were, so the scratch is
+ * still good for the next decode. */
+#define GROW(arr, cap, need, rc)                               \
+    do {                                                       \
+        void *tmp_ = (arr);                                    \
+        (rc) = cvg__grow(&tmp_, (cap), (need), sizeof *(arr)); \
+        (arr) = tmp_;                                          \
+    } while (0)
+
+/* A msgpack bool, and nothing else: an int 0 or 1 would make a second
+ * encoding of the same message. */
+static int
+read_bool(cvg__mp *r, bool *out)
+{
+    if (cvg__mp_left(r) == 0 || (r->p[0] != 0xc2 && r->p[0] != 0xc3)) {
+        return CVG_ECORRUPT;
+    }
+    *out = r->p[0] == 0xc3;
+    r->p++;
+    return CVG_OK;
+}
+
+static int
+read_code(cvg__mp *r, int32_t *out)
+{
+    int64_t c;
+    if (cvg__mp_int(r, &c) != CVG_OK || !code_ok(c)) {
+        return CVG_ECORRUPT;
+    }
+    *out = (int32_t)c;
+    return CVG_OK;
+}
+
+static int
+read_dot(cvg__mp *r, cvg_dot *out)
+{
+    if (cvg__mp_id(r, &out->origin) != CVG_OK ||
+        cvg__mp_uint(r, UINT64_MAX, &out->seq) != CVG_OK || out->seq == 0) {
+        return CVG_ECORRUPT;
+    }
+    return CVG_OK;
+}
+
+static int
+read_hello(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
+{
+    uint64_t flags;
+    size_t n;
+    if (cvg__mp_id(r, &m->id) != CVG_OK ||
+        cvg__mp_uint(r, UINT32_MAX, &flags) != CVG_OK ||
+        cvg__mp_count(r, CVG__MSG_VV_MAX, VV_ENTRY_MIN, &n) != CVG_OK) {
+        return CVG_ECORRUPT;
+    }
+    m->flags = (uint32_t)flags;
+    int rc;
+    GROW(s->vv, &s->vv_cap, n, rc);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (read_dot(r, &s->vv[i]) != CVG_OK) {
+            return CVG_ECORRUPT;
+        }
+        if (i > 0 && cvg__id_cmp(&s->vv[i - 1].origin, &s->vv[i].origin) >= 0) {
+            return CVG_ECORRUPT; /* unsorted, or an origin twice */
+        }
+    }
+    m->vv = n > 0 ? s->vv : NULL;
+    m->vv_n = n;
+    return CVG_OK;
+}
+
+static int
+read_pull(cvg__mp *r, cvg__msg *m)
+{
+    uint64_t max_ops, max_bytes;
+    if (cvg__mp_uint(r, UINT64_MAX, &m->cursor) != CVG_OK ||
+        cvg__mp_uint(r, UINT32_MAX, &max_ops) != CVG_OK ||
+        cvg__mp_uint(r, UINT32_MAX, &max_bytes) != CVG_OK) {
+        return CVG_ECORRUPT;
+    }
+    m->max_ops = (uint32_t)max_ops;
+    m->max_bytes = (uint32_t)max_bytes;
+    return CVG_OK;
+}
+
+/* n, then n blocks, delimited only: their contents are the log's business
+ * (cvg__block_open checks them when they are applied). */
+static int
+read_blocks(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
+{
+    size_t n;
+    if (cvg__mp_count(r, CVG__MSG_BLOCKS_MAX, BLOCK_MIN, &n) != CVG_OK) {
+        return CVG_ECORRUPT;
+    }
+    int rc;
+    GROW(s->blocks, &s->blocks_cap, n, rc);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* The reader bounds the length by the bytes left. */
+        if (cvg__mp_bin(r, SIZE_MAX, &s->blocks[i]) != CVG_OK ||
+            s->blocks[i].len == 0) {
+            return CVG_ECORRUPT;
+        }
+    }
+    m->blocks = n > 0 ? s->blocks : NULL;
+    m->n_blocks = n;
+    return CVG_OK;
+}
+
+static int
+read_ack(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
+{
+    size_t n;
+    if (cvg__mp_uint(r, UINT64_MAX, &m->accepted) != CVG_OK ||
+        cvg__mp_uint(r, UINT64_MAX, &m->duplicates) != CVG_OK ||
+        cvg__mp_uint(r, UINT64_MAX, &m->conflicts) != CVG_OK ||
+        cvg__mp_count(r, CVG__MSG_ERRORS_MAX, ERROR_ENTRY_MIN, &n) != CVG_OK) {
+        return CVG_ECORRUPT;
+    }
+    int rc;
+    GROW(s->errors, &s->errors_cap, n, rc);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (read_dot(r, &s->errors[i].dot) != CVG_OK ||
+            read_code(r, &s->errors[i].code) != CVG_OK) {
+            return CVG_ECORRUPT;
+        }
+    }
+    m->errors = n > 0 ? s->errors : NULL;
+    m->n_errors = n;
+    return CVG_OK;
+}
+
+static int
+read_error(cvg__mp *r, cvg__msg *m)
+{
+    if (read_code(r, &m->code) != CVG_OK ||
+        cvg__mp_str(r, CVG__MSG_TEXT_MAX, &m->text) != CVG_OK) {
+        return CVG_ECORRUPT;
+    }
+    return CVG_OK;
+}
+
+static int
+read_msg(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
+{
+    uint64_t version, type;
+    /* The version comes first and alone decides how the rest reads: a
+     * newer peer's message is not looked at past it. */
+    if (cvg__mp_uint(r, UINT32_MAX, &version) != CVG_OK || version == 0) {
+        return CVG_ECORRUPT;
+    }
+    m->version = (uint32_t)version;
+    if (version > CVG_PROTOCOL_VERSION) {
+        return CVG_EVERSION;
+    }
+    if (cvg__mp_uint(r, UINT64_MAX, &type) != CVG_OK || !type_known(type)) {
+        return CVG_ECORRUPT;
+    }
+    m->type = (cvg__msg_type)type;
+    int rc = CVG_ECORRUPT;
+    switch (m->type) {
+        case CVG__MSG_HELLO:
+            rc = read_hello(r, m, s);
+            break;
+        case CVG__MSG_PULL:
+            rc = read_pull(r, m);
+            break;
+        case CVG__MSG_OPS:
+            if (cvg__mp_uint(r, UINT64_MAX, &m->next_cursor) != CVG_OK ||
+                read_bool(r, &m->has_more) != CVG_OK) {
+                return CVG_ECORRUPT;
+            }
+            rc = read_blocks(r, m, s);
+            break;
+        case CVG__MSG_PUSH:
+            rc = read_blocks(r, m, s);
+            break;
+        case CVG__MSG_ACK:
+            rc = read_ack(r, m, s);
+            break;
+        case CVG__MSG_ERROR:
+            rc = read_error(r, m);
+            break;
+    }
+    if (rc == CVG_OK && cvg__mp_left(r) != 0) {
+        rc = CVG_ECORRUPT; /* one message per call: trailing bytes */
+    }
+    return rc;
+}
+
+int
+cvg__msg_decode(const uint8_t *data, size_t len, cvg__msg *m,
+                cvg__msg_scratch *s)
+{
+    if (m == NULL) {
+        return CVG_EINVAL;
+    }
+    memset(m, 0, sizeof *m);
+    if (s == NULL || (data == NULL && len > 0)) {
+        return CVG_EINVAL;
+    }
+    if (len == 0) {
+        return CVG_ECORRUPT; /* and data may be NULL: no pointer sums */
+    }
+    cvg__mp r = {data, data + len};
+    int rc = read_msg(&r, m, s);
+    if (rc != CVG_OK) {
+        /* Nothing half-read escapes; only the version of a newer peer,
+         * which the caller reports. */
+        uint32_t version = m->version;
+        memset(m, 0, sizeof *m);
+        if (rc == CVG_EVERSION) {
+            m->version = version;
+        }
+    }
+    return rc;
+}
+
+void
+cvg__msg_scratch_destroy(cvg__msg_scratch *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    cvg__free(s->vv);
+    cvg__free(s->blocks);
+    cvg__free(s->errors);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,88 @@
+/*
+ * The sync protocol's messages and their encoding. Pure bytes in, bytes out:
+ * the session (session.c) decides what to send; this file only packs and
+ * unpacks, and treats every received byte as hostile.
+ *
+ * A message is a flat run of msgpack items: the protocol version, the
+ * message type, then the type's fields. Ops travel as op blocks (the log's
+ * own encoding, see oplog_int.h), each a bin item.
+ */
+#ifndef CVG_WIRE_H
+#define CVG_WIRE_H
+
+#include "../oplog/oplog_int.h"
+
+#define CVG_PROTOCOL_VERSION 1
+
+typedef enum cvg__msg_type {
+    CVG__MSG_HELLO = 1, /* who I am and what I have */
+    CVG__MSG_PULL = 2,  /* send me your ops from this cursor on */
+    CVG__MSG_OPS = 3,   /* a page of ops, answering a PULL */
+    CVG__MSG_PUSH = 4,  /* here are ops you lack */
+    CVG__MSG_ACK = 5,   /* what became of a PUSH */
+    CVG__MSG_ERROR = 6  /* the session ends, with a reason */
+} cvg__msg_type;
+
+/* One refused op in an ACK. */
+typedef struct cvg__ack_error {
+    cvg_dot dot;
+    int32_t code; /* a CVG_E... code */
+} cvg__ack_error;
+
+/* Caps the decoder enforces. */
+#define CVG__MSG_BLOCKS_MAX 65536u
+#define CVG__MSG_VV_MAX 65536u
+#define CVG__MSG_ERRORS_MAX 65536u
+#define CVG__MSG_TEXT_MAX 1024u
+
+typedef struct cvg__msg {
+    cvg__msg_type type;
+    uint32_t version; /* protocol version of the sender */
+    /* HELLO */
+    cvg_replica_id id;
+    const cvg_dot *vv; /* sorted by origin, seq > 0 */
+    size_t vv_n;
+    uint32_t flags;
+    /* PULL */
+    uint64_t cursor;    /* the first lsn of the puller's interest */
+    uint32_t max_ops;   /* 0: no limit */
+    uint32_t max_bytes; /* 0: no limit */
+    /* OPS and PUSH */
+    const cvg_bytes *blocks;
+    size_t n_blocks;
+    uint64_t next_cursor; /* OPS: where the next PULL starts */
+    bool has_more;        /* OPS: the log goes on past next_cursor */
+    /* ACK */
+    uint64_t accepted;
+    uint64_t duplicates;
+    uint64_t conflicts;
+    const cvg__ack_error *errors;
+    size_t n_errors;
+    /* ERROR (code also in ACK errors) */
+    int32_t code;
+    cvg_bytes text;
+} cvg__msg;
+
+/* Append the encoding of @p m to @p out. CVG_EINVAL for a message that is
+ * not well formed (unknown type, counts over the caps, unsorted VV). */
+int cvg__msg_encode(const cvg__msg *m, cvg__buf *out);
+
+/* Arrays a decoded message points into; reused between decodes. */
+typedef struct cvg__msg_scratch {
+    cvg_dot *vv;
+    size_t vv_cap;
+    cvg_bytes *blocks;
+    size_t blocks_cap;
+    cvg__ack_error *errors;
+    size_t errors_cap;
+} cvg__msg_scratch;
+
+/* Decode one whole message (trailing bytes are an error). Views point into
+ * @p data and @p s. CVG_ECORRUPT for malformed bytes, CVG_EVERSION for a
+ * newer protocol version (with m->version set), CVG_ENOMEM. Block contents
+ * are not decoded here, only delimited. */
+int cvg__msg_decode(const uint8_t *data, size_t len, cvg__msg *m,
+                    cvg__msg_scratch *s);
+void cvg__msg_scratch_destroy(cvg__msg_scratch *s);
+
+#endif
