@@ -218,6 +218,67 @@ typedef enum cvg_durability {
 /** Reads the wall clock in milliseconds since 1970. Tests plug in their own. */
 typedef uint64_t (*cvg_clock_fn)(void *ctx);
 
+/* ---- Conflict strategies and events -------------------------------------- */
+
+/** How concurrent writes to a register are settled, per collection. Every
+ * replica must be opened with the same strategies to pick the same winners.
+ * Counters and sets never conflict: their concurrent writes all count. */
+typedef enum cvg_strategy {
+    /** Default: the write with the higher (hybrid clock, origin id) wins,
+     * field by field. */
+    CVG_STRATEGY_LWW = 0,
+    /** One replica's writes (say, the server's) win over concurrent writes
+     * by others (priority_wins), or lose to them (!priority_wins, "client
+     * wins"); between writes of equal rank, LWW decides. */
+    CVG_STRATEGY_PRIORITY = 1,
+    /** For multi-value registers: concurrent values are handed to the
+     * resolver, whose value is written back as an op that replaces them.
+     * Without a resolver the siblings stay readable. LWW registers of the
+     * collection use LWW. */
+    CVG_STRATEGY_RESOLVER = 2
+} cvg_strategy;
+
+/**
+ * Merge concurrent values of a multi-value register into one.
+ * Called on the thread that fed the sync session, after the ops were
+ * committed, with @p siblings in canonical order (valid for the call).
+ * Write the result to @p out (a view that must stay valid until the
+ * function returns to the library: point into @p siblings or into memory
+ * of @p ctx). Return 0 to write it back, non-zero to leave the siblings.
+ * It may not call the library.
+ */
+typedef int (*cvg_resolver_fn)(void *ctx, const cvg_key *key,
+                               const cvg_value *siblings, size_t n,
+                               cvg_value *out);
+
+typedef struct cvg_collection_policy {
+    const char *collection; /* copied at open */
+    cvg_strategy strategy;
+    cvg_replica_id priority_origin; /* PRIORITY: the ranked replica */
+    bool priority_wins;             /* PRIORITY: its writes win (else lose) */
+    cvg_resolver_fn resolver;       /* RESOLVER */
+    void *resolver_ctx;
+} cvg_collection_policy;
+
+/** What a conflict event reports: a write from a peer met a concurrent
+ * write to the same register here. Views valid for the call only. */
+typedef struct cvg_conflict {
+    cvg_bytes collection;
+    cvg_bytes key;
+    cvg_bytes field;
+    cvg_type type;          /* CVG_TYPE_REGISTER or CVG_TYPE_MVREGISTER */
+    cvg_value local;        /* the value read here before */
+    cvg_value remote;       /* the peer's value */
+    cvg_value resolved;     /* the value read here now */
+    cvg_strategy strategy;
+    cvg_dot remote_dot;
+} cvg_conflict;
+
+/** Called once per conflict, on the thread that fed the sync session,
+ * after the ops that caused it were committed. It may read the replica
+ * (begin a read transaction) but not write. */
+typedef void (*cvg_conflict_fn)(void *ctx, const cvg_conflict *c);
+
 #define CVG_OPTIONS_VERSION 1
 
 typedef struct cvg_replica_options {
@@ -231,6 +292,12 @@ typedef struct cvg_replica_options {
     bool read_only;             /* open for reading only */
     cvg_clock_fn clock;         /* wall clock; default CLOCK_REALTIME */
     void *clock_ctx;
+    /* Conflict strategies by collection (copied at open); collections not
+     * listed use CVG_STRATEGY_LWW. */
+    const cvg_collection_policy *policies;
+    size_t n_policies;
+    cvg_conflict_fn on_conflict; /* NULL: no events */
+    void *conflict_ctx;
 } cvg_replica_options;
 
 /** Fill @p opts with the defaults above. */
@@ -348,8 +415,9 @@ CVG_API CVG_NODISCARD int cvg_register_set(cvg_txn *txn, const cvg_key *key,
                                            const cvg_value *value,
                                            cvg_dot *dot_out);
 
-/** The winning value: a view valid until @p txn ends or its next write.
- * CVG_ENOTFOUND if unset (or deleted). */
+/** The winning value under the collection's strategy (LWW by default): a
+ * view valid until @p txn ends or its next write. CVG_ENOTFOUND if unset
+ * (or deleted). */
 CVG_API CVG_NODISCARD int cvg_register_get(cvg_txn *txn, const cvg_key *key,
                                            cvg_value *out);
 

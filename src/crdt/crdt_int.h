@@ -131,6 +131,9 @@ int cvg__reg_set(cvg__reg *r, const cvg_dot *dot, uint64_t hlc,
                  size_t n_observed, bool *conflict);
 /* A record delete: drop the siblings the deleter's version vector covers. */
 void cvg__reg_delete(cvg__reg *r, const cvg__vv *observed);
+/* The LWW order of two siblings: by hlc, then origin id, then seq (a total
+ * order: distinct siblings never tie). */
+int cvg__sibling_lww_cmp(const cvg__sibling *a, const cvg__sibling *b);
 /* The LWW winner; NULL if empty. */
 const cvg__sibling *cvg__reg_winner(const cvg__reg *r);
 int cvg__reg_copy(cvg__reg *dst, const cvg__reg *src);

@@ -107,8 +107,8 @@ cvg__reg_delete(cvg__reg *r, const cvg__vv *observed)
 
 /* The LWW order: hlc, then origin id, then seq. Dots are unique, so two
  * distinct siblings never tie and every replica picks the same one. */
-static int
-lww_cmp(const cvg__sibling *a, const cvg__sibling *b)
+int
+cvg__sibling_lww_cmp(const cvg__sibling *a, const cvg__sibling *b)
 {
     if (a->hlc != b->hlc) {
         return a->hlc > b->hlc ? 1 : -1;
@@ -125,7 +125,7 @@ cvg__reg_winner(const cvg__reg *r)
 {
     const cvg__sibling *w = NULL;
     for (size_t i = 0; i < r->n; i++) {
-        if (w == NULL || lww_cmp(&r->s[i], w) > 0) {
+        if (w == NULL || cvg__sibling_lww_cmp(&r->s[i], w) > 0) {
             w = &r->s[i];
         }
     }

@@ -84,6 +84,54 @@ apply_set_add(cvg__entry *e, const cvg__op *op)
     return cvg__tags_add(&e->u.s.tags, &op->pub.dot);
 }
 
+/* Keep a conflict for its event. Best effort: without memory the event is
+ * lost, never the op. @p before is taken over. */
+static void
+record_conflict(cvg_txn *t, const cvg__op *op, cvg_type type,
+                const cvg__entry *e, cvg_value *before)
+{
+    const cvg_op *p = &op->pub;
+    void *arr = t->conflicts;
+    if (cvg__grow(&arr, &t->capconflicts, t->nconflicts + 1,
+                  sizeof *t->conflicts) != CVG_OK) {
+        return;
+    }
+    t->conflicts = arr;
+    cvg__conflict_rec *c = &t->conflicts[t->nconflicts];
+    memset(c, 0, sizeof *c);
+    size_t n = p->collection.len + p->key.len + p->field.len + 3;
+    c->names = cvg__alloc(n);
+    if (c->names == NULL ||
+        cvg__value_copy(&c->remote, &p->value) != CVG_OK) {
+        cvg__free(c->names);
+        return;
+    }
+    char *w = c->names;
+    memcpy(w, p->collection.data, p->collection.len);
+    w += p->collection.len;
+    *w++ = 0;
+    memcpy(w, p->key.data, p->key.len);
+    w += p->key.len;
+    *w++ = 0;
+    memcpy(w, p->field.data, p->field.len);
+    w[p->field.len] = 0;
+    c->clen = p->collection.len;
+    c->klen = p->key.len;
+    c->flen = p->field.len;
+    c->type = type;
+    c->dot = p->dot;
+    c->local = *before;
+    *before = cvg_value_nil();
+    /* A multi-value register resolves later, if at all: nil until then. */
+    if (type == CVG_TYPE_REGISTER) {
+        const cvg__sibling *w2 = cvg__winner(t->r, p->collection, &e->u.r);
+        if (w2 == NULL || cvg__value_copy(&c->resolved, &w2->value) != 0) {
+            c->resolved = cvg_value_nil();
+        }
+    }
+    t->nconflicts++;
+}
+
 /* The counter parts a delete observed for field @p name, or NULL. */
 static const cvg__delete_counter *
 find_counter(const cvg__op *op, const uint8_t *name, size_t len)
@@ -239,10 +287,20 @@ cvg__apply(cvg_txn *t, const cvg__op *op, bool *conflict)
         uint8_t type = p->kind == CVG_OP_REGISTER_SET ? CVG_TYPE_REGISTER
                                                       : CVG_TYPE_MVREGISTER;
         rc = typed_entry(t, plen, type, NULL, &e);
+        cvg_value before = cvg_value_nil();
+        if (rc == CVG_OK && t->collect_conflicts && e->present) {
+            rc = cvg__value_copy(&before,
+                                 &cvg__winner(t->r, p->collection, &e->u.r)
+                                      ->value);
+        }
         if (rc == CVG_OK) {
             rc = cvg__reg_set(&e->u.r, &p->dot, p->hlc, &p->value,
                               p->observed, p->observed_count, conflict);
         }
+        if (rc == CVG_OK && *conflict && t->collect_conflicts) {
+            record_conflict(t, op, (cvg_type)type, e, &before);
+        }
+        cvg__value_free(&before);
         break;
     }
     case CVG_OP_SET_ADD:

@@ -82,7 +82,9 @@ cvg_register_get(cvg_txn *t, const cvg_key *key, cvg_value *out)
     cvg__entry *e;
     rc = read_entry(t, key, CVG_TYPE_REGISTER, &e);
     if (rc == CVG_OK) {
-        *out = cvg__reg_winner(&e->u.r)->value;
+        cvg_bytes coll = {(const uint8_t *)key->collection,
+                          strlen(key->collection)};
+        *out = cvg__winner(t->r, coll, &e->u.r)->value;
     }
     return rc;
 }

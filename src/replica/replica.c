@@ -207,8 +207,14 @@ cvg_replica_open(const char *path, const cvg_replica_options *opts,
     if (r->opts.max_clock_ahead_ms == 0) {
         r->opts.max_clock_ahead_ms = 60000;
     }
-    int rc = cvg__store_open(&r->store, path, &r->opts, r->errmsg,
-                             sizeof r->errmsg);
+    r->opts.policies = NULL; /* ours are copied below; the caller's may go */
+    int rc = cvg__policies_copy(r, opts);
+    if (rc != CVG_OK) {
+        cvg_replica_close(r);
+        return rc;
+    }
+    rc = cvg__store_open(&r->store, path, &r->opts, r->errmsg,
+                         sizeof r->errmsg);
     if (rc == CVG_OK) {
         rc = load_meta(r);
     }
@@ -228,6 +234,7 @@ cvg_replica_close(cvg_replica *r)
         return;
     }
     cvg__store_close(&r->store);
+    cvg__policies_free(r);
     cvg__origins_destroy(&r->origins);
     cvg__vv_destroy(&r->vv);
     cvg__free(r);

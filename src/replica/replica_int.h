@@ -9,8 +9,29 @@
 
 #include "../oplog/oplog_int.h"
 
+/* A collection's conflict strategy, with our own copy of its name. */
+typedef struct cvg__policy {
+    char *collection;
+    size_t len;
+    cvg_collection_policy p;
+} cvg__policy;
+
+/* A conflict met while applying a peer's op, kept (with copies of its
+ * names and values) until the ops are committed and the event can fire. */
+typedef struct cvg__conflict_rec {
+    char *names;        /* collection NUL key NUL field NUL */
+    size_t clen, klen, flen;
+    cvg_type type;
+    cvg_value local;    /* owned copies */
+    cvg_value remote;
+    cvg_value resolved;
+    cvg_dot dot;
+} cvg__conflict_rec;
+
 struct cvg_replica {
     cvg__store store;
+    cvg__policy *policies;
+    size_t n_policies;
     cvg_replica_options opts;
     cvg_replica_id id;
     /* What is committed, as of generation gen (refreshed at the start of a
@@ -90,6 +111,12 @@ struct cvg_txn {
     size_t nblocks;
     size_t capblocks;
 
+    /* Conflicts met by remote ops, when the caller collects them. */
+    bool collect_conflicts;
+    cvg__conflict_rec *conflicts;
+    size_t nconflicts;
+    size_t capconflicts;
+
     /* A sync position to store with this commit (see session.c). */
     bool peer_set;
     cvg_replica_id peer;
@@ -154,6 +181,18 @@ int cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict);
  * (1 if we never synced). */
 int cvg__peer_cursor_get(cvg_txn *t, const cvg_replica_id *peer,
                          uint64_t *cursor_out);
+
+/* The strategy of collection @p coll; NULL means LWW. */
+const cvg_collection_policy *cvg__policy_for(const cvg_replica *r,
+                                             cvg_bytes coll);
+/* The sibling a register read returns under the collection's strategy;
+ * NULL if the register is empty. */
+const cvg__sibling *cvg__winner(const cvg_replica *r, cvg_bytes coll,
+                                const cvg__reg *reg);
+/* Copy the policies of @p o into @p r (at open); free them (at close). */
+int cvg__policies_copy(cvg_replica *r, const cvg_replica_options *o);
+void cvg__policies_free(cvg_replica *r);
+void cvg__conflicts_free(cvg__conflict_rec *c, size_t n);
 
 /* The 16-byte element hash that orders a set's elements in LMDB. */
 int cvg__elem_hash(cvg_txn *t, const cvg_value *v, uint8_t out[16]);

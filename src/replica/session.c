@@ -409,6 +409,103 @@ on_pull(cvg_session *s, const cvg__msg *m)
     return CVG_OK;
 }
 
+static cvg_key
+rec_key(const cvg__conflict_rec *c)
+{
+    cvg_key k = {c->names, c->names + c->clen + 1,
+                 c->names + c->clen + c->klen + 2};
+    return k;
+}
+
+static bool
+all_equal(const cvg_value *v, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        if (cvg__value_cmp(&v[0], &v[i]) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Resolve one multi-value conflict with the app's resolver, writing the
+ * merged value back as an op that replaces the siblings. */
+static int
+resolve_one(cvg_txn *t, const cvg_collection_policy *p, cvg__conflict_rec *c)
+{
+    cvg_key key = rec_key(c);
+    cvg_value vals[64];
+    size_t n = 0;
+    int rc = cvg_mvregister_get(t, &key, vals, NULL, 64, &n);
+    /* Resolved meanwhile, or all equal (resolving equal values on two
+     * replicas would only make new siblings, forever). */
+    if (rc != CVG_OK || n < 2 || n > 64 || all_equal(vals, n)) {
+        return rc == CVG_ENOTFOUND ? CVG_OK : rc;
+    }
+    cvg_value out = cvg_value_nil(), copy;
+    if (p->resolver(p->resolver_ctx, &key, vals, n, &out) != 0) {
+        return CVG_OK; /* the app keeps the siblings */
+    }
+    rc = cvg__value_copy(&copy, &out); /* out may view what set frees */
+    if (rc == CVG_OK) {
+        rc = cvg_mvregister_set(t, &key, &copy, NULL);
+        if (rc == CVG_OK) {
+            cvg__value_free(&c->resolved);
+            c->resolved = copy;
+        } else {
+            cvg__value_free(&copy);
+        }
+    }
+    return rc;
+}
+
+/* After a page is committed: run the resolvers (one transaction for all),
+ * then tell the app about every conflict. */
+static int
+settle_conflicts(cvg_session *s, cvg__conflict_rec *recs, size_t n)
+{
+    cvg_replica *r = s->r;
+    cvg_txn *t = NULL;
+    int rc = CVG_OK;
+    for (size_t i = 0; rc == CVG_OK && i < n; i++) {
+        cvg__conflict_rec *c = &recs[i];
+        cvg_bytes coll = {(const uint8_t *)c->names, c->clen};
+        const cvg_collection_policy *p = cvg__policy_for(r, coll);
+        if (c->type != CVG_TYPE_MVREGISTER || p == NULL ||
+            p->strategy != CVG_STRATEGY_RESOLVER || p->resolver == NULL) {
+            continue;
+        }
+        if (t == NULL) {
+            rc = cvg_txn_begin(r, 0, &t);
+        }
+        if (rc == CVG_OK) {
+            rc = resolve_one(t, p, c);
+        }
+    }
+    if (t != NULL) {
+        rc = rc == CVG_OK ? cvg_txn_commit(t) : (cvg_txn_abort(t), rc);
+    }
+    for (size_t i = 0; r->opts.on_conflict != NULL && i < n; i++) {
+        const cvg__conflict_rec *c = &recs[i];
+        cvg_bytes coll = {(const uint8_t *)c->names, c->clen};
+        const cvg_collection_policy *p = cvg__policy_for(r, coll);
+        cvg_conflict ev = {
+            .collection = coll,
+            .key = {(const uint8_t *)c->names + c->clen + 1, c->klen},
+            .field = {(const uint8_t *)c->names + c->clen + c->klen + 2,
+                      c->flen},
+            .type = c->type,
+            .local = c->local,
+            .remote = c->remote,
+            .resolved = c->resolved,
+            .strategy = p ? p->strategy : CVG_STRATEGY_LWW,
+            .remote_dot = c->dot,
+        };
+        r->opts.on_conflict(r->opts.conflict_ctx, &ev);
+    }
+    return rc;
+}
+
 /* Apply every op of a page in one transaction, with the new position; on
  * any error nothing of the page is kept. */
 static int
@@ -420,6 +517,7 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
         *why = "cannot begin a transaction";
         return rc;
     }
+    t->collect_conflicts = true;
     uint64_t got = 0, dup = 0, conflicts = 0;
     cvg__block_reader rd;
     memset(&rd, 0, sizeof rd);
@@ -451,9 +549,21 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     t->peer_set = true;
     t->peer = s->stats.peer;
     t->peer_cursor = m->next_cursor;
+    /* The conflicts outlive the transaction: their events fire after it. */
+    cvg__conflict_rec *recs = t->conflicts;
+    size_t nrecs = t->nconflicts;
+    t->conflicts = NULL;
+    t->nconflicts = 0;
     rc = cvg_txn_commit(t);
     if (rc != CVG_OK) {
+        cvg__conflicts_free(recs, nrecs);
         *why = "cannot commit a page";
+        return rc;
+    }
+    rc = settle_conflicts(s, recs, nrecs);
+    cvg__conflicts_free(recs, nrecs);
+    if (rc != CVG_OK) {
+        *why = "cannot write a resolved value";
         return rc;
     }
     s->stats.ops_received += got;

@@ -681,6 +681,7 @@ txn_free(cvg_txn *t)
     cvg__buf_free(&t->kbuf);
     cvg__buf_free(&t->vbuf);
     cvg__vv_destroy(&t->vv);
+    cvg__conflicts_free(t->conflicts, t->nconflicts);
     cvg__free(t);
 }
 

@@ -186,7 +186,7 @@ sample(int i)
     for (size_t k = 0; k < sizeof sample_block_bytes; k++) {
         sample_block_bytes[k] = (uint8_t)(k * 31 + 7);
     }
-    /* Blocks in the fixbin-less bin 8 and bin 16 forms. */
+    /* Blocks in the bin 8 and bin 16 forms. */
     const size_t lens[3] = {1, 40, 259};
     for (int k = 0; k < 3; k++) {
         sample_blocks[k].data = sample_block_bytes + k;
