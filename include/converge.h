@@ -279,6 +279,10 @@ typedef struct cvg_conflict {
  * (begin a read transaction) but not write. */
 typedef void (*cvg_conflict_fn)(void *ctx, const cvg_conflict *c);
 
+/* Sync events (start, end, error) are described with the sessions below. */
+typedef struct cvg_sync_event cvg_sync_event;
+typedef void (*cvg_sync_fn)(void *ctx, const cvg_sync_event *e);
+
 #define CVG_OPTIONS_VERSION 1
 
 typedef struct cvg_replica_options {
@@ -298,6 +302,8 @@ typedef struct cvg_replica_options {
     size_t n_policies;
     cvg_conflict_fn on_conflict; /* NULL: no events */
     void *conflict_ctx;
+    cvg_sync_fn on_sync;         /* sync start, end and errors; NULL */
+    void *sync_ctx;
 } cvg_replica_options;
 
 /** Fill @p opts with the defaults above. */
@@ -654,6 +660,76 @@ CVG_API void cvg_session_close(cvg_session *s);
  */
 CVG_API CVG_NODISCARD int cvg_sync_local(cvg_replica *a, cvg_replica *b,
                                          cvg_session_stats *stats_out);
+
+
+/* ---- Sync status and queue ---------------------------------------------- */
+
+/* Relative to a peer (typically the server), every op this replica made is
+ * pending (the peer has not got it yet), syncing (sent in a page the peer
+ * has not yet confirmed), committed (the peer has it) or failed (the peer
+ * refused it, with the error). This is stored with the replica, so it
+ * survives restarts. */
+
+typedef enum cvg_sync_state {
+    CVG_SYNC_OFFLINE = 0, /* no session now; ops may be pending */
+    CVG_SYNC_SYNCED = 1,  /* the last session completed; nothing pending */
+    CVG_SYNC_SYNCING = 2, /* a session with the peer is open */
+    CVG_SYNC_ERROR = 3    /* the last session ended with an error */
+} cvg_sync_state;
+
+typedef struct cvg_sync_status {
+    cvg_sync_state state;
+    uint64_t pending;
+    uint64_t syncing;
+    uint64_t committed;
+    uint64_t failed;
+    uint64_t last_sync_ms;   /* wall time of the last completed session; 0 */
+    uint64_t last_attempt_ms;
+    int last_error;          /* CVG_OK or the code that ended the last one */
+} cvg_sync_status;
+
+/** The sync status of this replica's own ops relative to @p peer. A peer
+ * never synced with gives OFFLINE with everything pending. */
+CVG_API CVG_NODISCARD int cvg_sync_status_get(cvg_replica *r,
+                                              const cvg_replica_id *peer,
+                                              cvg_sync_status *out);
+
+/** The peers this replica has synced with (up to @p cap ids into @p out;
+ * the total in @p count_out). */
+CVG_API CVG_NODISCARD int cvg_sync_peers(cvg_replica *r, cvg_replica_id *out,
+                                         size_t cap, size_t *count_out);
+
+/** An op the peer refused. */
+typedef struct cvg_failed_op {
+    uint64_t seq;  /* the op's dot is (this replica, seq) */
+    int code;      /* why: CVG_ECLOCK, CVG_EGAP, ... */
+} cvg_failed_op;
+
+/** The failed ops relative to @p peer, oldest first. */
+CVG_API CVG_NODISCARD int cvg_sync_failed(cvg_replica *r,
+                                          const cvg_replica_id *peer,
+                                          cvg_failed_op *out, size_t cap,
+                                          size_t *count_out);
+
+/** Make the failed ops pending again: the next session offers them again
+ * (after the cause, such as a clock far ahead, is fixed). */
+CVG_API CVG_NODISCARD int cvg_sync_retry_failed(cvg_replica *r,
+                                                const cvg_replica_id *peer);
+
+typedef enum cvg_sync_event_kind {
+    CVG_SYNC_EVENT_START = 1, /* the peer said hello */
+    CVG_SYNC_EVENT_END = 2,   /* both directions complete */
+    CVG_SYNC_EVENT_ERROR = 3  /* the session ended with an error */
+} cvg_sync_event_kind;
+
+/** A sync event; called on the thread feeding the session. It may read the
+ * replica but not write. */
+struct cvg_sync_event {
+    cvg_sync_event_kind kind;
+    cvg_replica_id peer;
+    cvg_session_stats stats; /* so far */
+    int error;               /* ERROR: the code */
+};
 
 #ifdef __cplusplus
 }

@@ -235,6 +235,7 @@ cvg_replica_close(cvg_replica *r)
     }
     cvg__store_close(&r->store);
     cvg__policies_free(r);
+    cvg__free(r->active);
     cvg__origins_destroy(&r->origins);
     cvg__vv_destroy(&r->vv);
     cvg__free(r);

@@ -42,6 +42,9 @@ struct cvg_replica {
     uint64_t last_lsn;
     uint64_t gen;      /* commit generation, stored in meta */
     struct cvg_txn *writer; /* the open write transaction, if any */
+    cvg_replica_id *active; /* peers with an open session (sync status) */
+    size_t n_active;
+    size_t cap_active;
     unsigned readers;  /* open read transactions */
     char errmsg[256];
 };
@@ -177,10 +180,36 @@ int cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
  * transaction. */
 int cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict);
 
-/* Where our pulls from @p peer stand: the first lsn of its log we lack
- * (1 if we never synced). */
-int cvg__peer_cursor_get(cvg_txn *t, const cvg_replica_id *peer,
-                         uint64_t *cursor_out);
+/* What this replica remembers of a peer (the peers database). */
+typedef struct cvg__peer_rec {
+    uint64_t cursor;          /* the first lsn of its log we lack */
+    uint64_t acked;           /* it has our ops 1..acked */
+    uint64_t sent;            /* we offered it our ops up to this seq */
+    uint64_t last_ok_ms;
+    uint64_t last_attempt_ms;
+    int last_error;
+} cvg__peer_rec;
+
+/* A change to a peer record: maxima for acked and sent, times when not 0,
+ * and, with fail_code, the sent but unacknowledged ops become failed. */
+typedef struct cvg__peer_change {
+    uint64_t acked;
+    uint64_t sent;
+    uint64_t attempt_ms;
+    uint64_t ok_ms;
+    int error;
+    int fail_code;
+} cvg__peer_change;
+
+int cvg__peer_get(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
+                  cvg__peer_rec *out);
+int cvg__peer_put(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
+                  const cvg__peer_rec *p);
+/* Apply @p ch in a transaction of its own: CVG_EBUSY if this process holds
+ * a write transaction. */
+int cvg__peer_update(cvg_replica *r, const cvg_replica_id *peer,
+                     const cvg__peer_change *ch);
+bool cvg__peer_active(const cvg_replica *r, const cvg_replica_id *peer);
 
 /* The strategy of collection @p coll; NULL means LWW. */
 const cvg_collection_policy *cvg__policy_for(const cvg_replica *r,

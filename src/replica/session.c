@@ -23,8 +23,18 @@ struct cvg_session {
     bool pulling;    /* a PULL of ours is unanswered */
     bool pull_done;  /* we have all the peer had when it answered */
     bool served;     /* the peer has pulled all we have */
+    bool ended;      /* the END or ERROR event was given */
+    bool acked_all;  /* the peer confirmed our last page */
     cvg__vv peer_vv;
     cvg_session_stats stats;
+    /* Pages we served: where each ended in our log, and the highest seq of
+     * our own ops in it, to learn what the peer has when it pulls again. */
+    struct served_page {
+        uint64_t next_cursor;
+        uint64_t own_max;
+    } *pages;
+    size_t npages;
+    size_t cappages;
     /* Outgoing messages, oldest first; out[0 .. out_head) were given out. */
     cvg__buf *out;
     size_t nout;
@@ -63,6 +73,83 @@ enqueue(cvg_session *s, const cvg__msg *m)
     return CVG_OK;
 }
 
+static uint64_t
+now_ms(const cvg_session *s)
+{
+    return s->r->opts.clock(s->r->opts.clock_ctx);
+}
+
+static void
+event(cvg_session *s, cvg_sync_event_kind kind, int error)
+{
+    cvg_replica *r = s->r;
+    if (r->opts.on_sync != NULL) {
+        cvg_sync_event e = {kind, s->stats.peer, s->stats, error};
+        r->opts.on_sync(r->opts.sync_ctx, &e);
+    }
+}
+
+static void
+set_active(cvg_session *s, bool on)
+{
+    cvg_replica *r = s->r;
+    for (size_t i = 0; i < r->n_active; i++) {
+        if (cvg__id_cmp(&r->active[i], &s->stats.peer) == 0) {
+            if (!on) {
+                r->active[i] = r->active[--r->n_active];
+            }
+            return;
+        }
+    }
+    void *arr = r->active;
+    if (on && cvg__grow(&arr, &r->cap_active, r->n_active + 1,
+                        sizeof *r->active) == CVG_OK) {
+        r->active = arr;
+        r->active[r->n_active++] = s->stats.peer;
+    }
+}
+
+/* Record what we learned of the peer. Best effort: the sync status may lag
+ * (say, if the app holds a write transaction), the data never does. */
+static void
+note_peer(cvg_session *s, const cvg__peer_change *ch)
+{
+    if (s->got_hello) {
+        (void)cvg__peer_update(s->r, &s->stats.peer, ch);
+    }
+}
+
+/* The highest own seq in pages the peer has confirmed by pulling from
+ * @p cursor on (or, with UINT64_MAX, by acknowledging the last page). */
+static uint64_t
+confirmed(const cvg_session *s, uint64_t cursor)
+{
+    uint64_t best = 0;
+    for (size_t i = 0; i < s->npages; i++) {
+        if (s->pages[i].next_cursor <= cursor) {
+            best = CVG__MAX(best, s->pages[i].own_max);
+        }
+    }
+    return best;
+}
+
+/* Once both directions are complete: remember it, and tell the app. */
+static void
+check_end(cvg_session *s)
+{
+    if (s->ended || !cvg_session_done(s)) {
+        return;
+    }
+    s->ended = true;
+    cvg__peer_change ch = {.ok_ms = now_ms(s)};
+    if (s->acked_all || !s->peer_pulls) {
+        ch.acked = confirmed(s, UINT64_MAX);
+    }
+    note_peer(s, &ch);
+    set_active(s, false);
+    event(s, CVG_SYNC_EVENT_END, CVG_OK);
+}
+
 /* End the session with @p rc, telling the peer why. */
 static int
 fail(cvg_session *s, int rc, const char *why)
@@ -77,7 +164,14 @@ fail(cvg_session *s, int rc, const char *why)
         m.text.data = (const uint8_t *)why;
         m.text.len = strlen(why);
         (void)enqueue(s, &m); /* best effort: the error stands anyway */
+        cvg__peer_change ch = {.error = rc};
+        note_peer(s, &ch);
         cvg__replica_fail(s->r, rc, "sync: %s", why);
+        if (!s->ended) {
+            s->ended = true;
+            set_active(s, false);
+            event(s, CVG_SYNC_EVENT_ERROR, rc);
+        }
     }
     return rc;
 }
@@ -142,6 +236,10 @@ cvg_session_close(cvg_session *s)
     if (s == NULL) {
         return;
     }
+    if (s->got_hello) {
+        set_active(s, false);
+    }
+    cvg__free(s->pages);
     for (size_t i = 0; i < s->nout; i++) {
         cvg__buf_free(&s->out[i]);
     }
@@ -201,11 +299,13 @@ send_pull(cvg_session *s)
 {
     cvg_txn *t;
     int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
-    uint64_t cursor = 1;
+    cvg__peer_rec rec;
+    rec.cursor = 1;
     if (rc == CVG_OK) {
-        rc = cvg__peer_cursor_get(t, &s->stats.peer, &cursor);
+        rc = cvg__peer_get(&s->r->store, t->mt, &s->stats.peer, &rec);
         cvg_txn_abort(t);
     }
+    uint64_t cursor = rec.cursor;
     if (rc != CVG_OK) {
         return fail(s, rc, "cannot read the sync position");
     }
@@ -242,6 +342,12 @@ on_hello(cvg_session *s, const cvg__msg *m)
             return fail(s, rc, "out of memory");
         }
     }
+    /* What the peer has of ours is committed there. */
+    cvg__peer_change ch = {.acked = cvg__vv_get(&s->peer_vv, &s->r->id),
+                           .attempt_ms = now_ms(s)};
+    note_peer(s, &ch);
+    set_active(s, true);
+    event(s, CVG_SYNC_EVENT_START, CVG_OK);
     return s->opts.no_pull ? CVG_OK : send_pull(s);
 }
 
@@ -333,6 +439,12 @@ on_pull(cvg_session *s, const cvg__msg *m)
     if (s->opts.no_serve) {
         return fail(s, CVG_EACCES, "this replica does not serve pulls");
     }
+    /* Pulling from here on confirms the pages that ended before. */
+    uint64_t own_max = confirmed(s, m->cursor);
+    if (own_max > 0) {
+        cvg__peer_change ch = {.acked = own_max};
+        note_peer(s, &ch);
+    }
     uint64_t max_ops = m->max_ops ? m->max_ops : UINT64_MAX;
     uint64_t max_bytes = m->max_bytes ? m->max_bytes : UINT64_MAX;
     cvg_txn *t;
@@ -357,6 +469,9 @@ on_pull(cvg_session *s, const cvg__msg *m)
             break;
         }
         next = op.pub.lsn + 1;
+        if (cvg__id_cmp(&op.pub.dot.origin, &s->r->id) == 0) {
+            own_max = CVG__MAX(own_max, op.pub.dot.seq);
+        }
         if (cvg__vv_contains(&s->peer_vv, &op.pub.dot)) {
             continue; /* the peer said it has this one */
         }
@@ -403,6 +518,16 @@ on_pull(cvg_session *s, const cvg__msg *m)
     }
     s->stats.ops_sent += n;
     s->stats.pages_sent++;
+    void *arr = s->pages;
+    if (cvg__grow(&arr, &s->cappages, s->npages + 1, sizeof *s->pages) ==
+        CVG_OK) {
+        s->pages = arr;
+        s->pages[s->npages].next_cursor = next;
+        s->pages[s->npages].own_max = own_max;
+        s->npages++;
+    }
+    cvg__peer_change ch = {.sent = own_max};
+    note_peer(s, &ch);
     if (!more) {
         s->served = true;
     }
@@ -588,8 +713,55 @@ on_ops(cvg_session *s, const cvg__msg *m)
     if (m->has_more) {
         return send_pull(s);
     }
+    /* The last page is in: say so, so the peer knows we have its ops. */
+    cvg__msg ack;
+    memset(&ack, 0, sizeof ack);
+    ack.type = CVG__MSG_ACK;
+    ack.version = CVG_PROTOCOL_VERSION;
+    ack.accepted = s->stats.ops_received;
+    ack.duplicates = s->stats.ops_duplicate;
+    ack.conflicts = s->stats.conflicts;
+    rc = enqueue(s, &ack);
+    if (rc != CVG_OK) {
+        return fail(s, rc, "cannot queue an acknowledgement");
+    }
     s->pull_done = true;
     return CVG_OK;
+}
+
+static int
+on_ack(cvg_session *s)
+{
+    if (!s->served) {
+        return fail(s, CVG_EMISUSE, "an acknowledgement before the last page");
+    }
+    s->acked_all = true;
+    cvg__peer_change ch = {.acked = confirmed(s, UINT64_MAX)};
+    note_peer(s, &ch);
+    return CVG_OK;
+}
+
+/* The peer gave up; do not answer an error with an error. If it refused
+ * the ops we had sent (they would not apply there), they are failed. */
+static int
+on_error(cvg_session *s, const cvg__msg *m)
+{
+    s->error = CVG_EPEER;
+    cvg__peer_change ch = {.error = CVG_EPEER};
+    if (s->npages > 0 && (m->code == CVG_EGAP || m->code == CVG_ECLOCK ||
+                          m->code == CVG_ECORRUPT)) {
+        ch.fail_code = m->code;
+    }
+    note_peer(s, &ch);
+    cvg__replica_fail(s->r, CVG_EPEER, "sync: the peer ended with %s: %.*s",
+                      cvg_errname(m->code), (int)m->text.len,
+                      (const char *)m->text.data);
+    if (!s->ended) {
+        s->ended = true;
+        set_active(s, false);
+        event(s, CVG_SYNC_EVENT_ERROR, CVG_EPEER);
+    }
+    return CVG_EPEER;
 }
 
 int
@@ -612,21 +784,26 @@ cvg_session_input(cvg_session *s, const void *msg, size_t len)
     }
     switch (m.type) {
     case CVG__MSG_HELLO:
-        return on_hello(s, &m);
+        rc = on_hello(s, &m);
+        break;
     case CVG__MSG_PULL:
-        return on_pull(s, &m);
+        rc = on_pull(s, &m);
+        break;
     case CVG__MSG_OPS:
-        return on_ops(s, &m);
+        rc = on_ops(s, &m);
+        break;
+    case CVG__MSG_ACK:
+        rc = on_ack(s);
+        break;
     case CVG__MSG_ERROR:
-        /* The peer gave up; do not answer an error with an error. */
-        s->error = CVG_EPEER;
-        cvg__replica_fail(s->r, CVG_EPEER, "sync: the peer ended with %s: %.*s",
-                          cvg_errname(m.code), (int)m.text.len,
-                          (const char *)m.text.data);
-        return CVG_EPEER;
+        return on_error(s, &m);
     default:
         return fail(s, CVG_EMISUSE, "a message this version does not use");
     }
+    if (rc == CVG_OK) {
+        check_end(s);
+    }
+    return rc;
 }
 
 int
@@ -640,18 +817,22 @@ cvg_sync_local(cvg_replica *a, cvg_replica *b, cvg_session_stats *stats_out)
     if (rc == CVG_OK) {
         rc = cvg_session_open(b, NULL, &sb);
     }
-    /* Carry messages both ways until neither side has anything to say. */
-    bool moved = true;
-    while (rc == CVG_OK && moved) {
+    /* Carry messages both ways until neither side has anything to say.
+     * After an error too: the failing side's ERROR must reach the other,
+     * which records why its ops were refused. */
+    bool moved = rc == CVG_OK;
+    while (moved) {
         moved = false;
         cvg_bytes msg;
-        while (rc == CVG_OK && cvg_session_output(sa, &msg) == CVG_OK) {
+        while (cvg_session_output(sa, &msg) == CVG_OK) {
             moved = true;
-            rc = cvg_session_input(sb, msg.data, msg.len);
+            int irc = cvg_session_input(sb, msg.data, msg.len);
+            rc = rc == CVG_OK ? irc : rc;
         }
-        while (rc == CVG_OK && cvg_session_output(sb, &msg) == CVG_OK) {
+        while (cvg_session_output(sb, &msg) == CVG_OK) {
             moved = true;
-            rc = cvg_session_input(sa, msg.data, msg.len);
+            int irc = cvg_session_input(sa, msg.data, msg.len);
+            rc = rc == CVG_OK ? irc : rc;
         }
     }
     if (rc == CVG_OK && !(cvg_session_done(sa) && cvg_session_done(sb))) {

@@ -125,6 +125,20 @@ cache_add(cvg_txn *t, const uint8_t *key, uint32_t klen, uint32_t plen,
     return CVG_OK;
 }
 
+/* Forget the entry added last (its record failed to load), so that a later
+ * call loads it again instead of taking it for absent. */
+static void
+cache_drop_last(cvg_txn *t)
+{
+    cvg__entry *e = t->list[--t->nlist];
+    memset(t->slots, 0, t->nslots * sizeof *t->slots);
+    for (size_t i = 0; i < t->nlist; i++) {
+        cvg__entry *x = t->list[i];
+        *find_slot(t, x->key, x->klen, x->hash) = x;
+    }
+    entry_free(e);
+}
+
 static void
 cache_clear(cvg_txn *t)
 {
@@ -258,8 +272,7 @@ cvg__txn_entry(cvg_txn *t, uint32_t klen, uint32_t plen, uint8_t type,
         rc = cvg__mdb_err(mrc);
     }
     if (rc != CVG_OK) {
-        /* Leave it cached as absent and clean: harmless, and the error is
-         * reported now. */
+        cache_drop_last(t);
         return rc;
     }
     *out = e;
@@ -302,6 +315,9 @@ scan_field(cvg_txn *t, uint32_t plen, uint8_t *mask)
                                type, &e);
                 if (rc == CVG_OK) {
                     rc = entry_decode(t, e, &v);
+                    if (rc != CVG_OK) {
+                        cache_drop_last(t);
+                    }
                 }
                 if (rc != CVG_OK) {
                     return rc;
@@ -542,46 +558,56 @@ write_out(cvg_txn *t, bool all)
 }
 
 /* The map filled: start a new LMDB transaction on a larger map and write
- * everything again. Only safe if nobody committed in between, since the
- * cache was read from the old snapshot. */
+ * everything again, growing until it fits. Only safe if nobody committed in
+ * between, since the cache was read from the old snapshot. CVG_EFULL from
+ * here is final: the map cannot grow. */
 static int
 regrow(cvg_txn *t)
 {
     cvg_replica *r = t->r;
-    if (t->state_cur != NULL) {
-        mdb_cursor_close(t->state_cur);
-        t->state_cur = NULL;
+    for (;;) {
+        if (t->state_cur != NULL) {
+            mdb_cursor_close(t->state_cur);
+            t->state_cur = NULL;
+        }
+        if (t->mt != NULL) {
+            mdb_txn_abort(t->mt);
+            t->mt = NULL;
+        }
+        t->epoch++; /* cursors of the old LMDB transaction are gone */
+        if (r->readers > 0) {
+            return cvg__replica_fail(r, CVG_EFULL,
+                                     "map full (%zu bytes) and read "
+                                     "transactions are open, so it cannot "
+                                     "grow",
+                                     r->store.map_size);
+        }
+        int rc = cvg__store_grow(&r->store);
+        if (rc != CVG_OK) {
+            return cvg__replica_fail(r, rc,
+                                     "map full at its limit of %zu bytes "
+                                     "(map_size_max)",
+                                     r->store.map_size);
+        }
+        rc = cvg__store_begin(&r->store, true, &t->mt);
+        if (rc != CVG_OK) {
+            return cvg__replica_fail(r, rc,
+                                     "cannot begin a write transaction");
+        }
+        uint64_t gen = 0;
+        rc = cvg__meta_get_u64(&r->store, t->mt, "gen", &gen);
+        if (rc == CVG_OK && gen != t->start_gen) {
+            return cvg__replica_fail(r, CVG_EBUSY,
+                                     "another process wrote while the map "
+                                     "grew; retry the transaction");
+        }
+        if (rc == CVG_OK) {
+            rc = write_out(t, true);
+        }
+        if (rc != CVG_EFULL) {
+            return rc;
+        }
     }
-    if (t->mt != NULL) {
-        mdb_txn_abort(t->mt);
-        t->mt = NULL;
-    }
-    t->epoch++; /* cursors of the old LMDB transaction are gone */
-    if (r->readers > 0) {
-        return cvg__replica_fail(r, CVG_EFULL,
-                                 "map full (%zu bytes) and read transactions "
-                                 "are open, so it cannot grow",
-                                 r->store.map_size);
-    }
-    int rc = cvg__store_grow(&r->store);
-    if (rc != CVG_OK) {
-        return cvg__replica_fail(r, rc,
-                                 "map full at its limit of %zu bytes "
-                                 "(map_size_max)",
-                                 r->store.map_size);
-    }
-    rc = cvg__store_begin(&r->store, true, &t->mt);
-    if (rc != CVG_OK) {
-        return cvg__replica_fail(r, rc, "cannot begin a write transaction");
-    }
-    uint64_t gen = 0;
-    rc = cvg__meta_get_u64(&r->store, t->mt, "gen", &gen);
-    if (rc == CVG_OK && gen != t->start_gen) {
-        return cvg__replica_fail(r, CVG_EBUSY,
-                                 "another process wrote while the map grew; "
-                                 "retry the transaction");
-    }
-    return rc == CVG_OK ? write_out(t, true) : rc;
 }
 
 int
@@ -591,7 +617,7 @@ cvg__txn_flush(cvg_txn *t)
         return t->failed;
     }
     int rc = write_out(t, false);
-    while (rc == CVG_EFULL) {
+    if (rc == CVG_EFULL) {
         rc = regrow(t);
     }
     if (rc != CVG_OK) {
@@ -716,10 +742,12 @@ write_meta(cvg_txn *t)
         }
     }
     if (t->peer_set) {
-        uint8_t v[8];
-        cvg__put_be64(v, t->peer_cursor);
-        MDB_val k = {16, t->peer.bytes}, val = {8, v};
-        int prc = cvg__mdb_err(mdb_put(t->mt, r->store.peers, &k, &val, 0));
+        cvg__peer_rec p;
+        int prc = cvg__peer_get(&r->store, t->mt, &t->peer, &p);
+        if (prc == CVG_OK) {
+            p.cursor = t->peer_cursor;
+            prc = cvg__peer_put(&r->store, t->mt, &t->peer, &p);
+        }
         if (prc != CVG_OK) {
             return prc;
         }
@@ -752,10 +780,11 @@ cvg_txn_commit(cvg_txn *t)
     }
     if (rc == CVG_OK) {
         rc = write_out(t, false);
-        for (;;) {
-            if (rc == CVG_OK) {
-                rc = write_meta(t);
-            }
+        if (rc == CVG_EFULL) {
+            rc = regrow(t);
+        }
+        while (rc == CVG_OK) {
+            rc = write_meta(t);
             if (rc == CVG_OK) {
                 if (t->state_cur != NULL) {
                     mdb_cursor_close(t->state_cur);
@@ -764,11 +793,14 @@ cvg_txn_commit(cvg_txn *t)
                 rc = cvg__mdb_err(mdb_txn_commit(t->mt));
                 /* Committed or not, LMDB freed the transaction. */
                 t->mt = NULL;
+                if (rc == CVG_OK) {
+                    break;
+                }
             }
             if (rc != CVG_EFULL) {
                 break;
             }
-            rc = regrow(t);
+            rc = regrow(t); /* CVG_EFULL from it is final */
         }
     }
     if (rc != CVG_OK) {
@@ -810,22 +842,3 @@ cvg_txn_version_vector(cvg_txn *t, cvg_dot *out, size_t cap,
     return CVG_OK;
 }
 
-int
-cvg__peer_cursor_get(cvg_txn *t, const cvg_replica_id *peer,
-                     uint64_t *cursor_out)
-{
-    *cursor_out = 1;
-    MDB_val k = {16, (void *)peer->bytes}, v;
-    int mrc = mdb_get(t->mt, t->r->store.peers, &k, &v);
-    if (mrc == MDB_NOTFOUND) {
-        return CVG_OK;
-    }
-    if (mrc != MDB_SUCCESS) {
-        return cvg__mdb_err(mrc);
-    }
-    if (v.mv_size != 8) {
-        return CVG_ECORRUPT;
-    }
-    *cursor_out = cvg__get_be64(v.mv_data);
-    return CVG_OK;
-}
