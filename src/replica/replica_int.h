@@ -103,6 +103,10 @@ struct cvg_txn {
     cvg__entry **list;
     size_t nlist;
     size_t caplist;
+    /* The last entries looked up: a run of writes to one field (a thousand
+     * increments) compares a few bytes instead of hashing the key. */
+    cvg__entry *memo[4];
+    unsigned memo_next;
 
     /* The block being written, and the finished ones. */
     cvg__block_writer bw;

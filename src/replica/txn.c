@@ -89,6 +89,30 @@ cache_get(cvg_txn *t, const uint8_t *key, uint32_t klen, uint64_t h)
     return *find_slot(t, key, klen, h);
 }
 
+static cvg__entry *
+memo_get(cvg_txn *t, const uint8_t *key, uint32_t klen)
+{
+    for (size_t i = 0; i < sizeof t->memo / sizeof t->memo[0]; i++) {
+        cvg__entry *e = t->memo[i];
+        if (e != NULL && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void
+memo_put(cvg_txn *t, cvg__entry *e)
+{
+    t->memo[t->memo_next++ % (sizeof t->memo / sizeof t->memo[0])] = e;
+}
+
+static void
+memo_clear(cvg_txn *t)
+{
+    memset(t->memo, 0, sizeof t->memo);
+}
+
 /* A new, empty entry (not present) for key. */
 static int
 cache_add(cvg_txn *t, const uint8_t *key, uint32_t klen, uint32_t plen,
@@ -131,6 +155,7 @@ static void
 cache_drop_last(cvg_txn *t)
 {
     cvg__entry *e = t->list[--t->nlist];
+    memo_clear(t);
     memset(t->slots, 0, t->nslots * sizeof *t->slots);
     for (size_t i = 0; i < t->nlist; i++) {
         cvg__entry *x = t->list[i];
@@ -142,6 +167,7 @@ cache_drop_last(cvg_txn *t)
 static void
 cache_clear(cvg_txn *t)
 {
+    memo_clear(t);
     for (size_t i = 0; i < t->nlist; i++) {
         entry_free(t->list[i]);
     }
@@ -254,9 +280,15 @@ cvg__txn_entry(cvg_txn *t, uint32_t klen, uint32_t plen, uint8_t type,
                cvg__entry **out)
 {
     const uint8_t *key = t->kbuf.p;
-    uint64_t h = hash_bytes(key, klen);
-    cvg__entry *e = cache_get(t, key, klen, h);
+    cvg__entry *e = memo_get(t, key, klen);
     if (e != NULL) {
+        *out = e;
+        return CVG_OK;
+    }
+    uint64_t h = hash_bytes(key, klen);
+    e = cache_get(t, key, klen, h);
+    if (e != NULL) {
+        memo_put(t, e);
         *out = e;
         return CVG_OK;
     }
@@ -348,7 +380,14 @@ scan_field(cvg_txn *t, uint32_t plen, uint8_t *mask)
 static cvg__entry *
 mask_get(cvg_txn *t, const uint8_t *prefix, uint32_t plen)
 {
-    return cache_get(t, prefix, plen, hash_bytes(prefix, plen));
+    cvg__entry *m = memo_get(t, prefix, plen);
+    if (m == NULL) {
+        m = cache_get(t, prefix, plen, hash_bytes(prefix, plen));
+        if (m != NULL) {
+            memo_put(t, m);
+        }
+    }
+    return m;
 }
 
 int
