@@ -6,27 +6,12 @@
  */
 #include "crdt_int.h"
 
-/* Index of @p origin in @p c, or where it would be inserted. */
+/* Index of @p key in the state, or where it would be inserted. */
 static size_t
-find(const cvg__counter *c, const cvg_replica_id *origin, bool *found)
+find(const cvg__counter *x, const cvg_replica_id *key, bool *found)
 {
-    size_t lo = 0;
-    size_t hi = c->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int r = cvg__id_cmp(&c->parts[mid].origin, origin);
-        if (r == 0) {
-            *found = true;
-            return mid;
-        }
-        if (r < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    *found = false;
-    return lo;
+    return cvg__search(x->parts, x->n, sizeof x->parts[0], key, cvg__id_cmp_v,
+                       found);
 }
 
 /* Insert a zeroed part for @p origin at @p i; the caller has grown the

@@ -59,6 +59,23 @@ typedef enum cvg__order {
 } cvg__order;
 cvg__order cvg__vv_compare(const cvg__vv *a, const cvg__vv *b);
 
+/* ---- Sorted arrays --------------------------------------------------------
+ * Every state here is an array sorted by a key at the start of each
+ * element (an origin id or a dot). */
+
+/* Index of the element equal to @p key by @p cmp (element, key), or where
+ * it would be inserted; *found says which. */
+size_t cvg__search(const void *base, size_t n, size_t size, const void *key,
+                   int (*cmp)(const void *elem, const void *key),
+                   bool *found);
+/* cvg__id_cmp and cvg__dot_cmp on an element whose key comes first. */
+int cvg__id_cmp_v(const void *a, const void *b);
+int cvg__dot_cmp_v(const void *a, const void *b);
+/* Make *arr (of *n elements, *cap allocated) a copy of @p src; on failure
+ * it is left as it was. */
+int cvg__array_assign(void **arr, size_t *n, size_t *cap, const void *src,
+                      size_t count, size_t size);
+
 /* ---- Values -------------------------------------------------------------- */
 
 /* CVG_OK for a well-formed value: known kind, len <= CVG_VALUE_MAX, data

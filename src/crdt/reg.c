@@ -5,27 +5,12 @@
  */
 #include "crdt_int.h"
 
-/* Index of @p dot in @p r, or where it would be inserted. */
+/* Index of @p key in the state, or where it would be inserted. */
 static size_t
-find(const cvg__reg *r, const cvg_dot *dot, bool *found)
+find(const cvg__reg *x, const cvg_dot *key, bool *found)
 {
-    size_t lo = 0;
-    size_t hi = r->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = cvg__dot_cmp(&r->s[mid].dot, dot);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    *found = false;
-    return lo;
+    return cvg__search(x->s, x->n, sizeof x->s[0], key, cvg__dot_cmp_v,
+                       found);
 }
 
 /* Linear: @p observed may be unsorted, and it is short (the siblings one

@@ -5,27 +5,12 @@
  */
 #include "crdt_int.h"
 
-/* Index of @p dot in @p t, or where it would be inserted. */
+/* Index of @p key in the state, or where it would be inserted. */
 static size_t
-find(const cvg__tags *t, const cvg_dot *dot, bool *found)
+find(const cvg__tags *x, const cvg_dot *key, bool *found)
 {
-    size_t lo = 0;
-    size_t hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = cvg__dot_cmp(&t->d[mid], dot);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    *found = false;
-    return lo;
+    return cvg__search(x->d, x->n, sizeof x->d[0], key, cvg__dot_cmp_v,
+                       found);
 }
 
 int
@@ -80,20 +65,11 @@ cvg__tags_delete(cvg__tags *t, const cvg__vv *observed)
 int
 cvg__tags_copy(cvg__tags *dst, const cvg__tags *src)
 {
-    if (dst == src) {
-        return CVG_OK;
-    }
     void *p = dst->d;
-    int rc = cvg__grow(&p, &dst->cap, src->n, sizeof dst->d[0]);
+    int rc = cvg__array_assign(&p, &dst->n, &dst->cap, src->d, src->n,
+                               sizeof dst->d[0]);
     dst->d = p;
-    if (rc != CVG_OK) {
-        return rc;
-    }
-    if (src->n > 0) {
-        memcpy(dst->d, src->d, src->n * sizeof dst->d[0]);
-    }
-    dst->n = src->n;
-    return CVG_OK;
+    return rc;
 }
 
 void

@@ -22,28 +22,12 @@ cvg__dot_cmp(const cvg_dot *a, const cvg_dot *b)
     return (a->seq > b->seq) - (a->seq < b->seq);
 }
 
-/* Index of @p origin in @p vv, or where it would be inserted; *found says
- * which. */
+/* Index of @p key in the state, or where it would be inserted. */
 static size_t
-find(const cvg__vv *vv, const cvg_replica_id *origin, bool *found)
+find(const cvg__vv *x, const cvg_replica_id *key, bool *found)
 {
-    size_t lo = 0;
-    size_t hi = vv->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = cvg__id_cmp(&vv->e[mid].origin, origin);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    *found = false;
-    return lo;
+    return cvg__search(x->e, x->n, sizeof x->e[0], key, cvg__id_cmp_v,
+                       found);
 }
 
 uint64_t
@@ -159,20 +143,11 @@ cvg__vv_merge(cvg__vv *a, const cvg__vv *b)
 int
 cvg__vv_copy(cvg__vv *dst, const cvg__vv *src)
 {
-    if (dst == src) {
-        return CVG_OK;
-    }
     void *p = dst->e;
-    int rc = cvg__grow(&p, &dst->cap, src->n, sizeof dst->e[0]);
+    int rc = cvg__array_assign(&p, &dst->n, &dst->cap, src->e, src->n,
+                               sizeof dst->e[0]);
     dst->e = p;
-    if (rc != CVG_OK) {
-        return rc;
-    }
-    if (src->n > 0) {
-        memcpy(dst->e, src->e, src->n * sizeof dst->e[0]);
-    }
-    dst->n = src->n;
-    return CVG_OK;
+    return rc;
 }
 
 void

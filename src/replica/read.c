@@ -152,6 +152,7 @@ cvg_set_contains(cvg_txn *t, const cvg_key *key, const cvg_value *elem,
 
 /* ---- Cursors over a key prefix of the state database ------------------ */
 
+/* The set, field and key cursors are each one walk over a key prefix. */
 typedef struct prefix_walk {
     cvg_txn *t;
     MDB_cursor *c;
@@ -164,6 +165,16 @@ typedef struct prefix_walk {
     uint8_t seek[CVG_NAME_MAX + 24]; /* where the next call starts */
     uint32_t seeklen;
 } prefix_walk;
+
+struct cvg_set_cursor {
+    prefix_walk w;
+};
+struct cvg_field_cursor {
+    prefix_walk w;
+};
+struct cvg_key_cursor {
+    prefix_walk w;
+};
 
 static int
 walk_open(cvg_txn *t, const uint8_t *prefix, uint32_t plen, prefix_walk *w)
@@ -232,6 +243,24 @@ walk_skip(prefix_walk *w, const uint8_t *key, uint32_t len)
     }
 }
 
+/* A new walk on the heap (each public cursor is one): CVG_OK or an error
+ * with nothing allocated. */
+static int
+walk_new(cvg_txn *t, const uint8_t *prefix, uint32_t plen, void **out)
+{
+    prefix_walk *w = cvg__calloc(1, sizeof *w);
+    if (w == NULL) {
+        return CVG_ENOMEM;
+    }
+    int rc = walk_open(t, prefix, plen, w);
+    if (rc != CVG_OK) {
+        cvg__free(w);
+        return rc;
+    }
+    *out = w;
+    return CVG_OK;
+}
+
 static void
 walk_close(prefix_walk *w)
 {
@@ -240,6 +269,16 @@ walk_close(prefix_walk *w)
         mdb_cursor_close(w->c);
     }
     w->c = NULL;
+}
+
+/* Close and free a cursor; accepts NULL. */
+static void
+walk_free(prefix_walk *w)
+{
+    if (w != NULL) {
+        walk_close(w);
+        cvg__free(w);
+    }
 }
 
 /* Whether a stored record holds anything live: counters can be all
@@ -264,9 +303,6 @@ record_live(cvg_txn *t, uint8_t type, const MDB_val *v, bool *live)
     return rc;
 }
 
-struct cvg_set_cursor {
-    prefix_walk w;
-};
 
 int
 cvg_set_cursor_open(cvg_txn *t, const cvg_key *key, cvg_set_cursor **out)
@@ -289,18 +325,8 @@ cvg_set_cursor_open(cvg_txn *t, const cvg_key *key, cvg_set_cursor **out)
     if (rc != CVG_OK) {
         return rc;
     }
-    cvg_set_cursor *c = cvg__calloc(1, sizeof *c);
-    if (c == NULL) {
-        return CVG_ENOMEM;
-    }
     t->kbuf.p[plen] = CVG_TYPE_SET;
-    rc = walk_open(t, t->kbuf.p, plen + 1, &c->w);
-    if (rc != CVG_OK) {
-        cvg__free(c);
-        return rc;
-    }
-    *out = c;
-    return CVG_OK;
+    return walk_new(t, t->kbuf.p, plen + 1, (void **)out);
 }
 
 int
@@ -331,15 +357,9 @@ cvg_set_cursor_next(cvg_set_cursor *c, cvg_value *out)
 void
 cvg_set_cursor_close(cvg_set_cursor *c)
 {
-    if (c != NULL) {
-        walk_close(&c->w);
-        cvg__free(c);
-    }
+    walk_free(c != NULL ? &c->w : NULL);
 }
 
-struct cvg_field_cursor {
-    prefix_walk w;
-};
 
 int
 cvg_field_cursor_open(cvg_txn *t, const cvg_key *key, cvg_field_cursor **out)
@@ -354,17 +374,7 @@ cvg_field_cursor_open(cvg_txn *t, const cvg_key *key, cvg_field_cursor **out)
     if (rc != CVG_OK) {
         return rc;
     }
-    cvg_field_cursor *c = cvg__calloc(1, sizeof *c);
-    if (c == NULL) {
-        return CVG_ENOMEM;
-    }
-    rc = walk_open(t, t->kbuf.p, rplen, &c->w);
-    if (rc != CVG_OK) {
-        cvg__free(c);
-        return rc;
-    }
-    *out = c;
-    return CVG_OK;
+    return walk_new(t, t->kbuf.p, rplen, (void **)out);
 }
 
 int
@@ -407,15 +417,9 @@ cvg_field_cursor_next(cvg_field_cursor *c, cvg_bytes *field_out,
 void
 cvg_field_cursor_close(cvg_field_cursor *c)
 {
-    if (c != NULL) {
-        walk_close(&c->w);
-        cvg__free(c);
-    }
+    walk_free(c != NULL ? &c->w : NULL);
 }
 
-struct cvg_key_cursor {
-    prefix_walk w;
-};
 
 int
 cvg_key_cursor_open(cvg_txn *t, const char *collection, cvg_key_cursor **out)
@@ -432,22 +436,12 @@ cvg_key_cursor_open(cvg_txn *t, const char *collection, cvg_key_cursor **out)
     if (clen > CVG_NAME_MAX) {
         return CVG_ETOOBIG;
     }
-    cvg_key_cursor *c = cvg__calloc(1, sizeof *c);
-    if (c == NULL) {
-        return CVG_ENOMEM;
-    }
     uint8_t prefix[CVG_NAME_MAX + 1];
     if (clen > 0) {
         memcpy(prefix, collection, clen);
         prefix[clen++] = 0;
     }
-    rc = walk_open(t, prefix, (uint32_t)clen, &c->w);
-    if (rc != CVG_OK) {
-        cvg__free(c);
-        return rc;
-    }
-    *out = c;
-    return CVG_OK;
+    return walk_new(t, prefix, (uint32_t)clen, (void **)out);
 }
 
 int
@@ -496,10 +490,7 @@ cvg_key_cursor_next(cvg_key_cursor *c, cvg_bytes *collection_out,
 void
 cvg_key_cursor_close(cvg_key_cursor *c)
 {
-    if (c != NULL) {
-        walk_close(&c->w);
-        cvg__free(c);
-    }
+    walk_free(c != NULL ? &c->w : NULL);
 }
 
 /* ---- The log cursor ---------------------------------------------------------- */
