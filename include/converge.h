@@ -304,6 +304,10 @@ typedef struct cvg_replica_options {
     void *conflict_ctx;
     cvg_sync_fn on_sync;         /* sync start, end and errors; NULL */
     void *sync_ctx;
+    /* If not NULL, receives the detail when cvg_replica_open() fails (there
+     * is no handle to ask then), NUL-terminated and cut to the length. */
+    char *open_error;
+    size_t open_error_len;
 } cvg_replica_options;
 
 /** Fill @p opts with the defaults above. */
@@ -380,7 +384,9 @@ CVG_API CVG_NODISCARD int cvg_txn_begin(cvg_replica *r, unsigned flags,
  * When the LMDB map is full, the map is grown (up to map_size_max) and the
  * commit retried; past that it fails with CVG_EFULL.
  *
- * @return CVG_OK, or CVG_EFULL, CVG_EIO, CVG_ENOMEM.
+ * @return CVG_OK, or CVG_EFULL, CVG_EIO, CVG_ENOMEM, CVG_EBUSY (another
+ *   process committed while the map was being grown: retry), or the error
+ *   that failed the transaction earlier (see the writes below).
  */
 CVG_API CVG_NODISCARD int cvg_txn_commit(cvg_txn *txn);
 
@@ -394,7 +400,11 @@ CVG_API cvg_replica *cvg_txn_replica(cvg_txn *txn);
  *   - fixes the field's type at its first write (CVG_ETYPE if it holds
  *     another type);
  *   - stamps the op with the next dot and a tick of the hybrid logical clock;
- *   - writes nothing on error, and the transaction stays usable;
+ *   - writes nothing on error, and the transaction stays usable; except
+ *     that a failure after the state changed (out of memory or storage while
+ *     logging the op) fails the whole transaction: every later call returns
+ *     that error and commit aborts, so a change without its op is never
+ *     stored;
  *   - gives the new op's dot in @p dot_out if not NULL (zeroed on error).
  * Common codes: CVG_EINVAL (NULL or empty name), CVG_ETOOBIG (names longer
  * than CVG_NAME_MAX together, a value longer than CVG_VALUE_MAX),

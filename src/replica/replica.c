@@ -219,6 +219,10 @@ cvg_replica_open(const char *path, const cvg_replica_options *opts,
         rc = load_meta(r);
     }
     if (rc != CVG_OK) {
+        if (opts->open_error != NULL && opts->open_error_len > 0) {
+            snprintf(opts->open_error, opts->open_error_len, "%s",
+                     r->errmsg[0] ? r->errmsg : cvg_strerror(rc));
+        }
         cvg_replica_close(r);
         return rc;
     }

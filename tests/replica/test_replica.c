@@ -1,6 +1,7 @@
 /* The replica API end to end: writes, reads, transactions, persistence,
  * cursors and every error path of the public calls. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "converge.h"
@@ -232,4 +233,20 @@ Test(replica, log_cursor_walks_every_op_in_order)
     cvg_log_cursor_close(lc);
     cvg_txn_abort(t);
     cvg_replica_close(r);
+}
+
+Test(replica, open_failure_detail_reaches_the_caller)
+{
+    char why[128] = "";
+    cvg_replica_options o;
+    cvg_replica_options_init(&o);
+    o.no_create = true;
+    o.open_error = why;
+    o.open_error_len = sizeof why;
+    cvg_replica *r = (cvg_replica *)1;
+    char path[600];
+    snprintf(path, sizeof path, "%s/missing", cvg_test_dir("openerr"));
+    cr_expect_eq(cvg_replica_open(path, &o, &r), CVG_ENOTFOUND);
+    cr_expect_null(r);
+    cr_expect(strstr(why, "missing") != NULL, "detail: '%s'", why);
 }
