@@ -35,10 +35,13 @@
 static const bench_workload workloads[] = {
     /* name, fn, full n, quick n, full runs, quick runs, keep_as */
     {"register_200k", wl_register, 200000, 20000, 5, 3, NULL},
-    {"counter_1m_spread", wl_counter_spread, 1000000, 100000, 5, 3, NULL},
+    {"sync_conflict_3x10k", wl_sync_conflict, 10000, 1000, 5, 3, NULL},
     {"set_100k", wl_set, 100000, 10000, 5, 3, NULL},
+    {"sync_full_1m", wl_sync_full, 1000000, 100000, 5, 3, NULL},
+    {"counter_1m_spread", wl_counter_spread, 1000000, 100000, 5, 3, NULL},
     {"counter_1m", wl_counter, 1000000, 100000, 5, 3, BENCH_COUNTER_KEPT},
     {"reopen_1m", wl_reopen, 1000000, 100000, 11, 5, NULL},
+    {"sync_incremental_1k", wl_sync_incremental, 1000, 100, 11, 5, NULL},
     {"single_op_durable", wl_single_durable, 10000, 500, 5, 1, NULL},
     {"single_op_relaxed", wl_single_relaxed, 10000, 2000, 5, 3, NULL},
 };
@@ -72,9 +75,29 @@ sig_rm_dir(const char *dir)
     rmdir(dir);
 }
 
+/* The replica subdirectories a run directory may hold (bench_subdir). */
+static void
+sig_rm_subdirs(const char *dir)
+{
+    char buf[4096 + 8];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= 4096) {
+        return;
+    }
+    memcpy(buf, dir, n);
+    for (unsigned i = 0; i < BENCH_SUBDIRS && i < 10; i++) {
+        buf[n] = '/';
+        buf[n + 1] = 'r';
+        buf[n + 2] = (char)('0' + i);
+        buf[n + 3] = '\0';
+        sig_rm_dir(buf);
+    }
+}
+
 static void
 on_signal(int sig)
 {
+    sig_rm_subdirs(g_sig_dirs[0]);
     sig_rm_dir(g_sig_dirs[0]);
     sig_rm_dir(g_sig_dirs[1]);
     rmdir(g_sig_root);

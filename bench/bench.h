@@ -96,6 +96,14 @@ void bench_expect_log(const bench_ctx *ctx, const bench_run *out);
 void bench_extra_add(bench_run *out, const char *name, double value,
                      bool integer);
 
+/* Workloads with several replicas keep them in subdirectories of the run
+ * directory, "r0" .. "r<BENCH_SUBDIRS - 1>" (the signal handler removes
+ * those). */
+#define BENCH_SUBDIRS 4u
+/* Make ctx->rundir if missing and return "rundir/r<i>" (malloc'd); dies if
+ * i >= BENCH_SUBDIRS. */
+char *bench_subdir(const bench_ctx *ctx, unsigned i);
+
 /* Remove @p path and everything under it; missing is fine. 0 or -1. */
 int bench_rm_rf(const char *path);
 /* "root/name" into a malloc'd string; dies on ENOMEM. */
@@ -116,6 +124,9 @@ void wl_register(const bench_ctx *ctx, bench_run *out);
 void wl_set(const bench_ctx *ctx, bench_run *out);
 void wl_single_durable(const bench_ctx *ctx, bench_run *out);
 void wl_single_relaxed(const bench_ctx *ctx, bench_run *out);
+void wl_sync_full(const bench_ctx *ctx, bench_run *out);
+void wl_sync_conflict(const bench_ctx *ctx, bench_run *out);
+void wl_sync_incremental(const bench_ctx *ctx, bench_run *out);
 
 /* Where counter_1m keeps its last replica for reopen_1m. */
 #define BENCH_COUNTER_KEPT "counter_1m.replica"

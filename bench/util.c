@@ -141,6 +141,20 @@ bench_path(const char *root, const char *name)
     return p;
 }
 
+char *
+bench_subdir(const bench_ctx *ctx, unsigned i)
+{
+    if (i >= BENCH_SUBDIRS) {
+        bench_die(ctx, "subdirectory %u out of range", i);
+    }
+    if (mkdir(ctx->rundir, 0777) != 0 && errno != EEXIST) {
+        bench_die(ctx, "mkdir(%s): %s", ctx->rundir, strerror(errno));
+    }
+    char leaf[16];
+    snprintf(leaf, sizeof leaf, "r%u", i);
+    return bench_path(ctx->rundir, leaf);
+}
+
 int
 bench_rm_rf(const char *path)
 {

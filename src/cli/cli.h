@@ -47,10 +47,12 @@ int cli_open(const char *cmd, const char *dir, cli_access access,
 
 #define CLI_OPT_JSON 1u
 #define CLI_OPT_FROM 2u
+#define CLI_OPT_RETRY 4u
 
 typedef struct cli_opts {
     bool json;
     uint64_t from; /* --from LSN; 1 if absent */
+    bool retry;    /* --retry (queue) */
 } cli_opts;
 
 /* Take the options in @p allowed out of argv[1..argc-1], keeping the other
@@ -65,6 +67,8 @@ int cli_parse_opts(int argc, char **argv, unsigned allowed, cli_opts *opts,
 bool cli_parse_i64(const char *s, int64_t *out);
 /* A whole-string unsigned decimal integer. */
 bool cli_parse_u64(const char *s, uint64_t *out);
+/* A replica id: exactly 32 hex digits, as `init` and `status` print it. */
+bool cli_parse_replica_id(const char *s, cvg_replica_id *out);
 
 /* Parse a VALUE argument: null, true, false, an integer, a double (has '.'
  * or 'e'), s:TEXT (a string), x:HEX (bytes), else a string. Bytes are
@@ -119,6 +123,29 @@ int cli_print_log(FILE *f, cvg_replica *r, uint64_t from, bool json);
 /* Id, version vector and storage figures (cmd_status.c). */
 int cli_print_status(FILE *f, cvg_replica *r, bool json);
 
+/* ---- Sync state per peer (sync_view.c) --------------------------------- */
+
+/* A peer this replica has synced with, and where its own ops stand there. */
+typedef struct cli_peer {
+    cvg_replica_id id;
+    cvg_sync_status status;
+} cli_peer;
+
+/* Every peer with its status, in the library's order, into *out (caller
+ * frees with free(); never NULL on success, even for no peers). */
+int cli_sync_read(cvg_replica *r, cli_peer **out, size_t *n);
+/* The entry for @p id in @p peers, or NULL if never synced with. */
+const cli_peer *cli_sync_find(const cli_peer *peers, size_t n,
+                              const cvg_replica_id *id);
+const char *cli_sync_state_name(cvg_sync_state state);
+/* One peer as "name  value" lines, each starting with @p indent. */
+void cli_print_peer(FILE *f, const char *indent, const cli_peer *p);
+/* One peer as JSON members, without the braces, so callers can add more:
+ * "peer", "state", the four counts, "last_sync" and "last_attempt"
+ * (ISO-8601 UTC or null for never, with the raw "..._ms"), "last_error"
+ * (a CVG_E name or null). */
+void cli_json_peer(FILE *f, const cli_peer *p);
+
 /* How cli_print_field() lays a field out (field.c). */
 typedef enum cli_style {
     CLI_STYLE_LINES,  /* one value per line: `get DIR COLL KEY FIELD` */
@@ -166,5 +193,6 @@ int cmd_log(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
 
 #endif /* CVG_CLI_H */

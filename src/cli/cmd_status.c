@@ -1,7 +1,7 @@
 /*
  * `converge status`: who the replica is, what it has seen (its version
- * vector: for each origin, the highest seq with every earlier op present)
- * and how much room it takes.
+ * vector: for each origin, the highest seq with every earlier op present),
+ * how much room it takes, and how far its own ops have reached each peer.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -29,6 +29,20 @@ read_vv(cvg_replica *r, cvg_dot **out, size_t *n)
     return rc;
 }
 
+/* The sync section: one block per peer this replica has synced with. */
+static void
+print_sync_text(FILE *f, const cli_peer *peers, size_t n)
+{
+    if (n == 0) {
+        fputs("sync: no peers yet\n", f);
+        return;
+    }
+    fputs("sync\n", f);
+    for (size_t i = 0; i < n; i++) {
+        cli_print_peer(f, "  ", &peers[i]);
+    }
+}
+
 static void
 print_text(FILE *f, const char *id, const cvg_replica_stats *s,
            const cvg_dot *vv, size_t n)
@@ -49,6 +63,7 @@ print_text(FILE *f, const char *id, const cvg_replica_stats *s,
     }
 }
 
+/* The object is left open: print_sync_json() adds the peers and closes it. */
 static void
 print_json(FILE *f, const char *id, const cvg_replica_stats *s,
            const cvg_dot *vv, size_t n)
@@ -63,32 +78,52 @@ print_json(FILE *f, const char *id, const cvg_replica_stats *s,
         fputs(i > 0 ? "," : "", f);
         cli_json_dot(f, &vv[i]);
     }
+    fputc(']', f);
+}
+
+static void
+print_sync_json(FILE *f, const cli_peer *peers, size_t n)
+{
+    fputs(",\"peers\":[", f);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i > 0 ? ",{" : "{", f);
+        cli_json_peer(f, &peers[i]);
+        fputc('}', f);
+    }
     fputs("]}\n", f);
 }
 
+/* Everything is read before anything is printed, so that a failed read
+ * prints nothing rather than half a report. */
 int
 cli_print_status(FILE *f, cvg_replica *r, bool json)
 {
     cvg_replica_stats stats;
+    cvg_dot *vv = NULL;
+    cli_peer *peers = NULL;
+    size_t n_vv = 0, n_peers = 0;
     int rc = cvg_replica_stats_get(r, &stats);
-    if (rc != CVG_OK) {
-        return rc;
+    if (rc == CVG_OK) {
+        rc = read_vv(r, &vv, &n_vv);
     }
-    cvg_dot *vv;
-    size_t n;
-    rc = read_vv(r, &vv, &n);
+    if (rc == CVG_OK) {
+        rc = cli_sync_read(r, &peers, &n_peers);
+    }
     if (rc == CVG_OK) {
         cvg_replica_id id;
         char hex[33];
         cvg_replica_id_get(r, &id);
         cvg_replica_id_hex(&id, hex);
         if (json) {
-            print_json(f, hex, &stats, vv, n);
+            print_json(f, hex, &stats, vv, n_vv);
+            print_sync_json(f, peers, n_peers);
         } else {
-            print_text(f, hex, &stats, vv, n);
+            print_text(f, hex, &stats, vv, n_vv);
+            print_sync_text(f, peers, n_peers);
         }
     }
     free(vv);
+    free(peers);
     return rc;
 }
 

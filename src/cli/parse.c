@@ -81,6 +81,24 @@ hex_digit(char c)
     return -1;
 }
 
+bool
+cli_parse_replica_id(const char *s, cvg_replica_id *out)
+{
+    /* Exactly the 32 digits cvg_replica_id_hex() writes (either case), so
+     * a truncated copy and paste is an error, not a different replica. */
+    if (strlen(s) != 2 * sizeof out->bytes) {
+        return false;
+    }
+    for (size_t i = 0; i < sizeof out->bytes; i++) {
+        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return false;
+        }
+        out->bytes[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
 static int
 parse_hex(const char *cmd, const char *hex, cvg_value *out, uint8_t **buf_out)
 {

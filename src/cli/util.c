@@ -95,6 +95,10 @@ take_opt(int argc, char **argv, int *i, unsigned allowed, cli_opts *opts)
         opts->json = true;
         return CLI_EXIT_OK;
     }
+    if ((allowed & CLI_OPT_RETRY) && strcmp(a, "--retry") == 0) {
+        opts->retry = true;
+        return CLI_EXIT_OK;
+    }
     if ((allowed & CLI_OPT_FROM) && strcmp(a, "--from") == 0) {
         if (*i + 1 >= argc) {
             return cli_usage(argv[0], "--from needs an LSN");
@@ -115,6 +119,7 @@ cli_parse_opts(int argc, char **argv, unsigned allowed, cli_opts *opts,
 {
     opts->json = false;
     opts->from = 1;
+    opts->retry = false;
     *npos = 0;
     bool options_done = false;
     for (int i = 1; i < argc; i++) {

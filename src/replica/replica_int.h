@@ -9,6 +9,27 @@
 
 #include "../oplog/oplog_int.h"
 
+/* What this replica remembers of a peer (the peers database). */
+typedef struct cvg__peer_rec {
+    uint64_t cursor;          /* the first lsn of its log we lack */
+    uint64_t acked;           /* it has our ops 1..acked */
+    uint64_t sent;            /* we offered it our ops up to this seq */
+    uint64_t last_ok_ms;
+    uint64_t last_attempt_ms;
+    int last_error;
+} cvg__peer_rec;
+
+/* A change to a peer record: maxima for acked and sent, times when not 0,
+ * and, with fail_code, the sent but unacknowledged ops become failed. */
+typedef struct cvg__peer_change {
+    uint64_t acked;
+    uint64_t sent;
+    uint64_t attempt_ms;
+    uint64_t ok_ms;
+    int error;
+    int fail_code;
+} cvg__peer_change;
+
 /* A collection's conflict strategy, with our own copy of its name. */
 typedef struct cvg__policy {
     char *collection;
@@ -124,10 +145,11 @@ struct cvg_txn {
     size_t nconflicts;
     size_t capconflicts;
 
-    /* A sync position to store with this commit (see session.c). */
+    /* A sync position and status to store with this commit (session.c). */
     bool peer_set;
     cvg_replica_id peer;
     uint64_t peer_cursor;
+    cvg__peer_change peer_change;
 
     cvg__buf kbuf;      /* key under construction */
     cvg__buf vbuf;      /* state record under construction */
@@ -184,31 +206,15 @@ int cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
  * transaction. */
 int cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict);
 
-/* What this replica remembers of a peer (the peers database). */
-typedef struct cvg__peer_rec {
-    uint64_t cursor;          /* the first lsn of its log we lack */
-    uint64_t acked;           /* it has our ops 1..acked */
-    uint64_t sent;            /* we offered it our ops up to this seq */
-    uint64_t last_ok_ms;
-    uint64_t last_attempt_ms;
-    int last_error;
-} cvg__peer_rec;
-
-/* A change to a peer record: maxima for acked and sent, times when not 0,
- * and, with fail_code, the sent but unacknowledged ops become failed. */
-typedef struct cvg__peer_change {
-    uint64_t acked;
-    uint64_t sent;
-    uint64_t attempt_ms;
-    uint64_t ok_ms;
-    int error;
-    int fail_code;
-} cvg__peer_change;
-
 int cvg__peer_get(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
                   cvg__peer_rec *out);
 int cvg__peer_put(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
                   const cvg__peer_rec *p);
+/* Apply @p ch (and a new pull position, if @p cursor) to the peer's record
+ * inside @p mt. */
+int cvg__peer_change_apply(cvg__store *s, MDB_txn *mt,
+                           const cvg_replica_id *peer,
+                           const cvg__peer_change *ch, const uint64_t *cursor);
 /* Apply @p ch in a transaction of its own: CVG_EBUSY if this process holds
  * a write transaction. */
 int cvg__peer_update(cvg_replica *r, const cvg_replica_id *peer,

@@ -24,6 +24,11 @@ struct cvg_session {
     bool pull_done;  /* we have all the peer had when it answered */
     bool served;     /* the peer has pulled all we have */
     bool ended;      /* the END or ERROR event was given */
+    /* Status learned but not yet stored: it rides on the next page commit,
+     * or is written once when the session ends, instead of a durable
+     * commit (an fsync) each time something is learned. */
+    cvg__peer_change change;
+    bool change_dirty;
     bool acked_all;  /* the peer confirmed our last page */
     cvg__vv peer_vv;
     cvg_session_stats stats;
@@ -109,14 +114,31 @@ set_active(cvg_session *s, bool on)
     }
 }
 
-/* Record what we learned of the peer. Best effort: the sync status may lag
- * (say, if the app holds a write transaction), the data never does. */
+/* Record what we learned of the peer, to be stored with the next commit. */
 static void
 note_peer(cvg_session *s, const cvg__peer_change *ch)
 {
-    if (s->got_hello) {
-        (void)cvg__peer_update(s->r, &s->stats.peer, ch);
+    cvg__peer_change *c = &s->change;
+    c->acked = CVG__MAX(c->acked, ch->acked);
+    c->sent = CVG__MAX(c->sent, ch->sent);
+    c->attempt_ms = ch->attempt_ms ? ch->attempt_ms : c->attempt_ms;
+    c->ok_ms = ch->ok_ms ? ch->ok_ms : c->ok_ms;
+    c->error = ch->error ? ch->error : c->error;
+    c->fail_code = ch->fail_code ? ch->fail_code : c->fail_code;
+    s->change_dirty = true;
+}
+
+/* Store what is pending now (the session ends). Best effort: the sync
+ * status may lag (say, if the app holds a write transaction); the data
+ * never does. */
+static void
+store_peer(cvg_session *s)
+{
+    if (s->got_hello && s->change_dirty) {
+        (void)cvg__peer_update(s->r, &s->stats.peer, &s->change);
     }
+    memset(&s->change, 0, sizeof s->change);
+    s->change_dirty = false;
 }
 
 /* The highest own seq in pages the peer has confirmed by pulling from
@@ -146,6 +168,7 @@ check_end(cvg_session *s)
         ch.acked = confirmed(s, UINT64_MAX);
     }
     note_peer(s, &ch);
+    store_peer(s);
     set_active(s, false);
     event(s, CVG_SYNC_EVENT_END, CVG_OK);
 }
@@ -166,6 +189,7 @@ fail(cvg_session *s, int rc, const char *why)
         (void)enqueue(s, &m); /* best effort: the error stands anyway */
         cvg__peer_change ch = {.error = rc};
         note_peer(s, &ch);
+        store_peer(s);
         cvg__replica_fail(s->r, rc, "sync: %s", why);
         if (!s->ended) {
             s->ended = true;
@@ -237,6 +261,7 @@ cvg_session_close(cvg_session *s)
         return;
     }
     if (s->got_hello) {
+        store_peer(s);
         set_active(s, false);
     }
     cvg__free(s->pages);
@@ -276,8 +301,9 @@ cvg_session_output(cvg_session *s, cvg_bytes *msg_out)
 bool
 cvg_session_done(const cvg_session *s)
 {
+    /* The peer acknowledges our last page once it is committed there. */
     return s != NULL && s->error == CVG_OK && s->got_hello && s->pull_done &&
-           (s->served || !s->peer_pulls);
+           (s->acked_all || !s->peer_pulls);
 }
 
 int
@@ -674,6 +700,7 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     t->peer_set = true;
     t->peer = s->stats.peer;
     t->peer_cursor = m->next_cursor;
+    t->peer_change = s->change;
     /* The conflicts outlive the transaction: their events fire after it. */
     cvg__conflict_rec *recs = t->conflicts;
     size_t nrecs = t->nconflicts;
@@ -685,6 +712,8 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
         *why = "cannot commit a page";
         return rc;
     }
+    memset(&s->change, 0, sizeof s->change); /* stored with the page */
+    s->change_dirty = false;
     rc = settle_conflicts(s, recs, nrecs);
     cvg__conflicts_free(recs, nrecs);
     if (rc != CVG_OK) {
@@ -753,6 +782,7 @@ on_error(cvg_session *s, const cvg__msg *m)
         ch.fail_code = m->code;
     }
     note_peer(s, &ch);
+    store_peer(s);
     cvg__replica_fail(s->r, CVG_EPEER, "sync: the peer ended with %s: %.*s",
                       cvg_errname(m->code), (int)m->text.len,
                       (const char *)m->text.data);

@@ -93,6 +93,48 @@ clear_failed(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
 }
 
 int
+cvg__peer_change_apply(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
+                       const cvg__peer_change *ch, const uint64_t *cursor)
+{
+    cvg__peer_rec p;
+    int rc = cvg__peer_get(s, mt, peer, &p);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    if (cursor != NULL) {
+        p.cursor = *cursor;
+    }
+    p.acked = CVG__MAX(p.acked, ch->acked);
+    p.sent = CVG__MAX(p.sent, CVG__MAX(ch->sent, p.acked));
+    if (ch->attempt_ms) {
+        p.last_attempt_ms = ch->attempt_ms;
+    }
+    if (ch->ok_ms) {
+        p.last_ok_ms = ch->ok_ms;
+        p.last_error = CVG_OK;
+    }
+    if (ch->error) {
+        p.last_error = ch->error;
+    }
+    rc = cvg__peer_put(s, mt, peer, &p);
+    /* Ops the peer now has are no longer failed. */
+    if (rc == CVG_OK && p.acked > 0) {
+        rc = clear_failed(s, mt, peer, p.acked);
+    }
+    /* Refused ops: the ones sent and not acknowledged. */
+    for (uint64_t seq = p.acked + 1;
+         rc == CVG_OK && ch->fail_code && seq <= p.sent; seq++) {
+        uint8_t kb[24], vb[4];
+        memcpy(kb, peer->bytes, 16);
+        cvg__put_be64(kb + 16, seq);
+        cvg__put_be32(vb, (uint32_t)ch->fail_code);
+        MDB_val k = {24, kb}, v = {4, vb};
+        rc = cvg__mdb_err(mdb_put(mt, s->queue, &k, &v, 0));
+    }
+    return rc;
+}
+
+int
 cvg__peer_update(cvg_replica *r, const cvg_replica_id *peer,
                  const cvg__peer_change *ch)
 {
@@ -104,37 +146,7 @@ cvg__peer_update(cvg_replica *r, const cvg_replica_id *peer,
     if (rc != CVG_OK) {
         return rc;
     }
-    cvg__peer_rec p;
-    rc = cvg__peer_get(&r->store, mt, peer, &p);
-    if (rc == CVG_OK) {
-        p.acked = CVG__MAX(p.acked, ch->acked);
-        p.sent = CVG__MAX(p.sent, CVG__MAX(ch->sent, p.acked));
-        if (ch->attempt_ms) {
-            p.last_attempt_ms = ch->attempt_ms;
-        }
-        if (ch->ok_ms) {
-            p.last_ok_ms = ch->ok_ms;
-            p.last_error = CVG_OK;
-        }
-        if (ch->error) {
-            p.last_error = ch->error;
-        }
-        rc = cvg__peer_put(&r->store, mt, peer, &p);
-    }
-    /* Ops the peer now has are no longer failed. */
-    if (rc == CVG_OK && p.acked > 0) {
-        rc = clear_failed(&r->store, mt, peer, p.acked);
-    }
-    /* Refused ops: the ones sent and not acknowledged. */
-    for (uint64_t seq = p.acked + 1;
-         rc == CVG_OK && ch->fail_code && seq <= p.sent; seq++) {
-        uint8_t kb[24], vb[4];
-        memcpy(kb, peer->bytes, 16);
-        cvg__put_be64(kb + 16, seq);
-        cvg__put_be32(vb, (uint32_t)ch->fail_code);
-        MDB_val k = {24, kb}, v = {4, vb};
-        rc = cvg__mdb_err(mdb_put(mt, r->store.queue, &k, &v, 0));
-    }
+    rc = cvg__peer_change_apply(&r->store, mt, peer, ch, NULL);
     if (rc == CVG_OK) {
         rc = cvg__mdb_err(mdb_txn_commit(mt));
     } else {

@@ -781,12 +781,8 @@ write_meta(cvg_txn *t)
         }
     }
     if (t->peer_set) {
-        cvg__peer_rec p;
-        int prc = cvg__peer_get(&r->store, t->mt, &t->peer, &p);
-        if (prc == CVG_OK) {
-            p.cursor = t->peer_cursor;
-            prc = cvg__peer_put(&r->store, t->mt, &t->peer, &p);
-        }
+        int prc = cvg__peer_change_apply(&r->store, t->mt, &t->peer,
+                                         &t->peer_change, &t->peer_cursor);
         if (prc != CVG_OK) {
             return prc;
         }

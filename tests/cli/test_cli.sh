@@ -55,6 +55,7 @@ DOT='^[0-9a-f]{32}:[0-9]+$'
 # --- help and version
 expect "help" 0 "inc +DIR COLL KEY FIELD" help
 expect "no args" 0 "status" 
+expect "help lists queue" 0 "^  queue +DIR \[PEER_HEX\]" help
 expect "version" 0 "^converge [0-9]+\.[0-9]+\.[0-9]+" --version
 expect_err "unknown command" 2 "unknown command" frobnicate
 
@@ -189,6 +190,68 @@ expect "sync a" 0 '^-5$' get "$TMP/sa" stock sku-9 qty
 expect "sync b" 0 '^-5$' get "$TMP/sb" stock sku-9 qty
 expect "sync again moves nothing" 0 "0 ops applied" sync "$TMP/sa" "$TMP/sb"
 expect_err "sync with itself" 2 "same replica" sync "$TMP/sa" "$TMP/sa"
+
+# --- sync status and queue: where A's own ops stand with its peer B
+expect "no peers yet" 0 "^sync: no peers yet$" status "$R"
+expect "queue without peers" 0 "^sync: no peers yet$" queue "$R"
+QA=$("$BIN" init "$TMP/qa") && QB=$("$BIN" init "$TMP/qb") && ok ||
+    bad "init qa qb"
+for f in a b c; do "$BIN" inc "$TMP/qa" stock sku-1 "$f" >/dev/null; done
+"$BIN" set "$TMP/qb" p sku-1 name Tea >/dev/null && ok || bad "set qb"
+expect "sync qa qb" 0 "3 ops sent" sync "$TMP/qa" "$TMP/qb"
+# A's op count: the ops A made itself (its log also holds B's now).
+OWN=$("$BIN" log "$TMP/qa" --json | python3 -c '
+import json, sys
+print(sum(json.loads(l)["dot"]["origin"] == sys.argv[1] for l in sys.stdin))
+' "$QA")
+[ "$OWN" = 3 ] && ok || bad "qa made 3 ops, log says $OWN"
+expect "status lists the peer" 0 "^  peer +$QB$" status "$TMP/qa"
+grep -Eq '^  state +synced$' "$TMP/out" && ok || bad "peer not synced"
+grep -Eq "^  committed +$OWN$" "$TMP/out" && ok ||
+    bad "committed is not $OWN: $(cat "$TMP/out")"
+grep -Eq '^  pending +0$' "$TMP/out" && ok || bad "pending after sync"
+grep -Eq '^  last sync +[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$' "$TMP/out" &&
+    ok || bad "last sync is not an ISO-8601 time"
+grep -Eq '^  last error +none$' "$TMP/out" && ok || bad "last error"
+expect "B sees A" 0 "^  committed +1$" status "$TMP/qb"
+"$BIN" inc "$TMP/qa" stock sku-1 d >/dev/null && ok || bad "inc qa"
+expect "queue: 1 pending" 0 '^pending +1$' queue "$TMP/qa"
+grep -Eq "^pending seqs +$((OWN + 1))\.\.$((OWN + 1))$" "$TMP/out" && ok ||
+    bad "pending seqs: $(cat "$TMP/out")"
+grep -Eq '^state +offline$' "$TMP/out" && ok || bad "state after a write"
+grep -Eq '^failed ops +none$' "$TMP/out" && ok || bad "failed ops"
+expect "queue of one peer" 0 "^peer +$QB$" queue "$TMP/qa" "$QB"
+expect "status --json peers" 0 '"peers":\[' status "$TMP/qa" --json
+python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+p, = s["peers"]
+assert p["peer"] == sys.argv[1] and p["state"] == "offline", p
+assert (p["pending"], p["committed"], p["failed"]) == (1, 3, 0), p
+assert p["last_error"] is None and p["last_sync"].endswith("Z"), p
+' "$QB" <"$TMP/out" && ok || bad "status --json peers: $(cat "$TMP/out")"
+expect "status --json no peers" 0 '"peers":\[\]' status "$R" --json
+python3 -c 'import json, sys; assert json.load(sys.stdin)["peers"] == []' \
+    <"$TMP/out" && ok || bad "status --json without peers"
+expect "queue --json" 0 '"pending_seqs":\{"first":4,"last":4\}' \
+    queue "$TMP/qa" --json
+python3 -c '
+import json, sys
+q = json.load(sys.stdin)
+assert [p["pending"] for p in q["peers"]] == [1], q
+assert q["peers"][0]["failed_ops"] == [], q
+' <"$TMP/out" && ok || bad "queue --json: $(cat "$TMP/out")"
+expect "queue --retry" 0 '^retried +0 op\(s\) pending again$' \
+    queue "$TMP/qa" "$QB" --retry
+expect_err "queue bad hex" 2 "PEER_HEX" queue "$TMP/qa" xyz
+expect_err "queue short hex" 2 "32 hex digits" queue "$TMP/qa" "${QB:1}"
+expect_err "queue unknown peer" 1 "never synced" queue "$TMP/qa" "$ID"
+expect_err "queue own id" 1 "own id" queue "$TMP/qa" "$QA"
+expect_err "queue too many" 2 "too many" queue "$TMP/qa" "$QB" "$QB"
+expect_err "queue bad option" 2 "unknown option" queue "$TMP/qa" --retyr
+expect "sync qa qb again" 0 "1 ops sent" sync "$TMP/qa" "$TMP/qb"
+expect "queue empty again" 0 '^pending seqs +none$' queue "$TMP/qa"
+grep -Eq '^state +synced$' "$TMP/out" && ok || bad "synced again"
 
 # --- demo
 expect "demo" 0 "== 10\. Status ==" demo "$TMP/demo"

@@ -1,0 +1,262 @@
+/*
+ * `converge queue DIR [PEER_HEX] [--retry] [--json]`: where this replica's
+ * own ops stand with a peer (or with each): the counts, the ops the peer
+ * refused and why, and the seqs still to send. --retry offers the refused
+ * ops again at the next sync, once their cause (say, a clock far ahead) is
+ * fixed.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* One peer's queue, read in full before anything is printed. */
+typedef struct queue {
+    cli_peer peer;
+    cvg_failed_op *failed; /* oldest first; free() */
+    size_t n_failed;
+    uint64_t retried; /* ops made pending again by --retry */
+} queue;
+
+/* The failed ops, asked for twice: once for the count, once to fill; ask
+ * again if another process added some in between. */
+static int
+read_failed(cvg_replica *r, const cvg_replica_id *peer, cvg_failed_op **out,
+            size_t *n)
+{
+    cvg_failed_op *ops = NULL;
+    size_t cap = 0;
+    for (;;) {
+        size_t count;
+        int rc = cvg_sync_failed(r, peer, ops, cap, &count);
+        if (rc != CVG_OK) {
+            free(ops);
+            return rc;
+        }
+        if (count <= cap) {
+            *out = ops;
+            *n = count;
+            return CVG_OK;
+        }
+        free(ops);
+        cap = count;
+        ops = calloc(cap, sizeof *ops);
+        if (ops == NULL) {
+            return CVG_ENOMEM;
+        }
+    }
+}
+
+/* Retry if asked, then read the failed ops and the status as they are now.
+ * What the retry makes pending again is what was failed or in flight before
+ * it; counting that, rather than the growth of `pending`, keeps ops written
+ * meanwhile by another process out of the figure. */
+static int
+load(cvg_replica *r, bool retry, queue *q)
+{
+    if (retry) {
+        uint64_t before = q->peer.status.failed + q->peer.status.syncing;
+        int rc = cvg_sync_retry_failed(r, &q->peer.id);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        q->retried = before;
+        rc = cvg_sync_status_get(r, &q->peer.id, &q->peer.status);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    return read_failed(r, &q->peer.id, &q->failed, &q->n_failed);
+}
+
+/* The pending ops are the newest of this replica's own: the refused and the
+ * in-flight ones were sent first, so they sit right after the committed
+ * ones. With none of those, this is committed+1 .. committed+pending. */
+static void
+pending_range(const cvg_sync_status *s, uint64_t *first, uint64_t *last)
+{
+    *last = s->committed + s->syncing + s->failed + s->pending;
+    *first = *last - s->pending + 1;
+}
+
+static void
+print_text(FILE *f, const queue *q, bool retry)
+{
+    const cvg_sync_status *s = &q->peer.status;
+    cli_print_peer(f, "", &q->peer);
+    if (q->n_failed == 0) {
+        fputs("failed ops    none\n", f);
+    } else {
+        fputs("failed ops\n", f);
+    }
+    for (size_t i = 0; i < q->n_failed; i++) {
+        fprintf(f, "  %" PRIu64 "  %s  %s\n", q->failed[i].seq,
+                cvg_errname(q->failed[i].code),
+                cvg_strerror(q->failed[i].code));
+    }
+    if (s->pending == 0) {
+        fputs("pending seqs  none\n", f);
+    } else {
+        uint64_t first, last;
+        pending_range(s, &first, &last);
+        fprintf(f, "pending seqs  %" PRIu64 "..%" PRIu64 "\n", first, last);
+    }
+    if (retry) {
+        fprintf(f, "retried       %" PRIu64 " op(s) pending again\n",
+                q->retried);
+    }
+}
+
+static void
+print_json(FILE *f, const queue *q, bool retry)
+{
+    const cvg_sync_status *s = &q->peer.status;
+    fputc('{', f);
+    cli_json_peer(f, &q->peer);
+    fputs(",\"failed_ops\":[", f);
+    for (size_t i = 0; i < q->n_failed; i++) {
+        const cvg_failed_op *op = &q->failed[i];
+        fprintf(f, "%s{\"seq\":%" PRIu64 ",\"code\":\"%s\",\"message\":",
+                i > 0 ? "," : "", op->seq, cvg_errname(op->code));
+        const char *msg = cvg_strerror(op->code);
+        cli_json_string(f, (const uint8_t *)msg, strlen(msg));
+        fputc('}', f);
+    }
+    fputc(']', f);
+    if (s->pending == 0) {
+        fputs(",\"pending_seqs\":null", f);
+    } else {
+        uint64_t first, last;
+        pending_range(s, &first, &last);
+        fprintf(
+            f, ",\"pending_seqs\":{\"first\":%" PRIu64 ",\"last\":%" PRIu64 "}",
+            first, last);
+    }
+    if (retry) {
+        fprintf(f, ",\"retried\":%" PRIu64, q->retried);
+    }
+    fputc('}', f);
+}
+
+static void
+print_all(FILE *f, cvg_replica *r, const queue *qs, size_t n, const cli_opts *o)
+{
+    if (o->json) {
+        cvg_replica_id id;
+        char hex[33];
+        cvg_replica_id_get(r, &id);
+        cvg_replica_id_hex(&id, hex);
+        fprintf(f, "{\"replica\":\"%s\",\"peers\":[", hex);
+        for (size_t i = 0; i < n; i++) {
+            fputs(i > 0 ? "," : "", f);
+            print_json(f, &qs[i], o->retry);
+        }
+        fputs("]}\n", f);
+        return;
+    }
+    if (n == 0) {
+        fputs("sync: no peers yet\n", f);
+    }
+    for (size_t i = 0; i < n; i++) {
+        fputs(i > 0 ? "\n" : "", f);
+        print_text(f, &qs[i], o->retry);
+    }
+}
+
+/* A peer id that is well formed but unknown here is a runtime error, not a
+ * usage one: the same id may be right for another replica. */
+static int
+no_such_peer(const char *cmd, const char *dir, cvg_replica *r,
+             const cvg_replica_id *want)
+{
+    char hex[33];
+    cvg_replica_id self;
+    cvg_replica_id_hex(want, hex);
+    cvg_replica_id_get(r, &self);
+    if (memcmp(self.bytes, want->bytes, sizeof self.bytes) == 0) {
+        fprintf(stderr, "converge: %s: %s is this replica's own id\n", cmd,
+                hex);
+    } else {
+        fprintf(stderr,
+                "converge: %s: %s has never synced with peer %s (see its "
+                "peers with: converge status %s)\n",
+                cmd, dir, hex, dir);
+    }
+    return CLI_EXIT_ERR;
+}
+
+/* The queues of @p want (NULL: every peer), loaded and printed. */
+static int
+run(const char *cmd, const char *dir, cvg_replica *r,
+    const cvg_replica_id *want, const cli_opts *o)
+{
+    cli_peer *peers;
+    size_t n;
+    int rc = cli_sync_read(r, &peers, &n);
+    if (rc != CVG_OK) {
+        return cli_fail(cmd, rc, r);
+    }
+    size_t first = 0;
+    if (want != NULL) {
+        const cli_peer *p = cli_sync_find(peers, n, want);
+        if (p == NULL) {
+            free(peers);
+            return no_such_peer(cmd, dir, r, want);
+        }
+        first = (size_t)(p - peers);
+        n = 1;
+    }
+    queue *qs = calloc(n + 1, sizeof *qs);
+    if (qs == NULL) {
+        free(peers);
+        return cli_fail(cmd, CVG_ENOMEM, NULL);
+    }
+    for (size_t i = 0; rc == CVG_OK && i < n; i++) {
+        qs[i].peer = peers[first + i];
+        rc = load(r, o->retry, &qs[i]);
+    }
+    int code = CLI_EXIT_OK;
+    if (rc != CVG_OK) {
+        code = cli_fail(cmd, rc, r);
+    } else {
+        print_all(stdout, r, qs, n, o);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(qs[i].failed);
+    }
+    free(qs);
+    free(peers);
+    return code;
+}
+
+int
+cmd_queue(int argc, char **argv)
+{
+    cli_opts o;
+    char *pos[2];
+    int n;
+    int code = cli_parse_opts(argc, argv, CLI_OPT_JSON | CLI_OPT_RETRY, &o, pos,
+                              2, &n);
+    if (code != CLI_EXIT_OK) {
+        return code;
+    }
+    if (n < 1) {
+        return cli_usage(argv[0], "expected DIR [PEER_HEX]");
+    }
+    cvg_replica_id peer;
+    if (n == 2 && !cli_parse_replica_id(pos[1], &peer)) {
+        return cli_usage(argv[0],
+                         "PEER_HEX: '%s' is not a replica id (32 hex digits)",
+                         pos[1]);
+    }
+    cvg_replica *r;
+    /* --retry writes the queue; otherwise a read-only open is enough. */
+    code = cli_open(argv[0], pos[0], o.retry ? CLI_WRITE : CLI_READ, &r);
+    if (code != CLI_EXIT_OK) {
+        return code;
+    }
+    code = run(argv[0], pos[0], r, n == 2 ? &peer : NULL, &o);
+    cvg_replica_close(r);
+    return code;
+}
