@@ -1,5 +1,5 @@
 /*
- * Sync sessions between 3 to 6 replicas over a link that drops, duplicates,
+ * Sync sessions between 3 to 8 replicas over a link that drops, duplicates,
  * reorders and cuts messages, with random writes and restarts in between.
  * Faults may end any session; nothing may be lost or diverge. Once every
  * pair has synced over a clean link, all replicas hold the same state, equal
@@ -17,7 +17,7 @@
 #include "testutil.h"
 #include "workload.h"
 
-#define MAXR 6
+#define MAXR 9 /* 3 to 8 replicas, and the oracle */
 
 typedef struct net {
     int n;
