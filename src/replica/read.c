@@ -303,7 +303,6 @@ record_live(cvg_txn *t, uint8_t type, const MDB_val *v, bool *live)
     return rc;
 }
 
-
 int
 cvg_set_cursor_open(cvg_txn *t, const cvg_key *key, cvg_set_cursor **out)
 {
@@ -359,7 +358,6 @@ cvg_set_cursor_close(cvg_set_cursor *c)
 {
     walk_free(c != NULL ? &c->w : NULL);
 }
-
 
 int
 cvg_field_cursor_open(cvg_txn *t, const cvg_key *key, cvg_field_cursor **out)
@@ -419,7 +417,6 @@ cvg_field_cursor_close(cvg_field_cursor *c)
 {
     walk_free(c != NULL ? &c->w : NULL);
 }
-
 
 int
 cvg_key_cursor_open(cvg_txn *t, const char *collection, cvg_key_cursor **out)

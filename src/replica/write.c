@@ -199,46 +199,35 @@ cvg_counter_add(cvg_txn *t, const cvg_key *key, int64_t delta,
     return rc;
 }
 
-/* The dots of a register's current siblings: what a new write replaces. */
+/* What every value write checks first: the transaction, the value, the
+ * names and the field's type. The field prefix is left in t->kbuf. */
 static int
-reg_write(cvg_txn *t, const cvg_key *key, const cvg_value *value,
-          cvg_type type, cvg_dot *dot_out)
+value_write_begin(cvg_txn *t, const cvg_key *key, const cvg_value *value,
+                  cvg_type type, uint32_t *plen)
 {
-    zero_dot(dot_out);
-    uint32_t plen;
     int rc = begin_write(t);
     if (rc == CVG_OK) {
         rc = check_value(t, value);
     }
     if (rc == CVG_OK) {
-        rc = cvg__key_prefix(t, key, true, &plen);
+        rc = cvg__key_prefix(t, key, true, plen);
     }
     if (rc == CVG_OK) {
-        rc = check_type(t, key, plen, type);
+        rc = check_type(t, key, *plen, type);
     }
-    cvg__entry *e = NULL;
-    if (rc == CVG_OK) {
-        t->kbuf.p[plen] = (uint8_t)type;
-        rc = cvg__txn_entry(t, plen + 1, plen, (uint8_t)type, &e);
-    }
-    cvg_dot *seen = NULL;
-    size_t nseen = e && e->present ? e->u.r.n : 0;
-    if (rc == CVG_OK && nseen > 0) {
-        seen = cvg__alloc(nseen * sizeof *seen);
-        if (seen == NULL) {
-            rc = CVG_ENOMEM;
-        }
-        for (size_t i = 0; seen != NULL && i < nseen; i++) {
-            seen[i] = e->u.r.s[i].dot;
-        }
-    }
+    return rc;
+}
+
+/* Stamp and submit a value op that replaces the @p nseen dots in @p seen
+ * (an allocated copy, freed here: applying the op changes what they were
+ * copied from). */
+static int
+value_write_end(cvg_txn *t, const cvg_key *key, cvg_op_kind kind,
+                const cvg_value *value, cvg_dot *seen, size_t nseen,
+                cvg_dot *dot_out)
+{
     cvg__op op;
-    if (rc == CVG_OK) {
-        rc = stamp(t, key, true,
-                   type == CVG_TYPE_REGISTER ? CVG_OP_REGISTER_SET
-                                             : CVG_OP_MVREGISTER_SET,
-                   &op);
-    }
+    int rc = stamp(t, key, true, kind, &op);
     if (rc == CVG_OK) {
         op.pub.value = *value;
         op.pub.observed = seen;
@@ -247,6 +236,53 @@ reg_write(cvg_txn *t, const cvg_key *key, const cvg_value *value,
     }
     cvg__free(seen);
     return rc;
+}
+
+/* A copy of @p n dots, or NULL (n == 0, or out of memory: *rc says). */
+static cvg_dot *
+copy_dots(const void *src, size_t n, size_t stride, int *rc)
+{
+    if (n == 0) {
+        return NULL;
+    }
+    cvg_dot *d = cvg__alloc(n * sizeof *d);
+    if (d == NULL) {
+        *rc = CVG_ENOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        memcpy(&d[i], (const uint8_t *)src + i * stride, sizeof *d);
+    }
+    return d;
+}
+
+/* A register write replaces the siblings this replica has seen. */
+static int
+reg_write(cvg_txn *t, const cvg_key *key, const cvg_value *value,
+          cvg_type type, cvg_dot *dot_out)
+{
+    zero_dot(dot_out);
+    uint32_t plen;
+    int rc = value_write_begin(t, key, value, type, &plen);
+    cvg__entry *e = NULL;
+    if (rc == CVG_OK) {
+        t->kbuf.p[plen] = (uint8_t)type;
+        rc = cvg__txn_entry(t, plen + 1, plen, (uint8_t)type, &e);
+    }
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    /* A sibling starts with its dot, so the siblings are a strided array
+     * of dots. */
+    size_t nseen = e->present ? e->u.r.n : 0;
+    cvg_dot *seen = copy_dots(e->u.r.s, nseen, sizeof e->u.r.s[0], &rc);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    return value_write_end(t, key,
+                           type == CVG_TYPE_REGISTER ? CVG_OP_REGISTER_SET
+                                                     : CVG_OP_MVREGISTER_SET,
+                           value, seen, nseen, dot_out);
 }
 
 int
@@ -271,16 +307,7 @@ set_write(cvg_txn *t, const cvg_key *key, const cvg_value *elem, bool add,
 {
     zero_dot(dot_out);
     uint32_t plen;
-    int rc = begin_write(t);
-    if (rc == CVG_OK) {
-        rc = check_value(t, elem);
-    }
-    if (rc == CVG_OK) {
-        rc = cvg__key_prefix(t, key, true, &plen);
-    }
-    if (rc == CVG_OK) {
-        rc = check_type(t, key, plen, CVG_TYPE_SET);
-    }
+    int rc = value_write_begin(t, key, elem, CVG_TYPE_SET, &plen);
     cvg_dot *seen = NULL;
     size_t nseen = 0;
     if (rc == CVG_OK && !add) {
@@ -298,27 +325,14 @@ set_write(cvg_txn *t, const cvg_key *key, const cvg_value *elem, bool add,
         }
         if (rc == CVG_OK) {
             nseen = e->u.s.tags.n;
-            seen = cvg__alloc(nseen * sizeof *seen);
-            if (seen == NULL) {
-                rc = CVG_ENOMEM;
-            } else {
-                memcpy(seen, e->u.s.tags.d, nseen * sizeof *seen);
-            }
+            seen = copy_dots(e->u.s.tags.d, nseen, sizeof *seen, &rc);
         }
     }
-    cvg__op op;
-    if (rc == CVG_OK) {
-        rc = stamp(t, key, true, add ? CVG_OP_SET_ADD : CVG_OP_SET_REMOVE,
-                   &op);
+    if (rc != CVG_OK) {
+        return rc;
     }
-    if (rc == CVG_OK) {
-        op.pub.value = *elem;
-        op.pub.observed = seen;
-        op.pub.observed_count = nseen;
-        rc = submit(t, &op, dot_out);
-    }
-    cvg__free(seen);
-    return rc;
+    return value_write_end(t, key, add ? CVG_OP_SET_ADD : CVG_OP_SET_REMOVE,
+                           elem, seen, nseen, dot_out);
 }
 
 int
