@@ -62,6 +62,25 @@ int cvg__block_add(cvg__block_writer *w, const cvg__op *op);
 int cvg__block_finish(cvg__block_writer *w, cvg_bytes *bytes);
 void cvg__block_writer_destroy(cvg__block_writer *w);
 
+/* Ops into blocks, one run of an origin's consecutive seqs per block, each
+ * block at most max_ops ops and about max_bytes bytes. A finished block is
+ * handed to done (its bytes valid for the call; the run's writer still
+ * says its origin, first seq and count). */
+typedef struct cvg__block_run cvg__block_run;
+struct cvg__block_run {
+    cvg__block_writer w;
+    bool open;
+    size_t max_ops;
+    size_t max_bytes;
+    int (*done)(void *ctx, const cvg__block_run *r, cvg_bytes block);
+    void *ctx;
+};
+
+int cvg__block_run_add(cvg__block_run *r, const cvg__op *op);
+/* Finish the open block, if any, and hand it over. */
+int cvg__block_run_close(cvg__block_run *r);
+void cvg__block_run_destroy(cvg__block_run *r);
+
 /* A reader over one encoded block. It never reads past the given bytes and
  * never allocates from a size it has not checked against what remains. */
 typedef struct cvg__block_reader {

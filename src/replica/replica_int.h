@@ -130,11 +130,7 @@ struct cvg_txn {
     unsigned memo_next;
 
     /* The block being written, and the finished ones. */
-    cvg__block_writer bw;
-    bool bw_open;
-    uint64_t bw_first_lsn;
-    cvg_replica_id bw_origin;
-    uint64_t bw_last_seq;
+    cvg__block_run run;
     cvg__pending_block *blocks;
     size_t nblocks;
     size_t capblocks;

@@ -381,75 +381,42 @@ on_hello(cvg_session *s, const cvg__msg *m)
     return s->opts.no_pull ? CVG_OK : send_pull(s);
 }
 
-/* A page of our log for the peer: ops from @p cursor on, in log order,
+/* A page of our log for the peer: ops from a cursor on, in log order,
  * without those the peer said it has, in blocks of consecutive ops of one
- * origin. Stops at the page limits. */
+ * origin. */
 typedef struct page {
     cvg__buf bytes;      /* the blocks, back to back */
     size_t *ends;        /* end offset of each block */
     size_t nblocks;
     size_t capblocks;
-    cvg__block_writer bw;
-    bool open;
-    cvg_replica_id origin;
-    uint64_t last_seq;
+    cvg__block_run run;
 } page;
 
 static int
-page_close_block(page *p)
+page_keep_block(void *ctx, const cvg__block_run *run, cvg_bytes b)
 {
-    if (!p->open) {
-        return CVG_OK;
-    }
-    cvg_bytes b;
-    int rc = cvg__block_finish(&p->bw, &b);
+    (void)run;
+    page *p = ctx;
+    void *arr = p->ends;
+    int rc = cvg__grow(&arr, &p->capblocks, p->nblocks + 1, sizeof *p->ends);
+    p->ends = arr;
     if (rc == CVG_OK) {
         rc = cvg__buf_append(&p->bytes, b.data, b.len);
     }
     if (rc == CVG_OK) {
-        void *arr = p->ends;
-        rc = cvg__grow(&arr, &p->capblocks, p->nblocks + 1, sizeof *p->ends);
-        p->ends = arr;
-    }
-    if (rc == CVG_OK) {
         p->ends[p->nblocks++] = p->bytes.len;
-        p->open = false;
     }
     return rc;
 }
 
-static int
-page_add(page *p, const cvg__op *op)
+static void
+page_init(page *p)
 {
-    const cvg_dot *d = &op->pub.dot;
-    if (!p->open || p->bw.count >= 4096 ||
-        cvg__id_cmp(&p->origin, &d->origin) != 0 ||
-        p->last_seq + 1 != d->seq) {
-        int rc = page_close_block(p);
-        if (rc == CVG_OK) {
-            rc = cvg__block_begin(&p->bw, &d->origin, d->seq);
-        }
-        if (rc != CVG_OK) {
-            return rc;
-        }
-        p->open = true;
-        p->origin = d->origin;
-    }
-    int rc = cvg__block_add(&p->bw, op);
-    if (rc == CVG_ELIMIT) {
-        rc = page_close_block(p);
-        if (rc == CVG_OK) {
-            rc = cvg__block_begin(&p->bw, &d->origin, d->seq);
-        }
-        if (rc == CVG_OK) {
-            p->open = true;
-            rc = cvg__block_add(&p->bw, op);
-        }
-    }
-    if (rc == CVG_OK) {
-        p->last_seq = d->seq;
-    }
-    return rc;
+    memset(p, 0, sizeof *p);
+    p->run.max_ops = 4096;
+    p->run.max_bytes = SIZE_MAX; /* the page limit is checked by the caller */
+    p->run.done = page_keep_block;
+    p->run.ctx = p;
 }
 
 static void
@@ -457,7 +424,7 @@ page_destroy(page *p)
 {
     cvg__buf_free(&p->bytes);
     cvg__free(p->ends);
-    cvg__block_writer_destroy(&p->bw);
+    cvg__block_run_destroy(&p->run);
 }
 
 static int
@@ -483,14 +450,15 @@ on_pull(cvg_session *s, const cvg__msg *m)
         return fail(s, rc, "cannot read the log");
     }
     page p;
-    memset(&p, 0, sizeof p);
+    page_init(&p);
     cvg__log_iter it;
     rc = cvg__log_iter_open(&s->r->store, t->mt, m->cursor, &it);
     uint64_t next = m->cursor ? m->cursor : 1, n = 0;
     cvg__op op;
     bool more = false;
     while (rc == CVG_OK) {
-        if (n >= max_ops || p.bytes.len + p.bw.out.len >= max_bytes) {
+        size_t open_len = p.run.open ? p.run.w.out.len : 0;
+        if (n >= max_ops || p.bytes.len + open_len >= max_bytes) {
             more = true; /* told below whether anything is left */
             break;
         }
@@ -505,7 +473,7 @@ on_pull(cvg_session *s, const cvg__msg *m)
         if (cvg__vv_contains(&s->peer_vv, &op.pub.dot)) {
             continue; /* the peer said it has this one */
         }
-        rc = page_add(&p, &op);
+        rc = cvg__block_run_add(&p.run, &op);
         n++;
     }
     if (more) {
@@ -518,7 +486,7 @@ on_pull(cvg_session *s, const cvg__msg *m)
     cvg__log_iter_close(&it);
     cvg_txn_abort(t);
     if (rc == CVG_OK) {
-        rc = page_close_block(&p);
+        rc = cvg__block_run_close(&p.run);
     }
     cvg_bytes *blocks = NULL;
     if (rc == CVG_OK && p.nblocks > 0) {

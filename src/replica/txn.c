@@ -458,19 +458,13 @@ cvg__txn_touch(cvg_txn *t, cvg__entry *e)
 
 /* ---- The log blocks ------------------------------------------------------------ */
 
+/* A finished log block waits in memory for the commit. */
 static int
-finish_block(cvg_txn *t)
+keep_block(void *ctx, const cvg__block_run *run, cvg_bytes b)
 {
-    if (!t->bw_open) {
-        return CVG_OK;
-    }
-    cvg_bytes b;
-    int rc = cvg__block_finish(&t->bw, &b);
-    if (rc != CVG_OK) {
-        return rc;
-    }
+    cvg_txn *t = ctx;
     void *arr = t->blocks;
-    rc = cvg__grow(&arr, &t->capblocks, t->nblocks + 1, sizeof *t->blocks);
+    int rc = cvg__grow(&arr, &t->capblocks, t->nblocks + 1, sizeof *t->blocks);
     t->blocks = arr;
     if (rc != CVG_OK) {
         return rc;
@@ -483,51 +477,25 @@ finish_block(cvg_txn *t)
         return rc;
     }
     pb->last_lsn = t->next_lsn - 1;
-    pb->origin = t->bw_origin;
-    pb->last_seq = t->bw_last_seq;
+    pb->origin = run->w.origin;
+    pb->last_seq = run->w.first_seq + run->w.count - 1;
     t->nblocks++;
-    t->bw_open = false;
     return CVG_OK;
 }
 
 int
 cvg__txn_log(cvg_txn *t, const cvg__op *op)
 {
-    const cvg_dot *d = &op->pub.dot;
-    bool fits = t->bw_open && t->bw.count < BLOCK_OPS_MAX &&
-                t->bw.out.len < BLOCK_BYTES_MAX &&
-                cvg__id_cmp(&t->bw_origin, &d->origin) == 0 &&
-                t->bw_last_seq + 1 == d->seq;
-    if (!fits) {
-        int rc = finish_block(t);
-        if (rc == CVG_OK) {
-            rc = cvg__block_begin(&t->bw, &d->origin, d->seq);
-        }
-        if (rc != CVG_OK) {
-            return rc;
-        }
-        t->bw_open = true;
-        t->bw_origin = d->origin;
-        t->bw_first_lsn = t->next_lsn;
+    if (t->run.done == NULL) {
+        t->run.max_ops = BLOCK_OPS_MAX;
+        t->run.max_bytes = BLOCK_BYTES_MAX;
+        t->run.done = keep_block;
+        t->run.ctx = t;
     }
-    int rc = cvg__block_add(&t->bw, op);
-    if (rc == CVG_ELIMIT && t->bw.count > 0) {
-        /* The block's name or origin dictionary is full: the op goes first
-         * in a new block (the writer left the old one intact). */
-        rc = finish_block(t);
-        if (rc == CVG_OK) {
-            rc = cvg__block_begin(&t->bw, &d->origin, d->seq);
-        }
-        if (rc == CVG_OK) {
-            t->bw_open = true;
-            t->bw_first_lsn = t->next_lsn;
-            rc = cvg__block_add(&t->bw, op);
-        }
-    }
+    int rc = cvg__block_run_add(&t->run, op);
     if (rc != CVG_OK) {
         return rc;
     }
-    t->bw_last_seq = d->seq;
     t->next_lsn++;
     t->n_ops++;
     return CVG_OK;
@@ -582,7 +550,7 @@ write_out(cvg_txn *t, bool all)
         }
         e->dirty = false;
     }
-    int rc = finish_block(t);
+    int rc = cvg__block_run_close(&t->run);
     for (size_t i = 0; rc == CVG_OK && i < t->nblocks; i++) {
         cvg__pending_block *b = &t->blocks[i];
         if (b->stored && !all) {
@@ -738,7 +706,7 @@ txn_free(cvg_txn *t)
         r->readers--;
     }
     cache_clear(t);
-    cvg__block_writer_destroy(&t->bw);
+    cvg__block_run_destroy(&t->run);
     for (size_t i = 0; i < t->nblocks; i++) {
         cvg__buf_free(&t->blocks[i].bytes);
     }
