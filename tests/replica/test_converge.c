@@ -13,6 +13,7 @@
 
 #include "digest.h"
 #include "replica/replica_int.h"
+#include "checks.h"
 #include "testutil.h"
 #include "workload.h"
 
@@ -30,15 +31,7 @@ typedef struct world {
 static cvg_replica *
 reopen(world *w, int i)
 {
-    cvg_replica_options o;
-    cvg_replica_options_init(&o);
-    o.durability = CVG_RELAXED; /* speed: crash safety is tested elsewhere */
-    o.map_size = 1 << 20;       /* small maps open fast; they grow */
-    cvg_replica_close(w->r[i]);
-    w->r[i] = NULL;
-    int rc = cvg_replica_open(w->dirs[i], &o, &w->r[i]);
-    cr_assert_eq(rc, CVG_OK, "seed %llu: open %s",
-                 (unsigned long long)w->seed, cvg_errname(rc));
+    cvg_test_reopen_fast(w->dirs[i], &w->r[i], w->seed);
     return w->r[i];
 }
 

@@ -18,6 +18,7 @@
 #include "common.h"
 #include "converge.h"
 #include "digest.h"
+#include "checks.h"
 #include "testutil.h"
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -48,25 +49,6 @@ rtxn(cvg_replica *r)
     int rc = cvg_txn_begin(r, CVG_TXN_READ_ONLY, &t);
     cr_assert_eq(rc, CVG_OK, "begin read: %s", cvg_errname(rc));
     return t;
-}
-
-static uint64_t
-op_count(cvg_replica *r)
-{
-    cvg_replica_stats st;
-    int rc = cvg_replica_stats_get(r, &st);
-    cr_assert_eq(rc, CVG_OK, "stats: %s", cvg_errname(rc));
-    return st.op_count;
-}
-
-static char *
-digest(cvg_replica *r)
-{
-    char *d = NULL;
-    int rc = cvg_test_digest(r, &d);
-    cr_assert_eq(rc, CVG_OK, "digest: %s", cvg_errname(rc));
-    cr_assert_not_null(d);
-    return d;
 }
 
 static bool
@@ -149,8 +131,8 @@ Test(errors, null_arguments_on_writes)
 {
     cvg_replica *r = open_at(cvg_test_dir("null-writes"));
     seed_four(r);
-    char *before = digest(r);
-    uint64_t ops = op_count(r);
+    char *before = cvg_test_state(r);
+    uint64_t ops = cvg_test_op_count(r);
     cvg_txn *t = wtxn(r);
     cvg_value v = cvg_value_int(1);
     cvg_dot d;
@@ -202,9 +184,9 @@ Test(errors, null_arguments_on_writes)
     cr_expect_eq(cvg_record_delete(t, &no_key, NULL), CVG_EINVAL);
     commit_ok(t); /* nothing to store */
 
-    char *after = digest(r);
+    char *after = cvg_test_state(r);
     cr_expect_str_eq(after, before);
-    cr_expect_eq(op_count(r), ops);
+    cr_expect_eq(cvg_test_op_count(r), ops);
     free(before);
     free(after);
     cvg_replica_close(r);
@@ -555,8 +537,8 @@ Test(errors, empty_names_are_invalid)
 {
     cvg_replica *r = open_at(cvg_test_dir("empty-names"));
     seed_four(r);
-    char *before = digest(r);
-    uint64_t ops = op_count(r);
+    char *before = cvg_test_state(r);
+    uint64_t ops = cvg_test_op_count(r);
     cvg_txn *t = wtxn(r);
     const cvg_key bad[3] = {
         {"", "apples", "qty"}, {"shop", "", "qty"}, {"shop", "apples", ""}};
@@ -589,7 +571,7 @@ Test(errors, empty_names_are_invalid)
     cr_expect_eq(cvg_key_cursor_open(t, "", &kc), CVG_EINVAL);
     cr_expect_eq(cvg_counter_add(t, &CNT, 1, NULL), CVG_OK, "still usable");
     commit_ok(t);
-    cr_expect_eq(op_count(r), ops + 1);
+    cr_expect_eq(cvg_test_op_count(r), ops + 1);
     t = rtxn(r);
     int64_t c;
     cr_expect_eq(cvg_counter_get(t, &CNT, &c), CVG_OK);
@@ -612,8 +594,8 @@ Test(errors, names_over_the_limit_are_too_big)
 {
     cvg_replica *r = open_at(cvg_test_dir("long-names"));
     seed_four(r);
-    char *before = digest(r);
-    uint64_t ops = op_count(r);
+    char *before = cvg_test_state(r);
+    uint64_t ops = cvg_test_op_count(r);
     static char c1[CVG_NAME_MAX + 2], k1[CVG_NAME_MAX + 2],
         f1[CVG_NAME_MAX + 2];
     /* 149 + 150 + 150 = 449: one byte over. */
@@ -644,9 +626,9 @@ Test(errors, names_over_the_limit_are_too_big)
     cvg_key_cursor *kc;
     cr_expect_eq(cvg_key_cursor_open(t, huge, &kc), CVG_ETOOBIG);
     commit_ok(t);
-    char *after = digest(r);
+    char *after = cvg_test_state(r);
     cr_expect_str_eq(after, before);
-    cr_expect_eq(op_count(r), ops);
+    cr_expect_eq(cvg_test_op_count(r), ops);
     free(before);
     free(after);
     cvg_replica_close(r);
@@ -729,8 +711,8 @@ Test(errors, bad_values)
 {
     cvg_replica *r = open_at(cvg_test_dir("bad-values"));
     seed_four(r);
-    char *before = digest(r);
-    uint64_t ops = op_count(r);
+    char *before = cvg_test_state(r);
+    uint64_t ops = cvg_test_op_count(r);
     size_t n = (size_t)CVG_VALUE_MAX + 1;
     uint8_t *big = calloc(1, n);
     cr_assert_not_null(big);
@@ -766,9 +748,9 @@ Test(errors, bad_values)
     cr_expect(dot_is_zero(&d));
     cr_expect_eq(cvg_counter_add(t, &REG, 0, NULL), CVG_EINVAL);
     commit_ok(t);
-    char *after = digest(r);
+    char *after = cvg_test_state(r);
     cr_expect_str_eq(after, before);
-    cr_expect_eq(op_count(r), ops);
+    cr_expect_eq(cvg_test_op_count(r), ops);
     free(after);
 
     /* Exactly CVG_VALUE_MAX bytes is fine, and reads back whole. */
@@ -786,7 +768,7 @@ Test(errors, bad_values)
     cr_expect_eq(out.as.bytes.len, CVG_VALUE_MAX);
     cr_expect(memcmp(out.as.bytes.data, big, CVG_VALUE_MAX) == 0);
     cvg_txn_abort(t);
-    cr_expect_eq(op_count(r), ops + 1);
+    cr_expect_eq(cvg_test_op_count(r), ops + 1);
     free(big);
     free(before);
     cvg_replica_close(r);
@@ -798,8 +780,8 @@ Test(errors, writes_in_a_read_only_txn)
 {
     cvg_replica *r = open_at(cvg_test_dir("ro-txn"));
     seed_four(r);
-    char *before = digest(r);
-    uint64_t ops = op_count(r);
+    char *before = cvg_test_state(r);
+    uint64_t ops = cvg_test_op_count(r);
     cvg_txn *t = rtxn(r);
     cvg_value v = cvg_value_string("red");
     cvg_dot d;
@@ -818,9 +800,9 @@ Test(errors, writes_in_a_read_only_txn)
     cr_expect_eq(cvg_counter_get(t, &CNT, &c), CVG_OK);
     cr_expect_eq(c, 5);
     commit_ok(t);
-    char *after = digest(r);
+    char *after = cvg_test_state(r);
     cr_expect_str_eq(after, before);
-    cr_expect_eq(op_count(r), ops);
+    cr_expect_eq(cvg_test_op_count(r), ops);
     free(before);
     free(after);
     cvg_replica_close(r);
@@ -849,7 +831,7 @@ Test(errors, second_write_txn_is_busy)
     t2 = wtxn(r);
     cr_expect_eq(cvg_counter_add(t2, &CNT, 1, NULL), CVG_OK);
     commit_ok(t2);
-    cr_expect_eq(op_count(r), 2);
+    cr_expect_eq(cvg_test_op_count(r), 2);
     cvg_replica_close(r);
 }
 
@@ -858,7 +840,7 @@ Test(errors, read_only_replica_refuses_write_txns)
     const char *dir = cvg_test_dir("ro-replica");
     cvg_replica *r = open_at(dir);
     seed_four(r);
-    char *before = digest(r);
+    char *before = cvg_test_state(r);
     cvg_replica_close(r);
 
     cvg_replica_options o;
@@ -875,9 +857,9 @@ Test(errors, read_only_replica_refuses_write_txns)
     cr_expect_eq(c, 5);
     cr_expect_eq(cvg_counter_add(t, &CNT, 1, NULL), CVG_EREADONLY);
     cvg_txn_abort(t);
-    char *after = digest(r);
+    char *after = cvg_test_state(r);
     cr_expect_str_eq(after, before);
-    cr_expect_eq(op_count(r), 4);
+    cr_expect_eq(cvg_test_op_count(r), 4);
     cvg_replica_close(r);
     free(before);
     free(after);
@@ -927,8 +909,8 @@ Test(errors, type_clash_on_committed_fields_changes_nothing)
                 continue;
             }
             const cvg_key *k = key_of((cvg_type)have);
-            char *before = digest(r);
-            uint64_t ops = op_count(r);
+            char *before = cvg_test_state(r);
+            uint64_t ops = cvg_test_op_count(r);
 
             /* Refused, and a txn with only a refused write stores
              * nothing. */
@@ -946,9 +928,9 @@ Test(errors, type_clash_on_committed_fields_changes_nothing)
                 }
             }
             commit_ok(t);
-            char *mid = digest(r);
+            char *mid = cvg_test_state(r);
             cr_expect_str_eq(mid, before, "type %d over %d", want, have);
-            cr_expect_eq(op_count(r), ops);
+            cr_expect_eq(cvg_test_op_count(r), ops);
 
             /* Refused, then a right write in the same txn commits. */
             t = wtxn(r);
@@ -960,7 +942,7 @@ Test(errors, type_clash_on_committed_fields_changes_nothing)
             cr_expect_eq(write_as(t, k, (cvg_type)want, NULL), CVG_ETYPE,
                          "refused after a write in the txn too");
             commit_ok(t);
-            cr_expect_eq(op_count(r), ops + 1);
+            cr_expect_eq(cvg_test_op_count(r), ops + 1);
             /* The field still reads as its own type only. */
             t = rtxn(r);
             int64_t c;
@@ -996,7 +978,7 @@ Test(errors, type_clash_within_one_txn)
         cr_expect_eq(write_as(t, &k, (cvg_type)have, NULL), CVG_OK);
         commit_ok(t);
     }
-    cr_expect_eq(op_count(r), 8);
+    cr_expect_eq(cvg_test_op_count(r), 8);
     /* Each field holds exactly one type. */
     cvg_txn *t = rtxn(r);
     cvg_field_cursor *fc;
@@ -1039,17 +1021,17 @@ Test(errors, counter_overflow_is_refused)
     cr_expect_eq(cvg_counter_get(t, &lo, &v), CVG_OK);
     cr_expect_eq(v, INT64_MIN);
     commit_ok(t);
-    cr_expect_eq(op_count(r), 2);
-    char *before = digest(r);
+    cr_expect_eq(cvg_test_op_count(r), 2);
+    char *before = cvg_test_state(r);
 
     /* From committed state too. */
     t = wtxn(r);
     cr_expect_eq(cvg_counter_add(t, &hi, 1, NULL), CVG_EOVERFLOW);
     cr_expect_eq(cvg_counter_add(t, &lo, -1, NULL), CVG_EOVERFLOW);
     commit_ok(t);
-    char *after = digest(r);
+    char *after = cvg_test_state(r);
     cr_expect_str_eq(after, before);
-    cr_expect_eq(op_count(r), 2);
+    cr_expect_eq(cvg_test_op_count(r), 2);
 
     /* The way back in range is open. */
     t = wtxn(r);
@@ -1063,7 +1045,7 @@ Test(errors, counter_overflow_is_refused)
     cr_expect_eq(cvg_counter_get(t, &lo, &v), CVG_OK);
     cr_expect_eq(v, -1);
     cvg_txn_abort(t);
-    cr_expect_eq(op_count(r), 5);
+    cr_expect_eq(cvg_test_op_count(r), 5);
     free(before);
     free(after);
     cvg_replica_close(r);
@@ -1075,8 +1057,8 @@ Test(errors, missing_records_elements_and_fields)
 {
     cvg_replica *r = open_at(cvg_test_dir("missing"));
     seed_four(r);
-    char *before = digest(r);
-    uint64_t ops = op_count(r);
+    char *before = cvg_test_state(r);
+    uint64_t ops = cvg_test_op_count(r);
     cvg_txn *t = wtxn(r);
     const cvg_key nokey = {"shop", "plums", "qty"};
     const cvg_key nocoll = {"garage", "apples", "qty"};
@@ -1149,9 +1131,9 @@ Test(errors, missing_records_elements_and_fields)
     cvg_log_cursor_close(lc);
     cvg_txn_abort(t);
 
-    char *after = digest(r);
+    char *after = cvg_test_state(r);
     cr_expect_str_eq(after, before);
-    cr_expect_eq(op_count(r), ops);
+    cr_expect_eq(cvg_test_op_count(r), ops);
     free(before);
     free(after);
     cvg_replica_close(r);
@@ -1213,7 +1195,7 @@ Test(errors, cursors_fail_after_a_write_in_their_txn)
     cr_expect_eq(cvg_log_cursor_next(lc, &op), CVG_DONE);
     cvg_log_cursor_close(lc);
     commit_ok(t);
-    cr_expect_eq(op_count(r), 6);
+    cr_expect_eq(cvg_test_op_count(r), 6);
     cvg_replica_close(r);
 }
 
@@ -1397,7 +1379,7 @@ Test(errors, more_than_txn_ops_max_is_a_limit, .timeout = 300)
     cr_expect_eq(cvg_record_delete(t, &CNT, NULL), CVG_ELIMIT);
     /* The txn still commits what fitted. */
     commit_ok(t);
-    cr_expect_eq(op_count(r), CVG_TXN_OPS_MAX);
+    cr_expect_eq(cvg_test_op_count(r), CVG_TXN_OPS_MAX);
     t = rtxn(r);
     int64_t c = 0;
     cr_expect_eq(cvg_counter_get(t, &CNT, &c), CVG_OK);

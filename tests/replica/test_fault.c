@@ -12,6 +12,7 @@
 #include "common.h"
 #include "digest.h"
 #include "replica/replica_int.h"
+#include "checks.h"
 #include "testutil.h"
 
 #define MAX_STEPS 20000ul /* no workload here needs this many allocations */
@@ -48,24 +49,6 @@ open_dir(const char *dir)
     int rc = cvg_replica_open(dir, &o, &r);
     cr_assert_eq(rc, CVG_OK, "open %s: %s", dir, cvg_errname(rc));
     return r;
-}
-
-static uint64_t
-op_count(cvg_replica *r)
-{
-    cvg_replica_stats st;
-    int rc = cvg_replica_stats_get(r, &st);
-    cr_assert_eq(rc, CVG_OK, "stats: %s", cvg_errname(rc));
-    return st.op_count;
-}
-
-static char *
-digest(cvg_replica *r)
-{
-    char *d = NULL;
-    int rc = cvg_test_digest(r, &d);
-    cr_assert_eq(rc, CVG_OK, "digest: %s", cvg_errname(rc));
-    return d;
 }
 
 static const cvg_key CNT = {"shop", "apples", "qty"};
@@ -231,11 +214,11 @@ reference(expect *x)
 {
     cvg_replica *r = open_dir(cvg_test_dir("fault-ref"));
     seed(r);
-    x->d0 = digest(r);
-    x->n0 = op_count(r);
+    x->d0 = cvg_test_state(r);
+    x->n0 = cvg_test_op_count(r);
     cr_assert_eq(workload(r, false), CVG_OK);
-    x->d1 = digest(r);
-    x->n1 = op_count(r);
+    x->d1 = cvg_test_state(r);
+    x->n1 = cvg_test_op_count(r);
     cr_assert_eq(x->n1, x->n0 + WORKLOAD_OPS);
     cr_assert_str_neq(x->d0, x->d1);
     cvg_replica_close(r);
@@ -258,8 +241,8 @@ fault_loop(bool retry)
         int rc = workload(r, retry);
         bool consumed = fault_consumed(n);
 
-        char *d = digest(r);
-        uint64_t ops = op_count(r);
+        char *d = cvg_test_state(r);
+        uint64_t ops = cvg_test_op_count(r);
         if (rc == CVG_OK) {
             cr_assert_str_eq(d, x.d1, "n=%lu: a successful run stored the "
                                       "wrong state",
@@ -278,9 +261,9 @@ fault_loop(bool retry)
             /* The replica still works: the same run, without faults. */
             cr_assert_eq(workload(r, false), CVG_OK, "n=%lu: after failure",
                          n);
-            char *d2 = digest(r);
+            char *d2 = cvg_test_state(r);
             cr_assert_str_eq(d2, x.d1, "n=%lu: after failure", n);
-            cr_assert_eq(op_count(r), x.n1);
+            cr_assert_eq(cvg_test_op_count(r), x.n1);
             free(d2);
         }
         free(d);
@@ -437,9 +420,9 @@ Test(fault, a_failed_txn_commits_nothing_and_frees_itself, .timeout = 300)
             cr_expect_eq(cvg_counter_add(t, &CNT, 1, NULL), CVG_ENOMEM);
             cr_expect_eq(cvg_set_add(t, &SET, &one, NULL), CVG_ENOMEM);
             cr_expect_eq(cvg_txn_commit(t), CVG_ENOMEM, "n=%lu", n);
-            char *d = digest(r);
+            char *d = cvg_test_state(r);
             cr_assert_str_eq(d, x.d0, "n=%lu", n);
-            cr_assert_eq(op_count(r), x.n0, "n=%lu", n);
+            cr_assert_eq(cvg_test_op_count(r), x.n0, "n=%lu", n);
             free(d);
         }
         /* The writer slot is free again. */
@@ -499,7 +482,7 @@ Test(fault, reads_under_allocation_failure, .timeout = 300)
 {
     cvg_replica *r = open_dir(cvg_test_dir("fault-reads"));
     seed(r);
-    char *d0 = digest(r);
+    char *d0 = cvg_test_state(r);
     unsigned long n;
     for (n = 1; n < MAX_STEPS; n++) {
         cvg__alloc_fail_after(n);
@@ -568,7 +551,7 @@ Test(fault, remote_apply_under_allocation_failure, .timeout = 600)
     cvg_replica *a = open_dir(adir);
     seed(a);
     cr_assert_eq(workload(a, false), CVG_OK);
-    uint64_t na = op_count(a);
+    uint64_t na = cvg_test_op_count(a);
     char *dref = NULL;
     unsigned long n;
     for (n = 0; n < MAX_STEPS; n++) {
@@ -582,11 +565,11 @@ Test(fault, remote_apply_under_allocation_failure, .timeout = 600)
         if (n == 0) {
             /* The reference run, without faults. */
             cr_assert_eq(pull_all(b, a), CVG_OK);
-            dref = digest(b);
+            dref = cvg_test_state(b);
             cvg_replica_close(b);
             continue;
         }
-        char *db0 = digest(b);
+        char *db0 = cvg_test_state(b);
         cvg_replica_stats st0;
         cr_assert_eq(cvg_replica_stats_get(b, &st0), CVG_OK);
 
@@ -595,7 +578,7 @@ Test(fault, remote_apply_under_allocation_failure, .timeout = 600)
         bool consumed = fault_consumed(n);
         cvg_replica_stats st;
         cr_assert_eq(cvg_replica_stats_get(b, &st), CVG_OK);
-        char *db = digest(b);
+        char *db = cvg_test_state(b);
         if (rc != CVG_OK) {
             cr_assert_eq(rc, CVG_ENOMEM, "n=%lu: %s (%s)", n, cvg_errname(rc),
                          cvg_replica_errmsg(b));
@@ -606,9 +589,9 @@ Test(fault, remote_apply_under_allocation_failure, .timeout = 600)
             /* Pull again without faults. */
             cr_assert_eq(pull_all(b, a), CVG_OK, "n=%lu", n);
             free(db);
-            db = digest(b);
+            db = cvg_test_state(b);
             cr_assert_str_eq(db, dref, "n=%lu: after a clean pull", n);
-            cr_assert_eq(op_count(b), st0.op_count + na);
+            cr_assert_eq(cvg_test_op_count(b), st0.op_count + na);
         } else {
             cr_assert_str_eq(db, dref, "n=%lu", n);
             cr_assert_eq(st.op_count, st0.op_count + na, "n=%lu", n);
@@ -679,8 +662,8 @@ Test(fault, map_full_then_grown, .timeout = 60)
     char dir[4200];
     snprintf(dir, sizeof dir, "%s", cvg_test_dir("map-full"));
     cvg_replica *r = open_sized(dir, SMALL_MAP, SMALL_MAP);
-    char *last = digest(r);
-    uint64_t last_ops = op_count(r);
+    char *last = cvg_test_state(r);
+    uint64_t last_ops = cvg_test_op_count(r);
     int i, rc = CVG_OK;
     for (i = 0; i < 10000; i++) {
         rc = fill_txn(r, i);
@@ -688,8 +671,8 @@ Test(fault, map_full_then_grown, .timeout = 60)
             break;
         }
         free(last);
-        last = digest(r);
-        last_ops = op_count(r);
+        last = cvg_test_state(r);
+        last_ops = cvg_test_op_count(r);
         cr_assert_eq(last_ops, (uint64_t)(i + 1) * 16);
     }
     cr_assert_eq(rc, CVG_EFULL, "after %d txns: %s", i, cvg_errname(rc));
@@ -700,7 +683,7 @@ Test(fault, map_full_then_grown, .timeout = 60)
     cr_assert_eq(cvg_replica_stats_get(r, &st), CVG_OK);
     cr_expect_eq(st.map_bytes, SMALL_MAP, "the map did not grow");
     cr_expect_eq(st.op_count, last_ops, "the failed commit logged nothing");
-    char *now = digest(r);
+    char *now = cvg_test_state(r);
     cr_expect_str_eq(now, last, "the failed commit changed the state");
     free(now);
     /* Reads still work. */
@@ -718,24 +701,24 @@ Test(fault, map_full_then_grown, .timeout = 60)
     cr_assert(rc == CVG_OK || rc == CVG_EFULL, "small commit: %s",
               cvg_errname(rc));
     if (rc == CVG_OK) {
-        cr_expect_eq(op_count(r), last_ops + 1);
+        cr_expect_eq(cvg_test_op_count(r), last_ops + 1);
         free(last);
-        last = digest(r);
+        last = cvg_test_state(r);
         last_ops++;
     } else {
-        now = digest(r);
+        now = cvg_test_state(r);
         cr_expect_str_eq(now, last);
         free(now);
-        cr_expect_eq(op_count(r), last_ops);
+        cr_expect_eq(cvg_test_op_count(r), last_ops);
     }
     /* Again: the full replica keeps refusing the big txn the same way. */
     cr_expect_eq(fill_txn(r, i), CVG_EFULL);
-    cr_expect_eq(op_count(r), last_ops);
+    cr_expect_eq(cvg_test_op_count(r), last_ops);
     cvg_replica_close(r);
 
     /* Reopened with room to grow, the refused txn now commits. */
     r = open_sized(dir, SMALL_MAP, (size_t)64 << 20);
-    now = digest(r);
+    now = cvg_test_state(r);
     cr_expect_str_eq(now, last, "the state survived reopening");
     free(now);
     for (int j = 0; j < 4; j++) {
@@ -774,7 +757,7 @@ Test(fault, map_full_during_a_flush, .timeout = 60)
 {
     cvg_replica *r = open_sized(cvg_test_dir("flush-full"), SMALL_MAP,
                                 SMALL_MAP);
-    char *d0 = digest(r);
+    char *d0 = cvg_test_state(r);
     cvg_txn *t;
     cr_assert_eq(cvg_txn_begin(r, 0, &t), CVG_OK);
     char val[1025];
@@ -799,13 +782,13 @@ Test(fault, map_full_during_a_flush, .timeout = 60)
     cr_expect_eq(cvg_counter_get(t, &CNT, &c), CVG_EFULL);
     cr_expect_eq(cvg_counter_add(t, &CNT, 1, NULL), CVG_EFULL);
     cr_expect_eq(cvg_txn_commit(t), CVG_EFULL);
-    char *d = digest(r);
+    char *d = cvg_test_state(r);
     cr_expect_str_eq(d, d0);
-    cr_expect_eq(op_count(r), 0);
+    cr_expect_eq(cvg_test_op_count(r), 0);
     cr_assert_eq(cvg_txn_begin(r, 0, &t), CVG_OK);
     cr_assert_eq(cvg_counter_add(t, &CNT, 1, NULL), CVG_OK);
     cr_expect_eq(cvg_txn_commit(t), CVG_OK);
-    cr_expect_eq(op_count(r), 1);
+    cr_expect_eq(cvg_test_op_count(r), 1);
     free(d);
     free(d0);
     cvg_replica_close(r);
@@ -824,16 +807,16 @@ Test(fault, map_growth_waits_for_readers, .timeout = 60)
     cvg_txn *reader;
     cr_assert_eq(cvg_txn_begin(r, CVG_TXN_READ_ONLY, &reader), CVG_OK);
     int rc = CVG_OK;
-    uint64_t ops = op_count(r);
+    uint64_t ops = cvg_test_op_count(r);
     for (; i < 10000; i++) {
-        ops = op_count(r);
+        ops = cvg_test_op_count(r);
         rc = fill_txn(r, i);
         if (rc != CVG_OK) {
             break;
         }
     }
     cr_assert_eq(rc, CVG_EFULL, "%s", cvg_errname(rc));
-    cr_expect_eq(op_count(r), ops, "nothing of the refused txn stored");
+    cr_expect_eq(cvg_test_op_count(r), ops, "nothing of the refused txn stored");
     /* The reader still reads its snapshot. */
     cvg_key k0 = {"fill", "k00000-00", "v"};
     cvg_value out;
@@ -841,7 +824,7 @@ Test(fault, map_growth_waits_for_readers, .timeout = 60)
     cvg_txn_abort(reader);
     cr_assert_eq(fill_txn(r, i), CVG_OK, "after the reader ended: %s",
                  cvg_replica_errmsg(r));
-    cr_expect_eq(op_count(r), ops + 16);
+    cr_expect_eq(cvg_test_op_count(r), ops + 16);
     /* With the reader gone its pages are free again: the txn fits, the
      * map growing or not. More of them grow it. */
     for (int j = 1; j <= 40; j++) {
@@ -913,7 +896,7 @@ Test(fault, cursors_opened_before_the_map_grew, .timeout = 60)
     cr_expect_eq(n, i);
     cvg_key_cursor_close(kc);
     cr_assert_eq(cvg_txn_commit(t), CVG_OK, "%s", cvg_replica_errmsg(r));
-    cr_expect_eq(op_count(r), (uint64_t)i + 1);
+    cr_expect_eq(cvg_test_op_count(r), (uint64_t)i + 1);
     cvg_replica_stats st;
     cr_assert_eq(cvg_replica_stats_get(r, &st), CVG_OK);
     cr_expect_gt(st.map_bytes, SMALL_MAP);
