@@ -46,6 +46,8 @@ load_block(cvg__log_iter *it, MDB_val *k, MDB_val *v)
         return CVG_ECORRUPT;
     }
     it->next_lsn = last - it->rd.count + 1;
+    it->last_lsn = last;
+    it->skipped = false;
     it->open = true;
     return CVG_OK;
 }
@@ -74,11 +76,36 @@ cvg__log_iter_open(cvg__store *s, MDB_txn *t, uint64_t from,
     return load_block(it, &k, &v);
 }
 
+/* Load the next block once the current one is used up. */
+static int
+advance(cvg__log_iter *it)
+{
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(it->cur, &k, &v, MDB_NEXT);
+    if (mrc == MDB_NOTFOUND) {
+        cvg__block_reader_destroy(&it->rd);
+        it->open = false;
+        return CVG_DONE;
+    }
+    if (mrc != MDB_SUCCESS) {
+        return cvg__mdb_err(mrc);
+    }
+    uint64_t expect = it->last_lsn + 1;
+    int rc = load_block(it, &k, &v);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    if (it->next_lsn != expect) {
+        return CVG_ECORRUPT; /* a hole or an overlap in the lsns */
+    }
+    return CVG_OK;
+}
+
 int
 cvg__log_iter_next(cvg__log_iter *it, cvg__op *op)
 {
     while (it->open) {
-        int rc = cvg__block_next(&it->rd, op);
+        int rc = it->skipped ? CVG_DONE : cvg__block_next(&it->rd, op);
         if (rc == CVG_OK) {
             op->pub.lsn = it->next_lsn++;
             if (op->pub.lsn < it->from) {
@@ -89,26 +116,56 @@ cvg__log_iter_next(cvg__log_iter *it, cvg__op *op)
         if (rc != CVG_DONE) {
             return rc;
         }
-        MDB_val k, v;
-        int mrc = mdb_cursor_get(it->cur, &k, &v, MDB_NEXT);
-        if (mrc == MDB_NOTFOUND) {
-            cvg__block_reader_destroy(&it->rd);
-            it->open = false;
-            break;
-        }
-        if (mrc != MDB_SUCCESS) {
-            return cvg__mdb_err(mrc);
-        }
-        uint64_t expect = it->next_lsn;
-        rc = load_block(it, &k, &v);
+        rc = advance(it);
         if (rc != CVG_OK) {
             return rc;
         }
-        if (it->next_lsn != expect) {
-            return CVG_ECORRUPT; /* a hole or an overlap in the lsns */
-        }
     }
     return CVG_DONE;
+}
+
+int
+cvg__log_iter_span(cvg__log_iter *it, cvg__log_span *out)
+{
+    while (it->open && (it->skipped || it->next_lsn > it->last_lsn)) {
+        if (!it->skipped) {
+            /* Used up: the block must end here (no trailing bytes). */
+            cvg__op op;
+            int rc = cvg__block_next(&it->rd, &op);
+            if (rc != CVG_DONE) {
+                return rc == CVG_OK ? CVG_ECORRUPT : rc;
+            }
+        }
+        int rc = advance(it);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    if (!it->open) {
+        return CVG_DONE;
+    }
+    /* Ops before `from` in the first block are not the caller's. */
+    uint64_t first = CVG__MAX(it->next_lsn, it->from);
+    if (first > it->last_lsn) {
+        cvg__log_iter_skip_span(it);
+        return cvg__log_iter_span(it, out);
+    }
+    uint64_t skip = first - (it->last_lsn - it->rd.count + 1);
+    out->origin = it->rd.origin;
+    out->first_seq = it->rd.first_seq + skip;
+    out->last_seq = it->rd.first_seq + it->rd.count - 1;
+    out->first_lsn = first;
+    out->last_lsn = it->last_lsn;
+    return CVG_OK;
+}
+
+void
+cvg__log_iter_skip_span(cvg__log_iter *it)
+{
+    if (it->open) {
+        it->next_lsn = it->last_lsn + 1;
+        it->skipped = true;
+    }
 }
 
 void

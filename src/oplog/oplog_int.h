@@ -214,7 +214,19 @@ typedef struct cvg__log_iter {
     bool open;          /* rd holds a block */
     uint64_t next_lsn;  /* lsn of the next op rd gives */
     uint64_t from;      /* skip ops before this lsn */
+    uint64_t last_lsn;  /* lsn of the last op in rd's block */
+    bool skipped;       /* the rest of rd's block was skipped */
 } cvg__log_iter;
+
+/* What is left of the block the iterator is in: ops of one origin with
+ * consecutive seqs at consecutive lsns. */
+typedef struct cvg__log_span {
+    cvg_replica_id origin;
+    uint64_t first_seq;
+    uint64_t last_seq;
+    uint64_t first_lsn;
+    uint64_t last_lsn;
+} cvg__log_span;
 
 int cvg__log_iter_open(cvg__store *s, MDB_txn *t, uint64_t from,
                        cvg__log_iter *it);
@@ -222,6 +234,13 @@ int cvg__log_iter_open(cvg__store *s, MDB_txn *t, uint64_t from,
  * error. */
 int cvg__log_iter_next(cvg__log_iter *it, cvg__op *op);
 void cvg__log_iter_close(cvg__log_iter *it);
+/* The rest of the current block, moving to the next block first if this
+ * one is used up: CVG_OK, CVG_DONE at the end of the log, or an error. Lets
+ * a reader skip whole blocks by their header, without decoding their ops. */
+int cvg__log_iter_span(cvg__log_iter *it, cvg__log_span *out);
+/* Skip what cvg__log_iter_span() gave: the next op comes from the next
+ * block. */
+void cvg__log_iter_skip_span(cvg__log_iter *it);
 /* The lsn of op @p dot, or CVG_ENOTFOUND. */
 int cvg__log_find(cvg__store *s, MDB_txn *t, const cvg_dot *dot,
                   uint64_t *lsn_out);

@@ -462,6 +462,21 @@ on_pull(cvg_session *s, const cvg__msg *m)
             more = true; /* told below whether anything is left */
             break;
         }
+        /* Whole blocks the peer has are skipped by their header: a peer
+         * that relays our ops back would otherwise cost a decode of each. */
+        cvg__log_span span;
+        rc = cvg__log_iter_span(&it, &span);
+        if (rc != CVG_OK) {
+            break;
+        }
+        if (span.last_seq <= cvg__vv_get(&s->peer_vv, &span.origin)) {
+            if (cvg__id_cmp(&span.origin, &s->r->id) == 0) {
+                own_max = CVG__MAX(own_max, span.last_seq);
+            }
+            next = span.last_lsn + 1;
+            cvg__log_iter_skip_span(&it);
+            continue;
+        }
         rc = cvg__log_iter_next(&it, &op);
         if (rc != CVG_OK) {
             break;
