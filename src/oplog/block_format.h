@@ -1,0 +1,131 @@
+/*
+ * The op block format, shared by the writer (block_write.c) and the reader
+ * (block_read.c). A block is a run of ops of one origin with consecutive
+ * seqs, as one flat sequence of msgpack items (no nested arrays or maps, so
+ * decoding depth is bounded by construction).
+ *
+ *   header   version  origin (bin 16)  first_seq  count  hlc of op 1
+ *   op       head  [run]  [target]  [hlc delta]  payload...
+ *
+ * Version 2 (written now):
+ *
+ *   head     a positive fixint: the kind in bits 0-2, then flags:
+ *              SAME    the previous op's target (no target item)
+ *              TICK    the previous op's time + 1 (no time item): local
+ *                      ops in a burst, whose clocks tick by one
+ *              NODOTS  a kind that carries dots has none (no count item)
+ *              RUN     a uint c >= 1 follows: the next c ops share this
+ *                      head and the target, and each is only its time
+ *                      item (unless TICK) and its payload. A run of counter
+ *                      increments costs one byte per op.
+ *            The first op of a block has neither SAME nor TICK.
+ *   target   t = 0: a new dictionary entry with the collection and field
+ *                   of the last entry added; its key shares p bytes with
+ *                   that entry's key: p (uint), the rest (str);
+ *            t = 1: a new entry, three (p, rest) pairs against the last
+ *                   entry's collection, key and field;
+ *            t >= 2: entry t - 2.
+ *            Keys like "item-1041" after "item-1040" cost 4 bytes.
+ *   hlc      absent for the first op (its time is in the header); for the
+ *            others the zigzag-encoded wrapping difference from the
+ *            previous op's time, unless TICK.
+ *   payload  counter add       delta (int)
+ *            register set,     value, [n, n dots]
+ *            mvregister set
+ *            set add           value
+ *            set remove        value, [n, n dots]
+ *            record delete     [n, n dots] (the deleter's version vector,
+ *                              strictly sorted by origin id), m, then m
+ *                              times: field (str), k, k times: dot, sum (int)
+ *            The bracketed count and dots are absent with NODOTS; with
+ *            dots, n >= 1.
+ *   dot      origin reference, seq. The reference indexes the block's origin
+ *            dictionary, where 0 is the block's own origin; the index equal
+ *            to the dictionary's size adds the origin (bin 16) inline. A dot
+ *            of the block's own origin stores zigzag(op seq - seq), usually
+ *            one byte (the dot just before this op); others store seq.
+ *
+ * Version 1 (still read): no head flags or runs: per op a kind item, a
+ * target reference into the dictionary where the index equal to its size
+ * adds (collection, key, field) whole, the time item for every op but the
+ * first, and the payload with its dot count always present.
+ *
+ * The names of dictionary entries live in an arena of the reader's (and the
+ * writer's, which mirrors it). A name equal to the last entry's shares its
+ * bytes; others are copied. Prefix coding lets a small block name a lot of
+ * bytes, so the arena may hold at most NAMES_PER_BYTE times the bytes of
+ * the block read so far, plus NAMES_SLACK; the writer falls back to whole
+ * names where prefix coding would pass that, so what it writes always
+ * reads.
+ */
+#ifndef CVG_OPLOG_BLOCK_FORMAT_H
+#define CVG_OPLOG_BLOCK_FORMAT_H
+
+#include "mpack.h"
+
+#define BLOCK_VERSION_1 1u
+#define BLOCK_VERSION 2u /* written */
+
+#define HEAD_KIND 0x07u
+#define HEAD_SAME 0x08u
+#define HEAD_TICK 0x10u
+#define HEAD_NODOTS 0x20u
+#define HEAD_RUN 0x40u
+#define HEAD_MAX 0x7fu /* one byte: a positive fixint */
+
+#define TARGET_NEW_KEY 0u   /* new entry: only the key differs */
+#define TARGET_NEW_ALL 1u   /* new entry: three prefix-coded names */
+#define TARGET_OLD_BASE 2u  /* entry t - 2 */
+
+#define NAMES_PER_BYTE 16u
+#define NAMES_SLACK 65536u
+
+/* Whether the arena may grow to @p arena bytes after @p block bytes. */
+static inline bool
+block_names_fit(size_t arena, size_t block)
+{
+    return block <= (SIZE_MAX - NAMES_SLACK) / NAMES_PER_BYTE &&
+           arena <= block * NAMES_PER_BYTE + NAMES_SLACK;
+}
+
+static inline bool
+kind_has_dots(unsigned kind)
+{
+    return kind == CVG_OP_REGISTER_SET || kind == CVG_OP_MVREGISTER_SET ||
+           kind == CVG_OP_SET_REMOVE || kind == CVG_OP_RECORD_DELETE;
+}
+
+static inline uint64_t
+block_zigzag(uint64_t d)
+{
+    /* d holds a two's complement int64; the sign goes to bit 0. */
+    return (d << 1) ^ (0 - (d >> 63));
+}
+
+static inline uint64_t
+block_unzigzag(uint64_t z)
+{
+    return (z >> 1) ^ (0 - (z & 1));
+}
+
+static inline bool
+block_has_nul(cvg_bytes b)
+{
+    return b.len > 0 && memchr(b.data, 0, b.len) != NULL;
+}
+
+static inline int
+block_id_cmp(const cvg_replica_id *a, const cvg_replica_id *b)
+{
+    return memcmp(a->bytes, b->bytes, 16);
+}
+
+/* A dictionary entry: its three names as (offset, length) in an arena.
+ * Offsets, not pointers, because the arena moves as it grows. */
+typedef struct block_name {
+    size_t off[3];
+    size_t len[3];
+    uint64_t hash; /* the writer's; the reader leaves it 0 */
+} block_name;
+
+#endif /* CVG_OPLOG_BLOCK_FORMAT_H */
