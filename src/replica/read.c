@@ -7,6 +7,9 @@
  */
 #include "replica_int.h"
 
+/* The checks every read starts with. Each read zeroes its out-param
+ * before this, so that no error, a failed transaction's included, leaves
+ * the caller's pointer unset (closing an unset cursor would free garbage). */
 static int
 begin_read(cvg_txn *t, const void *out)
 {
@@ -58,11 +61,13 @@ read_entry(cvg_txn *t, const cvg_key *key, cvg_type type, cvg__entry **out)
 int
 cvg_counter_get(cvg_txn *t, const cvg_key *key, int64_t *out)
 {
+    if (out != NULL) {
+        *out = 0;
+    }
     int rc = begin_read(t, out);
     if (rc != CVG_OK) {
         return rc;
     }
-    *out = 0;
     cvg__entry *e;
     rc = read_entry(t, key, CVG_TYPE_COUNTER, &e);
     if (rc == CVG_OK) {
@@ -74,11 +79,13 @@ cvg_counter_get(cvg_txn *t, const cvg_key *key, int64_t *out)
 int
 cvg_register_get(cvg_txn *t, const cvg_key *key, cvg_value *out)
 {
+    if (out != NULL) {
+        *out = cvg_value_nil();
+    }
     int rc = begin_read(t, out);
     if (rc != CVG_OK) {
         return rc;
     }
-    *out = cvg_value_nil();
     cvg__entry *e;
     rc = read_entry(t, key, CVG_TYPE_REGISTER, &e);
     if (rc == CVG_OK) {
@@ -93,11 +100,13 @@ int
 cvg_mvregister_get(cvg_txn *t, const cvg_key *key, cvg_value *out,
                    cvg_dot *dots, size_t cap, size_t *count_out)
 {
+    if (count_out != NULL) {
+        *count_out = 0;
+    }
     int rc = begin_read(t, count_out);
     if (rc != CVG_OK) {
         return rc;
     }
-    *count_out = 0;
     if (cap > 0 && out == NULL) {
         return CVG_EINVAL;
     }
@@ -120,11 +129,13 @@ int
 cvg_set_contains(cvg_txn *t, const cvg_key *key, const cvg_value *elem,
                  bool *out)
 {
+    if (out != NULL) {
+        *out = false;
+    }
     int rc = begin_read(t, out);
     if (rc != CVG_OK) {
         return rc;
     }
-    *out = false;
     if (elem == NULL || cvg__value_check(elem) != CVG_OK) {
         return CVG_EINVAL;
     }
@@ -306,11 +317,13 @@ record_live(cvg_txn *t, uint8_t type, const MDB_val *v, bool *live)
 int
 cvg_set_cursor_open(cvg_txn *t, const cvg_key *key, cvg_set_cursor **out)
 {
+    if (out != NULL) {
+        *out = NULL;
+    }
     int rc = begin_read(t, out);
     if (rc != CVG_OK) {
         return rc;
     }
-    *out = NULL;
     uint32_t plen;
     rc = cvg__key_prefix(t, key, true, &plen);
     if (rc != CVG_OK) {
@@ -362,11 +375,13 @@ cvg_set_cursor_close(cvg_set_cursor *c)
 int
 cvg_field_cursor_open(cvg_txn *t, const cvg_key *key, cvg_field_cursor **out)
 {
+    if (out != NULL) {
+        *out = NULL;
+    }
     int rc = begin_read(t, out);
     if (rc != CVG_OK) {
         return rc;
     }
-    *out = NULL;
     uint32_t rplen;
     rc = cvg__key_prefix(t, key, false, &rplen);
     if (rc != CVG_OK) {
@@ -421,11 +436,13 @@ cvg_field_cursor_close(cvg_field_cursor *c)
 int
 cvg_key_cursor_open(cvg_txn *t, const char *collection, cvg_key_cursor **out)
 {
+    if (out != NULL) {
+        *out = NULL;
+    }
     int rc = begin_read(t, out);
     if (rc != CVG_OK) {
         return rc;
     }
-    *out = NULL;
     size_t clen = collection ? strlen(collection) : 0;
     if (collection != NULL && clen == 0) {
         return CVG_EINVAL;
@@ -502,11 +519,13 @@ struct cvg_log_cursor {
 int
 cvg_log_cursor_open(cvg_txn *t, uint64_t from, cvg_log_cursor **out)
 {
+    if (out != NULL) {
+        *out = NULL;
+    }
     int rc = begin_read(t, out);
     if (rc != CVG_OK) {
         return rc;
     }
-    *out = NULL;
     if (t->write) {
         rc = cvg__txn_flush(t); /* the log must hold this txn's ops */
         if (rc != CVG_OK) {
