@@ -197,6 +197,7 @@ CVG_API cvg_value cvg_value_bytes(const void *data, size_t len);
 typedef struct cvg_replica cvg_replica;       /* one replica directory */
 typedef struct cvg_txn cvg_txn;               /* a batch of reads or writes */
 typedef struct cvg_log_cursor cvg_log_cursor; /* walks the op log */
+typedef struct cvg_queue_cursor cvg_queue_cursor; /* ops a peer lacks */
 typedef struct cvg_set_cursor cvg_set_cursor; /* walks a set's elements */
 typedef struct cvg_field_cursor cvg_field_cursor; /* walks a record */
 typedef struct cvg_key_cursor cvg_key_cursor;     /* walks records */
@@ -725,6 +726,31 @@ CVG_API CVG_NODISCARD int cvg_sync_failed(cvg_replica *r,
  * (after the cause, such as a clock far ahead, is fixed). */
 CVG_API CVG_NODISCARD int cvg_sync_retry_failed(cvg_replica *r,
                                                 const cvg_replica_id *peer);
+
+/* The queue op by op: this replica's own ops that the peer does not have
+ * yet, oldest first, each with its state (committed ops are not listed). */
+typedef enum cvg_op_sync_state {
+    CVG_OP_PENDING = 0, /* not offered to the peer yet, or offered again */
+    CVG_OP_SYNCING = 1, /* in a page of the open session, unconfirmed */
+    CVG_OP_FAILED = 2   /* the peer refused it: see code */
+} cvg_op_sync_state;
+
+typedef struct cvg_queued_op {
+    cvg_op op;               /* views valid until the next call */
+    cvg_op_sync_state state;
+    int code;                /* why, for CVG_OP_FAILED; else CVG_OK */
+} cvg_queued_op;
+
+/** Walk the ops queued for @p peer within @p txn (read-only or write; a
+ * write in @p txn ends the walk with CVG_EMISUSE). Costs what is queued,
+ * not the size of the log. */
+CVG_API CVG_NODISCARD int cvg_sync_queue_open(cvg_txn *txn,
+                                              const cvg_replica_id *peer,
+                                              cvg_queue_cursor **out);
+/** The next queued op: CVG_OK, CVG_DONE at the end, or an error. */
+CVG_API CVG_NODISCARD int cvg_sync_queue_next(cvg_queue_cursor *cur,
+                                              cvg_queued_op *out);
+CVG_API void cvg_sync_queue_close(cvg_queue_cursor *cur);
 
 typedef enum cvg_sync_event_kind {
     CVG_SYNC_EVENT_START = 1, /* the peer said hello */

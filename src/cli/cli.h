@@ -48,11 +48,13 @@ int cli_open(const char *cmd, const char *dir, cli_access access,
 #define CLI_OPT_JSON 1u
 #define CLI_OPT_FROM 2u
 #define CLI_OPT_RETRY 4u
+#define CLI_OPT_OPS 8u
 
 typedef struct cli_opts {
     bool json;
     uint64_t from; /* --from LSN; 1 if absent */
     bool retry;    /* --retry (queue) */
+    bool ops;      /* --ops (queue): list the queued ops */
 } cli_opts;
 
 /* Take the options in @p allowed out of argv[1..argc-1], keeping the other
@@ -120,6 +122,10 @@ int cli_apply(cvg_txn *txn, const cli_write *w, cvg_dot *dot_out);
 
 /* The log from lsn @p from, as text or JSON lines (cmd_log.c). */
 int cli_print_log(FILE *f, cvg_replica *r, uint64_t from, bool json);
+/* One op as the log prints it: a text line, or a JSON object (no
+ * newline). */
+void cli_print_op_line(FILE *f, const cvg_op *op);
+void cli_json_op(FILE *f, const cvg_op *op);
 /* Id, version vector and storage figures (cmd_status.c). */
 int cli_print_status(FILE *f, cvg_replica *r, bool json);
 

@@ -26,8 +26,8 @@ text_payload(FILE *f, const cvg_op *op)
 }
 
 /* lsn  origin:seq  hlc-ms.logical  kind  coll/key/field  payload  observed=N */
-static void
-text_line(FILE *f, const cvg_op *op)
+void
+cli_print_op_line(FILE *f, const cvg_op *op)
 {
     fprintf(f, "%" PRIu64 "  ", op->lsn);
     cli_print_dot(f, &op->dot, true);
@@ -46,8 +46,8 @@ text_line(FILE *f, const cvg_op *op)
     fprintf(f, "  observed=%zu\n", op->observed_count);
 }
 
-static void
-json_line(FILE *f, const cvg_op *op)
+void
+cli_json_op(FILE *f, const cvg_op *op)
 {
     fprintf(f, "{\"lsn\":%" PRIu64 ",\"dot\":", op->lsn);
     cli_json_dot(f, &op->dot);
@@ -73,7 +73,7 @@ json_line(FILE *f, const cvg_op *op)
         fputs(i > 0 ? "," : "", f);
         cli_json_dot(f, &op->observed[i]);
     }
-    fputs("]}\n", f);
+    fputs("]}", f);
 }
 
 int
@@ -90,9 +90,10 @@ cli_print_log(FILE *f, cvg_replica *r, uint64_t from, bool json)
         cvg_op op;
         while ((rc = cvg_log_cursor_next(cur, &op)) == CVG_OK) {
             if (json) {
-                json_line(f, &op);
+                cli_json_op(f, &op);
+                fputc('\n', f);
             } else {
-                text_line(f, &op);
+                cli_print_op_line(f, &op);
             }
         }
         cvg_log_cursor_close(cur);

@@ -1,9 +1,9 @@
 /*
- * `converge queue DIR [PEER_HEX] [--retry] [--json]`: where this replica's
- * own ops stand with a peer (or with each): the counts, the ops the peer
- * refused and why, and the seqs still to send. --retry offers the refused
- * ops again at the next sync, once their cause (say, a clock far ahead) is
- * fixed.
+ * `converge queue DIR [PEER_HEX] [--retry] [--ops] [--json]`: where this
+ * replica's own ops stand with a peer (or with each): the counts, the ops
+ * the peer refused and why, and the seqs still to send. --retry offers the
+ * refused ops again at the next sync, once their cause (say, a clock far
+ * ahead) is fixed. --ops lists every queued op with its state.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -80,6 +80,64 @@ pending_range(const cvg_sync_status *s, uint64_t *first, uint64_t *last)
     *first = *last - s->pending + 1;
 }
 
+static const char *
+op_state_name(cvg_op_sync_state s)
+{
+    switch (s) {
+    case CVG_OP_PENDING:
+        return "pending";
+    case CVG_OP_SYNCING:
+        return "syncing";
+    case CVG_OP_FAILED:
+        return "failed";
+    }
+    return "?";
+}
+
+/* Every queued op, oldest first, as text lines or JSON objects. */
+static int
+print_ops(FILE *f, cvg_replica *r, const cvg_replica_id *peer, bool json)
+{
+    cvg_txn *t;
+    int rc = cvg_txn_begin(r, CVG_TXN_READ_ONLY, &t);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    cvg_queue_cursor *c;
+    rc = cvg_sync_queue_open(t, peer, &c);
+    if (rc == CVG_OK) {
+        cvg_queued_op q;
+        size_t n = 0;
+        fputs(json ? ",\"queued_ops\":[" : "queued ops\n", f);
+        while ((rc = cvg_sync_queue_next(c, &q)) == CVG_OK) {
+            if (json) {
+                fprintf(f, "%s{\"state\":\"%s\",\"code\":", n > 0 ? "," : "",
+                        op_state_name(q.state));
+                if (q.code != CVG_OK) {
+                    fprintf(f, "\"%s\"", cvg_errname(q.code));
+                } else {
+                    fputs("null", f);
+                }
+                fputs(",\"op\":", f);
+                cli_json_op(f, &q.op);
+                fputc('}', f);
+            } else {
+                fprintf(f, "  %-8s", op_state_name(q.state));
+                cli_print_op_line(f, &q.op);
+            }
+            n++;
+        }
+        if (json) {
+            fputc(']', f);
+        } else if (n == 0) {
+            fputs("  none\n", f);
+        }
+        cvg_sync_queue_close(c);
+    }
+    cvg_txn_abort(t);
+    return rc == CVG_DONE ? CVG_OK : rc;
+}
+
 static void
 print_text(FILE *f, const queue *q, bool retry)
 {
@@ -136,32 +194,41 @@ print_json(FILE *f, const queue *q, bool retry)
     if (retry) {
         fprintf(f, ",\"retried\":%" PRIu64, q->retried);
     }
-    fputc('}', f);
 }
 
-static void
+/* Everything, or the first error met listing queued ops (--ops). */
+static int
 print_all(FILE *f, cvg_replica *r, const queue *qs, size_t n, const cli_opts *o)
 {
+    int rc = CVG_OK;
     if (o->json) {
         cvg_replica_id id;
         char hex[33];
         cvg_replica_id_get(r, &id);
         cvg_replica_id_hex(&id, hex);
         fprintf(f, "{\"replica\":\"%s\",\"peers\":[", hex);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && rc == CVG_OK; i++) {
             fputs(i > 0 ? "," : "", f);
             print_json(f, &qs[i], o->retry);
+            if (o->ops) {
+                rc = print_ops(f, r, &qs[i].peer.id, true);
+            }
+            fputc('}', f);
         }
         fputs("]}\n", f);
-        return;
+        return rc;
     }
     if (n == 0) {
         fputs("sync: no peers yet\n", f);
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && rc == CVG_OK; i++) {
         fputs(i > 0 ? "\n" : "", f);
         print_text(f, &qs[i], o->retry);
+        if (o->ops) {
+            rc = print_ops(f, r, &qs[i].peer.id, false);
+        }
     }
+    return rc;
 }
 
 /* A peer id that is well formed but unknown here is a runtime error, not a
@@ -220,7 +287,8 @@ run(const char *cmd, const char *dir, cvg_replica *r,
     if (rc != CVG_OK) {
         code = cli_fail(cmd, rc, r);
     } else {
-        print_all(stdout, r, qs, n, o);
+        rc = print_all(stdout, r, qs, n, o);
+        code = rc == CVG_OK ? CLI_EXIT_OK : cli_fail(cmd, rc, r);
     }
     for (size_t i = 0; i < n; i++) {
         free(qs[i].failed);
@@ -236,8 +304,8 @@ cmd_queue(int argc, char **argv)
     cli_opts o;
     char *pos[2];
     int n;
-    int code = cli_parse_opts(argc, argv, CLI_OPT_JSON | CLI_OPT_RETRY, &o, pos,
-                              2, &n);
+    unsigned allowed = CLI_OPT_JSON | CLI_OPT_RETRY | CLI_OPT_OPS;
+    int code = cli_parse_opts(argc, argv, allowed, &o, pos, 2, &n);
     if (code != CLI_EXIT_OK) {
         return code;
     }

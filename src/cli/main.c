@@ -29,7 +29,7 @@ static const command commands[] = {
     {"log", cmd_log, "DIR [--json] [--from LSN]", "the operation log"},
     {"status", cmd_status, "DIR [--json]", "id, vector, sizes, sync per peer"},
     {"sync", cmd_sync, "DIR_A DIR_B", "sync two replicas both ways"},
-    {"queue", cmd_queue, "DIR [PEER_HEX] [--json] [--retry]",
+    {"queue", cmd_queue, "DIR [PEER_HEX] [--json] [--retry] [--ops]",
      "pending and failed ops per peer"},
 };
 
@@ -44,20 +44,21 @@ usage(FILE *f)
           "Commands:\n",
           f);
     for (size_t i = 0; i < N_COMMANDS; i++) {
-        fprintf(f, "  %-7s %-34s %s\n", commands[i].name, commands[i].args,
+        fprintf(f, "  %-7s %-41s %s\n", commands[i].name, commands[i].args,
                 commands[i].help);
     }
-    fputs("  help                                       this text\n"
-          "  --version                                  the version\n\n"
+    fputs("  help                                              this text\n"
+          "  --version                                         the version\n\n"
           "VALUE and ELEMENT: null, true, false, an integer (42), a double\n"
           "(2.5, 1e3), x:HEX for bytes, s:TEXT to force a string; anything\n"
           "else is a string. Writes print the new op's id (origin:seq);\n"
           "they need an existing replica (see init).\n\n"
           "Sync: status shows, per peer, this replica's own ops as pending,\n"
           "syncing, committed or failed there. queue lists the failed ones\n"
-          "and the pending seqs (log shows them as ID:SEQ); --retry offers\n"
-          "the failed ones again at the next sync. PEER_HEX is a replica\n"
-          "id, 32 hex digits as init and status print it.\n\n"
+          "and the pending seqs (log shows them as ID:SEQ); --ops lists\n"
+          "each queued op with its state; --retry offers the failed ones\n"
+          "again at the next sync. PEER_HEX is a replica id, 32 hex digits\n"
+          "as init and status print it.\n\n"
           "Exit status: 0 ok, 1 error (name and message on stderr), 2 bad\n"
           "arguments.\n",
           f);

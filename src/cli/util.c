@@ -95,6 +95,10 @@ take_opt(int argc, char **argv, int *i, unsigned allowed, cli_opts *opts)
         opts->json = true;
         return CLI_EXIT_OK;
     }
+    if ((allowed & CLI_OPT_OPS) && strcmp(a, "--ops") == 0) {
+        opts->ops = true;
+        return CLI_EXIT_OK;
+    }
     if ((allowed & CLI_OPT_RETRY) && strcmp(a, "--retry") == 0) {
         opts->retry = true;
         return CLI_EXIT_OK;
@@ -120,6 +124,7 @@ cli_parse_opts(int argc, char **argv, unsigned allowed, cli_opts *opts,
     opts->json = false;
     opts->from = 1;
     opts->retry = false;
+    opts->ops = false;
     *npos = 0;
     bool options_done = false;
     for (int i = 1; i < argc; i++) {

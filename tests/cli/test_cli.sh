@@ -221,6 +221,17 @@ grep -Eq "^pending seqs +$((OWN + 1))\.\.$((OWN + 1))$" "$TMP/out" && ok ||
 grep -Eq '^state +offline$' "$TMP/out" && ok || bad "state after a write"
 grep -Eq '^failed ops +none$' "$TMP/out" && ok || bad "failed ops"
 expect "queue of one peer" 0 "^peer +$QB$" queue "$TMP/qa" "$QB"
+expect "queue --ops lists the op" 0 \
+    "^  pending +[0-9]+  [0-9a-f]+:$((OWN + 1))  .*counter\.add +stock/sku-1/d  \+1" \
+    queue "$TMP/qa" "$QB" --ops
+expect "queue --ops --json" 0 '"queued_ops":\[' queue "$TMP/qa" --ops --json
+python3 -c '
+import json, sys
+q = json.load(sys.stdin)
+ops = q["peers"][0]["queued_ops"]
+assert [o["state"] for o in ops] == ["pending"], ops
+assert ops[0]["op"]["dot"]["seq"] == int(sys.argv[1]) and ops[0]["code"] is None
+' "$((OWN + 1))" <"$TMP/out" && ok || bad "queue --ops --json: $(cat "$TMP/out")"
 expect "status --json peers" 0 '"peers":\[' status "$TMP/qa" --json
 python3 -c '
 import json, sys

@@ -138,3 +138,99 @@ Test(sync_status, pending_committed_failed_and_retry)
     cvg_replica_close(till.r);
     cvg_replica_close(server.r);
 }
+
+/* Walk the queue for @p server: the seqs into @p seqs, the states into
+ * @p states, the codes into @p codes; the count. Checks that each op is
+ * the till's own, in seq order. */
+static size_t
+walk_queue(side *till, side *server, uint64_t *seqs, int *states, int *codes,
+           size_t cap)
+{
+    cvg_replica_id sid, tid;
+    cvg_replica_id_get(server->r, &sid);
+    cvg_replica_id_get(till->r, &tid);
+    cvg_txn *t;
+    cr_assert_eq(cvg_txn_begin(till->r, CVG_TXN_READ_ONLY, &t), CVG_OK);
+    cvg_queue_cursor *c;
+    cr_assert_eq(cvg_sync_queue_open(t, &sid, &c), CVG_OK);
+    size_t n = 0;
+    cvg_queued_op q;
+    int rc;
+    while ((rc = cvg_sync_queue_next(c, &q)) == CVG_OK) {
+        cr_assert_lt(n, cap);
+        cr_expect(memcmp(&q.op.dot.origin, &tid, sizeof tid) == 0);
+        cr_expect(n == 0 || q.op.dot.seq == seqs[n - 1] + 1);
+        cr_expect_eq(q.op.kind, CVG_OP_COUNTER_ADD);
+        cr_expect_eq(q.op.delta, -1);
+        seqs[n] = q.op.dot.seq;
+        states[n] = (int)q.state;
+        codes[n] = q.code;
+        n++;
+    }
+    cr_expect_eq(rc, CVG_DONE);
+    cvg_sync_queue_close(c);
+    cvg_txn_abort(t);
+    return n;
+}
+
+Test(sync_status, the_queue_op_by_op)
+{
+    side till = {.now = 1700000000000ull}, server = {.now = 1700000000000ull};
+    snprintf(till.dir, sizeof till.dir, "%s", cvg_test_dir("q-till"));
+    snprintf(server.dir, sizeof server.dir, "%s", cvg_test_dir("q-srv"));
+    open_side(&till);
+    open_side(&server);
+    uint64_t seqs[16];
+    int states[16], codes[16];
+
+    /* Never synced: every op is pending. */
+    sell(&till, 3);
+    cr_assert_eq(walk_queue(&till, &server, seqs, states, codes, 16), 3);
+    cr_expect_eq(seqs[0], 1);
+    cr_expect_eq(states[2], CVG_OP_PENDING);
+
+    /* Synced: nothing queued, though the server's own ops are in the log. */
+    sell(&server, 4);
+    cr_assert_eq(cvg_sync_local(till.r, server.r, NULL), CVG_OK);
+    cr_expect_eq(walk_queue(&till, &server, seqs, states, codes, 16), 0);
+
+    /* New sales after the server's ops: only they are queued. */
+    sell(&till, 2);
+    cr_assert_eq(walk_queue(&till, &server, seqs, states, codes, 16), 2);
+    cr_expect_eq(seqs[0], 4);
+    cr_expect_eq(seqs[1], 5);
+
+    /* Refused with a clock far ahead: failed, with the code. */
+    till.now += 10 * 60 * 1000;
+    sell(&till, 1);
+    cr_expect_neq(cvg_sync_local(till.r, server.r, NULL), CVG_OK);
+    size_t n = walk_queue(&till, &server, seqs, states, codes, 16);
+    cr_assert_eq(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        cr_expect_eq(states[i], CVG_OP_FAILED, "op %zu", i);
+        cr_expect_eq(codes[i], CVG_ECLOCK, "op %zu", i);
+    }
+
+    /* The walk agrees with the counts. */
+    cvg_sync_status st = status(&till, &server);
+    cr_expect_eq(st.failed + st.pending + st.syncing, n);
+
+    /* A write in the transaction ends the walk. */
+    cvg_replica_id sid;
+    cvg_replica_id_get(server.r, &sid);
+    cvg_txn *t;
+    cr_assert_eq(cvg_txn_begin(till.r, 0, &t), CVG_OK);
+    cvg_queue_cursor *c;
+    cr_assert_eq(cvg_sync_queue_open(t, &sid, &c), CVG_OK);
+    cvg_key k = {"stock", "sku-2", "qty"};
+    cr_assert_eq(cvg_counter_add(t, &k, 1, NULL), CVG_OK);
+    cvg_queued_op q;
+    cr_expect_eq(cvg_sync_queue_next(c, &q), CVG_EMISUSE);
+    cvg_sync_queue_close(c);
+    cvg_txn_abort(t);
+    cr_expect_eq(cvg_sync_queue_open(NULL, &sid, &c), CVG_EINVAL);
+    cr_expect_null(c);
+
+    cvg_replica_close(till.r);
+    cvg_replica_close(server.r);
+}
