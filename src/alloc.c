@@ -6,9 +6,12 @@
 
 #include "common.h"
 
-/* Plain static: the library itself never sets it; only tests do, from one
- * thread, before the code under test runs. */
-static unsigned long fail_countdown;
+/* Per thread: the library never sets it, only fault tests do, and they
+ * mean "the Nth allocation of the code I call next". A process-wide
+ * counter would be a data race as soon as another thread allocates (every
+ * allocation decrements it once armed), and would fail that thread's
+ * allocation instead of the one under test. */
+static _Thread_local unsigned long fail_countdown;
 
 void
 cvg__alloc_fail_after(unsigned long n)

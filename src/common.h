@@ -19,8 +19,9 @@ void *cvg__calloc(size_t n, size_t size);
 void *cvg__realloc(void *ptr, size_t size);
 void cvg__free(void *ptr);
 
-/* Fault injection for tests: the Nth allocation from now fails (1 = the
- * next one); 0 turns it off. Not API; declared here for white-box tests. */
+/* Fault injection for tests: the Nth allocation from now on the calling
+ * thread fails (1 = the next one); 0 turns it off. Not API; declared here
+ * for white-box tests. */
 void cvg__alloc_fail_after(unsigned long n);
 
 /* Grow *arr (of *cap elements of @p size) to hold at least @p need. */
