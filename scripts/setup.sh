@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages converge needs, if any is missing. Safe to run
 # again: it does nothing when everything is there. Needs root (or sudo).
+# `setup.sh fuzz` also installs clang and libFuzzer (for scripts/fuzz.sh).
 set -euo pipefail
 
 packages=(
@@ -8,6 +9,9 @@ packages=(
   liblmdb-dev libsodium-dev libmsgpack-dev   # the library
   libcriterion-dev python3           # tests
 )
+if [ "${1:-}" = fuzz ]; then
+  packages+=(clang-14 libclang-rt-14-dev)  # libFuzzer and the sanitizers
+fi
 
 missing=()
 for p in "${packages[@]}"; do
