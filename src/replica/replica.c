@@ -237,9 +237,12 @@ cvg_replica_close(cvg_replica *r)
     if (r == NULL) {
         return;
     }
+    /* Best effort: a status that lags is learned again at the next sync. */
+    (void)cvg__peer_deferred_flush(r);
     cvg__store_close(&r->store);
     cvg__policies_free(r);
     cvg__free(r->active);
+    cvg__free(r->deferred);
     cvg__origins_destroy(&r->origins);
     cvg__vv_destroy(&r->vv);
     cvg__free(r);
@@ -251,7 +254,12 @@ cvg_replica_sync(cvg_replica *r)
     if (r == NULL) {
         return CVG_EINVAL;
     }
-    int rc = cvg__mdb_err(mdb_env_sync(r->store.env, 1));
+    int rc = cvg__peer_deferred_flush(r);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc, "cannot store the sync status: %s",
+                                 cvg_strerror(rc));
+    }
+    rc = cvg__mdb_err(mdb_env_sync(r->store.env, 1));
     if (rc != CVG_OK) {
         return cvg__replica_fail(r, rc, "sync to disk failed");
     }

@@ -30,6 +30,15 @@ typedef struct cvg__peer_change {
     int fail_code;
 } cvg__peer_change;
 
+/* A peer record change waiting in memory for the next commit
+ * (sync_deferred.c). */
+typedef struct cvg__peer_deferred {
+    cvg_replica_id peer;
+    cvg__peer_change ch;
+    bool has_cursor;
+    uint64_t cursor;
+} cvg__peer_deferred;
+
 /* A collection's conflict strategy, with our own copy of its name. */
 typedef struct cvg__policy {
     char *collection;
@@ -66,6 +75,9 @@ struct cvg_replica {
     cvg_replica_id *active; /* peers with an open session (sync status) */
     size_t n_active;
     size_t cap_active;
+    cvg__peer_deferred *deferred; /* peer changes not yet stored */
+    size_t n_deferred;
+    size_t cap_deferred;
     unsigned readers;  /* open read transactions */
     char errmsg[256];
 };
@@ -141,6 +153,7 @@ struct cvg_txn {
     size_t nconflicts;
     size_t capconflicts;
 
+
     /* A sync position and status to store with this commit (session.c). */
     bool peer_set;
     cvg_replica_id peer;
@@ -211,10 +224,27 @@ int cvg__peer_put(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
 int cvg__peer_change_apply(cvg__store *s, MDB_txn *mt,
                            const cvg_replica_id *peer,
                            const cvg__peer_change *ch, const uint64_t *cursor);
-/* Apply @p ch in a transaction of its own: CVG_EBUSY if this process holds
- * a write transaction. */
+/* Apply @p ch (and @p cursor) to record @p p in memory. */
+void cvg__peer_rec_merge(cvg__peer_rec *p, const cvg__peer_change *ch,
+                         const uint64_t *cursor);
+/* Record @p ch: stored with the next commit, or at once if it marks
+ * refused ops (sync_state.c). */
 int cvg__peer_update(cvg_replica *r, const cvg_replica_id *peer,
                      const cvg__peer_change *ch);
+
+/* Peer changes waiting for the next commit (sync_deferred.c). */
+int cvg__peer_defer(cvg_replica *r, const cvg_replica_id *peer,
+                    const cvg__peer_change *ch, const uint64_t *cursor);
+/* Apply what waits for @p peer to @p p, as read from the store. */
+void cvg__peer_overlay(const cvg_replica *r, const cvg_replica_id *peer,
+                       cvg__peer_rec *p);
+bool cvg__peer_deferred_has(const cvg_replica *r, const cvg_replica_id *peer);
+/* Write everything waiting into @p mt; clear once it committed. */
+int cvg__peer_deferred_write(cvg_replica *r, MDB_txn *mt);
+void cvg__peer_deferred_clear(cvg_replica *r);
+/* Store what waits in a commit of its own (unless this process holds a
+ * write transaction, whose commit will). */
+int cvg__peer_deferred_flush(cvg_replica *r);
 bool cvg__peer_active(const cvg_replica *r, const cvg_replica_id *peer);
 
 /* The strategy of collection @p coll; NULL means LWW. */

@@ -42,6 +42,7 @@ cvg_sync_queue_open(cvg_txn *t, const cvg_replica_id *peer,
     if (rc != CVG_OK) {
         return rc;
     }
+    cvg__peer_overlay(r, peer, &p);
     cvg_queue_cursor *c = cvg__calloc(1, sizeof *c);
     if (c == NULL) {
         return CVG_ENOMEM;

@@ -92,6 +92,27 @@ clear_failed(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
                                                      : cvg__mdb_err(mrc);
 }
 
+void
+cvg__peer_rec_merge(cvg__peer_rec *p, const cvg__peer_change *ch,
+                    const uint64_t *cursor)
+{
+    if (cursor != NULL) {
+        p->cursor = *cursor;
+    }
+    p->acked = CVG__MAX(p->acked, ch->acked);
+    p->sent = CVG__MAX(p->sent, CVG__MAX(ch->sent, p->acked));
+    if (ch->attempt_ms) {
+        p->last_attempt_ms = ch->attempt_ms;
+    }
+    if (ch->ok_ms) {
+        p->last_ok_ms = ch->ok_ms;
+        p->last_error = CVG_OK;
+    }
+    if (ch->error) {
+        p->last_error = ch->error;
+    }
+}
+
 int
 cvg__peer_change_apply(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
                        const cvg__peer_change *ch, const uint64_t *cursor)
@@ -101,21 +122,7 @@ cvg__peer_change_apply(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
     if (rc != CVG_OK) {
         return rc;
     }
-    if (cursor != NULL) {
-        p.cursor = *cursor;
-    }
-    p.acked = CVG__MAX(p.acked, ch->acked);
-    p.sent = CVG__MAX(p.sent, CVG__MAX(ch->sent, p.acked));
-    if (ch->attempt_ms) {
-        p.last_attempt_ms = ch->attempt_ms;
-    }
-    if (ch->ok_ms) {
-        p.last_ok_ms = ch->ok_ms;
-        p.last_error = CVG_OK;
-    }
-    if (ch->error) {
-        p.last_error = ch->error;
-    }
+    cvg__peer_rec_merge(&p, ch, cursor);
     rc = cvg__peer_put(s, mt, peer, &p);
     /* Ops the peer now has are no longer failed. */
     if (rc == CVG_OK && p.acked > 0) {
@@ -138,21 +145,17 @@ int
 cvg__peer_update(cvg_replica *r, const cvg_replica_id *peer,
                  const cvg__peer_change *ch)
 {
-    if (r->writer != NULL || r->opts.read_only) {
-        return CVG_EBUSY; /* LMDB's write lock is taken by this thread */
+    if (r->opts.read_only) {
+        return CVG_EREADONLY;
     }
-    MDB_txn *mt;
-    int rc = cvg__store_begin(&r->store, true, &mt);
-    if (rc != CVG_OK) {
-        return rc;
+    /* Refused ops get records of their own, which status reads count:
+     * store those now, with whatever waited. Everything else waits for the
+     * next commit, so that a session costs no commit of its own. */
+    if (ch->fail_code == CVG_OK) {
+        return cvg__peer_defer(r, peer, ch, NULL);
     }
-    rc = cvg__peer_change_apply(&r->store, mt, peer, ch, NULL);
-    if (rc == CVG_OK) {
-        rc = cvg__mdb_err(mdb_txn_commit(mt));
-    } else {
-        mdb_txn_abort(mt);
-    }
-    return rc;
+    int rc = cvg__peer_defer(r, peer, ch, NULL);
+    return rc == CVG_OK ? cvg__peer_deferred_flush(r) : rc;
 }
 
 /* ---- The public calls --------------------------------------------------- */
@@ -220,6 +223,7 @@ cvg_sync_status_get(cvg_replica *r, const cvg_replica_id *peer,
     }
     cvg__peer_rec p;
     rc = cvg__peer_get(&r->store, t->mt, peer, &p);
+    cvg__peer_overlay(r, peer, &p);
     uint64_t mine = cvg__vv_get(&t->vv, &r->id);
     uint64_t failed = 0;
     if (rc == CVG_OK) {
@@ -283,6 +287,20 @@ cvg_sync_peers(cvg_replica *r, cvg_replica_id *out, size_t cap,
             rc = cvg__mdb_err(mrc);
         }
     }
+    /* Peers met since the last commit. */
+    for (size_t i = 0; rc == CVG_OK && i < r->n_deferred; i++) {
+        const cvg_replica_id *id = &r->deferred[i].peer;
+        MDB_val dk = {16, (void *)id->bytes}, dv;
+        mrc = mdb_get(t->mt, r->store.peers, &dk, &dv);
+        if (mrc == MDB_NOTFOUND) {
+            if (n < cap) {
+                out[n] = *id;
+            }
+            n++;
+        } else if (mrc != MDB_SUCCESS) {
+            rc = cvg__mdb_err(mrc);
+        }
+    }
     cvg_txn_abort(t);
     *count_out = n;
     return rc;
@@ -304,6 +322,7 @@ cvg_sync_failed(cvg_replica *r, const cvg_replica_id *peer,
     }
     cvg__peer_rec p;
     rc = cvg__peer_get(&r->store, t->mt, peer, &p);
+    cvg__peer_overlay(r, peer, &p);
     if (rc == CVG_OK) {
         *count_out = count_failed(t, peer, p.acked, out, cap, &rc);
     }
@@ -327,7 +346,10 @@ cvg_sync_retry_failed(cvg_replica *r, const cvg_replica_id *peer)
         return rc;
     }
     cvg__peer_rec p;
-    rc = cvg__peer_get(&r->store, mt, peer, &p);
+    rc = cvg__peer_deferred_write(r, mt);
+    if (rc == CVG_OK) {
+        rc = cvg__peer_get(&r->store, mt, peer, &p);
+    }
     if (rc == CVG_OK) {
         rc = clear_failed(&r->store, mt, peer, UINT64_MAX);
     }
@@ -339,6 +361,9 @@ cvg_sync_retry_failed(cvg_replica *r, const cvg_replica_id *peer)
         rc = cvg__mdb_err(mdb_txn_commit(mt));
     } else {
         mdb_txn_abort(mt);
+    }
+    if (rc == CVG_OK) {
+        cvg__peer_deferred_clear(r);
     }
     return rc;
 }

@@ -748,12 +748,14 @@ write_meta(cvg_txn *t)
             return rc;
         }
     }
-    if (t->peer_set) {
-        int prc = cvg__peer_change_apply(&r->store, t->mt, &t->peer,
-                                         &t->peer_change, &t->peer_cursor);
-        if (prc != CVG_OK) {
-            return prc;
-        }
+    /* What waited comes first: this transaction's own change is newer. */
+    int prc = cvg__peer_deferred_write(r, t->mt);
+    if (prc == CVG_OK && t->peer_set) {
+        prc = cvg__peer_change_apply(&r->store, t->mt, &t->peer,
+                                     &t->peer_change, &t->peer_cursor);
+    }
+    if (prc != CVG_OK) {
+        return prc;
     }
     int rc = cvg__meta_put_u64(&r->store, t->mt, "hlc", t->clock);
     if (rc == CVG_OK) {
@@ -777,9 +779,15 @@ cvg_txn_commit(cvg_txn *t)
         return CVG_OK;
     }
     int rc = t->failed;
-    if (rc == CVG_OK && t->n_ops == 0 && !t->peer_set) {
-        cvg_txn_abort(t); /* nothing to store */
-        return CVG_OK;
+    if (rc == CVG_OK && t->n_ops == 0) {
+        /* Nothing to store but, perhaps, news of a peer (a page of ops we
+         * all had): that waits for the next commit. */
+        if (t->peer_set) {
+            rc = cvg__peer_defer(r, &t->peer, &t->peer_change,
+                                 &t->peer_cursor);
+        }
+        cvg_txn_abort(t);
+        return rc;
     }
     if (rc == CVG_OK) {
         rc = write_out(t, false);
@@ -814,6 +822,7 @@ cvg_txn_commit(cvg_txn *t)
         return rc;
     }
     /* Publish what is now committed. */
+    cvg__peer_deferred_clear(r);
     cvg__vv tmp = r->vv;
     r->vv = t->vv;
     t->vv = tmp;

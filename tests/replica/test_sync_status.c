@@ -3,6 +3,8 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "converge.h"
 #include "testutil.h"
@@ -231,6 +233,81 @@ Test(sync_status, the_queue_op_by_op)
     cr_expect_eq(cvg_sync_queue_open(NULL, &sid, &c), CVG_EINVAL);
     cr_expect_null(c);
 
+    cvg_replica_close(till.r);
+    cvg_replica_close(server.r);
+}
+
+/* What a session learns of its peer waits in memory for the next commit
+ * (or close): reads see it at once; a crash before then loses only that,
+ * and the next session learns it again. */
+Test(sync_status, status_waits_for_the_next_commit)
+{
+    side till = {.now = 1700000000000ull}, server = {.now = 1700000000000ull};
+    snprintf(till.dir, sizeof till.dir, "%s", cvg_test_dir("w-till"));
+    snprintf(server.dir, sizeof server.dir, "%s", cvg_test_dir("w-srv"));
+    open_side(&till);
+    open_side(&server);
+    sell(&till, 3);
+
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        /* The child syncs, reads the status, and dies without closing. */
+        int ok = cvg_sync_local(till.r, server.r, NULL) == CVG_OK;
+        cvg_replica_id sid;
+        cvg_replica_id_get(server.r, &sid);
+        cvg_sync_status st;
+        ok = ok && cvg_sync_status_get(till.r, &sid, &st) == CVG_OK &&
+             st.committed == 3 && st.state == CVG_SYNC_SYNCED;
+        _exit(ok ? 0 : 1);
+    }
+    int wst;
+    cr_assert_eq(waitpid(pid, &wst, 0), pid);
+    cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0,
+              "the child did not see the status at once");
+
+    /* The server's page commit was durable: it has the ops. The till's
+     * status was never stored. */
+    open_side(&till);
+    open_side(&server);
+    cvg_key k = {"stock", "sku-1", "qty"};
+    cvg_txn *t;
+    int64_t qty = 0;
+    cr_assert_eq(cvg_txn_begin(server.r, CVG_TXN_READ_ONLY, &t), CVG_OK);
+    cr_assert_eq(cvg_counter_get(t, &k, &qty), CVG_OK);
+    cvg_txn_abort(t);
+    cr_expect_eq(qty, -3);
+    cvg_sync_status st = status(&till, &server);
+    cr_expect_eq(st.committed, 0);
+    cr_expect_eq(st.pending, 3);
+
+    /* The next session learns it again, moving no ops. */
+    cvg_session_stats ss;
+    cr_assert_eq(cvg_sync_local(till.r, server.r, &ss), CVG_OK);
+    cr_expect_eq(ss.ops_received + ss.ops_sent, 0);
+    st = status(&till, &server);
+    cr_expect_eq(st.committed, 3);
+    cr_expect_eq(st.state, CVG_SYNC_SYNCED);
+
+    /* A write commits it along: another process sees it on disk. */
+    sell(&till, 1);
+    cvg_replica_id sid;
+    cvg_replica_id_get(server.r, &sid);
+    pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        cvg_replica *other = NULL;
+        cvg_replica_options o;
+        cvg_replica_options_init(&o);
+        o.read_only = true;
+        int ok = cvg_replica_open(till.dir, &o, &other) == CVG_OK &&
+                 cvg_sync_status_get(other, &sid, &st) == CVG_OK &&
+                 st.committed == 3 && st.pending == 1;
+        _exit(ok ? 0 : 1);
+    }
+    cr_assert_eq(waitpid(pid, &wst, 0), pid);
+    cr_expect(WIFEXITED(wst) && WEXITSTATUS(wst) == 0,
+              "the status was not stored with the next write");
     cvg_replica_close(till.r);
     cvg_replica_close(server.r);
 }
