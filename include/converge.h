@@ -81,7 +81,10 @@ CVG_API const char *cvg_version_string(void);
     X(ETOOBIG, -15, "name or value longer than the limit")                    \
     X(EACCES, -16, "permission denied")                                       \
     X(ELIMIT, -17, "a resource limit was reached")                            \
-    X(EPEER, -18, "the peer ended the session with an error")
+    X(EPEER, -18, "the peer ended the session with an error")                 \
+    X(EEQUIVOCAL, -19, "a peer sent another op under a dot already here")     \
+    X(EPROTO, -20, "the peer broke the sync protocol")                        \
+    X(EFORGED, -21, "an op in this replica's name that it never made")
 
 typedef enum cvg_status {
     CVG_OK = 0,
