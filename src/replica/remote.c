@@ -1,11 +1,13 @@
 /*
  * Applying an op that another replica made. The op must be the next of its
- * origin (a duplicate is skipped, a gap refused), everything it says it had
+ * origin (a duplicate is skipped if it equals the stored op, and is an
+ * equivocation if not; a gap is refused), everything it says it had
  * seen must be here already, and its clock must not be too far ahead. Then it
  * goes through the same pipeline as a local write. These checks make the
  * merged state independent of the order in which ops travel, as long as each
  * origin's ops come in seq order.
  */
+#include "../oplog/op_lookup.h"
 #include "replica_int.h"
 
 /* Whether every dot the op depends on is applied here. */
@@ -29,6 +31,51 @@ deps_met(const cvg__vv *vv, const cvg__op *op)
     return true;
 }
 
+/* An op under a dot this replica has: the same op again is skipped
+ * (CVG_DONE); any other content under that dot is an equivocation. The op
+ * is compared with the stored one, found through the dots index, rather
+ * than with a hash kept per dot (see op_lookup.c). */
+static int
+check_duplicate(cvg_txn *t, const cvg__op *op)
+{
+    cvg_replica *r = t->r;
+    const cvg_dot *d = &op->pub.dot;
+    if (d->seq > cvg__vv_get(&r->vv, &d->origin)) {
+        /* Applied earlier in this transaction (a page that repeats an op):
+         * its block is still in memory, so write it to LMDB first. */
+        int rc = cvg__txn_flush(t);
+        if (rc != CVG_OK) {
+            return cvg__replica_fail(r, rc, "cannot check a duplicate op");
+        }
+    }
+    if (t->dups == NULL) {
+        t->dups = cvg__calloc(1, sizeof *t->dups);
+        if (t->dups == NULL) {
+            return cvg__replica_fail(r, CVG_ENOMEM,
+                                     "cannot check a duplicate op");
+        }
+    }
+    const cvg__op *have;
+    int rc = cvg__op_lookup_find(t->dups, &r->store, t->mt, d, &have);
+    char origin[33];
+    cvg_replica_id_hex(&d->origin, origin);
+    if (rc != CVG_OK) {
+        /* The version vector says the op is here: the log must have it. */
+        return cvg__replica_fail(
+            r, rc == CVG_ENOTFOUND ? CVG_ECORRUPT : rc,
+            "op %s:%llu is counted as applied but cannot be read: %s",
+            origin, (unsigned long long)d->seq, cvg_strerror(rc));
+    }
+    const char *diff = cvg__op_diff(have, op);
+    if (diff != NULL) {
+        return cvg__replica_fail(r, CVG_EEQUIVOCAL,
+                                 "equivocation: op %s:%llu differs from the "
+                                 "stored op with that dot (%s)",
+                                 origin, (unsigned long long)d->seq, diff);
+    }
+    return CVG_DONE; /* already here */
+}
+
 int
 cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict)
 {
@@ -46,15 +93,17 @@ cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict)
         return cvg__replica_fail(r, CVG_ECORRUPT, "op with seq 0");
     }
     if (d->seq <= have) {
-        return CVG_DONE; /* already here */
+        return check_duplicate(t, op);
     }
     if (cvg__id_cmp(&d->origin, &r->id) == 0) {
         /* Nobody else makes our ops: one we lack is forged or from a
          * replica that was restored from an older copy of this one. */
-        return cvg__replica_fail(r, CVG_ECORRUPT,
-                                 "an op in this replica's name (seq %llu) "
-                                 "that it never made",
-                                 (unsigned long long)d->seq);
+        return cvg__replica_fail(r, CVG_EFORGED,
+                                 "an op in this replica's name (seq %llu, "
+                                 "this replica is at %llu) that it never "
+                                 "made",
+                                 (unsigned long long)d->seq,
+                                 (unsigned long long)have);
     }
     if (d->seq != have + 1) {
         return cvg__replica_fail(r, CVG_EGAP,

@@ -153,6 +153,8 @@ struct cvg_txn {
     size_t nconflicts;
     size_t capconflicts;
 
+    /* Stored ops looked up to check duplicates from peers (remote.c). */
+    struct cvg__op_lookup *dups;
 
     /* A sync position and status to store with this commit (session.c). */
     bool peer_set;
@@ -209,8 +211,10 @@ int cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
                     uint32_t *plen);
 
 /* Apply an op made by another replica: CVG_OK, CVG_DONE (a duplicate,
- * skipped), CVG_EGAP (an earlier op of its origin, or one it had seen, is
- * missing), CVG_ECLOCK (too far ahead), CVG_ECORRUPT. Nothing changes on
+ * equal to the stored op: skipped), CVG_EEQUIVOCAL (another op under a dot
+ * we have), CVG_EFORGED (an op in our name that we never made), CVG_EGAP
+ * (an earlier op of its origin, or one it had seen, is missing),
+ * CVG_ECLOCK (too far ahead), CVG_ECORRUPT. Nothing changes on
  * error, except that a failure after the state changed fails the
  * transaction. */
 int cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict);

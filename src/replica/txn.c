@@ -6,6 +6,7 @@
  * Because everything written is still in memory at commit, a full map is
  * handled by aborting, growing the map and writing it all again.
  */
+#include "../oplog/op_lookup.h"
 #include "replica_int.h"
 
 #define BLOCK_OPS_MAX 4096      /* ops per log block */
@@ -715,6 +716,8 @@ txn_free(cvg_txn *t)
     cvg__buf_free(&t->vbuf);
     cvg__vv_destroy(&t->vv);
     cvg__conflicts_free(t->conflicts, t->nconflicts);
+    cvg__op_lookup_destroy(t->dups);
+    cvg__free(t->dups);
     cvg__free(t);
 }
 

@@ -1,0 +1,198 @@
+/*
+ * A stored op by its dot, for telling a duplicate from an equivocation.
+ *
+ * Why not a hash per dot: the log stores a counter increment in about 4
+ * bytes, and a content hash would add 8 to 16 to every op on disk. The log
+ * already holds each op itself, and the dots index finds its block with one
+ * range seek, so the op a peer sends again is compared with the op as
+ * stored. Only a duplicate pays: a block decode, shared by every duplicate
+ * of that block that follows in seq order (the cursor below).
+ */
+#include "op_lookup.h"
+
+/* Whether the block in @p l holds @p dot. */
+static bool
+holds(const cvg__op_lookup *l, const cvg_dot *dot)
+{
+    const cvg__block_reader *rd = &l->rd;
+    return l->open && cvg__id_cmp(&rd->origin, &dot->origin) == 0 &&
+           dot->seq >= rd->first_seq && dot->seq - rd->first_seq < rd->count;
+}
+
+/* Copy the block that holds @p dot into @p l and open it. */
+static int
+load(cvg__op_lookup *l, cvg__store *s, MDB_txn *t, const cvg_dot *dot)
+{
+    l->open = false;
+    MDB_cursor *c;
+    int rc = cvg__mdb_err(mdb_cursor_open(t, s->dots, &c));
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    uint8_t kb[24];
+    memcpy(kb, dot->origin.bytes, 16);
+    cvg__put_be64(kb + 16, dot->seq);
+    MDB_val k = {24, kb}, v, block;
+    /* The first block of this origin whose last seq is >= dot->seq. */
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (mrc == MDB_NOTFOUND ||
+        (mrc == MDB_SUCCESS &&
+         (k.mv_size != 24 || memcmp(k.mv_data, dot->origin.bytes, 16) != 0))) {
+        rc = CVG_ENOTFOUND;
+    } else if (mrc != MDB_SUCCESS) {
+        rc = cvg__mdb_err(mrc);
+    } else if (v.mv_size != 8) {
+        rc = CVG_ECORRUPT;
+    } else {
+        MDB_val lk = {8, v.mv_data};
+        mrc = mdb_get(t, s->log, &lk, &block);
+        /* The index points at a block the log lacks: the store is broken. */
+        rc = mrc == MDB_NOTFOUND ? CVG_ECORRUPT : cvg__mdb_err(mrc);
+    }
+    uint64_t last_seq = rc == CVG_OK ? cvg__get_be64((uint8_t *)k.mv_data + 16)
+                                     : 0;
+    if (rc == CVG_OK) {
+        l->block.len = 0;
+        rc = cvg__buf_append(&l->block, block.mv_data, block.mv_size);
+    }
+    mdb_cursor_close(c);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    rc = cvg__block_open(&l->rd, l->block.p, l->block.len);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    const cvg__block_reader *rd = &l->rd;
+    if (cvg__id_cmp(&rd->origin, &dot->origin) != 0 || rd->count == 0 ||
+        rd->first_seq + rd->count - 1 != last_seq) {
+        return CVG_ECORRUPT; /* the block is not the one indexed */
+    }
+    if (rd->first_seq > dot->seq) {
+        return CVG_ENOTFOUND; /* between two blocks: never stored */
+    }
+    l->open = true;
+    return CVG_OK;
+}
+
+int
+cvg__op_lookup_find(cvg__op_lookup *l, cvg__store *s, MDB_txn *t,
+                    const cvg_dot *dot, const cvg__op **out)
+{
+    *out = NULL;
+    int rc = CVG_OK;
+    if (!holds(l, dot)) {
+        rc = load(l, s, t, dot);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    /* Ops decode only in order (names and times build up along the block):
+     * read on from the last op, or start over for an earlier one. */
+    uint64_t want = dot->seq - l->rd.first_seq + 1; /* ops read at the end */
+    if (l->rd.index > want) {
+        rc = cvg__block_open(&l->rd, l->block.p, l->block.len);
+    }
+    while (rc == CVG_OK && l->rd.index < want) {
+        rc = cvg__block_next(&l->rd, &l->op);
+    }
+    if (rc != CVG_OK) {
+        l->open = false;
+        /* The header promised more ops than the block holds. */
+        return rc == CVG_DONE ? CVG_ECORRUPT : rc;
+    }
+    *out = &l->op;
+    return CVG_OK;
+}
+
+void
+cvg__op_lookup_destroy(cvg__op_lookup *l)
+{
+    if (l == NULL) {
+        return;
+    }
+    cvg__block_reader_destroy(&l->rd);
+    cvg__buf_free(&l->block);
+    memset(l, 0, sizeof *l);
+}
+
+/* ---- Comparing ops ------------------------------------------------------- */
+
+static bool
+bytes_eq(cvg_bytes a, cvg_bytes b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+}
+
+static bool
+dots_eq(const cvg_dot *a, const cvg_dot *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (a[i].seq != b[i].seq || cvg__id_cmp(&a[i].origin, &b[i].origin)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool
+counters_eq(const cvg__op *a, const cvg__op *b)
+{
+    if (a->n_counters != b->n_counters) {
+        return false;
+    }
+    for (size_t i = 0; i < a->n_counters; i++) {
+        const cvg__delete_counter *x = &a->counters[i], *y = &b->counters[i];
+        if (!bytes_eq(x->field, y->field) || x->n != y->n) {
+            return false;
+        }
+        for (size_t j = 0; j < x->n; j++) {
+            const cvg__counter_part *p = &x->parts[j], *q = &y->parts[j];
+            if (p->seq != q->seq || p->sum != q->sum ||
+                cvg__id_cmp(&p->origin, &q->origin) != 0) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+const char *
+cvg__op_diff(const cvg__op *a, const cvg__op *b)
+{
+    const cvg_op *x = &a->pub, *y = &b->pub;
+    if (!dots_eq(&x->dot, &y->dot, 1)) {
+        return "dot";
+    }
+    if (x->kind != y->kind) {
+        return "kind";
+    }
+    if (x->hlc != y->hlc) {
+        return "time";
+    }
+    if (!bytes_eq(x->collection, y->collection)) {
+        return "collection";
+    }
+    if (!bytes_eq(x->key, y->key)) {
+        return "key";
+    }
+    if (!bytes_eq(x->field, y->field)) {
+        return "field";
+    }
+    if (x->delta != y->delta) {
+        return "delta";
+    }
+    /* The value order tells doubles apart by their bits, so 0.0 and -0.0,
+     * or two NaNs, are different values here, as their encodings are. */
+    if (cvg__value_cmp(&x->value, &y->value) != 0) {
+        return "value";
+    }
+    if (x->observed_count != y->observed_count ||
+        !dots_eq(x->observed, y->observed, x->observed_count)) {
+        return "observed dots";
+    }
+    if (!counters_eq(a, b)) {
+        return "counter parts";
+    }
+    return NULL;
+}
