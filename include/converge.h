@@ -212,10 +212,11 @@ typedef enum cvg_durability {
      * fsync): an acknowledged write survives a crash or a power cut. */
     CVG_DURABLE = 0,
     /** Commits do not wait for the disk. A crash of the process loses
-     * nothing, but a crash of the operating system or a power cut may lose
-     * the last commits (never corrupts: LMDB stays consistent). Opt in only
-     * where losing recent writes is acceptable, e.g. a cache or a bulk load
-     * followed by cvg_replica_sync(). */
+     * nothing, but a crash of the operating system or a power cut before
+     * the next cvg_replica_sync() may lose the last commits or leave the
+     * file damaged (LMDB gives no integrity guarantee for unsynced pages
+     * written through its map). Opt in only where the data can be rebuilt,
+     * e.g. a cache, or a bulk load followed by cvg_replica_sync(). */
     CVG_RELAXED = 1
 } cvg_durability;
 
@@ -347,7 +348,8 @@ CVG_API void cvg_replica_id_get(const cvg_replica *r, cvg_replica_id *out);
 /** Write @p id as 32 lowercase hex digits and a NUL into @p buf (33 bytes). */
 CVG_API void cvg_replica_id_hex(const cvg_replica_id *id, char buf[33]);
 
-/** Force everything committed to disk; for CVG_RELAXED replicas. */
+/** Force everything committed to disk (for CVG_RELAXED replicas), and
+ * store the sync status that waits for the next commit. */
 CVG_API CVG_NODISCARD int cvg_replica_sync(cvg_replica *r);
 
 /** Storage figures of a replica. */
@@ -646,10 +648,16 @@ CVG_API CVG_NODISCARD int cvg_session_output(cvg_session *s,
  * before this returns. Errors end the session (and an ERROR message for the
  * peer is queued as output): CVG_ECORRUPT (malformed message or ops),
  * CVG_EVERSION (newer protocol), CVG_EGAP (ops whose dependencies are
- * missing), CVG_ECLOCK (ops too far ahead of the local clock), CVG_EINVAL
- * (the peer is this replica), CVG_EMISUSE (message out of turn), and
- * storage errors. A peer's ERROR ends it with that peer's code. Nothing
- * already committed is affected by a failed session.
+ * missing), CVG_ECLOCK (ops too far ahead of the local clock),
+ * CVG_EEQUIVOCAL (an op under a dot this replica has, with other content),
+ * CVG_EFORGED (an op in this replica's name that it never made: forged, or
+ * this replica was restored from an older copy), CVG_ELIMIT (a page larger
+ * than the PULL asked for), CVG_EPROTO (a message out of turn or
+ * inconsistent with the session: a page or ACK nobody asked for, a HELLO
+ * from a second peer, a cursor past the end of the log), CVG_EINVAL (the
+ * peer is this replica), and storage errors. A peer's ERROR ends it with
+ * CVG_EPEER. A failed session changes no data: a page is applied whole or
+ * not at all. cvg_replica_errmsg() names the op or message at fault.
  */
 CVG_API CVG_NODISCARD int cvg_session_input(cvg_session *s, const void *msg,
                                             size_t len);

@@ -21,6 +21,8 @@ struct cvg_session {
     bool got_hello;
     bool peer_pulls;
     bool pulling;    /* a PULL of ours is unanswered */
+    bool pulled;     /* we sent a PULL: pages may come */
+    uint64_t pull_cursor; /* where our last PULL starts */
     bool pull_done;  /* we have all the peer had when it answered */
     bool served;     /* the peer has pulled all we have */
     bool ended;      /* the END or ERROR event was given */
@@ -46,6 +48,7 @@ struct cvg_session {
     size_t capout;
     size_t out_head;
     cvg__msg_scratch scratch;
+    char why[256];   /* the detail of a refused page, for the ERROR */
 };
 
 void
@@ -347,6 +350,8 @@ send_pull(cvg_session *s)
         return fail(s, rc, "cannot queue a pull");
     }
     s->pulling = true;
+    s->pulled = true;
+    s->pull_cursor = cursor ? cursor : 1;
     return CVG_OK;
 }
 
@@ -358,7 +363,7 @@ on_hello(cvg_session *s, const cvg__msg *m)
         if (cvg__id_cmp(&m->id, &s->stats.peer) == 0) {
             return CVG_OK;
         }
-        return fail(s, CVG_EMISUSE, "a HELLO from a second peer");
+        return fail(s, CVG_EPROTO, "a HELLO from a second peer");
     }
     if (cvg__id_cmp(&m->id, &s->r->id) == 0) {
         return fail(s, CVG_EINVAL, "the peer is this replica");
@@ -431,7 +436,7 @@ static int
 on_pull(cvg_session *s, const cvg__msg *m)
 {
     if (!s->got_hello) {
-        return fail(s, CVG_EMISUSE, "PULL before HELLO");
+        return fail(s, CVG_EPROTO, "PULL before HELLO");
     }
     if (s->opts.no_serve) {
         return fail(s, CVG_EACCES, "this replica does not serve pulls");
@@ -442,12 +447,27 @@ on_pull(cvg_session *s, const cvg__msg *m)
         cvg__peer_change ch = {.acked = own_max};
         note_peer(s, &ch);
     }
+    /* A page is built in memory: whatever the peer asks (0 is "no
+     * limit"), it is no larger than our own page limits. */
     uint64_t max_ops = m->max_ops ? m->max_ops : UINT64_MAX;
     uint64_t max_bytes = m->max_bytes ? m->max_bytes : UINT64_MAX;
+    max_ops = CVG__MIN(max_ops, s->opts.page_ops);
+    max_bytes = CVG__MIN(max_bytes, s->opts.page_bytes);
     cvg_txn *t;
     int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
     if (rc != CVG_OK) {
         return fail(s, rc, "cannot read the log");
+    }
+    if (m->cursor > t->next_lsn) {
+        /* A position we never reached: the peer's is forged, or this
+         * replica was restored from an older copy and would hand out
+         * those lsns again for other ops, which the peer would skip. */
+        uint64_t end = t->next_lsn;
+        cvg_txn_abort(t);
+        snprintf(s->why, sizeof s->why,
+                 "PULL from lsn %llu, past the end of this log (%llu)",
+                 (unsigned long long)m->cursor, (unsigned long long)end - 1);
+        return fail(s, CVG_EPROTO, s->why);
     }
     page p;
     page_init(&p);
@@ -644,6 +664,23 @@ settle_conflicts(cvg_session *s, cvg__conflict_rec *recs, size_t n)
     return rc;
 }
 
+/* Whether the page's next cursor fits the PULL it answers: the n ops it
+ * holds sit at distinct lsns from our cursor on, and a page with more to
+ * come moves on (else a peer could keep us pulling forever). */
+static int
+check_next_cursor(cvg_session *s, const cvg__msg *m, uint64_t n)
+{
+    uint64_t from = s->pull_cursor, next = m->next_cursor;
+    if (next < from || next - from < n || (m->has_more && next == from)) {
+        snprintf(s->why, sizeof s->why,
+                 "a page of %llu ops from lsn %llu with next cursor %llu%s",
+                 (unsigned long long)n, (unsigned long long)from,
+                 (unsigned long long)next, m->has_more ? " and more" : "");
+        return CVG_EPROTO;
+    }
+    return CVG_OK;
+}
+
 /* Apply every op of a page in one transaction, with the new position; on
  * any error nothing of the page is kept. */
 static int
@@ -657,12 +694,20 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     }
     t->collect_conflicts = true;
     uint64_t got = 0, dup = 0, conflicts = 0;
+    bool detailed = false; /* the replica's message says which op */
     cvg__block_reader rd;
     memset(&rd, 0, sizeof rd);
     for (size_t i = 0; rc == CVG_OK && i < m->n_blocks; i++) {
         rc = cvg__block_open(&rd, m->blocks[i].data, m->blocks[i].len);
         cvg__op op;
         while (rc == CVG_OK && (rc = cvg__block_next(&rd, &op)) == CVG_OK) {
+            if (got + dup >= s->opts.page_ops) {
+                rc = CVG_ELIMIT; /* more than our PULL asked for */
+                snprintf(s->why, sizeof s->why,
+                         "a page of more than the %lu ops asked for",
+                         (unsigned long)s->opts.page_ops);
+                break;
+            }
             bool conflict;
             rc = cvg__txn_apply_remote(t, &op, &conflict);
             if (rc == CVG_DONE) {
@@ -671,16 +716,25 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
             } else if (rc == CVG_OK) {
                 got++;
                 conflicts += conflict;
+            } else {
+                detailed = true;
             }
         }
         rc = rc == CVG_DONE ? CVG_OK : rc;
     }
     cvg__block_reader_destroy(&rd);
+    if (rc == CVG_OK) {
+        rc = check_next_cursor(s, m, got + dup);
+    }
     if (rc != CVG_OK) {
-        *why = rc == CVG_ECORRUPT  ? "malformed ops in a page"
-               : rc == CVG_EGAP    ? "ops whose dependencies are missing"
-               : rc == CVG_ECLOCK  ? "ops too far ahead of the local clock"
-                                   : "cannot apply a page";
+        if (detailed) {
+            snprintf(s->why, sizeof s->why, "%s", cvg_replica_errmsg(s->r));
+        }
+        *why = detailed || rc == CVG_ELIMIT || rc == CVG_EPROTO
+                   ? s->why
+               : rc == CVG_ECORRUPT ? "malformed ops in a page"
+               : rc == CVG_EVERSION ? "ops in a newer block encoding"
+                                    : "cannot apply a page";
         cvg_txn_abort(t);
         return rc;
     }
@@ -718,6 +772,10 @@ static int
 on_ops(cvg_session *s, const cvg__msg *m)
 {
     if (!s->pulling) {
+        if (!s->pulled) {
+            return fail(s, CVG_EPROTO, s->got_hello ? "a page nobody asked for"
+                                                    : "OPS before HELLO");
+        }
         /* A repeated or late page: its answer was applied already. */
         return CVG_OK;
     }
@@ -749,6 +807,10 @@ on_ops(cvg_session *s, const cvg__msg *m)
 static int
 on_ack(cvg_session *s)
 {
+    if (s->stats.pages_sent == 0) {
+        return fail(s, CVG_EPROTO, s->got_hello ? "an ACK for pages never sent"
+                                                : "ACK before HELLO");
+    }
     if (!s->served) {
         return CVG_OK; /* a late one from a page since superseded */
     }
@@ -816,7 +878,7 @@ cvg_session_input(cvg_session *s, const void *msg, size_t len)
     case CVG__MSG_ERROR:
         return on_error(s, &m);
     default:
-        return fail(s, CVG_EMISUSE, "a message this version does not use");
+        return fail(s, CVG_EPROTO, "a message this version does not use");
     }
     if (rc == CVG_OK) {
         check_end(s);

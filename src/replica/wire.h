@@ -45,8 +45,8 @@ typedef struct cvg__msg {
     uint32_t flags;
     /* PULL */
     uint64_t cursor;    /* the first lsn of the puller's interest */
-    uint32_t max_ops;   /* 0: no limit */
-    uint32_t max_bytes; /* 0: no limit */
+    uint32_t max_ops;   /* 0: no limit; the server caps it at its own */
+    uint32_t max_bytes; /* 0: no limit; the server caps it at its own */
     /* OPS and PUSH */
     const cvg_bytes *blocks;
     size_t n_blocks;
