@@ -212,10 +212,11 @@ typedef enum cvg_durability {
      * fsync): an acknowledged write survives a crash or a power cut. */
     CVG_DURABLE = 0,
     /** Commits do not wait for the disk. A crash of the process loses
-     * nothing, but a crash of the operating system or a power cut may lose
-     * the last commits (never corrupts: LMDB stays consistent). Opt in only
-     * where losing recent writes is acceptable, e.g. a cache or a bulk load
-     * followed by cvg_replica_sync(). */
+     * nothing, but a crash of the operating system or a power cut before
+     * the next cvg_replica_sync() may lose the last commits or leave the
+     * file damaged (LMDB gives no integrity guarantee for unsynced pages
+     * written through its map). Opt in only where the data can be rebuilt,
+     * e.g. a cache, or a bulk load followed by cvg_replica_sync(). */
     CVG_RELAXED = 1
 } cvg_durability;
 
@@ -347,7 +348,8 @@ CVG_API void cvg_replica_id_get(const cvg_replica *r, cvg_replica_id *out);
 /** Write @p id as 32 lowercase hex digits and a NUL into @p buf (33 bytes). */
 CVG_API void cvg_replica_id_hex(const cvg_replica_id *id, char buf[33]);
 
-/** Force everything committed to disk; for CVG_RELAXED replicas. */
+/** Force everything committed to disk (for CVG_RELAXED replicas), and
+ * store the sync status that waits for the next commit. */
 CVG_API CVG_NODISCARD int cvg_replica_sync(cvg_replica *r);
 
 /** Storage figures of a replica. */
