@@ -468,8 +468,12 @@ pack_new_target(msgpack_packer *pk, const writer_dict *d, const cvg_bytes *nm,
         size_t p = whole ? 0 : common_prefix(nm[k], last[k]);
         c->p[k] = p;
         CVG__MP_TRY(msgpack_pack_uint64(pk, p));
-        CVG__MP_TRY(msgpack_pack_str_with_body(pk, nm[k].data + p,
-                                               nm[k].len - p));
+        /* An empty name (a record delete's field) may have no data. */
+        const uint8_t *rest = nm[k].len > p ? nm[k].data + p : NULL;
+        CVG__MP_TRY(msgpack_pack_str(pk, nm[k].len - p));
+        if (rest != NULL) {
+            CVG__MP_TRY(msgpack_pack_str_body(pk, rest, nm[k].len - p));
+        }
     }
     return CVG_OK;
 }
