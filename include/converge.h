@@ -606,7 +606,7 @@ CVG_API CVG_NODISCARD int cvg_txn_version_vector(cvg_txn *txn, cvg_dot *out,
  * cvg_session_input(). */
 typedef struct cvg_session cvg_session;
 
-#define CVG_SESSION_OPTIONS_VERSION 1
+#define CVG_SESSION_OPTIONS_VERSION 2
 
 typedef struct cvg_session_options {
     uint32_t version;        /* CVG_SESSION_OPTIONS_VERSION */
@@ -614,6 +614,11 @@ typedef struct cvg_session_options {
     uint32_t page_bytes;     /* most bytes per page, roughly; default 1 MiB */
     bool no_pull;            /* do not ask the peer for its ops */
     bool no_serve;           /* refuse the peer's pulls */
+    /* Version 2. Send our own ops unasked (PUSH), instead of having the
+     * peer pull them: for clients of a server, which then keeps no
+     * position in each client's log. Ops we relay from others are not
+     * pushed (the server had them first); the peer does not pull from us. */
+    bool push;
 } cvg_session_options;
 
 CVG_API void cvg_session_options_init(cvg_session_options *o);

@@ -160,6 +160,7 @@ struct cvg_txn {
     bool peer_set;
     cvg_replica_id peer;
     uint64_t peer_cursor;
+    bool peer_cursor_set;     /* a pull page: store peer_cursor */
     cvg__peer_change peer_change;
 
     cvg__buf kbuf;      /* key under construction */

@@ -5,14 +5,22 @@
  * closed prefix of the sender's log (ops the puller already has are left
  * out), and it is applied in one transaction together with the new
  * position, so a session cut at any point leaves both replicas valid and
- * the next one resumes where this one stopped.
+ * the next one resumes where this one stopped. A side may push its own ops
+ * instead (cvg_session_options.push): PUSH pages, unasked, right after the
+ * peer's HELLO, which the peer then does not pull.
  */
+#include <stddef.h>
 #include <stdio.h>
 
 #include "replica_int.h"
 #include "wire.h"
 
-#define HELLO_PULLS 1u /* flag: this side will pull */
+#define HELLO_PULLS 1u  /* flag: this side will pull */
+#define HELLO_PUSHES 2u /* flag: this side will push its own ops */
+
+/* Most ops in a PUSH page: the receiver never asked for a size, so both
+ * sides hold to this one (the default page size). */
+#define PUSH_PAGE_OPS 65536u
 
 struct cvg_session {
     cvg_replica *r;
@@ -32,6 +40,12 @@ struct cvg_session {
     cvg__peer_change change;
     bool change_dirty;
     bool acked_all;  /* the peer confirmed our last page */
+    /* Push (cvg_session_options.push): our own ops go unasked. */
+    bool peer_pushes;    /* the peer's HELLO said it pushes */
+    bool push_in_done;   /* its last PUSH page is committed here */
+    bool pushed;         /* our PUSH pages are queued */
+    uint64_t push_own_max; /* the highest seq of ours in them */
+    bool push_acked;     /* the peer confirmed them */
     cvg__vv peer_vv;
     cvg_session_stats stats;
     /* Pages we served: where each ended in our log, and the highest seq of
@@ -170,6 +184,9 @@ check_end(cvg_session *s)
     if (s->acked_all || !s->peer_pulls) {
         ch.acked = confirmed(s, UINT64_MAX);
     }
+    if (s->push_acked) {
+        ch.acked = CVG__MAX(ch.acked, s->push_own_max);
+    }
     note_peer(s, &ch);
     store_peer(s);
     set_active(s, false);
@@ -225,7 +242,11 @@ cvg_session_open(cvg_replica *r, const cvg_session_options *opts,
         return CVG_ENOMEM;
     }
     s->r = r;
-    s->opts = *opts;
+    /* A caller built against version 1 has a shorter struct. */
+    memcpy(&s->opts, opts,
+           opts->version >= 2 ? sizeof s->opts
+                              : offsetof(cvg_session_options, push));
+    s->opts.version = CVG_SESSION_OPTIONS_VERSION;
     if (s->opts.page_ops == 0) {
         s->opts.page_ops = 65536;
     }
@@ -245,7 +266,8 @@ cvg_session_open(cvg_replica *r, const cvg_session_options *opts,
         m.id = r->id;
         m.vv = t->vv.e;
         m.vv_n = t->vv.n;
-        m.flags = opts->no_pull ? 0 : HELLO_PULLS;
+        m.flags = (s->opts.no_pull ? 0 : HELLO_PULLS) |
+                  (s->opts.push ? HELLO_PUSHES : 0);
         rc = enqueue(s, &m);
         cvg_txn_abort(t);
     }
@@ -306,7 +328,8 @@ cvg_session_done(const cvg_session *s)
 {
     /* The peer acknowledges our last page once it is committed there. */
     return s != NULL && s->error == CVG_OK && s->got_hello && s->pull_done &&
-           (s->acked_all || !s->peer_pulls);
+           (s->acked_all || !s->peer_pulls) &&
+           (s->push_acked || !s->opts.push);
 }
 
 int
@@ -355,6 +378,8 @@ send_pull(cvg_session *s)
     return CVG_OK;
 }
 
+static int push_own_ops(cvg_session *s);
+
 static int
 on_hello(cvg_session *s, const cvg__msg *m)
 {
@@ -370,7 +395,13 @@ on_hello(cvg_session *s, const cvg__msg *m)
     }
     s->got_hello = true;
     s->stats.peer = m->id;
-    s->peer_pulls = (m->flags & HELLO_PULLS) != 0;
+    /* A peer that we push to does not pull from us, and we do not pull
+     * from a peer that pushes: its pushes are all it sends us. */
+    s->peer_pulls = (m->flags & HELLO_PULLS) != 0 && !s->opts.push;
+    s->peer_pushes = (m->flags & HELLO_PUSHES) != 0;
+    if (s->peer_pushes) {
+        s->pull_done = false;
+    }
     for (size_t i = 0; i < m->vv_n; i++) {
         int rc = cvg__vv_set(&s->peer_vv, &m->vv[i].origin, m->vv[i].seq);
         if (rc != CVG_OK) {
@@ -383,7 +414,13 @@ on_hello(cvg_session *s, const cvg__msg *m)
     note_peer(s, &ch);
     set_active(s, true);
     event(s, CVG_SYNC_EVENT_START, CVG_OK);
-    return s->opts.no_pull ? CVG_OK : send_pull(s);
+    if (s->opts.push) {
+        int rc = push_own_ops(s);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    return s->opts.no_pull || s->peer_pushes ? CVG_OK : send_pull(s);
 }
 
 /* A page of our log for the peer: ops from a cursor on, in log order,
@@ -440,6 +477,9 @@ on_pull(cvg_session *s, const cvg__msg *m)
     }
     if (s->opts.no_serve) {
         return fail(s, CVG_EACCES, "this replica does not serve pulls");
+    }
+    if (s->opts.push) {
+        return fail(s, CVG_EPROTO, "a PULL from a peer told we push");
     }
     /* Pulling from here on confirms the pages that ended before. */
     uint64_t own_max = confirmed(s, m->cursor);
@@ -564,6 +604,114 @@ on_pull(cvg_session *s, const cvg__msg *m)
     if (!more) {
         s->served = true;
     }
+    return CVG_OK;
+}
+
+/* Queue one PUSH page with the blocks of @p p. */
+static int
+enqueue_push(cvg_session *s, page *p, bool more)
+{
+    int rc = cvg__block_run_close(&p->run);
+    cvg_bytes *blocks = NULL;
+    if (rc == CVG_OK && p->nblocks > 0) {
+        blocks = cvg__alloc(p->nblocks * sizeof *blocks);
+        rc = blocks ? CVG_OK : CVG_ENOMEM;
+    }
+    for (size_t i = 0; rc == CVG_OK && i < p->nblocks; i++) {
+        size_t start = i ? p->ends[i - 1] : 0;
+        blocks[i].data = p->bytes.p + start;
+        blocks[i].len = p->ends[i] - start;
+    }
+    if (rc == CVG_OK) {
+        cvg__msg m;
+        memset(&m, 0, sizeof m);
+        m.type = CVG__MSG_PUSH;
+        m.version = CVG_PROTOCOL_VERSION;
+        m.blocks = blocks;
+        m.n_blocks = p->nblocks;
+        m.has_more = more;
+        rc = enqueue(s, &m);
+    }
+    cvg__free(blocks);
+    if (rc == CVG_OK) {
+        s->stats.pages_sent++;
+        p->bytes.len = 0;
+        p->nblocks = 0;
+    }
+    return rc;
+}
+
+/*
+ * Push: our own ops the peer's HELLO says it lacks, in PUSH pages queued
+ * at once, the last saying so. They are found like the sync queue: the
+ * first through the dots index, then the log on from there, skipping other
+ * origins' blocks by their header, so a push costs what is new. Only our
+ * own ops go: the peer (a server) needs no position in our log, and what
+ * we relay from others it had first.
+ */
+static int
+push_own_ops(cvg_session *s)
+{
+    cvg_replica *r = s->r;
+    uint64_t have = cvg__vv_get(&s->peer_vv, &r->id);
+    uint64_t max_ops = CVG__MIN(s->opts.page_ops, PUSH_PAGE_OPS);
+    cvg_txn *t;
+    int rc = cvg_txn_begin(r, CVG_TXN_READ_ONLY, &t);
+    if (rc != CVG_OK) {
+        return fail(s, rc, "cannot read the log");
+    }
+    page p;
+    page_init(&p);
+    cvg__log_iter it;
+    memset(&it, 0, sizeof it);
+    cvg_dot first = {r->id, have + 1};
+    uint64_t lsn = 0, n = 0, own_max = have;
+    rc = cvg__log_find(&r->store, t->mt, &first, &lsn);
+    bool any = rc == CVG_OK;
+    rc = rc == CVG_ENOTFOUND ? CVG_OK : rc;
+    if (any) {
+        rc = cvg__log_iter_open(&r->store, t->mt, lsn, &it);
+    }
+    while (any && rc == CVG_OK) {
+        cvg__log_span span;
+        rc = cvg__log_iter_span(&it, &span);
+        if (rc != CVG_OK) {
+            break;
+        }
+        if (cvg__id_cmp(&span.origin, &r->id) != 0) {
+            cvg__log_iter_skip_span(&it);
+            continue;
+        }
+        cvg__op op;
+        rc = cvg__log_iter_next(&it, &op);
+        if (rc == CVG_OK) {
+            rc = cvg__block_run_add(&p.run, &op);
+        }
+        if (rc != CVG_OK) {
+            break;
+        }
+        own_max = op.pub.dot.seq;
+        size_t open_len = p.run.open ? p.run.w.out.len : 0;
+        if (++n == max_ops || p.bytes.len + open_len >= s->opts.page_bytes) {
+            rc = enqueue_push(s, &p, true);
+            n = 0;
+        }
+    }
+    rc = rc == CVG_DONE ? CVG_OK : rc;
+    cvg__log_iter_close(&it);
+    cvg_txn_abort(t);
+    if (rc == CVG_OK) {
+        rc = enqueue_push(s, &p, false); /* the last, perhaps empty */
+    }
+    page_destroy(&p);
+    if (rc != CVG_OK) {
+        return fail(s, rc, "cannot build a push");
+    }
+    s->stats.ops_sent += own_max - have;
+    s->pushed = true;
+    s->push_own_max = own_max;
+    cvg__peer_change ch = {.sent = own_max};
+    note_peer(s, &ch);
     return CVG_OK;
 }
 
@@ -693,6 +841,8 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
         return rc;
     }
     t->collect_conflicts = true;
+    bool push = m->type == CVG__MSG_PUSH;
+    uint64_t limit = push ? PUSH_PAGE_OPS : s->opts.page_ops;
     uint64_t got = 0, dup = 0, conflicts = 0;
     bool detailed = false; /* the replica's message says which op */
     cvg__block_reader rd;
@@ -701,11 +851,21 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
         rc = cvg__block_open(&rd, m->blocks[i].data, m->blocks[i].len);
         cvg__op op;
         while (rc == CVG_OK && (rc = cvg__block_next(&rd, &op)) == CVG_OK) {
-            if (got + dup >= s->opts.page_ops) {
+            if (got + dup >= limit) {
                 rc = CVG_ELIMIT; /* more than our PULL asked for */
                 snprintf(s->why, sizeof s->why,
-                         "a page of more than the %lu ops asked for",
-                         (unsigned long)s->opts.page_ops);
+                         "a page of more than the %lu ops %s",
+                         (unsigned long)limit,
+                         push ? "a push may hold" : "asked for");
+                break;
+            }
+            if (push && cvg__id_cmp(&op.pub.dot.origin, &s->stats.peer) != 0) {
+                /* A push carries the pusher's own ops only: relayed ops
+                 * come by pulls, from a cursor in the relay's log. */
+                rc = CVG_EPROTO;
+                snprintf(s->why, sizeof s->why,
+                         "a PUSH with an op (seq %llu) of another origin",
+                         (unsigned long long)op.pub.dot.seq);
                 break;
             }
             bool conflict;
@@ -723,7 +883,7 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
         rc = rc == CVG_DONE ? CVG_OK : rc;
     }
     cvg__block_reader_destroy(&rd);
-    if (rc == CVG_OK) {
+    if (rc == CVG_OK && !push) {
         rc = check_next_cursor(s, m, got + dup);
     }
     if (rc != CVG_OK) {
@@ -741,6 +901,7 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     t->peer_set = true;
     t->peer = s->stats.peer;
     t->peer_cursor = m->next_cursor;
+    t->peer_cursor_set = !push; /* a push says nothing of the peer's log */
     t->peer_change = s->change;
     /* The conflicts outlive the transaction: their events fire after it. */
     cvg__conflict_rec *recs = t->conflicts;
@@ -768,6 +929,25 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     return CVG_OK;
 }
 
+/* The last page (pulled or pushed) is in: say so, so the peer knows we
+ * have its ops. */
+static int
+send_ack(cvg_session *s)
+{
+    cvg__msg ack;
+    memset(&ack, 0, sizeof ack);
+    ack.type = CVG__MSG_ACK;
+    ack.version = CVG_PROTOCOL_VERSION;
+    ack.accepted = s->stats.ops_received;
+    ack.duplicates = s->stats.ops_duplicate;
+    ack.conflicts = s->stats.conflicts;
+    int rc = enqueue(s, &ack);
+    if (rc != CVG_OK) {
+        return fail(s, rc, "cannot queue an acknowledgement");
+    }
+    return CVG_OK;
+}
+
 static int
 on_ops(cvg_session *s, const cvg__msg *m)
 {
@@ -779,6 +959,12 @@ on_ops(cvg_session *s, const cvg__msg *m)
         /* A repeated or late page: its answer was applied already. */
         return CVG_OK;
     }
+    /* A repeat of an earlier page may come after our next PULL. Every
+     * earlier page said "more" and ended at or before where the current
+     * PULL starts, which no answer to it can do (it must move on). */
+    if (m->has_more && m->next_cursor <= s->pull_cursor) {
+        return CVG_OK;
+    }
     s->pulling = false;
     const char *why = "";
     int rc = apply_page(s, m, &why);
@@ -788,25 +974,49 @@ on_ops(cvg_session *s, const cvg__msg *m)
     if (m->has_more) {
         return send_pull(s);
     }
-    /* The last page is in: say so, so the peer knows we have its ops. */
-    cvg__msg ack;
-    memset(&ack, 0, sizeof ack);
-    ack.type = CVG__MSG_ACK;
-    ack.version = CVG_PROTOCOL_VERSION;
-    ack.accepted = s->stats.ops_received;
-    ack.duplicates = s->stats.ops_duplicate;
-    ack.conflicts = s->stats.conflicts;
-    rc = enqueue(s, &ack);
-    if (rc != CVG_OK) {
-        return fail(s, rc, "cannot queue an acknowledgement");
-    }
     s->pull_done = true;
-    return CVG_OK;
+    return send_ack(s);
+}
+
+static int
+on_push(cvg_session *s, const cvg__msg *m)
+{
+    if (!s->got_hello) {
+        return fail(s, CVG_EPROTO, "PUSH before HELLO");
+    }
+    if (!s->peer_pushes) {
+        return fail(s, CVG_EPROTO, "a PUSH from a peer that did not say it "
+                                   "pushes");
+    }
+    if (s->push_in_done) {
+        return CVG_OK; /* a repeat of the last: applied already */
+    }
+    const char *why = "";
+    int rc = apply_page(s, m, &why);
+    if (rc != CVG_OK) {
+        return fail(s, rc, why);
+    }
+    if (m->has_more) {
+        return CVG_OK;
+    }
+    s->push_in_done = true;
+    s->pull_done = true;
+    return send_ack(s);
 }
 
 static int
 on_ack(cvg_session *s)
 {
+    if (s->opts.push) {
+        /* The peer does not pull from us: this confirms our pushes. */
+        if (!s->pushed) {
+            return fail(s, CVG_EPROTO, "ACK before HELLO");
+        }
+        s->push_acked = true;
+        cvg__peer_change ch = {.acked = s->push_own_max};
+        note_peer(s, &ch);
+        return CVG_OK;
+    }
     if (s->stats.pages_sent == 0) {
         return fail(s, CVG_EPROTO, s->got_hello ? "an ACK for pages never sent"
                                                 : "ACK before HELLO");
@@ -827,7 +1037,8 @@ on_error(cvg_session *s, const cvg__msg *m)
 {
     s->error = CVG_EPEER;
     cvg__peer_change ch = {.error = CVG_EPEER};
-    if (s->npages > 0 && (m->code == CVG_EGAP || m->code == CVG_ECLOCK ||
+    if ((s->npages > 0 || s->pushed) &&
+        (m->code == CVG_EGAP || m->code == CVG_ECLOCK ||
                           m->code == CVG_ECORRUPT)) {
         ch.fail_code = m->code;
     }
@@ -871,6 +1082,9 @@ cvg_session_input(cvg_session *s, const void *msg, size_t len)
         break;
     case CVG__MSG_OPS:
         rc = on_ops(s, &m);
+        break;
+    case CVG__MSG_PUSH:
+        rc = on_push(s, &m);
         break;
     case CVG__MSG_ACK:
         rc = on_ack(s);

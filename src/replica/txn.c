@@ -755,7 +755,9 @@ write_meta(cvg_txn *t)
     int prc = cvg__peer_deferred_write(r, t->mt);
     if (prc == CVG_OK && t->peer_set) {
         prc = cvg__peer_change_apply(&r->store, t->mt, &t->peer,
-                                     &t->peer_change, &t->peer_cursor);
+                                     &t->peer_change,
+                                     t->peer_cursor_set ? &t->peer_cursor
+                                                        : NULL);
     }
     if (prc != CVG_OK) {
         return prc;
@@ -787,7 +789,8 @@ cvg_txn_commit(cvg_txn *t)
          * all had): that waits for the next commit. */
         if (t->peer_set) {
             rc = cvg__peer_defer(r, &t->peer, &t->peer_change,
-                                 &t->peer_cursor);
+                                 t->peer_cursor_set ? &t->peer_cursor
+                                                    : NULL);
         }
         cvg_txn_abort(t);
         return rc;

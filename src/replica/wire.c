@@ -10,9 +10,10 @@
  *
  *   all      version (uint)  type (uint)  then the type's fields
  *   HELLO    id (bin 16)  flags (uint32)  n  n x (origin (bin 16), seq)
+ *            flags: 1 the sender will pull, 2 it will push its own ops
  *   PULL     cursor (uint64)  max_ops (uint32)  max_bytes (uint32)
  *   OPS      next_cursor (uint64)  has_more (bool)  n  n x block (bin)
- *   PUSH     n  n x block (bin)
+ *   PUSH     has_more (bool)  n  n x block (bin): the sender's own ops
  *   ACK      accepted  duplicates  conflicts (uint64)
  *            n  n x (origin (bin 16), seq, code (negative int32))
  *   ERROR    code (negative int32)  text (str, at most CVG__MSG_TEXT_MAX)
@@ -174,6 +175,8 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
                                     : msgpack_pack_false(pk));
             return pack_blocks(pk, m->blocks, m->n_blocks);
         case CVG__MSG_PUSH:
+            CVG__MP_TRY(m->has_more ? msgpack_pack_true(pk)
+                                    : msgpack_pack_false(pk));
             return pack_blocks(pk, m->blocks, m->n_blocks);
         case CVG__MSG_ACK:
             CVG__MP_TRY(msgpack_pack_uint64(pk, m->accepted));
@@ -406,6 +409,9 @@ read_msg(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
             rc = read_blocks(r, m, s);
             break;
         case CVG__MSG_PUSH:
+            if (read_bool(r, &m->has_more) != CVG_OK) {
+                return CVG_ECORRUPT;
+            }
             rc = read_blocks(r, m, s);
             break;
         case CVG__MSG_ACK:

@@ -18,8 +18,8 @@ typedef enum cvg__msg_type {
     CVG__MSG_HELLO = 1, /* who I am and what I have */
     CVG__MSG_PULL = 2,  /* send me your ops from this cursor on */
     CVG__MSG_OPS = 3,   /* a page of ops, answering a PULL */
-    CVG__MSG_PUSH = 4,  /* here are ops you lack */
-    CVG__MSG_ACK = 5,   /* what became of a PUSH */
+    CVG__MSG_PUSH = 4,  /* here are my own ops you lack, unasked */
+    CVG__MSG_ACK = 5,   /* all pages (OPS or PUSH) are committed here */
     CVG__MSG_ERROR = 6  /* the session ends, with a reason */
 } cvg__msg_type;
 
@@ -51,7 +51,8 @@ typedef struct cvg__msg {
     const cvg_bytes *blocks;
     size_t n_blocks;
     uint64_t next_cursor; /* OPS: where the next PULL starts */
-    bool has_more;        /* OPS: the log goes on past next_cursor */
+    bool has_more;        /* OPS: the log goes on past next_cursor;
+                           * PUSH: more PUSH pages follow */
     /* ACK */
     uint64_t accepted;
     uint64_t duplicates;

@@ -546,7 +546,7 @@ Test(wire, layout_bytes_are_fixed)
     expect_bytes(&m, ops, sizeof ops);
 
     m = msg_of(CVG__MSG_PUSH);
-    const uint8_t push[] = {0x01, 0x04, 0x00};
+    const uint8_t push[] = {0x01, 0x04, 0xc2, 0x00};
     expect_bytes(&m, push, sizeof push);
 
     cvg__ack_error e = {{mkid(0), 5}, -1};
@@ -797,9 +797,9 @@ Test(wire, huge_counts_are_refused_before_allocating)
     };
     const size_t cn[] = {3, 5, 5, 5, 9, 5, 1};
     /* HELLO: 2 + 18 + flags (1); OPS: 2 + cursor (5) + bool (1);
-     * PUSH: 2; ACK: 2 + three counters (3 + 1 + 9). */
+     * PUSH: 2 + bool (1); ACK: 2 + three counters (3 + 1 + 9). */
     const int which[] = {0, 2, 3, 4};
-    const size_t off[] = {21, 8, 2, 15};
+    const size_t off[] = {21, 8, 3, 15};
     for (size_t i = 0; i < 4; i++) {
         for (size_t k = 0; k < sizeof cn / sizeof *cn; k++) {
             expect_count_refused(which[i], off[i], counts[k], cn[k]);
@@ -813,7 +813,7 @@ Test(wire, a_count_one_over_the_cap_is_refused_with_the_bytes_there)
      * it. */
     size_t n = CVG__MSG_BLOCKS_MAX + 1;
     cvg__buf b = {0};
-    const uint8_t head[] = {0x01, 0x04, 0xce, 0x00, 0x01, 0x00, 0x01};
+    const uint8_t head[] = {0x01, 0x04, 0xc2, 0xce, 0x00, 0x01, 0x00, 0x01};
     cr_assert_eq(cvg__buf_append(&b, head, sizeof head), CVG_OK);
     for (size_t i = 0; i < n; i++) {
         const uint8_t blk[] = {0xc4, 0x01, 0x00};
@@ -821,7 +821,7 @@ Test(wire, a_count_one_over_the_cap_is_refused_with_the_bytes_there)
     }
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     /* One fewer block, with the count at the cap: fine. */
-    b.p[6] = 0x00;
+    b.p[7] = 0x00;
     b.len -= 3;
     cr_expect_eq(decode_any(b.p, b.len), CVG_OK);
     cvg__buf_free(&b);
@@ -929,21 +929,22 @@ Test(wire, field_forms_are_checked)
     /* A block as a str, or empty. */
     b.p[5] = 0xa1;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
-    const uint8_t empty_block[] = {0x01, 0x04, 0x01, 0xc4, 0x00};
-    cr_expect_eq(decode_any(empty_block, 5), CVG_ECORRUPT);
+    const uint8_t empty_block[] = {0x01, 0x04, 0xc2, 0x01, 0xc4, 0x00};
+    cr_expect_eq(decode_any(empty_block, 6), CVG_ECORRUPT);
     /* Enough bytes for the count check to pass: the empty one itself is
      * refused, wherever it is. */
-    const uint8_t empty_first[] = {0x01, 0x04, 0x02, 0xc4, 0x00,
-                                   0xc4, 0x02, 0xaa, 0xbb};
-    cr_expect_eq(decode_any(empty_first, 9), CVG_ECORRUPT);
-    const uint8_t empty_last[] = {0x01, 0x04, 0x02, 0xc4, 0x02,
-                                  0xaa, 0xbb, 0xc4, 0x00};
-    cr_expect_eq(decode_any(empty_last, 9), CVG_ECORRUPT);
-    const uint8_t none_empty[] = {0x01, 0x04, 0x02, 0xc4, 0x01,
-                                  0xaa, 0xc4, 0x01, 0xbb};
-    cr_expect_eq(decode_any(none_empty, 9), CVG_OK);
-    const uint8_t bin16_small[] = {0x01, 0x04, 0x01, 0xc5, 0x00, 0x01, 0x07};
-    cr_expect_eq(decode_any(bin16_small, 7), CVG_ECORRUPT);
+    const uint8_t empty_first[] = {0x01, 0x04, 0xc2, 0x02, 0xc4,
+                                   0x00, 0xc4, 0x02, 0xaa, 0xbb};
+    cr_expect_eq(decode_any(empty_first, 10), CVG_ECORRUPT);
+    const uint8_t empty_last[] = {0x01, 0x04, 0xc2, 0x02, 0xc4,
+                                  0x02, 0xaa, 0xbb, 0xc4, 0x00};
+    cr_expect_eq(decode_any(empty_last, 10), CVG_ECORRUPT);
+    const uint8_t none_empty[] = {0x01, 0x04, 0xc2, 0x02, 0xc4,
+                                  0x01, 0xaa, 0xc4, 0x01, 0xbb};
+    cr_expect_eq(decode_any(none_empty, 10), CVG_OK);
+    const uint8_t bin16_small[] = {0x01, 0x04, 0xc2, 0x01,
+                                   0xc5, 0x00, 0x01, 0x07};
+    cr_expect_eq(decode_any(bin16_small, 8), CVG_ECORRUPT);
 
     /* PULL limits past 32 bits. */
     const uint8_t pull[] = {0x01, 0x02, 0x00, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0,
