@@ -3,7 +3,7 @@
  *
  * Input format:
  *   byte 0      session options (session_options_from(): page size,
- *               no_pull, no_serve, page bytes)
+ *               no_pull, no_serve, page bytes, push)
  *   then        messages, each a 2-byte big-endian length and that many
  *               bytes (a last message cut short is fed as it is). A
  *               message of length 0 closes the session and opens a new

@@ -243,6 +243,8 @@ main(int argc, char **argv)
         {"peer_no_pull", 8, 10, false},
         {"peer_no_serve", 16, 10, false},
         {"peer_repeats", 0, 2, true},
+        {"local_pushes", 64, 10, false},
+        {"local_pushes_pages1", 64 | 1, 6, false},
     };
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
         one_session(dir, plain[i].name, plain[i].optbyte, plain[i].extra,
@@ -252,6 +254,11 @@ main(int argc, char **argv)
     cvg_session_options_init(&refuse);
     refuse.no_serve = true;
     one_session(dir, "peer_refuses_pulls", 0, 0, false, &refuse);
+    cvg_session_options pusher;
+    cvg_session_options_init(&pusher);
+    pusher.push = true;
+    pusher.page_ops = 4;
+    one_session(dir, "peer_pushes", 0, 10, false, &pusher);
 
     /* A fresh, empty peer; the third replica, resuming from the position
      * stored for it; and a copy of the local replica itself. */

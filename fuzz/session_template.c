@@ -43,4 +43,5 @@ session_options_from(uint8_t b, cvg_session_options *o)
     if (b & 32) {
         o->page_bytes = 256;
     }
+    o->push = (b & 64) != 0;
 }
