@@ -21,9 +21,13 @@
  *
  * Threads: a cvg_replica and everything opened from it must be used by one
  * thread at a time; the caller serializes access (a mutex around the handle
- * is enough). A transaction may move between threads between calls. Do not
- * fork() with a replica open. Several processes may open one replica
- * directory at once: LMDB serializes their writers and readers never block.
+ * is enough). A read transaction may move between threads between calls; a
+ * write transaction must end (commit or abort) on the thread that began it,
+ * as LMDB's writer lock belongs to that thread. Do not fork() with a
+ * replica open. A process opens a replica directory once (a second open is
+ * CVG_EBUSY): share the handle. Several processes may open one replica
+ * directory at once: LMDB serializes their writers and readers never block
+ * (see docs/architecture.md for the LMDB versions that are safe).
  */
 #ifndef CONVERGE_H
 #define CONVERGE_H
@@ -328,8 +332,9 @@ CVG_API void cvg_replica_options_init(cvg_replica_options *opts);
  * @param[in]  opts  NULL for the defaults.
  * @param[out] out   The handle; NULL on error. Close with cvg_replica_close().
  * @return CVG_OK, or CVG_EINVAL (bad options), CVG_ENOTFOUND (missing and
- *   no_create), CVG_EVERSION (written by a newer format), CVG_ECORRUPT (not
- *   a replica, or damaged), CVG_EACCES, CVG_EIO, CVG_ENOMEM.
+ *   no_create), CVG_EBUSY (this process has it open already), CVG_EVERSION
+ *   (written by a newer format), CVG_ECORRUPT (not a replica, or damaged),
+ *   CVG_EACCES, CVG_EIO, CVG_ENOMEM.
  */
 CVG_API CVG_NODISCARD int cvg_replica_open(const char *path,
                                            const cvg_replica_options *opts,

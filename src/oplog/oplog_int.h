@@ -165,6 +165,7 @@ int cvg__value_encode(const cvg_value *v, cvg__buf *out);
  *            now opens unchanged when sync needs them)
  * LMDB codes never leave this module: cvg__mdb_err() translates them. */
 #include <lmdb.h>
+#include <sys/types.h>
 
 typedef struct cvg__store {
     MDB_env *env;
@@ -172,7 +173,15 @@ typedef struct cvg__store {
     size_t map_size;
     size_t map_max;
     bool read_only;
+    bool claimed; /* dev, ino are in this process's registry */
+    dev_t dev;
+    ino_t ino;
 } cvg__store;
+
+/* One handle per replica directory per process (store_registry.c):
+ * CVG_EBUSY if this process has the directory open already. */
+int cvg__store_claim(dev_t dev, ino_t ino);
+void cvg__store_release(dev_t dev, ino_t ino);
 
 /* Translate an LMDB or errno code into a CVG_E... code. */
 int cvg__mdb_err(int rc);

@@ -96,7 +96,8 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
             snprintf(err, errlen, "cannot open replica directory '%s'", path);
             return errno == ENOENT ? CVG_ENOTFOUND : cvg__mdb_err(errno);
         }
-        if (mkdir(path, 0700) != 0) {
+        /* EEXIST: another thread created it meanwhile. */
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
             snprintf(err, errlen, "cannot create replica directory '%s'",
                      path);
             return cvg__mdb_err(errno);
@@ -115,7 +116,25 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
         }
     }
 
-    int rc = mdb_env_create(&s->env);
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "cannot open replica directory '%s'", path);
+        return cvg__mdb_err(errno);
+    }
+    int rc = cvg__store_claim(st.st_dev, st.st_ino);
+    if (rc == CVG_EBUSY) {
+        snprintf(err, errlen,
+                 "replica '%s' is already open in this process: share that "
+                 "handle",
+                 path);
+    }
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    s->claimed = true;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+
+    rc = mdb_env_create(&s->env);
     if (rc != MDB_SUCCESS) {
         snprintf(err, errlen, "cannot create LMDB environment");
         return cvg__mdb_err(rc);
@@ -192,6 +211,10 @@ cvg__store_close(cvg__store *s)
     if (s->env != NULL) {
         mdb_env_close(s->env);
         s->env = NULL;
+    }
+    if (s->claimed) {
+        cvg__store_release(s->dev, s->ino);
+        s->claimed = false;
     }
 }
 

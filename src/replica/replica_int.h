@@ -243,7 +243,6 @@ int cvg__peer_defer(cvg_replica *r, const cvg_replica_id *peer,
 /* Apply what waits for @p peer to @p p, as read from the store. */
 void cvg__peer_overlay(const cvg_replica *r, const cvg_replica_id *peer,
                        cvg__peer_rec *p);
-bool cvg__peer_deferred_has(const cvg_replica *r, const cvg_replica_id *peer);
 /* Write everything waiting into @p mt; clear once it committed. */
 int cvg__peer_deferred_write(cvg_replica *r, MDB_txn *mt);
 void cvg__peer_deferred_clear(cvg_replica *r);

@@ -125,9 +125,3 @@ cvg__peer_deferred_flush(cvg_replica *r)
     }
     return rc;
 }
-
-bool
-cvg__peer_deferred_has(const cvg_replica *r, const cvg_replica_id *peer)
-{
-    return find(r, peer) != NULL;
-}

@@ -250,3 +250,35 @@ Test(replica, open_failure_detail_reaches_the_caller)
     cr_expect_null(r);
     cr_expect(strstr(why, "missing") != NULL, "detail: '%s'", why);
 }
+
+/* LMDB forbids two handles on one environment in a process (its locks are
+ * the process's): the second open is refused, by any path to the
+ * directory, until the first handle is closed. */
+Test(replica, a_second_open_in_the_process_is_refused)
+{
+    const char *dir = cvg_test_dir("twice");
+    cvg_replica *a = NULL, *b = NULL;
+    cr_assert_eq(cvg_replica_open(dir, NULL, &a), CVG_OK);
+    char err[256] = "";
+    cvg_replica_options o;
+    cvg_replica_options_init(&o);
+    o.open_error = err;
+    o.open_error_len = sizeof err;
+    cr_expect_eq(cvg_replica_open(dir, &o, &b), CVG_EBUSY);
+    cr_expect_null(b);
+    cr_expect(strstr(err, "already open in this process") != NULL, "%s", err);
+    char other[1024];
+    snprintf(other, sizeof other, "%s/../%s", dir, strrchr(dir, '/') + 1);
+    cr_expect_eq(cvg_replica_open(other, NULL, &b), CVG_EBUSY);
+    o.read_only = true;
+    cr_expect_eq(cvg_replica_open(dir, &o, &b), CVG_EBUSY);
+    /* The first handle still works. */
+    cvg_txn *t;
+    cr_assert_eq(cvg_txn_begin(a, 0, &t), CVG_OK);
+    cvg_key k = {"c", "k", "f"};
+    cr_assert_eq(cvg_counter_add(t, &k, 1, NULL), CVG_OK);
+    cr_assert_eq(cvg_txn_commit(t), CVG_OK);
+    cvg_replica_close(a);
+    cr_assert_eq(cvg_replica_open(dir, NULL, &b), CVG_OK);
+    cvg_replica_close(b);
+}
