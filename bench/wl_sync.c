@@ -403,13 +403,36 @@ wl_sync_conflict(const bench_ctx *ctx, bench_run *out)
 
 /* ---- sync_incremental_1k ------------------------------------------------- */
 
+/* Fill A with @p base increments, sync a fresh B, add @p n more to A,
+ * and time the next session pair into @p res. Returns with A and B open. */
+static void
+incremental_pair(const bench_ctx *ctx, const char *pa, const char *pb,
+                 cvg_durability d, uint64_t base, uint64_t n,
+                 cvg_replica **a_out, cvg_replica **b_out, sync_result *first,
+                 sync_result *res)
+{
+    cvg_replica *a = bench_open(ctx, pa, d);
+    cvg_replica *b = bench_open(ctx, pb, d);
+    (void)bench_counter_fill(ctx, a, base, SYNC_BATCH, 1, NULL);
+    sync_pair(ctx, a, b, first);
+    expect_moved(ctx, first, base, 0);
+    (void)bench_counter_fill(ctx, a, n, n, 1, NULL);
+    sync_pair(ctx, a, b, res);
+    expect_moved(ctx, res, n, 0);
+    bench_counter_verify(ctx, b, base + n, 1);
+    expect_op_count(ctx, a, "A", base + n);
+    *a_out = a;
+    *b_out = b;
+}
+
 /*
  * Setup (untimed, durable): A gets 100 * n counter increments in commits
  * of SYNC_BATCH; a fresh B syncs with A. Then A adds n increments in one
  * commit.
  *
  * Timed: the next session pair between A and B (both pull; only A has
- * something new).
+ * something new). Then, apart, the same with relaxed replicas (the
+ * relaxed_* figures: the cost without the page commit's fsyncs).
  */
 void
 wl_sync_incremental(const bench_ctx *ctx, bench_run *out)
@@ -418,20 +441,17 @@ wl_sync_incremental(const bench_ctx *ctx, bench_run *out)
     uint64_t base = 100 * n;
     char *pa = bench_subdir(ctx, 0);
     char *pb = bench_subdir(ctx, 1);
+    char *pra = bench_subdir(ctx, 2);
+    char *prb = bench_subdir(ctx, 3);
 
-    cvg_replica *a = bench_open(ctx, pa, CVG_DURABLE);
-    cvg_replica *b = bench_open(ctx, pb, CVG_DURABLE);
-    (void)bench_counter_fill(ctx, a, base, SYNC_BATCH, 1, NULL);
-    sync_result first;
-    sync_pair(ctx, a, b, &first);
-    expect_moved(ctx, &first, base, 0);
-    (void)bench_counter_fill(ctx, a, n, n, 1, NULL);
-
-    sync_result res;
-    sync_pair(ctx, a, b, &res);
-    expect_moved(ctx, &res, n, 0);
-    bench_counter_verify(ctx, b, base + n, 1);
-    expect_op_count(ctx, a, "A", base + n);
+    cvg_replica *a, *b, *ra, *rb;
+    sync_result first, res, rfirst, rres;
+    incremental_pair(ctx, pra, prb, CVG_RELAXED, base, n, &ra, &rb, &rfirst,
+                     &rres);
+    cvg_replica_close(ra);
+    cvg_replica_close(rb);
+    incremental_pair(ctx, pa, pb, CVG_DURABLE, base, n, &a, &b, &first,
+                     &res);
 
     out->seconds = res.seconds;
     out->cpu_seconds = res.cpu_seconds;
@@ -454,7 +474,11 @@ wl_sync_incremental(const bench_ctx *ctx, bench_run *out)
     bench_extra_add(out, "pages", (double)res.sb.pages_received, true);
     bench_extra_add(out, "messages", (double)res.messages, true);
     bench_extra_add(out, "first_sync_seconds", first.seconds, false);
+    bench_extra_add(out, "relaxed_seconds", rres.seconds, false);
+    bench_extra_add(out, "relaxed_cpu_seconds", rres.cpu_seconds, false);
 
     free(pa);
     free(pb);
+    free(pra);
+    free(prb);
 }
