@@ -660,8 +660,9 @@ CVG_API CVG_NODISCARD int cvg_session_output(cvg_session *s,
  * CVG_EVERSION (newer protocol), CVG_EGAP (ops whose dependencies are
  * missing), CVG_ECLOCK (ops too far ahead of the local clock),
  * CVG_EEQUIVOCAL (an op under a dot this replica has, with other content),
- * CVG_EFORGED (an op in this replica's name that it never made: forged, or
- * this replica was restored from an older copy), CVG_ELIMIT (a page larger
+ * CVG_EFORGED (an op in this replica's name that it never made, or a HELLO
+ * claiming such ops: forged, or this replica was restored from an older
+ * copy), CVG_ELIMIT (a page larger
  * than the PULL asked for), CVG_EPROTO (a message out of turn or
  * inconsistent with the session: a page or ACK nobody asked for, a HELLO
  * from a second peer, a cursor past the end of the log), CVG_EINVAL (the

@@ -408,6 +408,26 @@ on_hello(cvg_session *s, const cvg__msg *m)
             return fail(s, rc, "out of memory");
         }
     }
+    /* A peer with more of our ops than we made: this replica was restored
+     * from an older copy (its next ops would reuse seqs the world already
+     * knows, with other content), or the peer lies. Either way, stop. */
+    uint64_t claimed = cvg__vv_get(&s->peer_vv, &s->r->id);
+    if (claimed > 0) {
+        cvg_txn *t;
+        int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
+        if (rc != CVG_OK) {
+            return fail(s, rc, "cannot read the version vector");
+        }
+        uint64_t mine = cvg__vv_get(&t->vv, &s->r->id);
+        cvg_txn_abort(t);
+        if (claimed > mine) {
+            snprintf(s->why, sizeof s->why,
+                     "the peer has this replica's ops up to seq %llu, but it "
+                     "made only %llu: restored from an older copy?",
+                     (unsigned long long)claimed, (unsigned long long)mine);
+            return fail(s, CVG_EFORGED, s->why);
+        }
+    }
     /* What the peer has of ours is committed there. */
     cvg__peer_change ch = {.acked = cvg__vv_get(&s->peer_vv, &s->r->id),
                            .attempt_ms = now_ms(s)};

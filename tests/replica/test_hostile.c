@@ -1642,6 +1642,42 @@ Test(hostile, ops_in_the_receivers_own_name)
     world_close(&w);
 }
 
+/* A HELLO that says the peer has more of V's ops than V made: V was
+ * restored from an older copy, or the peer lies; its next ops would reuse
+ * seqs others know. The session stops before anything moves. */
+Test(hostile, hellos_claiming_ops_the_receiver_never_made)
+{
+    world w;
+    world_open(&w, "hostile-claim", 16);
+    snap before;
+    snap_take(w.v, &before, true);
+    for (uint64_t claim = 3; claim < 6; claim++) {
+        cvg_dot dot = {w.vid, claim};
+        cvg__msg m = msg_of(CVG__MSG_HELLO);
+        m.id = w.mid;
+        m.flags = 1;
+        m.vv = &dot;
+        m.vv_n = 1;
+        cvg__buf b = {0};
+        encode(&m, &b);
+        victim v;
+        memset(&v, 0, sizeof v);
+        v.r = w.v;
+        OK(cvg_session_open(w.v, NULL, &v.s));
+        drain(v.s, NULL, NULL, NULL);
+        if (claim == 3) { /* V made 3: a true claim */
+            OK(cvg_session_input(v.s, b.p, b.len));
+        } else {
+            expect_refused(&v, b.p, b.len, CVG_EFORGED, &before,
+                           "a claim past V's own ops");
+        }
+        victim_end(&v);
+        cvg__buf_free(&b);
+    }
+    snap_free(&before);
+    world_close(&w);
+}
+
 /* ---- Messages out of turn ----------------------------------------------------------*/
 
 Test(hostile, messages_before_hello)
