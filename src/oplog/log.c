@@ -101,9 +101,29 @@ advance(cvg__log_iter *it)
     return CVG_OK;
 }
 
+/* Skip whole blocks of other origins than it->origin. */
+static int
+skip_other_origins(cvg__log_iter *it)
+{
+    for (;;) {
+        cvg__log_span span;
+        int rc = cvg__log_iter_span(it, &span);
+        if (rc != CVG_OK || cvg__id_cmp(&span.origin, &it->origin) == 0) {
+            return rc;
+        }
+        cvg__log_iter_skip_span(it);
+    }
+}
+
 int
 cvg__log_iter_next(cvg__log_iter *it, cvg__op *op)
 {
+    if (it->only) {
+        int rc = skip_other_origins(it);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
     while (it->open) {
         int rc = it->skipped ? CVG_DONE : cvg__block_next(&it->rd, op);
         if (rc == CVG_OK) {
@@ -166,6 +186,26 @@ cvg__log_iter_skip_span(cvg__log_iter *it)
         it->next_lsn = it->last_lsn + 1;
         it->skipped = true;
     }
+}
+
+int
+cvg__log_iter_open_origin(cvg__store *s, MDB_txn *t,
+                          const cvg_replica_id *origin, uint64_t from_seq,
+                          cvg__log_iter *it)
+{
+    memset(it, 0, sizeof *it);
+    cvg_dot first = {*origin, from_seq};
+    uint64_t lsn;
+    int rc = cvg__log_find(s, t, &first, &lsn);
+    if (rc == CVG_ENOTFOUND) {
+        return CVG_OK; /* not open: next gives CVG_DONE */
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__log_iter_open(s, t, lsn, it);
+    }
+    it->only = true;
+    it->origin = *origin;
+    return rc;
 }
 
 void

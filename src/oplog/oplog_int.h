@@ -225,6 +225,8 @@ typedef struct cvg__log_iter {
     uint64_t from;      /* skip ops before this lsn */
     uint64_t last_lsn;  /* lsn of the last op in rd's block */
     bool skipped;       /* the rest of rd's block was skipped */
+    bool only;          /* give only the ops of origin */
+    cvg_replica_id origin;
 } cvg__log_iter;
 
 /* What is left of the block the iterator is in: ops of one origin with
@@ -243,6 +245,12 @@ int cvg__log_iter_open(cvg__store *s, MDB_txn *t, uint64_t from,
  * error. */
 int cvg__log_iter_next(cvg__log_iter *it, cvg__op *op);
 void cvg__log_iter_close(cvg__log_iter *it);
+/* Open @p it on the ops of @p origin from seq @p from_seq on, found through
+ * the dots index; other origins' blocks are skipped by their header, so a
+ * walk costs what it gives. With no such op, next gives CVG_DONE. */
+int cvg__log_iter_open_origin(cvg__store *s, MDB_txn *t,
+                              const cvg_replica_id *origin, uint64_t from_seq,
+                              cvg__log_iter *it);
 /* The rest of the current block, moving to the next block first if this
  * one is used up: CVG_OK, CVG_DONE at the end of the log, or an error. Lets
  * a reader skip whole blocks by their header, without decoding their ops. */

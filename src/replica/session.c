@@ -35,8 +35,9 @@ struct cvg_session {
     bool served;     /* the peer has pulled all we have */
     bool ended;      /* the END or ERROR event was given */
     /* Status learned but not yet stored: it rides on the next page commit,
-     * or is written once when the session ends, instead of a durable
-     * commit (an fsync) each time something is learned. */
+     * or, when the session ends, waits for the replica's next commit
+     * (sync_deferred.c), instead of a durable commit (an fsync) each time
+     * something is learned. */
     cvg__peer_change change;
     bool change_dirty;
     bool acked_all;  /* the peer confirmed our last page */
@@ -145,9 +146,9 @@ note_peer(cvg_session *s, const cvg__peer_change *ch)
     s->change_dirty = true;
 }
 
-/* Store what is pending now (the session ends). Best effort: the sync
- * status may lag (say, if the app holds a write transaction); the data
- * never does. */
+/* Hand what is pending to the replica (the session ends): it is stored
+ * with the next commit. Best effort: the sync status may lag after a
+ * crash; the data never does. */
 static void
 store_peer(cvg_session *s)
 {
@@ -489,6 +490,43 @@ page_destroy(page *p)
     cvg__block_run_destroy(&p->run);
 }
 
+/* Finish @p p's open block and queue its blocks as one OPS or PUSH message;
+ * @p p is emptied for the next page. */
+static int
+page_enqueue(cvg_session *s, page *p, cvg__msg_type type, uint64_t next,
+             bool more)
+{
+    int rc = cvg__block_run_close(&p->run);
+    cvg_bytes *blocks = NULL;
+    if (rc == CVG_OK && p->nblocks > 0) {
+        blocks = cvg__alloc(p->nblocks * sizeof *blocks);
+        rc = blocks ? CVG_OK : CVG_ENOMEM;
+    }
+    for (size_t i = 0; rc == CVG_OK && i < p->nblocks; i++) {
+        size_t start = i ? p->ends[i - 1] : 0;
+        blocks[i].data = p->bytes.p + start;
+        blocks[i].len = p->ends[i] - start;
+    }
+    if (rc == CVG_OK) {
+        cvg__msg m;
+        memset(&m, 0, sizeof m);
+        m.type = type;
+        m.version = CVG_PROTOCOL_VERSION;
+        m.blocks = blocks;
+        m.n_blocks = p->nblocks;
+        m.next_cursor = next;
+        m.has_more = more;
+        rc = enqueue(s, &m);
+    }
+    cvg__free(blocks);
+    if (rc == CVG_OK) {
+        s->stats.pages_sent++;
+        p->bytes.len = 0;
+        p->nblocks = 0;
+    }
+    return rc;
+}
+
 static int
 on_pull(cvg_session *s, const cvg__msg *m)
 {
@@ -581,36 +619,13 @@ on_pull(cvg_session *s, const cvg__msg *m)
     cvg__log_iter_close(&it);
     cvg_txn_abort(t);
     if (rc == CVG_OK) {
-        rc = cvg__block_run_close(&p.run);
+        rc = page_enqueue(s, &p, CVG__MSG_OPS, next, more);
     }
-    cvg_bytes *blocks = NULL;
-    if (rc == CVG_OK && p.nblocks > 0) {
-        blocks = cvg__alloc(p.nblocks * sizeof *blocks);
-        rc = blocks ? CVG_OK : CVG_ENOMEM;
-    }
-    for (size_t i = 0; rc == CVG_OK && i < p.nblocks; i++) {
-        size_t start = i ? p.ends[i - 1] : 0;
-        blocks[i].data = p.bytes.p + start;
-        blocks[i].len = p.ends[i] - start;
-    }
-    if (rc == CVG_OK) {
-        cvg__msg reply;
-        memset(&reply, 0, sizeof reply);
-        reply.type = CVG__MSG_OPS;
-        reply.version = CVG_PROTOCOL_VERSION;
-        reply.blocks = blocks;
-        reply.n_blocks = p.nblocks;
-        reply.next_cursor = next;
-        reply.has_more = more;
-        rc = enqueue(s, &reply);
-    }
-    cvg__free(blocks);
     page_destroy(&p);
     if (rc != CVG_OK) {
         return fail(s, rc, "cannot build a page of ops");
     }
     s->stats.ops_sent += n;
-    s->stats.pages_sent++;
     void *arr = s->pages;
     if (cvg__grow(&arr, &s->cappages, s->npages + 1, sizeof *s->pages) ==
         CVG_OK) {
@@ -627,45 +642,10 @@ on_pull(cvg_session *s, const cvg__msg *m)
     return CVG_OK;
 }
 
-/* Queue one PUSH page with the blocks of @p p. */
-static int
-enqueue_push(cvg_session *s, page *p, bool more)
-{
-    int rc = cvg__block_run_close(&p->run);
-    cvg_bytes *blocks = NULL;
-    if (rc == CVG_OK && p->nblocks > 0) {
-        blocks = cvg__alloc(p->nblocks * sizeof *blocks);
-        rc = blocks ? CVG_OK : CVG_ENOMEM;
-    }
-    for (size_t i = 0; rc == CVG_OK && i < p->nblocks; i++) {
-        size_t start = i ? p->ends[i - 1] : 0;
-        blocks[i].data = p->bytes.p + start;
-        blocks[i].len = p->ends[i] - start;
-    }
-    if (rc == CVG_OK) {
-        cvg__msg m;
-        memset(&m, 0, sizeof m);
-        m.type = CVG__MSG_PUSH;
-        m.version = CVG_PROTOCOL_VERSION;
-        m.blocks = blocks;
-        m.n_blocks = p->nblocks;
-        m.has_more = more;
-        rc = enqueue(s, &m);
-    }
-    cvg__free(blocks);
-    if (rc == CVG_OK) {
-        s->stats.pages_sent++;
-        p->bytes.len = 0;
-        p->nblocks = 0;
-    }
-    return rc;
-}
-
 /*
  * Push: our own ops the peer's HELLO says it lacks, in PUSH pages queued
- * at once, the last saying so. They are found like the sync queue: the
- * first through the dots index, then the log on from there, skipping other
- * origins' blocks by their header, so a push costs what is new. Only our
+ * at once, the last saying so. They are found like the sync queue
+ * (cvg__log_iter_open_origin), so a push costs what is new. Only our
  * own ops go: the peer (a server) needs no position in our log, and what
  * we relay from others it had first.
  */
@@ -683,25 +663,9 @@ push_own_ops(cvg_session *s)
     page p;
     page_init(&p);
     cvg__log_iter it;
-    memset(&it, 0, sizeof it);
-    cvg_dot first = {r->id, have + 1};
-    uint64_t lsn = 0, n = 0, own_max = have;
-    rc = cvg__log_find(&r->store, t->mt, &first, &lsn);
-    bool any = rc == CVG_OK;
-    rc = rc == CVG_ENOTFOUND ? CVG_OK : rc;
-    if (any) {
-        rc = cvg__log_iter_open(&r->store, t->mt, lsn, &it);
-    }
-    while (any && rc == CVG_OK) {
-        cvg__log_span span;
-        rc = cvg__log_iter_span(&it, &span);
-        if (rc != CVG_OK) {
-            break;
-        }
-        if (cvg__id_cmp(&span.origin, &r->id) != 0) {
-            cvg__log_iter_skip_span(&it);
-            continue;
-        }
+    uint64_t n = 0, own_max = have;
+    rc = cvg__log_iter_open_origin(&r->store, t->mt, &r->id, have + 1, &it);
+    while (rc == CVG_OK) {
         cvg__op op;
         rc = cvg__log_iter_next(&it, &op);
         if (rc == CVG_OK) {
@@ -713,7 +677,7 @@ push_own_ops(cvg_session *s)
         own_max = op.pub.dot.seq;
         size_t open_len = p.run.open ? p.run.w.out.len : 0;
         if (++n == max_ops || p.bytes.len + open_len >= s->opts.page_bytes) {
-            rc = enqueue_push(s, &p, true);
+            rc = page_enqueue(s, &p, CVG__MSG_PUSH, 0, true);
             n = 0;
         }
     }
@@ -721,7 +685,7 @@ push_own_ops(cvg_session *s)
     cvg__log_iter_close(&it);
     cvg_txn_abort(t);
     if (rc == CVG_OK) {
-        rc = enqueue_push(s, &p, false); /* the last, perhaps empty */
+        rc = page_enqueue(s, &p, CVG__MSG_PUSH, 0, false); /* the last */
     }
     page_destroy(&p);
     if (rc != CVG_OK) {

@@ -1,16 +1,15 @@
 /*
  * The sync queue op by op: this replica's own ops that a peer does not have
  * yet, each with its state. The peer record says the peer has our seqs
- * 1..acked, so the queue is our ops above acked, found through the dots
- * index and walked in log order; blocks of other origins are skipped by
- * their header. A refused op has a record in the queue database.
+ * 1..acked, so the queue is our ops above acked, walked in log order
+ * (cvg__log_iter_open_origin: other origins' blocks are skipped by their
+ * header). A refused op has a record in the queue database.
  */
 #include "replica_int.h"
 
 struct cvg_queue_cursor {
     cvg_txn *t;
-    cvg__log_iter it;
-    bool empty;        /* nothing above acked */
+    cvg__log_iter it;  /* our own ops above acked */
     cvg_replica_id peer;
     uint64_t sent;     /* ops up to here were offered in a page */
     bool active;       /* a session with the peer is open */
@@ -53,17 +52,8 @@ cvg_sync_queue_open(cvg_txn *t, const cvg_replica_id *peer,
     c->active = cvg__peer_active(r, peer);
     c->wgen = t->wgen;
     c->epoch = t->epoch;
-    cvg_dot first = {r->id, p.acked + 1};
-    uint64_t lsn = 0;
-    rc = cvg__log_find(&r->store, t->mt, &first, &lsn);
-    if (rc == CVG_ENOTFOUND) {
-        c->empty = true; /* the peer has every op we made */
-        *out = c;
-        return CVG_OK;
-    }
-    if (rc == CVG_OK) {
-        rc = cvg__log_iter_open(&r->store, t->mt, lsn, &c->it);
-    }
+    rc = cvg__log_iter_open_origin(&r->store, t->mt, &r->id, p.acked + 1,
+                                   &c->it);
     if (rc != CVG_OK) {
         cvg__log_iter_close(&c->it);
         cvg__free(c);
@@ -107,41 +97,25 @@ cvg_sync_queue_next(cvg_queue_cursor *c, cvg_queued_op *out)
     if (c->t->wgen != c->wgen || c->t->epoch != c->epoch) {
         return CVG_EMISUSE; /* the transaction wrote or ended meanwhile */
     }
-    if (c->empty) {
-        return CVG_DONE;
-    }
-    const cvg_replica_id *me = &c->t->r->id;
-    for (;;) {
-        cvg__log_span span;
-        int rc = cvg__log_iter_span(&c->it, &span);
-        if (rc != CVG_OK) {
-            return rc;
-        }
-        if (cvg__id_cmp(&span.origin, me) != 0) {
-            cvg__log_iter_skip_span(&c->it);
-            continue;
-        }
-        cvg__op op;
-        rc = cvg__log_iter_next(&c->it, &op);
-        if (rc != CVG_OK) {
-            return rc;
-        }
-        int code;
+    cvg__op op;
+    int rc = cvg__log_iter_next(&c->it, &op);
+    int code = CVG_OK;
+    if (rc == CVG_OK) {
         rc = failed_code(c, op.pub.dot.seq, &code);
-        if (rc != CVG_OK) {
-            return rc;
-        }
-        out->op = op.pub;
-        out->code = code;
-        if (code != CVG_OK) {
-            out->state = CVG_OP_FAILED;
-        } else if (c->active && op.pub.dot.seq <= c->sent) {
-            out->state = CVG_OP_SYNCING;
-        } else {
-            out->state = CVG_OP_PENDING;
-        }
-        return CVG_OK;
     }
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    out->op = op.pub;
+    out->code = code;
+    if (code != CVG_OK) {
+        out->state = CVG_OP_FAILED;
+    } else if (c->active && op.pub.dot.seq <= c->sent) {
+        out->state = CVG_OP_SYNCING;
+    } else {
+        out->state = CVG_OP_PENDING;
+    }
+    return CVG_OK;
 }
 
 void

@@ -532,6 +532,16 @@ victim_start(victim *v, cvg_replica *r, const cvg_session_options *o,
     }
 }
 
+/* A victim session of @p r that has said HELLO and heard nothing yet. */
+static void
+victim_open(victim *v, cvg_replica *r)
+{
+    memset(v, 0, sizeof *v);
+    v->r = r;
+    OK(cvg_session_open(r, NULL, &v->s));
+    drain(v->s, NULL, NULL, NULL);
+}
+
 static void
 victim_end(victim *v)
 {
@@ -817,10 +827,7 @@ Test(hostile, pushes_of_ops_of_another_origin)
     encode(&m, &b);
     for (int honest = 0; honest < 2; honest++) {
         victim v;
-        memset(&v, 0, sizeof v);
-        v.r = w.v;
-        OK(cvg_session_open(w.v, NULL, &v.s));
-        drain(v.s, NULL, NULL, NULL);
+        victim_open(&v, w.v);
         cvg__buf h = {0};
         hello_msg(&h, honest ? &w.sid : &w.mid, 2 /* pushes */);
         OK(cvg_session_input(v.s, h.p, h.len));
@@ -1661,10 +1668,7 @@ Test(hostile, hellos_claiming_ops_the_receiver_never_made)
         cvg__buf b = {0};
         encode(&m, &b);
         victim v;
-        memset(&v, 0, sizeof v);
-        v.r = w.v;
-        OK(cvg_session_open(w.v, NULL, &v.s));
-        drain(v.s, NULL, NULL, NULL);
+        victim_open(&v, w.v);
         if (claim == 3) { /* V made 3: a true claim */
             OK(cvg_session_input(v.s, b.p, b.len));
         } else {

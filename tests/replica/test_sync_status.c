@@ -47,6 +47,23 @@ open_side(side *s)
     cr_assert_eq(cvg_replica_open(s->dir, &o, &s->r), CVG_OK);
 }
 
+/* A till and a server in directories named after @p name, both opened at
+ * the same fixed time. */
+static void
+open_pair(side *till, side *server, const char *name)
+{
+    side *sides[2] = {till, server};
+    const char *leaf[2] = {"till", "srv"};
+    for (int i = 0; i < 2; i++) {
+        char dir[64];
+        memset(sides[i], 0, sizeof *sides[i]);
+        sides[i]->now = 1700000000000ull;
+        snprintf(dir, sizeof dir, "%s-%s", name, leaf[i]);
+        snprintf(sides[i]->dir, sizeof sides[i]->dir, "%s", cvg_test_dir(dir));
+        open_side(sides[i]);
+    }
+}
+
 static void
 sell(side *s, int n)
 {
@@ -71,11 +88,8 @@ status(side *till, side *server)
 
 Test(sync_status, pending_committed_failed_and_retry)
 {
-    side till = {.now = 1700000000000ull}, server = {.now = 1700000000000ull};
-    snprintf(till.dir, sizeof till.dir, "%s", cvg_test_dir("st-till"));
-    snprintf(server.dir, sizeof server.dir, "%s", cvg_test_dir("st-srv"));
-    open_side(&till);
-    open_side(&server);
+    side till, server;
+    open_pair(&till, &server, "st");
 
     sell(&till, 5);
     cvg_sync_status st = status(&till, &server);
@@ -178,11 +192,8 @@ walk_queue(side *till, side *server, uint64_t *seqs, int *states, int *codes,
 
 Test(sync_status, the_queue_op_by_op)
 {
-    side till = {.now = 1700000000000ull}, server = {.now = 1700000000000ull};
-    snprintf(till.dir, sizeof till.dir, "%s", cvg_test_dir("q-till"));
-    snprintf(server.dir, sizeof server.dir, "%s", cvg_test_dir("q-srv"));
-    open_side(&till);
-    open_side(&server);
+    side till, server;
+    open_pair(&till, &server, "q");
     uint64_t seqs[16];
     int states[16], codes[16];
 
@@ -243,11 +254,8 @@ Test(sync_status, the_queue_op_by_op)
  * and the next session learns it again. */
 Test(sync_status, status_waits_for_the_next_commit)
 {
-    side till = {.now = 1700000000000ull}, server = {.now = 1700000000000ull};
-    snprintf(till.dir, sizeof till.dir, "%s", cvg_test_dir("w-till"));
-    snprintf(server.dir, sizeof server.dir, "%s", cvg_test_dir("w-srv"));
-    open_side(&till);
-    open_side(&server);
+    side till, server;
+    open_pair(&till, &server, "w");
     sell(&till, 3);
     /* The child opens its own handles (LMDB's are not to be used across
      * fork()), syncs, reads the status, and dies without closing. */
