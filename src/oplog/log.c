@@ -4,10 +4,12 @@
  * log order from any lsn. Log order is causal order: a block is appended
  * only after everything its ops depend on.
  */
+#include <lmdb.h>
+
 #include "oplog_int.h"
 
 int
-cvg__log_append(cvg__store *s, MDB_txn *t, uint64_t last_lsn,
+cvg__log_append(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
                 const cvg_replica_id *origin, uint64_t last_seq,
                 cvg_bytes block)
 {
@@ -53,7 +55,7 @@ load_block(cvg__log_iter *it, MDB_val *k, MDB_val *v)
 }
 
 int
-cvg__log_iter_open(cvg__store *s, MDB_txn *t, uint64_t from,
+cvg__log_iter_open(cvg__store *s, cvg__store_txn *t, uint64_t from,
                    cvg__log_iter *it)
 {
     memset(it, 0, sizeof *it);
@@ -189,7 +191,7 @@ cvg__log_iter_skip_span(cvg__log_iter *it)
 }
 
 int
-cvg__log_iter_open_origin(cvg__store *s, MDB_txn *t,
+cvg__log_iter_open_origin(cvg__store *s, cvg__store_txn *t,
                           const cvg_replica_id *origin, uint64_t from_seq,
                           cvg__log_iter *it)
 {
@@ -220,7 +222,7 @@ cvg__log_iter_close(cvg__log_iter *it)
 }
 
 int
-cvg__log_find(cvg__store *s, MDB_txn *t, const cvg_dot *dot,
+cvg__log_find(cvg__store *s, cvg__store_txn *t, const cvg_dot *dot,
               uint64_t *lsn_out)
 {
     *lsn_out = 0;

@@ -8,6 +8,8 @@
  * stored. Only a duplicate pays: a block decode, shared by every duplicate
  * of that block that follows in seq order (the cursor below).
  */
+#include <lmdb.h>
+
 #include "op_lookup.h"
 
 /* Whether the block in @p l holds @p dot. */
@@ -21,7 +23,7 @@ holds(const cvg__op_lookup *l, const cvg_dot *dot)
 
 /* Copy the block that holds @p dot into @p l and open it. */
 static int
-load(cvg__op_lookup *l, cvg__store *s, MDB_txn *t, const cvg_dot *dot)
+load(cvg__op_lookup *l, cvg__store *s, cvg__store_txn *t, const cvg_dot *dot)
 {
     l->open = false;
     MDB_cursor *c;
@@ -76,7 +78,7 @@ load(cvg__op_lookup *l, cvg__store *s, MDB_txn *t, const cvg_dot *dot)
 }
 
 int
-cvg__op_lookup_find(cvg__op_lookup *l, cvg__store *s, MDB_txn *t,
+cvg__op_lookup_find(cvg__op_lookup *l, cvg__store *s, cvg__store_txn *t,
                     const cvg_dot *dot, const cvg__op **out)
 {
     *out = NULL;

@@ -24,7 +24,7 @@ typedef struct cvg__op_lookup {
 /* The stored op @p dot, through the dots index of the log in @p t. *out
  * points into @p l, valid until the next call on @p l. CVG_ENOTFOUND if
  * the log has no such op; CVG_ECORRUPT, CVG_ENOMEM, or an LMDB error. */
-int cvg__op_lookup_find(cvg__op_lookup *l, cvg__store *s, MDB_txn *t,
+int cvg__op_lookup_find(cvg__op_lookup *l, cvg__store *s, cvg__store_txn *t,
                         const cvg_dot *dot, const cvg__op **out);
 void cvg__op_lookup_destroy(cvg__op_lookup *l);
 

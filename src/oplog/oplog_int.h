@@ -161,21 +161,30 @@ int cvg__value_encode(const cvg_value *v, cvg__buf *out);
  *   state    collection NUL key NUL field NUL type [element hash (16)]
  *            -> state record
  *   origins  local origin index (u32 BE) -> origin id (16) + VV seq (u64 BE)
- *   peers, queue  reserved for sync (created empty, so that a replica made
- *            now opens unchanged when sync needs them)
- * LMDB codes never leave this module: cvg__mdb_err() translates them. */
-#include <lmdb.h>
+ *   peers    peer id (16) -> what this replica knows of that peer
+ *   queue    peer id (16) + seq (u64 BE) -> the code the peer refused our op
+ *            with
+ * Every LMDB call of the library is in src/oplog, and LMDB codes never leave
+ * it: cvg__mdb_err() translates them. Floors above see a store transaction
+ * only as an opaque pointer (LMDB's own type, never dereferenced there). */
 #include <sys/types.h>
 
+struct MDB_env;
+struct MDB_txn;
+struct MDB_cursor;
+typedef struct MDB_txn cvg__store_txn;
+
 typedef struct cvg__store {
-    MDB_env *env;
-    MDB_dbi meta, log, dots, state, origins, peers, queue;
+    struct MDB_env *env;
+    unsigned int meta, log, dots, state, origins, peers, queue; /* MDB_dbi */
     size_t map_size;
     size_t map_max;
     bool read_only;
     bool claimed; /* dev, ino are in this process's registry */
     dev_t dev;
     ino_t ino;
+    char *err;    /* where failures are described (the replica's errmsg) */
+    size_t errlen;
 } cvg__store;
 
 /* One handle per replica directory per process (store_registry.c):
@@ -187,38 +196,168 @@ void cvg__store_release(dev_t dev, ino_t ino);
 int cvg__mdb_err(int rc);
 
 /* Open (creating if allowed) the environment in @p path. @p err receives a
- * sentence on failure. */
+ * sentence on failure, and later failures of the store are described
+ * there too. */
 int cvg__store_open(cvg__store *s, const char *path,
                     const cvg_replica_options *o, char *err, size_t errlen);
 void cvg__store_close(cvg__store *s);
-/* Begin an LMDB transaction, adopting a map grown by another process. */
-int cvg__store_begin(cvg__store *s, bool write, MDB_txn **out);
+/* Begin a store transaction, adopting a map grown by another process. */
+int cvg__store_begin(cvg__store *s, bool write, cvg__store_txn **out);
+/* End a transaction without storing anything; accepts NULL. */
+void cvg__store_abort(cvg__store_txn *t);
 /* Double the map (up to map_max): CVG_EFULL when already there. Only call
  * with no transaction of this process open. */
 int cvg__store_grow(cvg__store *s);
+/* Force what was committed to disk (the relaxed mode does not at commit). */
+int cvg__store_flush(cvg__store *s);
+/* Bytes of the data file in use, and the map's size. */
+void cvg__store_usage(cvg__store *s, uint64_t *file_bytes,
+                      uint64_t *map_bytes);
+
+/* ---- The one commit path (commit.c) ---------------------------------------
+ * Every write of the library ends here, so a full map, a full disk and every
+ * LMDB code are handled in one place. A writer keeps what it writes in
+ * memory until the commit succeeds; when the map fills, the transaction is
+ * abandoned, the map grown, and the writer asked to write it all again into
+ * a new one. */
+typedef struct cvg__rewrite {
+    /* Write everything again into @p t (a new transaction on a larger
+     * map). */
+    int (*fn)(void *ctx, cvg__store_txn *t);
+    void *ctx;
+    /* The commit generation the writer read its data at: if another
+     * process committed meanwhile, what it holds is stale (CVG_EBUSY). */
+    uint64_t gen;
+    /* Read transactions of this process are open: the map cannot be
+     * resized under them (CVG_EFULL). */
+    bool readers_open;
+} cvg__rewrite;
+
+/* The map filled while writing into *t: abandon it, grow the map, begin
+ * again and rewrite, until it fits. On success *t is the new transaction;
+ * on error it is NULL and the store's message says why. */
+int cvg__store_regrow(cvg__store *s, cvg__store_txn **t,
+                      const cvg__rewrite *rw);
+/* Commit *t, whose writes so far gave @p rc (CVG_OK, or CVG_EFULL to grow
+ * first; any other code aborts). *t is NULL afterwards, committed or
+ * not. */
+int cvg__store_commit(cvg__store *s, cvg__store_txn **t, int rc,
+                      const cvg__rewrite *rw);
+/* A small write transaction of its own: begin, @p fn, commit, growing the
+ * map as needed (fn is called again on a new transaction; not while
+ * @p readers_open). */
+int cvg__store_write(cvg__store *s, bool readers_open,
+                     int (*fn)(void *ctx, cvg__store_txn *t), void *ctx);
 
 /* Meta records (keys are short strings). */
-int cvg__meta_get_u64(cvg__store *s, MDB_txn *t, const char *name,
+int cvg__meta_get_u64(cvg__store *s, cvg__store_txn *t, const char *name,
                       uint64_t *out);
-int cvg__meta_put_u64(cvg__store *s, MDB_txn *t, const char *name,
+int cvg__meta_put_u64(cvg__store *s, cvg__store_txn *t, const char *name,
                       uint64_t v);
+/* The replica id record. */
+int cvg__meta_get_id(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out);
+int cvg__meta_put_id(cvg__store *s, cvg__store_txn *t,
+                     const cvg_replica_id *id);
 
 /* Load the origin table and version vector as stored in @p t. */
-int cvg__origins_load(cvg__store *s, MDB_txn *t, cvg__origins *o,
+int cvg__origins_load(cvg__store *s, cvg__store_txn *t, cvg__origins *o,
                       cvg__vv *vv);
 /* Store origin @p idx with its VV seq. */
-int cvg__origins_put(cvg__store *s, MDB_txn *t, uint32_t idx,
+int cvg__origins_put(cvg__store *s, cvg__store_txn *t, uint32_t idx,
                      const cvg_replica_id *id, uint64_t seq);
+
+/* ---- State records (state_store.c) ------------------------------------------
+ * Views returned point into the map: valid until the transaction ends or
+ * its next write. */
+int cvg__state_get(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
+                   size_t klen, cvg_bytes *out);  /* CVG_ENOTFOUND */
+int cvg__state_put(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
+                   size_t klen, cvg_bytes value);
+/* Delete a record; an absent one is not an error. */
+int cvg__state_del(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
+                   size_t klen);
+
+/* A cursor over the state records in key order. */
+typedef struct cvg__state_cursor {
+    struct MDB_cursor *c;
+} cvg__state_cursor;
+
+int cvg__state_cursor_open(cvg__store *s, cvg__store_txn *t,
+                           cvg__state_cursor *c);
+/* The first record at or after @p key (the first of all when klen is 0):
+ * CVG_OK, CVG_DONE past the last, or an error. */
+int cvg__state_cursor_seek(cvg__state_cursor *c, const uint8_t *key,
+                           size_t klen, cvg_bytes *k, cvg_bytes *v);
+int cvg__state_cursor_next(cvg__state_cursor *c, cvg_bytes *k, cvg_bytes *v);
+/* Accepts a cursor never opened (zeroed). Must come before the end of its
+ * transaction. */
+void cvg__state_cursor_close(cvg__state_cursor *c);
+
+/* ---- Peer records (peer_store.c) ---------------------------------------------
+ * What this replica remembers of a peer: where our pulls from it stand and
+ * how far its copy of our own ops goes. Refused ops each have a record of
+ * their own, keyed by peer and seq. */
+typedef struct cvg__peer_rec {
+    uint64_t cursor;          /* the first lsn of its log we lack */
+    uint64_t acked;           /* it has our ops 1..acked */
+    uint64_t sent;            /* we offered it our ops up to this seq */
+    uint64_t last_ok_ms;
+    uint64_t last_attempt_ms;
+    int last_error;
+} cvg__peer_rec;
+
+/* A change to a peer record: maxima for acked and sent, times when not 0,
+ * and, with fail_code, the sent but unacknowledged ops become failed. */
+typedef struct cvg__peer_change {
+    uint64_t acked;
+    uint64_t sent;
+    uint64_t attempt_ms;
+    uint64_t ok_ms;
+    int error;
+    int fail_code;
+} cvg__peer_change;
+
+/* The record of @p peer; a peer never met gives cursor 1 and zeros, and
+ * *known false if @p known is not NULL. */
+int cvg__peer_get(cvg__store *s, cvg__store_txn *t,
+                  const cvg_replica_id *peer, cvg__peer_rec *out,
+                  bool *known);
+int cvg__peer_put(cvg__store *s, cvg__store_txn *t,
+                  const cvg_replica_id *peer, const cvg__peer_rec *p);
+/* Apply @p ch to record @p p in memory (and a new pull position, if
+ * @p cursor). */
+void cvg__peer_rec_merge(cvg__peer_rec *p, const cvg__peer_change *ch,
+                         const uint64_t *cursor);
+/* Apply @p ch (and @p cursor) to the peer's stored record, and keep the
+ * refused-op records in step with it. */
+int cvg__peer_change_apply(cvg__store *s, cvg__store_txn *t,
+                           const cvg_replica_id *peer,
+                           const cvg__peer_change *ch, const uint64_t *cursor);
+/* The ids of every peer with a record: up to @p cap into @p out, the total
+ * in *count. */
+int cvg__peers_list(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out,
+                    size_t cap, size_t *count);
+/* Refused ops of @p peer above seq @p above, oldest first: up to @p cap
+ * into @p out (may be NULL with cap 0), the total in *count. */
+int cvg__failed_list(cvg__store *s, cvg__store_txn *t,
+                     const cvg_replica_id *peer, uint64_t above,
+                     cvg_failed_op *out, size_t cap, uint64_t *count);
+/* The code @p peer refused our op @p seq with, or CVG_OK in *code. */
+int cvg__failed_get(cvg__store *s, cvg__store_txn *t,
+                    const cvg_replica_id *peer, uint64_t seq, int *code);
+/* Forget the refused ops of @p peer with seq <= @p upto. */
+int cvg__failed_clear(cvg__store *s, cvg__store_txn *t,
+                      const cvg_replica_id *peer, uint64_t upto);
 
 /* Append one finished block whose ops are (origin, first_seq ..
  * last_seq) at lsns ending with @p last_lsn; also indexes it by dot. */
-int cvg__log_append(cvg__store *s, MDB_txn *t, uint64_t last_lsn,
+int cvg__log_append(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
                     const cvg_replica_id *origin, uint64_t last_seq,
                     cvg_bytes block);
 
 /* Walks ops in log order from an lsn. */
 typedef struct cvg__log_iter {
-    MDB_cursor *cur;
+    struct MDB_cursor *cur;
     cvg__block_reader rd;
     bool open;          /* rd holds a block */
     uint64_t next_lsn;  /* lsn of the next op rd gives */
@@ -239,7 +378,7 @@ typedef struct cvg__log_span {
     uint64_t last_lsn;
 } cvg__log_span;
 
-int cvg__log_iter_open(cvg__store *s, MDB_txn *t, uint64_t from,
+int cvg__log_iter_open(cvg__store *s, cvg__store_txn *t, uint64_t from,
                        cvg__log_iter *it);
 /* CVG_OK with *op filled (views valid until the next call), CVG_DONE, or an
  * error. */
@@ -248,7 +387,7 @@ void cvg__log_iter_close(cvg__log_iter *it);
 /* Open @p it on the ops of @p origin from seq @p from_seq on, found through
  * the dots index; other origins' blocks are skipped by their header, so a
  * walk costs what it gives. With no such op, next gives CVG_DONE. */
-int cvg__log_iter_open_origin(cvg__store *s, MDB_txn *t,
+int cvg__log_iter_open_origin(cvg__store *s, cvg__store_txn *t,
                               const cvg_replica_id *origin, uint64_t from_seq,
                               cvg__log_iter *it);
 /* The rest of the current block, moving to the next block first if this
@@ -259,7 +398,7 @@ int cvg__log_iter_span(cvg__log_iter *it, cvg__log_span *out);
  * block. */
 void cvg__log_iter_skip_span(cvg__log_iter *it);
 /* The lsn of op @p dot, or CVG_ENOTFOUND. */
-int cvg__log_find(cvg__store *s, MDB_txn *t, const cvg_dot *dot,
+int cvg__log_find(cvg__store *s, cvg__store_txn *t, const cvg_dot *dot,
                   uint64_t *lsn_out);
 
 #endif /* CVG_OPLOG_INT_H */

@@ -9,7 +9,12 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include <lmdb.h>
+
 #include "oplog_int.h"
+
+_Static_assert(sizeof(MDB_dbi) == sizeof(unsigned int),
+               "the store keeps database handles as unsigned int");
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
 #define DEFAULT_MAP_MAX ((size_t)16 << 30)
@@ -63,7 +68,7 @@ cvg__mdb_err(int rc)
 }
 
 static int
-open_dbs(cvg__store *s, MDB_txn *t, unsigned flags)
+open_dbs(cvg__store *s, cvg__store_txn *t, unsigned flags)
 {
     static const char *names[] = {"meta",    "log",   "dots", "state",
                                   "origins", "peers", "queue"};
@@ -83,6 +88,8 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
                 char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
+    s->err = err;
+    s->errlen = errlen;
     s->map_size = o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
     s->map_max = o->map_size_max ? o->map_size_max : DEFAULT_MAP_MAX;
     if (s->map_max < s->map_size) {
@@ -179,7 +186,7 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
         s->map_size = info.me_mapsize;
     }
 
-    MDB_txn *t;
+    cvg__store_txn *t;
     rc = cvg__store_begin(s, !o->read_only, &t);
     if (rc != CVG_OK) {
         snprintf(err, errlen, "cannot begin the first transaction");
@@ -219,7 +226,7 @@ cvg__store_close(cvg__store *s)
 }
 
 int
-cvg__store_begin(cvg__store *s, bool write, MDB_txn **out)
+cvg__store_begin(cvg__store *s, bool write, cvg__store_txn **out)
 {
     *out = NULL;
     unsigned flags = write ? 0 : MDB_RDONLY;
@@ -235,6 +242,31 @@ cvg__store_begin(cvg__store *s, bool write, MDB_txn **out)
         }
     }
     return cvg__mdb_err(rc);
+}
+
+void
+cvg__store_abort(cvg__store_txn *t)
+{
+    if (t != NULL) {
+        mdb_txn_abort(t);
+    }
+}
+
+int
+cvg__store_flush(cvg__store *s)
+{
+    return cvg__mdb_err(mdb_env_sync(s->env, 1));
+}
+
+void
+cvg__store_usage(cvg__store *s, uint64_t *file_bytes, uint64_t *map_bytes)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &st);
+    *file_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    *map_bytes = info.me_mapsize;
 }
 
 int
@@ -253,7 +285,7 @@ cvg__store_grow(cvg__store *s)
 }
 
 int
-cvg__meta_get_u64(cvg__store *s, MDB_txn *t, const char *name, uint64_t *out)
+cvg__meta_get_u64(cvg__store *s, cvg__store_txn *t, const char *name, uint64_t *out)
 {
     MDB_val k = {strlen(name), (void *)name}, v;
     *out = 0;
@@ -269,7 +301,7 @@ cvg__meta_get_u64(cvg__store *s, MDB_txn *t, const char *name, uint64_t *out)
 }
 
 int
-cvg__meta_put_u64(cvg__store *s, MDB_txn *t, const char *name, uint64_t val)
+cvg__meta_put_u64(cvg__store *s, cvg__store_txn *t, const char *name, uint64_t val)
 {
     uint8_t b[8];
     cvg__put_be64(b, val);
@@ -278,7 +310,29 @@ cvg__meta_put_u64(cvg__store *s, MDB_txn *t, const char *name, uint64_t val)
 }
 
 int
-cvg__origins_load(cvg__store *s, MDB_txn *t, cvg__origins *o, cvg__vv *vv)
+cvg__meta_get_id(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out)
+{
+    MDB_val k = {2, "id"}, v;
+    int rc = mdb_get(t, s->meta, &k, &v);
+    if (rc != MDB_SUCCESS) {
+        return rc == MDB_NOTFOUND ? CVG_ECORRUPT : cvg__mdb_err(rc);
+    }
+    if (v.mv_size != sizeof out->bytes) {
+        return CVG_ECORRUPT;
+    }
+    memcpy(out->bytes, v.mv_data, sizeof out->bytes);
+    return CVG_OK;
+}
+
+int
+cvg__meta_put_id(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *id)
+{
+    MDB_val k = {2, "id"}, v = {sizeof id->bytes, (void *)id->bytes};
+    return cvg__mdb_err(mdb_put(t, s->meta, &k, &v, 0));
+}
+
+int
+cvg__origins_load(cvg__store *s, cvg__store_txn *t, cvg__origins *o, cvg__vv *vv)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(t, s->origins, &c);
@@ -322,7 +376,7 @@ cvg__origins_load(cvg__store *s, MDB_txn *t, cvg__origins *o, cvg__vv *vv)
 }
 
 int
-cvg__origins_put(cvg__store *s, MDB_txn *t, uint32_t idx,
+cvg__origins_put(cvg__store *s, cvg__store_txn *t, uint32_t idx,
                  const cvg_replica_id *id, uint64_t seq)
 {
     uint8_t kb[4], vb[24];

@@ -157,37 +157,37 @@ cvg__record_entries(cvg_txn *t, uint32_t rplen, cvg__entry ***out,
     if (rc != CVG_OK) {
         return rc;
     }
-    MDB_cursor *c;
-    rc = cvg__mdb_err(mdb_cursor_open(t->mt, t->r->store.state, &c));
+    cvg__state_cursor c;
+    rc = cvg__state_cursor_open(&t->r->store, t->mt, &c);
     if (rc != CVG_OK) {
         return rc;
     }
     cvg__entry **arr = NULL;
     size_t cap = 0, cnt = 0;
-    MDB_val k = {rplen, prefix}, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (rc == CVG_OK && mrc == MDB_SUCCESS && k.mv_size > rplen &&
-           memcmp(k.mv_data, prefix, rplen) == 0) {
-        const uint8_t *kp = k.mv_data;
-        const uint8_t *nul = memchr(kp + rplen, 0, k.mv_size - rplen);
-        if (nul == NULL || (size_t)(nul - kp) + 2 > k.mv_size) {
+    cvg_bytes k, v;
+    int src = cvg__state_cursor_seek(&c, prefix, rplen, &k, &v);
+    while (rc == CVG_OK && src == CVG_OK && k.len > rplen &&
+           memcmp(k.data, prefix, rplen) == 0) {
+        const uint8_t *kp = k.data;
+        const uint8_t *nul = memchr(kp + rplen, 0, k.len - rplen);
+        if (nul == NULL || (size_t)(nul - kp) + 2 > k.len) {
             rc = CVG_ECORRUPT;
             break;
         }
         uint32_t plen = (uint32_t)(nul - kp) + 1;
         uint8_t type = kp[plen];
         t->kbuf.len = 0;
-        rc = cvg__buf_reserve(&t->kbuf, k.mv_size);
+        rc = cvg__buf_reserve(&t->kbuf, k.len);
         if (rc != CVG_OK) {
             break;
         }
-        memcpy(t->kbuf.p, kp, k.mv_size);
-        t->kbuf.len = k.mv_size;
+        memcpy(t->kbuf.p, kp, k.len);
+        t->kbuf.len = k.len;
         cvg__entry *m, *e = NULL;
         rc = cvg__txn_mask_entry(t, plen, &m);
         if (rc == CVG_OK) {
-            memcpy(t->kbuf.p, kp, k.mv_size);
-            rc = cvg__txn_entry(t, (uint32_t)k.mv_size, plen, type, &e);
+            memcpy(t->kbuf.p, kp, k.len);
+            rc = cvg__txn_entry(t, (uint32_t)k.len, plen, type, &e);
         }
         if (rc == CVG_OK) {
             void *a = arr;
@@ -197,11 +197,11 @@ cvg__record_entries(cvg_txn *t, uint32_t rplen, cvg__entry ***out,
         if (rc == CVG_OK) {
             arr[cnt++] = e;
         }
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        src = cvg__state_cursor_next(&c, &k, &v);
     }
-    mdb_cursor_close(c);
-    if (rc == CVG_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
-        rc = cvg__mdb_err(mrc);
+    cvg__state_cursor_close(&c);
+    if (rc == CVG_OK && src != CVG_OK && src != CVG_DONE) {
+        rc = src;
     }
     if (rc != CVG_OK) {
         cvg__free(arr);

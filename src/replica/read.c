@@ -166,7 +166,7 @@ cvg_set_contains(cvg_txn *t, const cvg_key *key, const cvg_value *elem,
 /* The set, field and key cursors are each one walk over a key prefix. */
 typedef struct prefix_walk {
     cvg_txn *t;
-    MDB_cursor *c;
+    cvg__state_cursor c;
     uint64_t wgen;
     uint64_t epoch;
     bool started;
@@ -198,9 +198,8 @@ walk_open(cvg_txn *t, const uint8_t *prefix, uint32_t plen, prefix_walk *w)
             return rc;
         }
     }
-    int rc = cvg__mdb_err(mdb_cursor_open(t->mt, t->r->store.state, &w->c));
+    int rc = cvg__state_cursor_open(&t->r->store, t->mt, &w->c);
     if (rc != CVG_OK) {
-        w->c = NULL;
         return rc;
     }
     memcpy(w->prefix, prefix, plen);
@@ -214,7 +213,7 @@ walk_open(cvg_txn *t, const uint8_t *prefix, uint32_t plen, prefix_walk *w)
 
 /* The next state record at or after w->seek that starts with the prefix. */
 static int
-walk_next(prefix_walk *w, MDB_val *k, MDB_val *v)
+walk_next(prefix_walk *w, cvg_bytes *k, cvg_bytes *v)
 {
     if (w->t->wgen != w->wgen || w->t->epoch != w->epoch) {
         return CVG_EMISUSE; /* the transaction wrote since the cursor opened */
@@ -222,18 +221,14 @@ walk_next(prefix_walk *w, MDB_val *k, MDB_val *v)
     if (w->done) {
         return CVG_DONE;
     }
-    k->mv_size = w->seeklen;
-    k->mv_data = w->seek;
-    /* LMDB refuses an empty key: walking everything starts at the first. */
-    int mrc = mdb_cursor_get(w->c, k, v,
-                             w->seeklen ? MDB_SET_RANGE : MDB_FIRST);
-    if (mrc == MDB_NOTFOUND || (mrc == MDB_SUCCESS &&
-                                (k->mv_size < w->plen ||
-                                 memcmp(k->mv_data, w->prefix, w->plen)))) {
+    int rc = cvg__state_cursor_seek(&w->c, w->seek, w->seeklen, k, v);
+    if (rc == CVG_DONE ||
+        (rc == CVG_OK &&
+         (k->len < w->plen || memcmp(k->data, w->prefix, w->plen)))) {
         w->done = true;
         return CVG_DONE;
     }
-    return cvg__mdb_err(mrc);
+    return rc;
 }
 
 /* Make the next walk_next() start after every key that begins with
@@ -276,10 +271,10 @@ static void
 walk_close(prefix_walk *w)
 {
     /* A cursor of a replaced LMDB transaction was freed with it. */
-    if (w->c != NULL && w->t->epoch == w->epoch) {
-        mdb_cursor_close(w->c);
+    if (w->t->epoch == w->epoch) {
+        cvg__state_cursor_close(&w->c);
     }
-    w->c = NULL;
+    w->c.c = NULL;
 }
 
 /* Close and free a cursor; accepts NULL. */
@@ -295,7 +290,7 @@ walk_free(prefix_walk *w)
 /* Whether a stored record holds anything live: counters can be all
  * deleted; other records exist only while they hold something. */
 static int
-record_live(cvg_txn *t, uint8_t type, const MDB_val *v, bool *live)
+record_live(cvg_txn *t, uint8_t type, const cvg_bytes *v, bool *live)
 {
     *live = true;
     if (type != CVG_TYPE_COUNTER) {
@@ -305,7 +300,7 @@ record_live(cvg_txn *t, uint8_t type, const MDB_val *v, bool *live)
     }
     cvg__counter c;
     memset(&c, 0, sizeof c);
-    int rc = cvg__state_decode_counter(v->mv_data, v->mv_size,
+    int rc = cvg__state_decode_counter(v->data, v->len,
                                        &t->r->origins, &c);
     if (rc == CVG_OK) {
         *live = cvg__counter_live(&c);
@@ -347,21 +342,21 @@ cvg_set_cursor_next(cvg_set_cursor *c, cvg_value *out)
     if (c == NULL || out == NULL) {
         return CVG_EINVAL;
     }
-    MDB_val k, v;
+    cvg_bytes k, v;
     int rc = walk_next(&c->w, &k, &v);
     if (rc != CVG_OK) {
         return rc;
     }
-    if (k.mv_size != c->w.plen + 16) {
+    if (k.len != c->w.plen + 16) {
         return CVG_ECORRUPT;
     }
     cvg__tags tags;
     memset(&tags, 0, sizeof tags);
-    rc = cvg__state_decode_elem(v.mv_data, v.mv_size, &c->w.t->r->origins,
+    rc = cvg__state_decode_elem(v.data, v.len, &c->w.t->r->origins,
                                 out, &tags);
     cvg__tags_destroy(&tags);
     if (rc == CVG_OK) {
-        walk_skip(&c->w, k.mv_data, (uint32_t)k.mv_size);
+        walk_skip(&c->w, k.data, (uint32_t)k.len);
     }
     return rc;
 }
@@ -398,15 +393,15 @@ cvg_field_cursor_next(cvg_field_cursor *c, cvg_bytes *field_out,
         return CVG_EINVAL;
     }
     for (;;) {
-        MDB_val k, v;
+        cvg_bytes k, v;
         int rc = walk_next(&c->w, &k, &v);
         if (rc != CVG_OK) {
             return rc;
         }
-        const uint8_t *kp = k.mv_data;
+        const uint8_t *kp = k.data;
         uint32_t rplen = c->w.plen;
-        const uint8_t *nul = memchr(kp + rplen, 0, k.mv_size - rplen);
-        if (nul == NULL || (size_t)(nul - kp) + 2 > k.mv_size) {
+        const uint8_t *nul = memchr(kp + rplen, 0, k.len - rplen);
+        if (nul == NULL || (size_t)(nul - kp) + 2 > k.len) {
             return CVG_ECORRUPT;
         }
         uint32_t plen = (uint32_t)(nul - kp) + 1;
@@ -466,18 +461,18 @@ cvg_key_cursor_next(cvg_key_cursor *c, cvg_bytes *collection_out,
         return CVG_EINVAL;
     }
     for (;;) {
-        MDB_val k, v;
+        cvg_bytes k, v;
         int rc = walk_next(&c->w, &k, &v);
         if (rc != CVG_OK) {
             return rc;
         }
-        const uint8_t *kp = k.mv_data;
-        const uint8_t *n1 = memchr(kp, 0, k.mv_size);
+        const uint8_t *kp = k.data;
+        const uint8_t *n1 = memchr(kp, 0, k.len);
         const uint8_t *n2 =
-            n1 ? memchr(n1 + 1, 0, k.mv_size - (size_t)(n1 + 1 - kp)) : NULL;
+            n1 ? memchr(n1 + 1, 0, k.len - (size_t)(n1 + 1 - kp)) : NULL;
         const uint8_t *n3 =
-            n2 ? memchr(n2 + 1, 0, k.mv_size - (size_t)(n2 + 1 - kp)) : NULL;
-        if (n3 == NULL || (size_t)(n3 - kp) + 2 > k.mv_size) {
+            n2 ? memchr(n2 + 1, 0, k.len - (size_t)(n2 + 1 - kp)) : NULL;
+        if (n3 == NULL || (size_t)(n3 - kp) + 2 > k.len) {
             return CVG_ECORRUPT;
         }
         uint32_t plen = (uint32_t)(n3 - kp) + 1;

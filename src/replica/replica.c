@@ -61,7 +61,7 @@ cvg_replica_id_get(const cvg_replica *r, cvg_replica_id *out)
 }
 
 int
-cvg__replica_refresh(cvg_replica *r, MDB_txn *mt)
+cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt)
 {
     uint64_t gen = 0;
     int rc = cvg__meta_get_u64(&r->store, mt, "gen", &gen);
@@ -97,12 +97,11 @@ cvg__replica_refresh(cvg_replica *r, MDB_txn *mt)
 
 /* A new replica: format, a random id, and origin 0 = itself. */
 static int
-init_meta(cvg_replica *r, MDB_txn *mt)
+init_meta(void *ctx, cvg__store_txn *mt)
 {
+    cvg_replica *r = ctx;
     cvg__store *s = &r->store;
-    randombytes_buf(r->id.bytes, sizeof r->id.bytes);
-    MDB_val k = {2, "id"}, v = {16, r->id.bytes};
-    int rc = cvg__mdb_err(mdb_put(mt, s->meta, &k, &v, 0));
+    int rc = cvg__meta_put_id(s, mt, &r->id);
     const char *names[] = {"hlc", "lsn", "gen"};
     for (size_t i = 0; rc == CVG_OK && i < 3; i++) {
         rc = cvg__meta_put_u64(s, mt, names[i], 0);
@@ -116,27 +115,39 @@ init_meta(cvg_replica *r, MDB_txn *mt)
     return rc;
 }
 
+/* Write a new replica's meta records, unless another process made them
+ * first (then its id is the one read back). */
+static int
+create_if_missing(void *ctx, cvg__store_txn *mt)
+{
+    cvg_replica *r = ctx;
+    uint64_t format = 0;
+    int rc = cvg__meta_get_u64(&r->store, mt, "format", &format);
+    if (rc == CVG_ENOTFOUND) {
+        rc = init_meta(r, mt);
+    }
+    return rc;
+}
+
 static int
 load_meta(cvg_replica *r)
 {
     cvg__store *s = &r->store;
-    MDB_txn *mt;
-    int rc = cvg__store_begin(s, !r->opts.read_only, &mt);
+    cvg__store_txn *mt;
+    int rc = cvg__store_begin(s, false, &mt);
     if (rc != CVG_OK) {
         return cvg__replica_fail(r, rc, "cannot begin a transaction");
     }
     uint64_t format = 0;
     rc = cvg__meta_get_u64(s, mt, "format", &format);
     if (rc == CVG_ENOTFOUND && !r->opts.read_only) {
-        rc = init_meta(r, mt);
-        if (rc == CVG_OK) {
-            rc = cvg__mdb_err(mdb_txn_commit(mt));
-            mt = NULL;
-        }
+        /* A new replica. Another process may be creating it at the same
+         * time: the write transaction serializes us, and init_meta is only
+         * written if the format record is still missing then. */
+        cvg__store_abort(mt);
+        randombytes_buf(r->id.bytes, sizeof r->id.bytes);
+        rc = cvg__store_write(s, false, create_if_missing, r);
         if (rc != CVG_OK) {
-            if (mt != NULL) {
-                mdb_txn_abort(mt);
-            }
             return cvg__replica_fail(r, rc, "cannot create the replica");
         }
         rc = cvg__store_begin(s, false, &mt);
@@ -146,31 +157,29 @@ load_meta(cvg_replica *r)
         rc = cvg__meta_get_u64(s, mt, "format", &format);
     }
     if (rc != CVG_OK) {
-        mdb_txn_abort(mt);
+        cvg__store_abort(mt);
         return cvg__replica_fail(r, rc == CVG_ENOTFOUND ? CVG_ECORRUPT : rc,
                                  "not a converge replica (no format record)");
     }
     if (format > CVG_FORMAT_VERSION) {
-        mdb_txn_abort(mt);
+        cvg__store_abort(mt);
         return cvg__replica_fail(
             r, CVG_EVERSION,
             "replica format %llu is newer than this library's %d",
             (unsigned long long)format, CVG_FORMAT_VERSION);
     }
     if (format == 0) {
-        mdb_txn_abort(mt);
+        cvg__store_abort(mt);
         return cvg__replica_fail(r, CVG_ECORRUPT, "bad format record");
     }
-    MDB_val k = {2, "id"}, v;
-    int mrc = mdb_get(mt, s->meta, &k, &v);
-    if (mrc != MDB_SUCCESS || v.mv_size != 16) {
-        mdb_txn_abort(mt);
-        return cvg__replica_fail(r, CVG_ECORRUPT, "replica id missing");
+    rc = cvg__meta_get_id(s, mt, &r->id);
+    if (rc != CVG_OK) {
+        cvg__store_abort(mt);
+        return cvg__replica_fail(r, rc, "replica id missing");
     }
-    memcpy(r->id.bytes, v.mv_data, 16);
     r->gen = UINT64_MAX; /* nothing loaded yet */
     rc = cvg__replica_refresh(r, mt);
-    mdb_txn_abort(mt);
+    cvg__store_abort(mt);
     return rc;
 }
 
@@ -259,7 +268,7 @@ cvg_replica_sync(cvg_replica *r)
         return cvg__replica_fail(r, rc, "cannot store the sync status: %s",
                                  cvg_strerror(rc));
     }
-    rc = cvg__mdb_err(mdb_env_sync(r->store.env, 1));
+    rc = cvg__store_flush(&r->store);
     if (rc != CVG_OK) {
         return cvg__replica_fail(r, rc, "sync to disk failed");
     }
@@ -273,7 +282,7 @@ cvg_replica_stats_get(cvg_replica *r, cvg_replica_stats *out)
         return CVG_EINVAL;
     }
     memset(out, 0, sizeof *out);
-    MDB_txn *mt;
+    cvg__store_txn *mt;
     int rc = cvg__store_begin(&r->store, false, &mt);
     if (rc != CVG_OK) {
         return cvg__replica_fail(r, rc, "cannot begin a read transaction");
@@ -281,18 +290,16 @@ cvg_replica_stats_get(cvg_replica *r, cvg_replica_stats *out)
     if (r->writer == NULL) {
         rc = cvg__replica_refresh(r, mt);
     }
-    MDB_envinfo info;
-    MDB_stat st;
-    mdb_env_info(r->store.env, &info);
-    mdb_env_stat(r->store.env, &st);
-    mdb_txn_abort(mt);
+    uint64_t file_bytes, map_bytes;
+    cvg__store_usage(&r->store, &file_bytes, &map_bytes);
+    cvg__store_abort(mt);
     if (rc != CVG_OK) {
         return rc;
     }
     out->op_count = r->last_lsn;
     out->last_lsn = r->last_lsn;
-    out->file_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-    out->map_bytes = info.me_mapsize;
+    out->file_bytes = file_bytes;
+    out->map_bytes = map_bytes;
     out->hlc = r->clock;
     out->origins = r->origins.n;
     return CVG_OK;

@@ -9,27 +9,6 @@
 
 #include "../oplog/oplog_int.h"
 
-/* What this replica remembers of a peer (the peers database). */
-typedef struct cvg__peer_rec {
-    uint64_t cursor;          /* the first lsn of its log we lack */
-    uint64_t acked;           /* it has our ops 1..acked */
-    uint64_t sent;            /* we offered it our ops up to this seq */
-    uint64_t last_ok_ms;
-    uint64_t last_attempt_ms;
-    int last_error;
-} cvg__peer_rec;
-
-/* A change to a peer record: maxima for acked and sent, times when not 0,
- * and, with fail_code, the sent but unacknowledged ops become failed. */
-typedef struct cvg__peer_change {
-    uint64_t acked;
-    uint64_t sent;
-    uint64_t attempt_ms;
-    uint64_t ok_ms;
-    int error;
-    int fail_code;
-} cvg__peer_change;
-
 /* A peer record change waiting in memory for the next commit
  * (sync_deferred.c). */
 typedef struct cvg__peer_deferred {
@@ -116,8 +95,8 @@ typedef struct cvg__pending_block {
 
 struct cvg_txn {
     cvg_replica *r;
-    MDB_txn *mt;
-    MDB_cursor *state_cur;
+    cvg__store_txn *mt;
+    cvg__state_cursor state_cur;
     bool write;
     int failed;         /* sticky error: the transaction can only abort */
     uint64_t start_gen;
@@ -171,7 +150,7 @@ struct cvg_txn {
 int cvg__replica_fail(cvg_replica *r, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Adopt what another process committed, as seen by @p mt. */
-int cvg__replica_refresh(cvg_replica *r, MDB_txn *mt);
+int cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt);
 
 /* Build "collection NUL key NUL field NUL" into t->kbuf from names that
  * may come from a peer; checks sizes and NULs. */
@@ -220,18 +199,6 @@ int cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
  * transaction. */
 int cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict);
 
-int cvg__peer_get(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
-                  cvg__peer_rec *out);
-int cvg__peer_put(cvg__store *s, MDB_txn *mt, const cvg_replica_id *peer,
-                  const cvg__peer_rec *p);
-/* Apply @p ch (and a new pull position, if @p cursor) to the peer's record
- * inside @p mt. */
-int cvg__peer_change_apply(cvg__store *s, MDB_txn *mt,
-                           const cvg_replica_id *peer,
-                           const cvg__peer_change *ch, const uint64_t *cursor);
-/* Apply @p ch (and @p cursor) to record @p p in memory. */
-void cvg__peer_rec_merge(cvg__peer_rec *p, const cvg__peer_change *ch,
-                         const uint64_t *cursor);
 /* Record @p ch: stored with the next commit, or at once if it marks
  * refused ops (sync_state.c). */
 int cvg__peer_update(cvg_replica *r, const cvg_replica_id *peer,
@@ -244,7 +211,7 @@ int cvg__peer_defer(cvg_replica *r, const cvg_replica_id *peer,
 void cvg__peer_overlay(const cvg_replica *r, const cvg_replica_id *peer,
                        cvg__peer_rec *p);
 /* Write everything waiting into @p mt; clear once it committed. */
-int cvg__peer_deferred_write(cvg_replica *r, MDB_txn *mt);
+int cvg__peer_deferred_write(cvg_replica *r, cvg__store_txn *mt);
 void cvg__peer_deferred_clear(cvg_replica *r);
 /* Store what waits in a commit of its own (unless this process holds a
  * write transaction, whose commit will). */

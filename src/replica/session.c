@@ -355,7 +355,7 @@ send_pull(cvg_session *s)
     cvg__peer_rec rec;
     rec.cursor = 1;
     if (rc == CVG_OK) {
-        rc = cvg__peer_get(&s->r->store, t->mt, &s->stats.peer, &rec);
+        rc = cvg__peer_get(&s->r->store, t->mt, &s->stats.peer, &rec, NULL);
         cvg_txn_abort(t);
     }
     uint64_t cursor = rec.cursor;

@@ -81,7 +81,7 @@ cvg__peer_overlay(const cvg_replica *r, const cvg_replica_id *peer,
 }
 
 int
-cvg__peer_deferred_write(cvg_replica *r, MDB_txn *mt)
+cvg__peer_deferred_write(cvg_replica *r, cvg__store_txn *mt)
 {
     for (size_t i = 0; i < r->n_deferred; i++) {
         const cvg__peer_deferred *d = &r->deferred[i];
@@ -100,6 +100,12 @@ cvg__peer_deferred_clear(cvg_replica *r)
     r->n_deferred = 0;
 }
 
+static int
+write_deferred(void *ctx, cvg__store_txn *mt)
+{
+    return cvg__peer_deferred_write(ctx, mt);
+}
+
 int
 cvg__peer_deferred_flush(cvg_replica *r)
 {
@@ -109,17 +115,7 @@ cvg__peer_deferred_flush(cvg_replica *r)
     if (r->writer != NULL) {
         return CVG_OK; /* that transaction's commit will write them */
     }
-    MDB_txn *mt;
-    int rc = cvg__store_begin(&r->store, true, &mt);
-    if (rc != CVG_OK) {
-        return rc;
-    }
-    rc = cvg__peer_deferred_write(r, mt);
-    if (rc == CVG_OK) {
-        rc = cvg__mdb_err(mdb_txn_commit(mt));
-    } else {
-        mdb_txn_abort(mt);
-    }
+    int rc = cvg__store_write(&r->store, r->readers > 0, write_deferred, r);
     if (rc == CVG_OK) {
         cvg__peer_deferred_clear(r);
     }

@@ -36,7 +36,7 @@ cvg_sync_queue_open(cvg_txn *t, const cvg_replica_id *peer,
     int rc = t->write ? cvg__txn_flush(t) : CVG_OK;
     cvg__peer_rec p;
     if (rc == CVG_OK) {
-        rc = cvg__peer_get(&r->store, t->mt, peer, &p);
+        rc = cvg__peer_get(&r->store, t->mt, peer, &p, NULL);
     }
     if (rc != CVG_OK) {
         return rc;
@@ -68,23 +68,7 @@ cvg_sync_queue_open(cvg_txn *t, const cvg_replica_id *peer,
 static int
 failed_code(cvg_queue_cursor *c, uint64_t seq, int *code)
 {
-    uint8_t kb[24];
-    memcpy(kb, c->peer.bytes, 16);
-    cvg__put_be64(kb + 16, seq);
-    MDB_val k = {24, kb}, v;
-    int mrc = mdb_get(c->t->mt, c->t->r->store.queue, &k, &v);
-    *code = CVG_OK;
-    if (mrc == MDB_NOTFOUND) {
-        return CVG_OK;
-    }
-    if (mrc != MDB_SUCCESS) {
-        return cvg__mdb_err(mrc);
-    }
-    if (v.mv_size != 4) {
-        return CVG_ECORRUPT;
-    }
-    *code = (int)(int32_t)cvg__get_be32(v.mv_data);
-    return CVG_OK;
+    return cvg__failed_get(&c->t->r->store, c->t->mt, &c->peer, seq, code);
 }
 
 int

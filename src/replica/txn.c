@@ -197,21 +197,21 @@ cvg__entry_live(const cvg__entry *e)
 
 /* Decode a stored record into a fresh entry's state. */
 static int
-entry_decode(cvg_txn *t, cvg__entry *e, const MDB_val *v)
+entry_decode(cvg_txn *t, cvg__entry *e, cvg_bytes v)
 {
     const cvg__origins *o = &t->r->origins;
     int rc;
     switch (e->type) {
     case CVG_TYPE_COUNTER:
-        rc = cvg__state_decode_counter(v->mv_data, v->mv_size, o, &e->u.c);
+        rc = cvg__state_decode_counter(v.data, v.len, o, &e->u.c);
         break;
     case CVG_TYPE_REGISTER:
     case CVG_TYPE_MVREGISTER:
-        rc = cvg__state_decode_reg(v->mv_data, v->mv_size, o, &e->u.r);
+        rc = cvg__state_decode_reg(v.data, v.len, o, &e->u.r);
         break;
     case CVG_TYPE_SET: {
         cvg_value view;
-        rc = cvg__state_decode_elem(v->mv_data, v->mv_size, o, &view,
+        rc = cvg__state_decode_elem(v.data, v.len, o, &view,
                                     &e->u.s.tags);
         if (rc == CVG_OK) {
             rc = cvg__value_copy(&e->u.s.elem, &view);
@@ -269,11 +269,10 @@ cvg__txn_prefix(cvg_txn *t, cvg_bytes coll, cvg_bytes key, cvg_bytes field)
 static int
 state_cursor(cvg_txn *t)
 {
-    if (t->state_cur != NULL) {
+    if (t->state_cur.c != NULL) {
         return CVG_OK;
     }
-    return cvg__mdb_err(
-        mdb_cursor_open(t->mt, t->r->store.state, &t->state_cur));
+    return cvg__state_cursor_open(&t->r->store, t->mt, &t->state_cur);
 }
 
 int
@@ -297,12 +296,12 @@ cvg__txn_entry(cvg_txn *t, uint32_t klen, uint32_t plen, uint8_t type,
     if (rc != CVG_OK) {
         return rc;
     }
-    MDB_val k = {klen, (void *)e->key}, v;
-    int mrc = mdb_get(t->mt, t->r->store.state, &k, &v);
-    if (mrc == MDB_SUCCESS) {
-        rc = entry_decode(t, e, &v);
-    } else if (mrc != MDB_NOTFOUND) {
-        rc = cvg__mdb_err(mrc);
+    cvg_bytes v;
+    rc = cvg__state_get(&t->r->store, t->mt, e->key, klen, &v);
+    if (rc == CVG_OK) {
+        rc = entry_decode(t, e, v);
+    } else if (rc == CVG_ENOTFOUND) {
+        rc = CVG_OK;
     }
     if (rc != CVG_OK) {
         cache_drop_last(t);
@@ -324,30 +323,30 @@ scan_field(cvg_txn *t, uint32_t plen, uint8_t *mask)
     if (rc != CVG_OK) {
         return rc;
     }
-    MDB_val k = {plen, t->kbuf.p}, v;
+    cvg_bytes k, v;
     /* The prefix bytes are copied: loading entries reuses nothing of kbuf,
      * but keep our own copy for the comparisons anyway. */
     uint8_t prefix[CVG_NAME_MAX + 8];
     memcpy(prefix, t->kbuf.p, plen);
-    int mrc = mdb_cursor_get(t->state_cur, &k, &v, MDB_SET_RANGE);
-    while (mrc == MDB_SUCCESS) {
-        if (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0) {
+    int src = cvg__state_cursor_seek(&t->state_cur, prefix, plen, &k, &v);
+    while (src == CVG_OK) {
+        if (k.len <= plen || memcmp(k.data, prefix, plen) != 0) {
             break;
         }
-        uint8_t type = ((const uint8_t *)k.mv_data)[plen];
+        uint8_t type = k.data[plen];
         if (type < CVG_TYPE_COUNTER || type > CVG_TYPE_SET) {
             return CVG_ECORRUPT;
         }
         if (type == CVG_TYPE_SET) {
             *mask |= (uint8_t)(1u << type); /* element records are live */
         } else {
-            uint64_t h = hash_bytes(k.mv_data, k.mv_size);
-            cvg__entry *e = cache_get(t, k.mv_data, (uint32_t)k.mv_size, h);
+            uint64_t h = hash_bytes(k.data, k.len);
+            cvg__entry *e = cache_get(t, k.data, (uint32_t)k.len, h);
             if (e == NULL) {
-                rc = cache_add(t, k.mv_data, (uint32_t)k.mv_size, plen, h,
-                               type, &e);
+                rc = cache_add(t, k.data, (uint32_t)k.len, plen, h, type,
+                               &e);
                 if (rc == CVG_OK) {
-                    rc = entry_decode(t, e, &v);
+                    rc = entry_decode(t, e, v);
                     if (rc != CVG_OK) {
                         cache_drop_last(t);
                     }
@@ -364,12 +363,10 @@ scan_field(cvg_txn *t, uint32_t plen, uint8_t *mask)
         uint8_t next[CVG_NAME_MAX + 8];
         memcpy(next, prefix, plen);
         next[plen] = (uint8_t)(type + 1);
-        k.mv_size = plen + 1;
-        k.mv_data = next;
-        mrc = mdb_cursor_get(t->state_cur, &k, &v, MDB_SET_RANGE);
+        src = cvg__state_cursor_seek(&t->state_cur, next, plen + 1, &k, &v);
     }
-    if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
-        return cvg__mdb_err(mrc);
+    if (src != CVG_OK && src != CVG_DONE) {
+        return src;
     }
     /* Loading entries may have reused kbuf's storage: restore the prefix. */
     memcpy(t->kbuf.p, prefix, plen);
@@ -507,10 +504,8 @@ cvg__txn_log(cvg_txn *t, const cvg__op *op)
 static int
 put_entry(cvg_txn *t, cvg__entry *e)
 {
-    MDB_val k = {e->klen, e->key};
     if (!e->present) {
-        int mrc = mdb_del(t->mt, t->r->store.state, &k, NULL);
-        return mrc == MDB_NOTFOUND ? CVG_OK : cvg__mdb_err(mrc);
+        return cvg__state_del(&t->r->store, t->mt, e->key, e->klen);
     }
     cvg__origins *o = &t->r->origins;
     t->vbuf.len = 0;
@@ -532,11 +527,13 @@ put_entry(cvg_txn *t, cvg__entry *e)
     if (rc != CVG_OK) {
         return rc;
     }
-    MDB_val v = {t->vbuf.len, t->vbuf.p};
-    return cvg__mdb_err(mdb_put(t->mt, t->r->store.state, &k, &v, 0));
+    cvg_bytes v = {t->vbuf.p, t->vbuf.len};
+    return cvg__state_put(&t->r->store, t->mt, e->key, e->klen, v);
 }
 
 /* Write what is dirty (all: what is modified) and the unstored blocks. */
+static int write_meta(cvg_txn *t);
+
 static int
 write_out(cvg_txn *t, bool all)
 {
@@ -565,57 +562,43 @@ write_out(cvg_txn *t, bool all)
     return rc;
 }
 
-/* The map filled: start a new LMDB transaction on a larger map and write
- * everything again, growing until it fits. Only safe if nobody committed in
- * between, since the cache was read from the old snapshot. CVG_EFULL from
- * here is final: the map cannot grow. */
+/* The map filled: the store grows it and has us write everything again
+ * into a new transaction (commit.c). Cursors of the old one are gone. */
+static int
+rewrite_out(void *ctx, cvg__store_txn *mt)
+{
+    cvg_txn *t = ctx;
+    t->mt = mt;
+    return write_out(t, true);
+}
+
+static int
+rewrite_all(void *ctx, cvg__store_txn *mt)
+{
+    int rc = rewrite_out(ctx, mt);
+    return rc == CVG_OK ? write_meta(ctx) : rc;
+}
+
+static void
+drop_state_cursor(cvg_txn *t)
+{
+    cvg__state_cursor_close(&t->state_cur);
+    t->epoch++; /* cursors of the old LMDB transaction are gone */
+}
+
+static cvg__rewrite
+rewriter(cvg_txn *t, int (*fn)(void *, cvg__store_txn *))
+{
+    cvg__rewrite rw = {fn, t, t->start_gen, t->r->readers > 0};
+    return rw;
+}
+
 static int
 regrow(cvg_txn *t)
 {
-    cvg_replica *r = t->r;
-    for (;;) {
-        if (t->state_cur != NULL) {
-            mdb_cursor_close(t->state_cur);
-            t->state_cur = NULL;
-        }
-        if (t->mt != NULL) {
-            mdb_txn_abort(t->mt);
-            t->mt = NULL;
-        }
-        t->epoch++; /* cursors of the old LMDB transaction are gone */
-        if (r->readers > 0) {
-            return cvg__replica_fail(r, CVG_EFULL,
-                                     "map full (%zu bytes) and read "
-                                     "transactions are open, so it cannot "
-                                     "grow",
-                                     r->store.map_size);
-        }
-        int rc = cvg__store_grow(&r->store);
-        if (rc != CVG_OK) {
-            return cvg__replica_fail(r, rc,
-                                     "map full at its limit of %zu bytes "
-                                     "(map_size_max)",
-                                     r->store.map_size);
-        }
-        rc = cvg__store_begin(&r->store, true, &t->mt);
-        if (rc != CVG_OK) {
-            return cvg__replica_fail(r, rc,
-                                     "cannot begin a write transaction");
-        }
-        uint64_t gen = 0;
-        rc = cvg__meta_get_u64(&r->store, t->mt, "gen", &gen);
-        if (rc == CVG_OK && gen != t->start_gen) {
-            return cvg__replica_fail(r, CVG_EBUSY,
-                                     "another process wrote while the map "
-                                     "grew; retry the transaction");
-        }
-        if (rc == CVG_OK) {
-            rc = write_out(t, true);
-        }
-        if (rc != CVG_EFULL) {
-            return rc;
-        }
-    }
+    drop_state_cursor(t);
+    cvg__rewrite rw = rewriter(t, rewrite_out);
+    return cvg__store_regrow(&t->r->store, &t->mt, &rw);
 }
 
 int
@@ -671,9 +654,7 @@ cvg_txn_begin(cvg_replica *r, unsigned flags, cvg_txn **out)
         rc = cvg__vv_copy(&t->vv, &r->vv);
     }
     if (rc != CVG_OK) {
-        if (t->mt != NULL) {
-            mdb_txn_abort(t->mt);
-        }
+        cvg__store_abort(t->mt);
         cvg__vv_destroy(&t->vv);
         cvg__free(t);
         return cvg__replica_fail(r, rc, "cannot begin a transaction");
@@ -695,12 +676,8 @@ static void
 txn_free(cvg_txn *t)
 {
     cvg_replica *r = t->r;
-    if (t->state_cur != NULL) {
-        mdb_cursor_close(t->state_cur);
-    }
-    if (t->mt != NULL) {
-        mdb_txn_abort(t->mt);
-    }
+    cvg__state_cursor_close(&t->state_cur);
+    cvg__store_abort(t->mt);
     if (t->write) {
         r->writer = NULL;
     } else if (r->readers > 0) {
@@ -797,28 +774,12 @@ cvg_txn_commit(cvg_txn *t)
     }
     if (rc == CVG_OK) {
         rc = write_out(t, false);
-        if (rc == CVG_EFULL) {
-            rc = regrow(t);
-        }
-        while (rc == CVG_OK) {
+        if (rc == CVG_OK) {
             rc = write_meta(t);
-            if (rc == CVG_OK) {
-                if (t->state_cur != NULL) {
-                    mdb_cursor_close(t->state_cur);
-                    t->state_cur = NULL;
-                }
-                rc = cvg__mdb_err(mdb_txn_commit(t->mt));
-                /* Committed or not, LMDB freed the transaction. */
-                t->mt = NULL;
-                if (rc == CVG_OK) {
-                    break;
-                }
-            }
-            if (rc != CVG_EFULL) {
-                break;
-            }
-            rc = regrow(t); /* CVG_EFULL from it is final */
         }
+        drop_state_cursor(t);
+        cvg__rewrite rw = rewriter(t, rewrite_all);
+        rc = cvg__store_commit(&r->store, &t->mt, rc, &rw);
     }
     if (rc != CVG_OK) {
         if (rc != CVG_EFULL && rc != CVG_EBUSY) {

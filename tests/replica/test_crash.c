@@ -11,6 +11,7 @@
  * replica is open in the parent while it forks (converge.h forbids it). */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
+#include <lmdb.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>

@@ -1,0 +1,124 @@
+/*
+ * The one commit path. Every write transaction of the library ends in
+ * cvg__store_commit() or cvg__store_write(), so that a full map, a full disk
+ * and every LMDB code are met in one place.
+ *
+ * How a full map is handled: LMDB cannot grow a map while a transaction of
+ * this process is open, and a transaction that hit MDB_MAP_FULL can only be
+ * aborted. Writers therefore keep everything they write in memory until the
+ * commit has succeeded (the replica's transaction cache, the deferred peer
+ * records), and when the map fills the store abandons the transaction,
+ * doubles the map (up to map_size_max), begins again and asks the writer to
+ * write it all again (cvg__rewrite). That is only sound if nobody committed
+ * in between, since the writer's data was read from the old snapshot: the
+ * commit generation in meta tells, and a changed one is CVG_EBUSY (retry).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+
+#include <lmdb.h>
+
+#include "oplog_int.h"
+
+static int
+fail(cvg__store *s, int rc, const char *msg)
+{
+    if (s->err != NULL && s->errlen > 0) {
+        snprintf(s->err, s->errlen, "%s", msg);
+    }
+    return rc;
+}
+
+int
+cvg__store_regrow(cvg__store *s, cvg__store_txn **t, const cvg__rewrite *rw)
+{
+    for (;;) {
+        cvg__store_abort(*t);
+        *t = NULL;
+        if (rw->readers_open) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "map full (%zu bytes) and read transactions are open, "
+                     "so it cannot grow",
+                     s->map_size);
+            return fail(s, CVG_EFULL, msg);
+        }
+        int rc = cvg__store_grow(s);
+        if (rc != CVG_OK) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "map full at its limit of %zu bytes (map_size_max)",
+                     s->map_size);
+            return fail(s, rc, msg);
+        }
+        rc = cvg__store_begin(s, true, t);
+        if (rc != CVG_OK) {
+            return fail(s, rc, "cannot begin a write transaction");
+        }
+        uint64_t gen = 0;
+        rc = cvg__meta_get_u64(s, *t, "gen", &gen);
+        if (rc == CVG_OK && gen != rw->gen) {
+            rc = fail(s, CVG_EBUSY,
+                      "another process wrote while the map grew; retry the "
+                      "transaction");
+        }
+        if (rc == CVG_OK) {
+            rc = rw->fn(rw->ctx, *t);
+        }
+        if (rc == CVG_OK) {
+            return CVG_OK;
+        }
+        if (rc != CVG_EFULL) {
+            cvg__store_abort(*t);
+            *t = NULL;
+            return rc;
+        }
+    }
+}
+
+int
+cvg__store_commit(cvg__store *s, cvg__store_txn **t, int rc,
+                  const cvg__rewrite *rw)
+{
+    for (;;) {
+        if (rc == CVG_OK) {
+            rc = cvg__mdb_err(mdb_txn_commit(*t));
+            *t = NULL; /* committed or not, LMDB freed it */
+            if (rc == CVG_OK) {
+                return CVG_OK;
+            }
+        }
+        if (rc != CVG_EFULL || rw == NULL) {
+            cvg__store_abort(*t);
+            *t = NULL;
+            return rc;
+        }
+        rc = cvg__store_regrow(s, t, rw); /* CVG_EFULL from it is final */
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+}
+
+int
+cvg__store_write(cvg__store *s, bool readers_open,
+                 int (*fn)(void *ctx, cvg__store_txn *t), void *ctx)
+{
+    cvg__store_txn *t;
+    int rc = cvg__store_begin(s, true, &t);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    uint64_t gen = 0;
+    rc = cvg__meta_get_u64(s, t, "gen", &gen);
+    if (rc == CVG_ENOTFOUND) {
+        rc = CVG_OK; /* a replica being created has no generation yet */
+    }
+    if (rc == CVG_OK) {
+        rc = fn(ctx, t);
+    }
+    /* What fn wrote is in its caller's memory still: it can write it
+     * again. */
+    cvg__rewrite rw = {fn, ctx, gen, readers_open};
+    return cvg__store_commit(s, &t, rc, &rw);
+}

@@ -1,0 +1,234 @@
+/*
+ * Peer records: what a replica remembers of each peer, durably. A record
+ * says where our pulls from the peer stand (the first lsn of its log we
+ * lack) and how far its copy of our own ops goes (acknowledged, sent); the
+ * sync status and queue are computed from that, not stored per op, because
+ * our ops are seqs 1..N of our origin and "pending" is a range. Refused ops
+ * are the exception: one record each in the queue database, keyed by peer
+ * and seq, until they are retried or the peer has them.
+ */
+#include <lmdb.h>
+
+#include "oplog_int.h"
+
+#define REC_SIZE 48
+
+static void
+rec_encode(const cvg__peer_rec *p, uint8_t b[REC_SIZE])
+{
+    cvg__put_be64(b, p->cursor);
+    cvg__put_be64(b + 8, p->acked);
+    cvg__put_be64(b + 16, p->sent);
+    cvg__put_be64(b + 24, p->last_ok_ms);
+    cvg__put_be64(b + 32, p->last_attempt_ms);
+    cvg__put_be64(b + 40, (uint64_t)(int64_t)p->last_error);
+}
+
+int
+cvg__peer_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
+              cvg__peer_rec *out, bool *known)
+{
+    memset(out, 0, sizeof *out);
+    out->cursor = 1;
+    if (known != NULL) {
+        *known = false;
+    }
+    MDB_val k = {16, (void *)peer->bytes}, v;
+    int mrc = mdb_get(t, s->peers, &k, &v);
+    if (mrc == MDB_NOTFOUND) {
+        return CVG_OK;
+    }
+    if (mrc != MDB_SUCCESS) {
+        return cvg__mdb_err(mrc);
+    }
+    if (v.mv_size != REC_SIZE) {
+        return CVG_ECORRUPT;
+    }
+    const uint8_t *b = v.mv_data;
+    out->cursor = cvg__get_be64(b);
+    out->acked = cvg__get_be64(b + 8);
+    out->sent = cvg__get_be64(b + 16);
+    out->last_ok_ms = cvg__get_be64(b + 24);
+    out->last_attempt_ms = cvg__get_be64(b + 32);
+    out->last_error = (int)(int64_t)cvg__get_be64(b + 40);
+    if (known != NULL) {
+        *known = true;
+    }
+    return CVG_OK;
+}
+
+int
+cvg__peer_put(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
+              const cvg__peer_rec *p)
+{
+    uint8_t b[REC_SIZE];
+    rec_encode(p, b);
+    MDB_val k = {16, (void *)peer->bytes}, v = {REC_SIZE, b};
+    return cvg__mdb_err(mdb_put(t, s->peers, &k, &v, 0));
+}
+
+static void
+failed_key(uint8_t kb[24], const cvg_replica_id *peer, uint64_t seq)
+{
+    memcpy(kb, peer->bytes, 16);
+    cvg__put_be64(kb + 16, seq);
+}
+
+int
+cvg__failed_clear(cvg__store *s, cvg__store_txn *t,
+                  const cvg_replica_id *peer, uint64_t upto)
+{
+    MDB_cursor *c;
+    int rc = cvg__mdb_err(mdb_cursor_open(t, s->queue, &c));
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    uint8_t kb[24];
+    failed_key(kb, peer, 0);
+    int mrc;
+    /* Seek again after each delete: where a cursor stands after deleting
+     * the last record is not something to rely on. */
+    for (;;) {
+        MDB_val k = {24, kb}, v;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (mrc != MDB_SUCCESS || k.mv_size != 24 ||
+            memcmp(k.mv_data, peer->bytes, 16) != 0 ||
+            cvg__get_be64((const uint8_t *)k.mv_data + 16) > upto) {
+            break;
+        }
+        mrc = mdb_cursor_del(c, 0);
+        if (mrc != MDB_SUCCESS) {
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return mrc == MDB_SUCCESS || mrc == MDB_NOTFOUND ? CVG_OK
+                                                     : cvg__mdb_err(mrc);
+}
+
+void
+cvg__peer_rec_merge(cvg__peer_rec *p, const cvg__peer_change *ch,
+                    const uint64_t *cursor)
+{
+    if (cursor != NULL) {
+        p->cursor = *cursor;
+    }
+    p->acked = CVG__MAX(p->acked, ch->acked);
+    p->sent = CVG__MAX(p->sent, CVG__MAX(ch->sent, p->acked));
+    if (ch->attempt_ms) {
+        p->last_attempt_ms = ch->attempt_ms;
+    }
+    if (ch->ok_ms) {
+        p->last_ok_ms = ch->ok_ms;
+        p->last_error = CVG_OK;
+    }
+    if (ch->error) {
+        p->last_error = ch->error;
+    }
+}
+
+int
+cvg__peer_change_apply(cvg__store *s, cvg__store_txn *t,
+                       const cvg_replica_id *peer,
+                       const cvg__peer_change *ch, const uint64_t *cursor)
+{
+    cvg__peer_rec p;
+    int rc = cvg__peer_get(s, t, peer, &p, NULL);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    cvg__peer_rec_merge(&p, ch, cursor);
+    rc = cvg__peer_put(s, t, peer, &p);
+    /* Ops the peer now has are no longer failed. */
+    if (rc == CVG_OK && p.acked > 0) {
+        rc = cvg__failed_clear(s, t, peer, p.acked);
+    }
+    /* Refused ops: the ones sent and not acknowledged. */
+    for (uint64_t seq = p.acked + 1;
+         rc == CVG_OK && ch->fail_code && seq <= p.sent; seq++) {
+        uint8_t kb[24], vb[4];
+        failed_key(kb, peer, seq);
+        cvg__put_be32(vb, (uint32_t)ch->fail_code);
+        MDB_val k = {24, kb}, v = {4, vb};
+        rc = cvg__mdb_err(mdb_put(t, s->queue, &k, &v, 0));
+    }
+    return rc;
+}
+
+int
+cvg__peers_list(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out,
+                size_t cap, size_t *count)
+{
+    *count = 0;
+    MDB_cursor *c;
+    int rc = cvg__mdb_err(mdb_cursor_open(t, s->peers, &c));
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    size_t n = 0;
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (mrc == MDB_SUCCESS) {
+        if (k.mv_size == 16 && n < cap) {
+            memcpy(out[n].bytes, k.mv_data, 16);
+        }
+        n += k.mv_size == 16;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    *count = n;
+    return mrc == MDB_NOTFOUND ? CVG_OK : cvg__mdb_err(mrc);
+}
+
+int
+cvg__failed_list(cvg__store *s, cvg__store_txn *t,
+                 const cvg_replica_id *peer, uint64_t above,
+                 cvg_failed_op *out, size_t cap, uint64_t *count)
+{
+    *count = 0;
+    MDB_cursor *c;
+    int rc = cvg__mdb_err(mdb_cursor_open(t, s->queue, &c));
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    uint8_t kb[24];
+    failed_key(kb, peer, above + 1);
+    MDB_val k = {24, kb}, v;
+    uint64_t n = 0;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (mrc == MDB_SUCCESS && k.mv_size == 24 && v.mv_size == 4 &&
+           memcmp(k.mv_data, peer->bytes, 16) == 0) {
+        if (n < cap) {
+            out[n].seq = cvg__get_be64((const uint8_t *)k.mv_data + 16);
+            out[n].code = (int)(int32_t)cvg__get_be32(v.mv_data);
+        }
+        n++;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    *count = n;
+    return mrc == MDB_SUCCESS || mrc == MDB_NOTFOUND ? CVG_OK
+                                                     : cvg__mdb_err(mrc);
+}
+
+int
+cvg__failed_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
+                uint64_t seq, int *code)
+{
+    uint8_t kb[24];
+    failed_key(kb, peer, seq);
+    MDB_val k = {24, kb}, v;
+    int mrc = mdb_get(t, s->queue, &k, &v);
+    *code = CVG_OK;
+    if (mrc == MDB_NOTFOUND) {
+        return CVG_OK;
+    }
+    if (mrc != MDB_SUCCESS) {
+        return cvg__mdb_err(mrc);
+    }
+    if (v.mv_size != 4) {
+        return CVG_ECORRUPT;
+    }
+    *code = (int)(int32_t)cvg__get_be32(v.mv_data);
+    return CVG_OK;
+}
