@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "replica/wire.h"
+#include "sync/wire.h"
 #include "session_template.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "replica/wire.h"
+#include "sync/wire.h"
 #include "session_template.h"
 
 static fuzz_snapshot snap_local, snap_third;

@@ -66,15 +66,15 @@ suite() {
 
 echo "== valgrind: tests"
 suite replica_test_replica '*'
-suite replica_test_sync '*'
+suite sync_test_sync '*'
 suite replica_test_converge '*'
 suite replica_test_link '*/@(clean_link_completes_and_converges|all_faults_then_clean_run_converges|partition_delivers_nothing_then_heals|bad_options_are_refused|allocation_failures_never_crash)'
 suite replica_test_conflicts '*'
-suite replica_test_sync_status '*'
+suite sync_test_sync_status '*'
 suite replica_test_threads '*'
 suite replica_test_fault '*/@(every_allocation_of_a_write_txn_fails_cleanly|a_write_that_failed_cleanly_can_be_retried|a_failed_txn_commits_nothing_and_frees_itself|opening_under_allocation_failure|reads_under_allocation_failure|remote_apply_under_allocation_failure|map_full_then_grown)'
 suite replica_test_errors '*/@(null_arguments_on_reads_and_cursors|open_refuses_a_newer_format|open_on_garbage_data_file_fails|open_read_only_on_a_foreign_lmdb_env_is_corrupt|bad_values|second_write_txn_is_busy|type_clash_within_one_txn|cursors_fail_after_a_write_in_their_txn)'
-suite replica_test_wire '*/@(random_messages_round_trip|truncation_at_every_offset_is_corrupt|hostile_length_prefixes_in_every_position|huge_counts_are_refused_before_allocating|random_bytes_never_crash|decoder_survives_allocation_failure)'
+suite sync_test_wire '*/@(random_messages_round_trip|truncation_at_every_offset_is_corrupt|hostile_length_prefixes_in_every_position|huge_counts_are_refused_before_allocating|random_bytes_never_crash|decoder_survives_allocation_failure)'
 suite oplog_test_codec '*/@(every_op_and_value_kind_round_trips|hostile_lengths_and_counts_are_corrupt|truncation_at_every_offset_is_corrupt|wrong_types_and_bad_semantics_are_corrupt)'
 suite oplog_test_state_codec '*/@(hostile_and_malformed_records|truncation_at_every_offset_is_corrupt|out_of_memory_while_decoding_leaves_nothing)'
 

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "replica/wire.h"
+#include "sync/wire.h"
 #include "testutil.h"
 
 /* ---- Helpers ----------------------------------------------------------- */

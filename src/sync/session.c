@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "replica_int.h"
+#include "../replica/replica_int.h"
 #include "wire.h"
 
 #define HELLO_PULLS 1u  /* flag: this side will pull */

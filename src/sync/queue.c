@@ -5,7 +5,7 @@
  * (cvg__log_iter_open_origin: other origins' blocks are skipped by their
  * header). A refused op has a record in the queue database.
  */
-#include "replica_int.h"
+#include "../replica/replica_int.h"
 
 struct cvg_queue_cursor {
     cvg_txn *t;

@@ -5,7 +5,7 @@
  * origin, so committed, syncing and pending are ranges; only refused ops
  * have records of their own.
  */
-#include "replica_int.h"
+#include "../replica/replica_int.h"
 
 int
 cvg__peer_update(cvg_replica *r, const cvg_replica_id *peer,

@@ -10,7 +10,7 @@
  * never at stake. Refused ops are the exception (sync_state.c stores them
  * at once).
  */
-#include "replica_int.h"
+#include "../replica/replica_int.h"
 
 static cvg__peer_deferred *
 find(const cvg_replica *r, const cvg_replica_id *peer)

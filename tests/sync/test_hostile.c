@@ -23,7 +23,7 @@
 
 #include "checks.h"
 #include "replica/replica_int.h"
-#include "replica/wire.h"
+#include "sync/wire.h"
 #include "testutil.h"
 
 #define NOW_MS 1700000000000ull

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "checks.h"
-#include "replica/wire.h"
+#include "sync/wire.h"
 #include "converge.h"
 #include "digest.h"
 #include "testutil.h"
