@@ -278,9 +278,16 @@ typedef struct cvg_conflict {
     cvg_type type;          /* CVG_TYPE_REGISTER or CVG_TYPE_MVREGISTER */
     cvg_value local;        /* the value read here before */
     cvg_value remote;       /* the peer's value */
-    cvg_value resolved;     /* the value read here now */
+    /* The value read here now. For a multi-value register: the resolver's
+     * value when this replica's resolver settled the conflict; else the
+     * sibling the collection's strategy puts first (every sibling is kept:
+     * read them with cvg_mvregister_get()). */
+    cvg_value resolved;
     cvg_strategy strategy;
     cvg_dot remote_dot;
+    /* How many values the register holds now: 1 for a LWW register or a
+     * resolved one, 2 or more for siblings. */
+    uint32_t siblings;
 } cvg_conflict;
 
 /** Called once per conflict, on the thread that fed the sync session,

@@ -122,7 +122,9 @@ record_conflict(cvg_txn *t, const cvg__op *op, cvg_type type,
     c->dot = p->dot;
     c->local = *before;
     *before = cvg_value_nil();
-    /* A multi-value register resolves later, if at all: nil until then. */
+    c->siblings = type == CVG_TYPE_REGISTER ? 1 : 0;
+    /* A multi-value register is described once the page is settled
+     * (conflicts.c): a resolver may yet replace its siblings. */
     if (type == CVG_TYPE_REGISTER) {
         const cvg__sibling *w2 = cvg__winner(t->r, p->collection, &e->u.r);
         if (w2 == NULL || cvg__value_copy(&c->resolved, &w2->value) != 0) {

@@ -60,6 +60,30 @@ cvg_replica_id_get(const cvg_replica *r, cvg_replica_id *out)
     *out = r->id;
 }
 
+cvg__store *
+cvg__replica_store(cvg_replica *r)
+{
+    return &r->store;
+}
+
+const cvg_replica_id *
+cvg__replica_self(const cvg_replica *r)
+{
+    return &r->id;
+}
+
+const cvg_replica_options *
+cvg__replica_opts(const cvg_replica *r)
+{
+    return &r->opts;
+}
+
+uint64_t
+cvg__replica_now_ms(const cvg_replica *r)
+{
+    return r->opts.clock(r->opts.clock_ctx);
+}
+
 int
 cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt)
 {
@@ -246,12 +270,9 @@ cvg_replica_close(cvg_replica *r)
     if (r == NULL) {
         return;
     }
-    /* Best effort: a status that lags is learned again at the next sync. */
-    (void)cvg__peer_deferred_flush(r);
+    cvg__hook_close(r);
     cvg__store_close(&r->store);
     cvg__policies_free(r);
-    cvg__free(r->active);
-    cvg__free(r->deferred);
     cvg__origins_destroy(&r->origins);
     cvg__vv_destroy(&r->vv);
     cvg__free(r);
@@ -263,7 +284,7 @@ cvg_replica_sync(cvg_replica *r)
     if (r == NULL) {
         return CVG_EINVAL;
     }
-    int rc = cvg__peer_deferred_flush(r);
+    int rc = cvg__replica_store_hook(r);
     if (rc != CVG_OK) {
         return cvg__replica_fail(r, rc, "cannot store the sync status: %s",
                                  cvg_strerror(rc));

@@ -7,16 +7,7 @@
 #ifndef CVG_REPLICA_INT_H
 #define CVG_REPLICA_INT_H
 
-#include "../oplog/oplog_int.h"
-
-/* A peer record change waiting in memory for the next commit
- * (sync_deferred.c). */
-typedef struct cvg__peer_deferred {
-    cvg_replica_id peer;
-    cvg__peer_change ch;
-    bool has_cursor;
-    uint64_t cursor;
-} cvg__peer_deferred;
+#include "replica.h"
 
 /* A collection's conflict strategy, with our own copy of its name. */
 typedef struct cvg__policy {
@@ -27,15 +18,16 @@ typedef struct cvg__policy {
 
 /* A conflict met while applying a peer's op, kept (with copies of its
  * names and values) until the ops are committed and the event can fire. */
-typedef struct cvg__conflict_rec {
+struct cvg__conflict_rec {
     char *names;        /* collection NUL key NUL field NUL */
     size_t clen, klen, flen;
     cvg_type type;
     cvg_value local;    /* owned copies */
     cvg_value remote;
     cvg_value resolved;
+    uint32_t siblings;  /* values the register holds after the page */
     cvg_dot dot;
-} cvg__conflict_rec;
+};
 
 struct cvg_replica {
     cvg__store store;
@@ -51,12 +43,8 @@ struct cvg_replica {
     uint64_t last_lsn;
     uint64_t gen;      /* commit generation, stored in meta */
     struct cvg_txn *writer; /* the open write transaction, if any */
-    cvg_replica_id *active; /* peers with an open session (sync status) */
-    size_t n_active;
-    size_t cap_active;
-    cvg__peer_deferred *deferred; /* peer changes not yet stored */
-    size_t n_deferred;
-    size_t cap_deferred;
+    cvg__commit_hook hook;  /* set by the floor above (sync) */
+    bool has_hook;
     unsigned readers;  /* open read transactions */
     char errmsg[256];
 };
@@ -135,20 +123,10 @@ struct cvg_txn {
     /* Stored ops looked up to check duplicates from peers (remote.c). */
     struct cvg__op_lookup *dups;
 
-    /* A sync position and status to store with this commit (session.c). */
-    bool peer_set;
-    cvg_replica_id peer;
-    uint64_t peer_cursor;
-    bool peer_cursor_set;     /* a pull page: store peer_cursor */
-    cvg__peer_change peer_change;
-
     cvg__buf kbuf;      /* key under construction */
     cvg__buf vbuf;      /* state record under construction */
 };
 
-/* Set the handle's message (printf-like) and return @p rc. */
-int cvg__replica_fail(cvg_replica *r, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Adopt what another process committed, as seen by @p mt. */
 int cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt);
 
@@ -168,9 +146,6 @@ int cvg__txn_field_mask(cvg_txn *t, uint32_t plen, uint8_t *mask_out);
 int cvg__txn_mask_entry(cvg_txn *t, uint32_t plen, cvg__entry **out);
 /* Mark @p e changed (to be written) and keep its field's mask exact. */
 void cvg__txn_touch(cvg_txn *t, cvg__entry *e);
-/* Write what is dirty to LMDB, so a scan of LMDB sees this transaction's
- * writes. Grows the map and replays if it fills. */
-int cvg__txn_flush(cvg_txn *t);
 /* Add an op to the log blocks of the transaction, at lsn t->next_lsn. */
 int cvg__txn_log(cvg_txn *t, const cvg__op *op);
 /* Whether a counter entry still has something no delete observed. */
@@ -190,33 +165,12 @@ int cvg__record_entries(cvg_txn *t, uint32_t rplen, cvg__entry ***out,
 int cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
                     uint32_t *plen);
 
-/* Apply an op made by another replica: CVG_OK, CVG_DONE (a duplicate,
- * equal to the stored op: skipped), CVG_EEQUIVOCAL (another op under a dot
- * we have), CVG_EFORGED (an op in our name that we never made), CVG_EGAP
- * (an earlier op of its origin, or one it had seen, is missing),
- * CVG_ECLOCK (too far ahead), CVG_ECORRUPT. Nothing changes on
- * error, except that a failure after the state changed fails the
- * transaction. */
-int cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict);
-
-/* Record @p ch: stored with the next commit, or at once if it marks
- * refused ops (sync_state.c). */
-int cvg__peer_update(cvg_replica *r, const cvg_replica_id *peer,
-                     const cvg__peer_change *ch);
-
-/* Peer changes waiting for the next commit (sync_deferred.c). */
-int cvg__peer_defer(cvg_replica *r, const cvg_replica_id *peer,
-                    const cvg__peer_change *ch, const uint64_t *cursor);
-/* Apply what waits for @p peer to @p p, as read from the store. */
-void cvg__peer_overlay(const cvg_replica *r, const cvg_replica_id *peer,
-                       cvg__peer_rec *p);
-/* Write everything waiting into @p mt; clear once it committed. */
-int cvg__peer_deferred_write(cvg_replica *r, cvg__store_txn *mt);
-void cvg__peer_deferred_clear(cvg_replica *r);
-/* Store what waits in a commit of its own (unless this process holds a
- * write transaction, whose commit will). */
-int cvg__peer_deferred_flush(cvg_replica *r);
-bool cvg__peer_active(const cvg_replica *r, const cvg_replica_id *peer);
+/* Call the commit hook, if any (hook.c). */
+int cvg__hook_write(cvg_replica *r, cvg__store_txn *mt);
+void cvg__hook_committed(cvg_replica *r);
+void cvg__hook_ended(cvg_replica *r, bool empty);
+/* At close: store what the hook holds, then destroy it. */
+void cvg__hook_close(cvg_replica *r);
 
 /* The strategy of collection @p coll; NULL means LWW. */
 const cvg_collection_policy *cvg__policy_for(const cvg_replica *r,

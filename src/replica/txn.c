@@ -707,6 +707,7 @@ cvg_txn_abort(cvg_txn *t)
     if (t->write) {
         /* Origins first seen in this transaction were never stored. */
         cvg__origins_truncate(&t->r->origins, t->origins_at_begin);
+        cvg__hook_ended(t->r, false);
     }
     txn_free(t);
 }
@@ -728,18 +729,12 @@ write_meta(cvg_txn *t)
             return rc;
         }
     }
-    /* What waited comes first: this transaction's own change is newer. */
-    int prc = cvg__peer_deferred_write(r, t->mt);
-    if (prc == CVG_OK && t->peer_set) {
-        prc = cvg__peer_change_apply(&r->store, t->mt, &t->peer,
-                                     &t->peer_change,
-                                     t->peer_cursor_set ? &t->peer_cursor
-                                                        : NULL);
+    /* The floor above stores what waited for a commit (sync's records). */
+    int rc = cvg__hook_write(r, t->mt);
+    if (rc != CVG_OK) {
+        return rc;
     }
-    if (prc != CVG_OK) {
-        return prc;
-    }
-    int rc = cvg__meta_put_u64(&r->store, t->mt, "hlc", t->clock);
+    rc = cvg__meta_put_u64(&r->store, t->mt, "hlc", t->clock);
     if (rc == CVG_OK) {
         rc = cvg__meta_put_u64(&r->store, t->mt, "lsn", t->next_lsn - 1);
     }
@@ -762,15 +757,13 @@ cvg_txn_commit(cvg_txn *t)
     }
     int rc = t->failed;
     if (rc == CVG_OK && t->n_ops == 0) {
-        /* Nothing to store but, perhaps, news of a peer (a page of ops we
-         * all had): that waits for the next commit. */
-        if (t->peer_set) {
-            rc = cvg__peer_defer(r, &t->peer, &t->peer_change,
-                                 t->peer_cursor_set ? &t->peer_cursor
-                                                    : NULL);
-        }
-        cvg_txn_abort(t);
-        return rc;
+        /* Nothing to store but, perhaps, what the hook was told for this
+         * commit (news of a peer, with a page of ops we all had): that
+         * waits for the next commit. */
+        cvg__origins_truncate(&r->origins, t->origins_at_begin);
+        cvg__hook_ended(r, true);
+        txn_free(t);
+        return CVG_OK;
     }
     if (rc == CVG_OK) {
         rc = write_out(t, false);
@@ -789,7 +782,7 @@ cvg_txn_commit(cvg_txn *t)
         return rc;
     }
     /* Publish what is now committed. */
-    cvg__peer_deferred_clear(r);
+    cvg__hook_committed(r);
     cvg__vv tmp = r->vv;
     r->vv = t->vv;
     t->vv = tmp;
@@ -798,6 +791,51 @@ cvg_txn_commit(cvg_txn *t)
     r->gen = t->start_gen + 1;
     txn_free(t);
     return CVG_OK;
+}
+
+/* ---- What the floor above sees (replica.h) ----------------------------- */
+
+cvg__store_txn *
+cvg__txn_store_txn(cvg_txn *t)
+{
+    return t->mt;
+}
+
+const cvg__vv *
+cvg__txn_vv(const cvg_txn *t)
+{
+    return &t->vv;
+}
+
+uint64_t
+cvg__txn_next_lsn(const cvg_txn *t)
+{
+    return t->next_lsn;
+}
+
+bool
+cvg__txn_writable(const cvg_txn *t)
+{
+    return t->write;
+}
+
+int
+cvg__txn_failed(const cvg_txn *t)
+{
+    return t->failed;
+}
+
+cvg__txn_stamp
+cvg__txn_stamp_get(const cvg_txn *t)
+{
+    cvg__txn_stamp s = {t->wgen, t->epoch};
+    return s;
+}
+
+bool
+cvg__txn_stamp_valid(const cvg_txn *t, cvg__txn_stamp s)
+{
+    return t->wgen == s.wgen && t->epoch == s.epoch;
 }
 
 cvg_replica *

@@ -1,23 +1,24 @@
 /*
- * Changes to peer records that wait in memory for the next commit. What a
- * session learns of its peer once its last page is in (the peer
+ * What sync keeps per replica in memory, and the commit hook that stores
+ * it. What a session learns of its peer once its last page is in (the peer
  * acknowledged our ops, the session ended well, the pull cursor moved past
  * ops we already had) changes no data, so it is not worth a durable commit
- * of its own: it rides along with the next write transaction, or is
- * written when the replica is closed or cvg_replica_sync() is called.
- * Reads of the sync status see it at once. A crash may lose it, and then
- * the status lags until the next session, which learns it again; data is
- * never at stake. Refused ops are the exception (sync_state.c stores them
- * at once).
+ * of its own: it rides along with the next write transaction of the
+ * replica, whoever makes it, or is written when the replica is flushed or
+ * closed. Reads of the sync status see it at once. A crash may lose it, and
+ * then the status lags until the next session, which learns it again; data
+ * is never at stake. Refused ops are the exception (status.c stores them at
+ * once). A page's new pull position is staged for the page's own commit:
+ * stored with it or not at all.
  */
-#include "../replica/replica_int.h"
+#include "sync_int.h"
 
 static cvg__peer_deferred *
-find(const cvg_replica *r, const cvg_replica_id *peer)
+find(const cvg__sync_state *st, const cvg_replica_id *peer)
 {
-    for (size_t i = 0; i < r->n_deferred; i++) {
-        if (cvg__id_cmp(&r->deferred[i].peer, peer) == 0) {
-            return &r->deferred[i];
+    for (size_t i = 0; st != NULL && i < st->n_deferred; i++) {
+        if (cvg__id_cmp(&st->deferred[i].peer, peer) == 0) {
+            return &st->deferred[i];
         }
     }
     return NULL;
@@ -45,20 +46,20 @@ merge(cvg__peer_change *into, const cvg__peer_change *ch)
     }
 }
 
-int
-cvg__peer_defer(cvg_replica *r, const cvg_replica_id *peer,
-                const cvg__peer_change *ch, const uint64_t *cursor)
+static int
+defer(cvg__sync_state *st, const cvg_replica_id *peer,
+      const cvg__peer_change *ch, const uint64_t *cursor)
 {
-    cvg__peer_deferred *d = find(r, peer);
+    cvg__peer_deferred *d = find(st, peer);
     if (d == NULL) {
-        void *arr = r->deferred;
-        int rc = cvg__grow(&arr, &r->cap_deferred, r->n_deferred + 1,
-                           sizeof *r->deferred);
-        r->deferred = arr;
+        void *arr = st->deferred;
+        int rc = cvg__grow(&arr, &st->cap_deferred, st->n_deferred + 1,
+                           sizeof *st->deferred);
+        st->deferred = arr;
         if (rc != CVG_OK) {
             return rc;
         }
-        d = &r->deferred[r->n_deferred++];
+        d = &st->deferred[st->n_deferred++];
         memset(d, 0, sizeof *d);
         d->peer = *peer;
     }
@@ -70,54 +71,177 @@ cvg__peer_defer(cvg_replica *r, const cvg_replica_id *peer,
     return CVG_OK;
 }
 
+/* ---- The hook ------------------------------------------------------------- */
+
+static bool
+hook_pending(void *ctx)
+{
+    const cvg__sync_state *st = ctx;
+    return st->n_deferred > 0;
+}
+
+static int
+apply_one(cvg__store *s, cvg__store_txn *t, const cvg__peer_deferred *d)
+{
+    return cvg__peer_change_apply(s, t, &d->peer, &d->ch,
+                                  d->has_cursor ? &d->cursor : NULL);
+}
+
+static int
+hook_write(void *ctx, cvg__store *s, cvg__store_txn *t)
+{
+    cvg__sync_state *st = ctx;
+    for (size_t i = 0; i < st->n_deferred; i++) {
+        int rc = apply_one(s, t, &st->deferred[i]);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    /* What waited comes first: the staged change is newer. */
+    return st->staged ? apply_one(s, t, &st->stage) : CVG_OK;
+}
+
+static void
+hook_committed(void *ctx)
+{
+    cvg__sync_state *st = ctx;
+    st->n_deferred = 0;
+    st->staged = false;
+}
+
+static void
+hook_ended(void *ctx, bool empty)
+{
+    cvg__sync_state *st = ctx;
+    if (st->staged && empty) {
+        /* A page of ops we all had: its news waits for the next commit.
+         * Best effort: without memory it is learned again next time. */
+        (void)defer(st, &st->stage.peer, &st->stage.ch,
+                    st->stage.has_cursor ? &st->stage.cursor : NULL);
+    }
+    st->staged = false;
+}
+
+static void
+hook_destroy(void *ctx)
+{
+    cvg__sync_state *st = ctx;
+    cvg__free(st->active);
+    cvg__free(st->deferred);
+    cvg__free(st);
+}
+
+int
+cvg__sync_state_of(cvg_replica *r, cvg__sync_state **out)
+{
+    *out = cvg__replica_hook_ctx(r);
+    if (*out != NULL) {
+        return CVG_OK;
+    }
+    cvg__sync_state *st = cvg__calloc(1, sizeof *st);
+    if (st == NULL) {
+        return CVG_ENOMEM;
+    }
+    st->r = r;
+    cvg__commit_hook h = {hook_pending, hook_write, hook_committed,
+                          hook_ended,   hook_destroy, st};
+    int rc = cvg__replica_hook_set(r, &h);
+    if (rc != CVG_OK) {
+        cvg__free(st);
+        return rc;
+    }
+    *out = st;
+    return CVG_OK;
+}
+
+cvg__sync_state *
+cvg__sync_state_find(const cvg_replica *r)
+{
+    return cvg__replica_hook_ctx(r);
+}
+
+/* ---- What sessions and status calls use ------------------------------------ */
+
+int
+cvg__peer_stage(cvg_replica *r, const cvg_replica_id *peer,
+                const cvg__peer_change *ch, const uint64_t *cursor)
+{
+    cvg__sync_state *st;
+    int rc = cvg__sync_state_of(r, &st);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    memset(&st->stage, 0, sizeof st->stage);
+    st->stage.peer = *peer;
+    st->stage.ch = *ch;
+    st->stage.has_cursor = cursor != NULL;
+    st->stage.cursor = cursor ? *cursor : 0;
+    st->staged = true;
+    return CVG_OK;
+}
+
+int
+cvg__peer_update(cvg_replica *r, const cvg_replica_id *peer,
+                 const cvg__peer_change *ch)
+{
+    if (cvg__replica_opts(r)->read_only) {
+        return CVG_EREADONLY;
+    }
+    cvg__sync_state *st;
+    int rc = cvg__sync_state_of(r, &st);
+    if (rc == CVG_OK) {
+        rc = defer(st, peer, ch, NULL);
+    }
+    /* Refused ops get records of their own, which status reads count:
+     * store those now, with whatever waited. Everything else waits for the
+     * next commit, so that a session costs no commit of its own. */
+    if (rc == CVG_OK && ch->fail_code != CVG_OK) {
+        rc = cvg__replica_store_hook(r);
+    }
+    return rc;
+}
+
 void
 cvg__peer_overlay(const cvg_replica *r, const cvg_replica_id *peer,
                   cvg__peer_rec *p)
 {
-    const cvg__peer_deferred *d = find(r, peer);
+    const cvg__peer_deferred *d = find(cvg__sync_state_find(r), peer);
     if (d != NULL) {
         cvg__peer_rec_merge(p, &d->ch, d->has_cursor ? &d->cursor : NULL);
     }
 }
 
-int
-cvg__peer_deferred_write(cvg_replica *r, cvg__store_txn *mt)
+bool
+cvg__peer_active(const cvg_replica *r, const cvg_replica_id *peer)
 {
-    for (size_t i = 0; i < r->n_deferred; i++) {
-        const cvg__peer_deferred *d = &r->deferred[i];
-        int rc = cvg__peer_change_apply(&r->store, mt, &d->peer, &d->ch,
-                                        d->has_cursor ? &d->cursor : NULL);
-        if (rc != CVG_OK) {
-            return rc;
+    const cvg__sync_state *st = cvg__sync_state_find(r);
+    for (size_t i = 0; st != NULL && i < st->n_active; i++) {
+        if (cvg__id_cmp(&st->active[i], peer) == 0) {
+            return true;
         }
     }
-    return CVG_OK;
+    return false;
 }
 
 void
-cvg__peer_deferred_clear(cvg_replica *r)
+cvg__peer_set_active(cvg_replica *r, const cvg_replica_id *peer, bool on)
 {
-    r->n_deferred = 0;
-}
-
-static int
-write_deferred(void *ctx, cvg__store_txn *mt)
-{
-    return cvg__peer_deferred_write(ctx, mt);
-}
-
-int
-cvg__peer_deferred_flush(cvg_replica *r)
-{
-    if (r->n_deferred == 0 || r->opts.read_only) {
-        return CVG_OK;
+    cvg__sync_state *st;
+    if (cvg__sync_state_of(r, &st) != CVG_OK) {
+        return; /* best effort: the status says OFFLINE, not SYNCING */
     }
-    if (r->writer != NULL) {
-        return CVG_OK; /* that transaction's commit will write them */
+    for (size_t i = 0; i < st->n_active; i++) {
+        if (cvg__id_cmp(&st->active[i], peer) == 0) {
+            if (!on) {
+                st->active[i] = st->active[--st->n_active];
+            }
+            return;
+        }
     }
-    int rc = cvg__store_write(&r->store, r->readers > 0, write_deferred, r);
-    if (rc == CVG_OK) {
-        cvg__peer_deferred_clear(r);
+    void *arr = st->active;
+    if (on && cvg__grow(&arr, &st->cap_active, st->n_active + 1,
+                        sizeof *st->active) == CVG_OK) {
+        st->active = arr;
+        st->active[st->n_active++] = *peer;
     }
-    return rc;
 }

@@ -5,7 +5,7 @@
  * (cvg__log_iter_open_origin: other origins' blocks are skipped by their
  * header). A refused op has a record in the queue database.
  */
-#include "../replica/replica_int.h"
+#include "sync_int.h"
 
 struct cvg_queue_cursor {
     cvg_txn *t;
@@ -13,8 +13,7 @@ struct cvg_queue_cursor {
     cvg_replica_id peer;
     uint64_t sent;     /* ops up to here were offered in a page */
     bool active;       /* a session with the peer is open */
-    uint64_t wgen;
-    uint64_t epoch;
+    cvg__txn_stamp stamp; /* a write in t ends the walk */
 };
 
 int
@@ -27,16 +26,18 @@ cvg_sync_queue_open(cvg_txn *t, const cvg_replica_id *peer,
     if (t == NULL || peer == NULL || out == NULL) {
         return CVG_EINVAL;
     }
-    if (t->failed) {
-        return cvg__replica_fail(t->r, t->failed,
+    cvg_replica *r = cvg_txn_replica(t);
+    int failed = cvg__txn_failed(t);
+    if (failed) {
+        return cvg__replica_fail(r, failed,
                                  "the transaction failed earlier (%s)",
-                                 cvg_strerror(t->failed));
+                                 cvg_strerror(failed));
     }
-    cvg_replica *r = t->r;
-    int rc = t->write ? cvg__txn_flush(t) : CVG_OK;
+    int rc = cvg__txn_writable(t) ? cvg__txn_flush(t) : CVG_OK;
+    cvg__store *s = cvg__replica_store(r);
     cvg__peer_rec p;
     if (rc == CVG_OK) {
-        rc = cvg__peer_get(&r->store, t->mt, peer, &p, NULL);
+        rc = cvg__peer_get(s, cvg__txn_store_txn(t), peer, &p, NULL);
     }
     if (rc != CVG_OK) {
         return rc;
@@ -50,10 +51,9 @@ cvg_sync_queue_open(cvg_txn *t, const cvg_replica_id *peer,
     c->peer = *peer;
     c->sent = p.sent;
     c->active = cvg__peer_active(r, peer);
-    c->wgen = t->wgen;
-    c->epoch = t->epoch;
-    rc = cvg__log_iter_open_origin(&r->store, t->mt, &r->id, p.acked + 1,
-                                   &c->it);
+    c->stamp = cvg__txn_stamp_get(t);
+    rc = cvg__log_iter_open_origin(s, cvg__txn_store_txn(t),
+                                   cvg__replica_self(r), p.acked + 1, &c->it);
     if (rc != CVG_OK) {
         cvg__log_iter_close(&c->it);
         cvg__free(c);
@@ -68,7 +68,8 @@ cvg_sync_queue_open(cvg_txn *t, const cvg_replica_id *peer,
 static int
 failed_code(cvg_queue_cursor *c, uint64_t seq, int *code)
 {
-    return cvg__failed_get(&c->t->r->store, c->t->mt, &c->peer, seq, code);
+    cvg__store *s = cvg__replica_store(cvg_txn_replica(c->t));
+    return cvg__failed_get(s, cvg__txn_store_txn(c->t), &c->peer, seq, code);
 }
 
 int
@@ -78,7 +79,7 @@ cvg_sync_queue_next(cvg_queue_cursor *c, cvg_queued_op *out)
         return CVG_EINVAL;
     }
     memset(out, 0, sizeof *out);
-    if (c->t->wgen != c->wgen || c->t->epoch != c->epoch) {
+    if (!cvg__txn_stamp_valid(c->t, c->stamp)) {
         return CVG_EMISUSE; /* the transaction wrote or ended meanwhile */
     }
     cvg__op op;
@@ -108,7 +109,7 @@ cvg_sync_queue_close(cvg_queue_cursor *c)
     if (c == NULL) {
         return;
     }
-    if (c->t->epoch != c->epoch) {
+    if (cvg__txn_stamp_get(c->t).epoch != c->stamp.epoch) {
         c->it.cur = NULL; /* freed with the old LMDB transaction */
     }
     cvg__log_iter_close(&c->it);

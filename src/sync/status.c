@@ -1,28 +1,11 @@
 /*
  * The sync status of this replica's own ops relative to each peer, computed
  * from the peer records (src/oplog/peer_store.c) and what waits in memory
- * for the next commit (sync_deferred.c): our ops are seqs 1..N of our
+ * for the next commit (deferred.c): our ops are seqs 1..N of our
  * origin, so committed, syncing and pending are ranges; only refused ops
  * have records of their own.
  */
-#include "../replica/replica_int.h"
-
-int
-cvg__peer_update(cvg_replica *r, const cvg_replica_id *peer,
-                 const cvg__peer_change *ch)
-{
-    if (r->opts.read_only) {
-        return CVG_EREADONLY;
-    }
-    /* Refused ops get records of their own, which status reads count:
-     * store those now, with whatever waited. Everything else waits for the
-     * next commit, so that a session costs no commit of its own. */
-    if (ch->fail_code == CVG_OK) {
-        return cvg__peer_defer(r, peer, ch, NULL);
-    }
-    int rc = cvg__peer_defer(r, peer, ch, NULL);
-    return rc == CVG_OK ? cvg__peer_deferred_flush(r) : rc;
-}
+#include "sync_int.h"
 
 /* ---- The public calls --------------------------------------------------- */
 
@@ -37,19 +20,10 @@ count_failed(cvg_txn *t, const cvg_replica_id *peer, uint64_t above,
              cvg_failed_op *out, size_t cap, int *rc_out)
 {
     uint64_t n = 0;
-    *rc_out = cvg__failed_list(&t->r->store, t->mt, peer, above, out, cap, &n);
+    cvg__store *s = cvg__replica_store(cvg_txn_replica(t));
+    *rc_out = cvg__failed_list(s, cvg__txn_store_txn(t), peer, above, out,
+                               cap, &n);
     return n;
-}
-
-bool
-cvg__peer_active(const cvg_replica *r, const cvg_replica_id *peer)
-{
-    for (size_t i = 0; i < r->n_active; i++) {
-        if (cvg__id_cmp(&r->active[i], peer) == 0) {
-            return true;
-        }
-    }
-    return false;
 }
 
 int
@@ -66,9 +40,10 @@ cvg_sync_status_get(cvg_replica *r, const cvg_replica_id *peer,
         return rc;
     }
     cvg__peer_rec p;
-    rc = cvg__peer_get(&r->store, t->mt, peer, &p, NULL);
+    rc = cvg__peer_get(cvg__replica_store(r), cvg__txn_store_txn(t), peer, &p,
+                       NULL);
     cvg__peer_overlay(r, peer, &p);
-    uint64_t mine = cvg__vv_get(&t->vv, &r->id);
+    uint64_t mine = cvg__vv_get(cvg__txn_vv(t), cvg__replica_self(r));
     uint64_t failed = 0;
     if (rc == CVG_OK) {
         failed = count_failed(t, peer, p.acked, NULL, 0, &rc);
@@ -114,13 +89,17 @@ cvg_sync_peers(cvg_replica *r, cvg_replica_id *out, size_t cap,
         return rc;
     }
     size_t n = 0;
-    rc = cvg__peers_list(&r->store, t->mt, out, cap, &n);
+    cvg__store *s = cvg__replica_store(r);
+    cvg__store_txn *mt = cvg__txn_store_txn(t);
+    rc = cvg__peers_list(s, mt, out, cap, &n);
     /* Peers met since the last commit. */
-    for (size_t i = 0; rc == CVG_OK && i < r->n_deferred; i++) {
-        const cvg_replica_id *id = &r->deferred[i].peer;
+    const cvg__sync_state *st = cvg__sync_state_find(r);
+    for (size_t i = 0; rc == CVG_OK && st != NULL && i < st->n_deferred;
+         i++) {
+        const cvg_replica_id *id = &st->deferred[i].peer;
         cvg__peer_rec p;
         bool known;
-        rc = cvg__peer_get(&r->store, t->mt, id, &p, &known);
+        rc = cvg__peer_get(s, mt, id, &p, &known);
         if (rc == CVG_OK && !known) {
             if (n < cap) {
                 out[n] = *id;
@@ -148,7 +127,8 @@ cvg_sync_failed(cvg_replica *r, const cvg_replica_id *peer,
         return rc;
     }
     cvg__peer_rec p;
-    rc = cvg__peer_get(&r->store, t->mt, peer, &p, NULL);
+    rc = cvg__peer_get(cvg__replica_store(r), cvg__txn_store_txn(t), peer, &p,
+                       NULL);
     cvg__peer_overlay(r, peer, &p);
     if (rc == CVG_OK) {
         *count_out = count_failed(t, peer, p.acked, out, cap, &rc);
@@ -157,28 +137,19 @@ cvg_sync_failed(cvg_replica *r, const cvg_replica_id *peer,
     return rc;
 }
 
-typedef struct retry_ctx {
-    cvg_replica *r;
-    cvg_replica_id peer;
-} retry_ctx;
-
-/* Forget the peer's refused ops and offer them again, with whatever
- * waited for a commit. */
+/* Forget the peer's refused ops and offer them again. */
 static int
-retry_write(void *ctx, cvg__store_txn *mt)
+retry_write(void *ctx, cvg__store *s, cvg__store_txn *mt)
 {
-    retry_ctx *c = ctx;
+    const cvg_replica_id *peer = ctx;
     cvg__peer_rec p;
-    int rc = cvg__peer_deferred_write(c->r, mt);
+    int rc = cvg__peer_get(s, mt, peer, &p, NULL);
     if (rc == CVG_OK) {
-        rc = cvg__peer_get(&c->r->store, mt, &c->peer, &p, NULL);
-    }
-    if (rc == CVG_OK) {
-        rc = cvg__failed_clear(&c->r->store, mt, &c->peer, UINT64_MAX);
+        rc = cvg__failed_clear(s, mt, peer, UINT64_MAX);
     }
     if (rc == CVG_OK && p.sent > p.acked) {
         p.sent = p.acked; /* offered again, so pending, not syncing */
-        rc = cvg__peer_put(&c->r->store, mt, &c->peer, &p);
+        rc = cvg__peer_put(s, mt, peer, &p);
     }
     return rc;
 }
@@ -189,14 +160,7 @@ cvg_sync_retry_failed(cvg_replica *r, const cvg_replica_id *peer)
     if (r == NULL || peer == NULL) {
         return CVG_EINVAL;
     }
-    if (r->writer != NULL) {
-        return cvg__replica_fail(r, CVG_EBUSY,
-                                 "a write transaction is already open");
-    }
-    retry_ctx c = {r, *peer};
-    int rc = cvg__store_write(&r->store, r->readers > 0, retry_write, &c);
-    if (rc == CVG_OK) {
-        cvg__peer_deferred_clear(r);
-    }
-    return rc;
+    /* What waited for a commit is stored with it (the replica's write). */
+    cvg_replica_id id = *peer;
+    return cvg__replica_write(r, retry_write, &id);
 }

@@ -1,0 +1,286 @@
+/*
+ * Receiving the peer's pages. We PULL from the position stored for the
+ * peer; each OPS (or PUSH) page is applied in one transaction with the new
+ * position, so a page is kept whole or not at all; after the last page an
+ * ACK tells the peer its ops are committed here. The peer's ACK of our
+ * pages, and its ERROR, are handled here too.
+ */
+#include <stdio.h>
+
+#include "session_int.h"
+
+int
+cvg__session_send_pull(cvg_session *s)
+{
+    cvg_txn *t;
+    int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
+    cvg__peer_rec rec;
+    rec.cursor = 1;
+    if (rc == CVG_OK) {
+        rc = cvg__peer_get(cvg__replica_store(s->r), cvg__txn_store_txn(t),
+                           &s->stats.peer, &rec, NULL);
+        cvg_txn_abort(t);
+    }
+    uint64_t cursor = rec.cursor;
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "cannot read the sync position");
+    }
+    cvg__msg m;
+    memset(&m, 0, sizeof m);
+    m.type = CVG__MSG_PULL;
+    m.version = CVG_PROTOCOL_VERSION;
+    m.cursor = cursor;
+    m.max_ops = s->opts.page_ops;
+    m.max_bytes = s->opts.page_bytes;
+    rc = cvg__session_enqueue(s, &m);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "cannot queue a pull");
+    }
+    s->pulling = true;
+    s->pulled = true;
+    s->pull_cursor = cursor ? cursor : 1;
+    return CVG_OK;
+}
+
+/* Whether the page's next cursor fits the PULL it answers: the n ops it
+ * holds sit at distinct lsns from our cursor on, and a page with more to
+ * come moves on (else a peer could keep us pulling forever). */
+static int
+check_next_cursor(cvg_session *s, const cvg__msg *m, uint64_t n)
+{
+    uint64_t from = s->pull_cursor, next = m->next_cursor;
+    if (next < from || next - from < n || (m->has_more && next == from)) {
+        snprintf(s->why, sizeof s->why,
+                 "a page of %llu ops from lsn %llu with next cursor %llu%s",
+                 (unsigned long long)n, (unsigned long long)from,
+                 (unsigned long long)next, m->has_more ? " and more" : "");
+        return CVG_EPROTO;
+    }
+    return CVG_OK;
+}
+
+/* Apply every op of a page in one transaction, with the new position; on
+ * any error nothing of the page is kept. */
+static int
+apply_page(cvg_session *s, const cvg__msg *m, const char **why)
+{
+    cvg_txn *t;
+    int rc = cvg_txn_begin(s->r, 0, &t);
+    if (rc != CVG_OK) {
+        *why = "cannot begin a transaction";
+        return rc;
+    }
+    cvg__txn_collect_conflicts(t);
+    bool push = m->type == CVG__MSG_PUSH;
+    uint64_t limit = push ? PUSH_PAGE_OPS : s->opts.page_ops;
+    uint64_t got = 0, dup = 0, conflicts = 0;
+    bool detailed = false; /* the replica's message says which op */
+    cvg__block_reader rd;
+    memset(&rd, 0, sizeof rd);
+    for (size_t i = 0; rc == CVG_OK && i < m->n_blocks; i++) {
+        rc = cvg__block_open(&rd, m->blocks[i].data, m->blocks[i].len);
+        cvg__op op;
+        while (rc == CVG_OK && (rc = cvg__block_next(&rd, &op)) == CVG_OK) {
+            if (got + dup >= limit) {
+                rc = CVG_ELIMIT; /* more than our PULL asked for */
+                snprintf(s->why, sizeof s->why,
+                         "a page of more than the %lu ops %s",
+                         (unsigned long)limit,
+                         push ? "a push may hold" : "asked for");
+                break;
+            }
+            if (push && cvg__id_cmp(&op.pub.dot.origin, &s->stats.peer) != 0) {
+                /* A push carries the pusher's own ops only: relayed ops
+                 * come by pulls, from a cursor in the relay's log. */
+                rc = CVG_EPROTO;
+                snprintf(s->why, sizeof s->why,
+                         "a PUSH with an op (seq %llu) of another origin",
+                         (unsigned long long)op.pub.dot.seq);
+                break;
+            }
+            bool conflict;
+            rc = cvg__txn_apply_remote(t, &op, &conflict);
+            if (rc == CVG_DONE) {
+                dup++;
+                rc = CVG_OK;
+            } else if (rc == CVG_OK) {
+                got++;
+                conflicts += conflict;
+            } else {
+                detailed = true;
+            }
+        }
+        rc = rc == CVG_DONE ? CVG_OK : rc;
+    }
+    cvg__block_reader_destroy(&rd);
+    if (rc == CVG_OK && !push) {
+        rc = check_next_cursor(s, m, got + dup);
+    }
+    if (rc != CVG_OK) {
+        if (detailed) {
+            snprintf(s->why, sizeof s->why, "%s", cvg_replica_errmsg(s->r));
+        }
+        *why = detailed || rc == CVG_ELIMIT || rc == CVG_EPROTO
+                   ? s->why
+               : rc == CVG_ECORRUPT ? "malformed ops in a page"
+               : rc == CVG_EVERSION ? "ops in a newer block encoding"
+                                    : "cannot apply a page";
+        cvg_txn_abort(t);
+        return rc;
+    }
+    /* Conflicts are settled in the page's own transaction: a resolver's
+     * value commits with the page. Their events fire after the commit. */
+    cvg__conflicts cs;
+    rc = cvg__txn_settle_conflicts(t, &cs);
+    if (rc != CVG_OK) {
+        cvg_txn_abort(t);
+        *why = "cannot write a resolved value";
+        return rc;
+    }
+    /* The new position (and what we learned so far) is stored with the
+     * page, or not at all; a push says nothing of the peer's log. */
+    uint64_t cursor = m->next_cursor;
+    rc = cvg__peer_stage(s->r, &s->stats.peer, &s->change,
+                         push ? NULL : &cursor);
+    rc = rc == CVG_OK ? cvg_txn_commit(t) : (cvg_txn_abort(t), rc);
+    if (rc != CVG_OK) {
+        cvg__conflicts_release(&cs);
+        *why = "cannot commit a page";
+        return rc;
+    }
+    memset(&s->change, 0, sizeof s->change); /* stored with the page */
+    s->change_dirty = false;
+    cvg__conflicts_notify(s->r, &cs);
+    cvg__conflicts_release(&cs);
+    s->stats.ops_received += got;
+    s->stats.ops_duplicate += dup;
+    s->stats.conflicts += conflicts;
+    s->stats.pages_received++;
+    return CVG_OK;
+}
+
+/* The last page (pulled or pushed) is in: say so, so the peer knows we
+ * have its ops. */
+static int
+send_ack(cvg_session *s)
+{
+    cvg__msg ack;
+    memset(&ack, 0, sizeof ack);
+    ack.type = CVG__MSG_ACK;
+    ack.version = CVG_PROTOCOL_VERSION;
+    ack.accepted = s->stats.ops_received;
+    ack.duplicates = s->stats.ops_duplicate;
+    ack.conflicts = s->stats.conflicts;
+    int rc = cvg__session_enqueue(s, &ack);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "cannot queue an acknowledgement");
+    }
+    return CVG_OK;
+}
+
+int
+cvg__session_on_ops(cvg_session *s, const cvg__msg *m)
+{
+    if (!s->pulling) {
+        if (!s->pulled) {
+            return cvg__session_fail(s, CVG_EPROTO, s->got_hello ? "a page nobody asked for"
+                                                    : "OPS before HELLO");
+        }
+        /* A repeated or late page: its answer was applied already. */
+        return CVG_OK;
+    }
+    /* A repeat of an earlier page may come after our next PULL. Every
+     * earlier page said "more" and ended at or before where the current
+     * PULL starts, which no answer to it can do (it must move on). */
+    if (m->has_more && m->next_cursor <= s->pull_cursor) {
+        return CVG_OK;
+    }
+    s->pulling = false;
+    const char *why = "";
+    int rc = apply_page(s, m, &why);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, why);
+    }
+    if (m->has_more) {
+        return cvg__session_send_pull(s);
+    }
+    s->pull_done = true;
+    return send_ack(s);
+}
+
+int
+cvg__session_on_push(cvg_session *s, const cvg__msg *m)
+{
+    if (!s->got_hello) {
+        return cvg__session_fail(s, CVG_EPROTO, "PUSH before HELLO");
+    }
+    if (!s->peer_pushes) {
+        return cvg__session_fail(s, CVG_EPROTO, "a PUSH from a peer that did not say it "
+                                   "pushes");
+    }
+    if (s->push_in_done) {
+        return CVG_OK; /* a repeat of the last: applied already */
+    }
+    const char *why = "";
+    int rc = apply_page(s, m, &why);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, why);
+    }
+    if (m->has_more) {
+        return CVG_OK;
+    }
+    s->push_in_done = true;
+    s->pull_done = true;
+    return send_ack(s);
+}
+
+int
+cvg__session_on_ack(cvg_session *s)
+{
+    if (s->opts.push) {
+        /* The peer does not pull from us: this confirms our pushes. */
+        if (!s->pushed) {
+            return cvg__session_fail(s, CVG_EPROTO, "ACK before HELLO");
+        }
+        s->push_acked = true;
+        cvg__peer_change ch = {.acked = s->push_own_max};
+        cvg__session_note(s, &ch);
+        return CVG_OK;
+    }
+    if (s->stats.pages_sent == 0) {
+        return cvg__session_fail(s, CVG_EPROTO, s->got_hello ? "an ACK for pages never sent"
+                                                : "ACK before HELLO");
+    }
+    if (!s->served) {
+        return CVG_OK; /* a late one from a page since superseded */
+    }
+    s->acked_all = true;
+    cvg__peer_change ch = {.acked = cvg__session_confirmed(s, UINT64_MAX)};
+    cvg__session_note(s, &ch);
+    return CVG_OK;
+}
+
+/* The peer gave up; do not answer an error with an error. If it refused
+ * the ops we had sent (they would not apply there), they are failed. */
+int
+cvg__session_on_error(cvg_session *s, const cvg__msg *m)
+{
+    s->error = CVG_EPEER;
+    cvg__peer_change ch = {.error = CVG_EPEER};
+    if ((s->npages > 0 || s->pushed) &&
+        (m->code == CVG_EGAP || m->code == CVG_ECLOCK ||
+                          m->code == CVG_ECORRUPT)) {
+        ch.fail_code = m->code;
+    }
+    cvg__session_note(s, &ch);
+    cvg__session_store_peer(s);
+    cvg__replica_fail(s->r, CVG_EPEER, "sync: the peer ended with %s: %.*s",
+                      cvg_errname(m->code), (int)m->text.len,
+                      (const char *)m->text.data);
+    if (!s->ended) {
+        s->ended = true;
+        cvg__peer_set_active(s->r, &s->stats.peer, false);
+        cvg__session_event(s, CVG_SYNC_EVENT_ERROR, CVG_EPEER);
+    }
+    return CVG_EPEER;
+}

@@ -1,0 +1,269 @@
+/*
+ * Serving the peer: pages of our log. A PULL asks for ops from a cursor in
+ * our log; the answer is an OPS page of the ops from there on, in log
+ * order, without those the peer's HELLO says it has, in blocks of
+ * consecutive ops of one origin, up to the page limits of both sides. A
+ * pusher instead sends its own ops the peer lacks, unasked, in PUSH pages.
+ */
+#include <stdio.h>
+
+#include "session_int.h"
+
+/* A page of our log for the peer: ops from a cursor on, in log order,
+ * without those the peer said it has, in blocks of consecutive ops of one
+ * origin. */
+typedef struct page {
+    cvg__buf bytes;      /* the blocks, back to back */
+    size_t *ends;        /* end offset of each block */
+    size_t nblocks;
+    size_t capblocks;
+    cvg__block_run run;
+} page;
+
+static int
+page_keep_block(void *ctx, const cvg__block_run *run, cvg_bytes b)
+{
+    (void)run;
+    page *p = ctx;
+    void *arr = p->ends;
+    int rc = cvg__grow(&arr, &p->capblocks, p->nblocks + 1, sizeof *p->ends);
+    p->ends = arr;
+    if (rc == CVG_OK) {
+        rc = cvg__buf_append(&p->bytes, b.data, b.len);
+    }
+    if (rc == CVG_OK) {
+        p->ends[p->nblocks++] = p->bytes.len;
+    }
+    return rc;
+}
+
+static void
+page_init(page *p)
+{
+    memset(p, 0, sizeof *p);
+    p->run.max_ops = 4096;
+    p->run.max_bytes = SIZE_MAX; /* the page limit is checked by the caller */
+    p->run.done = page_keep_block;
+    p->run.ctx = p;
+}
+
+static void
+page_destroy(page *p)
+{
+    cvg__buf_free(&p->bytes);
+    cvg__free(p->ends);
+    cvg__block_run_destroy(&p->run);
+}
+
+/* Finish @p p's open block and queue its blocks as one OPS or PUSH message;
+ * @p p is emptied for the next page. */
+static int
+page_enqueue(cvg_session *s, page *p, cvg__msg_type type, uint64_t next,
+             bool more)
+{
+    int rc = cvg__block_run_close(&p->run);
+    cvg_bytes *blocks = NULL;
+    if (rc == CVG_OK && p->nblocks > 0) {
+        blocks = cvg__alloc(p->nblocks * sizeof *blocks);
+        rc = blocks ? CVG_OK : CVG_ENOMEM;
+    }
+    for (size_t i = 0; rc == CVG_OK && i < p->nblocks; i++) {
+        size_t start = i ? p->ends[i - 1] : 0;
+        blocks[i].data = p->bytes.p + start;
+        blocks[i].len = p->ends[i] - start;
+    }
+    if (rc == CVG_OK) {
+        cvg__msg m;
+        memset(&m, 0, sizeof m);
+        m.type = type;
+        m.version = CVG_PROTOCOL_VERSION;
+        m.blocks = blocks;
+        m.n_blocks = p->nblocks;
+        m.next_cursor = next;
+        m.has_more = more;
+        rc = cvg__session_enqueue(s, &m);
+    }
+    cvg__free(blocks);
+    if (rc == CVG_OK) {
+        s->stats.pages_sent++;
+        p->bytes.len = 0;
+        p->nblocks = 0;
+    }
+    return rc;
+}
+
+int
+cvg__session_on_pull(cvg_session *s, const cvg__msg *m)
+{
+    if (!s->got_hello) {
+        return cvg__session_fail(s, CVG_EPROTO, "PULL before HELLO");
+    }
+    if (s->opts.no_serve) {
+        return cvg__session_fail(s, CVG_EACCES, "this replica does not serve pulls");
+    }
+    if (s->opts.push) {
+        return cvg__session_fail(s, CVG_EPROTO, "a PULL from a peer told we push");
+    }
+    /* Pulling from here on confirms the pages that ended before. */
+    uint64_t own_max = cvg__session_confirmed(s, m->cursor);
+    if (own_max > 0) {
+        cvg__peer_change ch = {.acked = own_max};
+        cvg__session_note(s, &ch);
+    }
+    /* A page is built in memory: whatever the peer asks (0 is "no
+     * limit"), it is no larger than our own page limits. */
+    uint64_t max_ops = m->max_ops ? m->max_ops : UINT64_MAX;
+    uint64_t max_bytes = m->max_bytes ? m->max_bytes : UINT64_MAX;
+    max_ops = CVG__MIN(max_ops, s->opts.page_ops);
+    max_bytes = CVG__MIN(max_bytes, s->opts.page_bytes);
+    cvg_txn *t;
+    int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "cannot read the log");
+    }
+    uint64_t next_lsn = cvg__txn_next_lsn(t);
+    if (m->cursor > next_lsn) {
+        /* A position we never reached: the peer's is forged, or this
+         * replica was restored from an older copy and would hand out
+         * those lsns again for other ops, which the peer would skip. */
+        uint64_t end = next_lsn;
+        cvg_txn_abort(t);
+        snprintf(s->why, sizeof s->why,
+                 "PULL from lsn %llu, past the end of this log (%llu)",
+                 (unsigned long long)m->cursor, (unsigned long long)end - 1);
+        return cvg__session_fail(s, CVG_EPROTO, s->why);
+    }
+    page p;
+    page_init(&p);
+    cvg__log_iter it;
+    rc = cvg__log_iter_open(cvg__replica_store(s->r), cvg__txn_store_txn(t),
+                            m->cursor, &it);
+    uint64_t next = m->cursor ? m->cursor : 1, n = 0;
+    cvg__op op;
+    bool more = false;
+    while (rc == CVG_OK) {
+        size_t open_len = p.run.open ? p.run.w.out.len : 0;
+        if (n >= max_ops || p.bytes.len + open_len >= max_bytes) {
+            more = true; /* told below whether anything is left */
+            break;
+        }
+        /* Whole blocks the peer has are skipped by their header: a peer
+         * that relays our ops back would otherwise cost a decode of each. */
+        cvg__log_span span;
+        rc = cvg__log_iter_span(&it, &span);
+        if (rc != CVG_OK) {
+            break;
+        }
+        if (span.last_seq <= cvg__vv_get(&s->peer_vv, &span.origin)) {
+            if (cvg__id_cmp(&span.origin, &*cvg__replica_self(s->r)) == 0) {
+                own_max = CVG__MAX(own_max, span.last_seq);
+            }
+            next = span.last_lsn + 1;
+            cvg__log_iter_skip_span(&it);
+            continue;
+        }
+        rc = cvg__log_iter_next(&it, &op);
+        if (rc != CVG_OK) {
+            break;
+        }
+        next = op.pub.lsn + 1;
+        if (cvg__id_cmp(&op.pub.dot.origin, &*cvg__replica_self(s->r)) == 0) {
+            own_max = CVG__MAX(own_max, op.pub.dot.seq);
+        }
+        if (cvg__vv_contains(&s->peer_vv, &op.pub.dot)) {
+            continue; /* the peer said it has this one */
+        }
+        rc = cvg__block_run_add(&p.run, &op);
+        n++;
+    }
+    if (more) {
+        rc = cvg__log_iter_next(&it, &op);
+        more = rc == CVG_OK;
+        rc = rc == CVG_OK || rc == CVG_DONE ? CVG_OK : rc;
+    } else if (rc == CVG_DONE) {
+        rc = CVG_OK;
+    }
+    cvg__log_iter_close(&it);
+    cvg_txn_abort(t);
+    if (rc == CVG_OK) {
+        rc = page_enqueue(s, &p, CVG__MSG_OPS, next, more);
+    }
+    page_destroy(&p);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "cannot build a page of ops");
+    }
+    s->stats.ops_sent += n;
+    void *arr = s->pages;
+    if (cvg__grow(&arr, &s->cappages, s->npages + 1, sizeof *s->pages) ==
+        CVG_OK) {
+        s->pages = arr;
+        s->pages[s->npages].next_cursor = next;
+        s->pages[s->npages].own_max = own_max;
+        s->npages++;
+    }
+    cvg__peer_change ch = {.sent = own_max};
+    cvg__session_note(s, &ch);
+    if (!more) {
+        s->served = true;
+    }
+    return CVG_OK;
+}
+
+/*
+ * Push: our own ops the peer's HELLO says it lacks, in PUSH pages queued
+ * at once, the last saying so. They are found like the sync queue
+ * (cvg__log_iter_open_origin), so a push costs what is new. Only our
+ * own ops go: the peer (a server) needs no position in our log, and what
+ * we relay from others it had first.
+ */
+int
+cvg__session_push_own(cvg_session *s)
+{
+    cvg_replica *r = s->r;
+    const cvg_replica_id *self = cvg__replica_self(r);
+    uint64_t have = cvg__vv_get(&s->peer_vv, self);
+    uint64_t max_ops = CVG__MIN(s->opts.page_ops, PUSH_PAGE_OPS);
+    cvg_txn *t;
+    int rc = cvg_txn_begin(r, CVG_TXN_READ_ONLY, &t);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "cannot read the log");
+    }
+    page p;
+    page_init(&p);
+    cvg__log_iter it;
+    uint64_t n = 0, own_max = have;
+    rc = cvg__log_iter_open_origin(cvg__replica_store(r), cvg__txn_store_txn(t),
+                                   self, have + 1, &it);
+    while (rc == CVG_OK) {
+        cvg__op op;
+        rc = cvg__log_iter_next(&it, &op);
+        if (rc == CVG_OK) {
+            rc = cvg__block_run_add(&p.run, &op);
+        }
+        if (rc != CVG_OK) {
+            break;
+        }
+        own_max = op.pub.dot.seq;
+        size_t open_len = p.run.open ? p.run.w.out.len : 0;
+        if (++n == max_ops || p.bytes.len + open_len >= s->opts.page_bytes) {
+            rc = page_enqueue(s, &p, CVG__MSG_PUSH, 0, true);
+            n = 0;
+        }
+    }
+    rc = rc == CVG_DONE ? CVG_OK : rc;
+    cvg__log_iter_close(&it);
+    cvg_txn_abort(t);
+    if (rc == CVG_OK) {
+        rc = page_enqueue(s, &p, CVG__MSG_PUSH, 0, false); /* the last */
+    }
+    page_destroy(&p);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "cannot build a push");
+    }
+    s->stats.ops_sent += own_max - have;
+    s->pushed = true;
+    s->push_own_max = own_max;
+    cvg__peer_change ch = {.sent = own_max};
+    cvg__session_note(s, &ch);
+    return CVG_OK;
+}

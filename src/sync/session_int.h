@@ -1,0 +1,100 @@
+/*
+ * A sync session's state, shared by the files that do its jobs:
+ *   session.c    lifecycle, the outgoing queue, dispatch of what comes in,
+ *                the end of a session (well or badly) and its events
+ *   handshake.c  HELLO: who the peer is, what it has, which way ops go
+ *   serve.c      pages of our log for the peer: answers to PULL, and PUSH
+ *   receive.c    the peer's pages applied here: PULL out, OPS and PUSH in,
+ *                ACK both ways
+ * A message of a new type goes to the file of its job, plus one case in
+ * session.c's dispatch.
+ */
+#ifndef CVG_SESSION_INT_H
+#define CVG_SESSION_INT_H
+
+#include "sync_int.h"
+#include "wire.h"
+
+#define HELLO_PULLS 1u  /* flag: this side will pull */
+#define HELLO_PUSHES 2u /* flag: this side will push its own ops */
+
+/* Most ops in a PUSH page: the receiver never asked for a size, so both
+ * sides hold to this one (the default page size). */
+#define PUSH_PAGE_OPS 65536u
+
+/* A page we served: where it ended in our log, and the highest seq of our
+ * own ops in it, to learn what the peer has when it pulls again. */
+typedef struct cvg__served_page {
+    uint64_t next_cursor;
+    uint64_t own_max;
+} cvg__served_page;
+
+struct cvg_session {
+    cvg_replica *r;
+    cvg_session_options opts;
+    int error;
+    bool got_hello;
+    bool peer_pulls;
+    bool pulling;    /* a PULL of ours is unanswered */
+    bool pulled;     /* we sent a PULL: pages may come */
+    uint64_t pull_cursor; /* where our last PULL starts */
+    bool pull_done;  /* we have all the peer had when it answered */
+    bool served;     /* the peer has pulled all we have */
+    bool ended;      /* the END or ERROR event was given */
+    /* Status learned but not yet stored: it rides on the next page commit,
+     * or, when the session ends, waits for the replica's next commit
+     * (deferred.c), instead of a durable commit (an fsync) each time
+     * something is learned. */
+    cvg__peer_change change;
+    bool change_dirty;
+    bool acked_all;  /* the peer confirmed our last page */
+    /* Push (cvg_session_options.push): our own ops go unasked. */
+    bool peer_pushes;    /* the peer's HELLO said it pushes */
+    bool push_in_done;   /* its last PUSH page is committed here */
+    bool pushed;         /* our PUSH pages are queued */
+    uint64_t push_own_max; /* the highest seq of ours in them */
+    bool push_acked;     /* the peer confirmed them */
+    cvg__vv peer_vv;
+    cvg_session_stats stats;
+    cvg__served_page *pages;
+    size_t npages;
+    size_t cappages;
+    /* Outgoing messages, oldest first; out[0 .. out_head) were given out. */
+    cvg__buf *out;
+    size_t nout;
+    size_t capout;
+    size_t out_head;
+    cvg__msg_scratch scratch;
+    char why[256];   /* the detail of a refused page, for the ERROR */
+};
+
+/* session.c */
+int cvg__session_enqueue(cvg_session *s, const cvg__msg *m);
+/* End the session with @p rc, telling the peer why. Returns @p rc. */
+int cvg__session_fail(cvg_session *s, int rc, const char *why);
+/* Record what we learned of the peer, to be stored with the next commit. */
+void cvg__session_note(cvg_session *s, const cvg__peer_change *ch);
+/* Hand what is pending to the replica (the session ends): it is stored
+ * with the next commit. */
+void cvg__session_store_peer(cvg_session *s);
+void cvg__session_event(cvg_session *s, cvg_sync_event_kind kind, int error);
+/* The highest own seq in pages the peer has confirmed by pulling from
+ * @p cursor on (or, with UINT64_MAX, by acknowledging the last page). */
+uint64_t cvg__session_confirmed(const cvg_session *s, uint64_t cursor);
+
+/* handshake.c */
+int cvg__session_send_hello(cvg_session *s);
+int cvg__session_on_hello(cvg_session *s, const cvg__msg *m);
+
+/* serve.c */
+int cvg__session_on_pull(cvg_session *s, const cvg__msg *m);
+int cvg__session_push_own(cvg_session *s);
+
+/* receive.c */
+int cvg__session_send_pull(cvg_session *s);
+int cvg__session_on_ops(cvg_session *s, const cvg__msg *m);
+int cvg__session_on_push(cvg_session *s, const cvg__msg *m);
+int cvg__session_on_ack(cvg_session *s);
+int cvg__session_on_error(cvg_session *s, const cvg__msg *m);
+
+#endif
