@@ -88,11 +88,37 @@ block_names_fit(size_t arena, size_t block)
            arena <= block * NAMES_PER_BYTE + NAMES_SLACK;
 }
 
+/* What follows an op's head and names, by the shape of its kind's
+ * payload. The one table of kinds in the codec: a new kind with one of
+ * these shapes is one row (and HEAD_KIND leaves room for one more). */
+typedef enum block_payload {
+    PAYLOAD_NONE = 0,   /* not a kind */
+    PAYLOAD_DELTA,      /* an int64, never 0 */
+    PAYLOAD_VALUE,      /* a value */
+    PAYLOAD_VALUE_DOTS, /* a value, then the dots its writer had seen */
+    PAYLOAD_DELETE      /* a version vector, then counter parts per field */
+} block_payload;
+
+static inline block_payload
+kind_payload(unsigned kind)
+{
+    static const block_payload shapes[] = {
+        [CVG_OP_COUNTER_ADD] = PAYLOAD_DELTA,
+        [CVG_OP_REGISTER_SET] = PAYLOAD_VALUE_DOTS,
+        [CVG_OP_MVREGISTER_SET] = PAYLOAD_VALUE_DOTS,
+        [CVG_OP_SET_ADD] = PAYLOAD_VALUE,
+        [CVG_OP_SET_REMOVE] = PAYLOAD_VALUE_DOTS,
+        [CVG_OP_RECORD_DELETE] = PAYLOAD_DELETE,
+    };
+    return kind < sizeof shapes / sizeof shapes[0] ? shapes[kind]
+                                                   : PAYLOAD_NONE;
+}
+
 static inline bool
 kind_has_dots(unsigned kind)
 {
-    return kind == CVG_OP_REGISTER_SET || kind == CVG_OP_MVREGISTER_SET ||
-           kind == CVG_OP_SET_REMOVE || kind == CVG_OP_RECORD_DELETE;
+    block_payload p = kind_payload(kind);
+    return p == PAYLOAD_VALUE_DOTS || p == PAYLOAD_DELETE;
 }
 
 static inline uint64_t

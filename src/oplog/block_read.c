@@ -433,7 +433,7 @@ read_op(cvg__block_reader *r, reader_scratch *s, cvg__op *out)
         return rc;
     }
     unsigned kind = head & HEAD_KIND;
-    if (kind < CVG_OP_COUNTER_ADD || kind > CVG_OP_RECORD_DELETE) {
+    if (kind_payload(kind) == PAYLOAD_NONE) {
         return CVG_ECORRUPT;
     }
     size_t target = s->prev_target;
@@ -468,20 +468,18 @@ read_op(cvg__block_reader *r, reader_scratch *s, cvg__op *out)
         names[k]->len = nv->len[k];
     }
     bool nodots = (head & HEAD_NODOTS) != 0;
-    switch (p->kind) {
-        case CVG_OP_COUNTER_ADD:
+    switch (kind_payload(p->kind)) {
+        case PAYLOAD_DELTA:
             if (cvg__mp_int(&m, &p->delta) != CVG_OK || p->delta == 0) {
                 return CVG_ECORRUPT;
             }
             break;
-        case CVG_OP_SET_ADD:
+        case PAYLOAD_VALUE:
             if (cvg__mp_value(&m, &p->value) != CVG_OK) {
                 return CVG_ECORRUPT;
             }
             break;
-        case CVG_OP_REGISTER_SET:
-        case CVG_OP_MVREGISTER_SET:
-        case CVG_OP_SET_REMOVE:
+        case PAYLOAD_VALUE_DOTS:
             if (cvg__mp_value(&m, &p->value) != CVG_OK) {
                 return CVG_ECORRUPT;
             }
@@ -490,7 +488,7 @@ read_op(cvg__block_reader *r, reader_scratch *s, cvg__op *out)
                 return rc;
             }
             break;
-        case CVG_OP_RECORD_DELETE:
+        case PAYLOAD_DELETE:
             rc = read_dots(s, &m, seq, true, nodots, p);
             if (rc != CVG_OK) {
                 return rc;
@@ -500,6 +498,8 @@ read_op(cvg__block_reader *r, reader_scratch *s, cvg__op *out)
                 return rc;
             }
             break;
+        case PAYLOAD_NONE:
+            return CVG_ECORRUPT;
     }
     s->prev_target = target;
     r->p = m.p;

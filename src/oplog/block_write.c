@@ -242,7 +242,7 @@ check_op(const cvg__op *op)
 {
     const cvg_op *p = &op->pub;
     bool del = p->kind == CVG_OP_RECORD_DELETE;
-    if (p->kind < CVG_OP_COUNTER_ADD || p->kind > CVG_OP_RECORD_DELETE) {
+    if (kind_payload(p->kind) == PAYLOAD_NONE) {
         return CVG_EINVAL;
     }
     int rc = check_names(p->collection, p->key, p->field, del);
@@ -356,21 +356,19 @@ pack_payload(msgpack_packer *pk, writer_dict *d, const cvg__op *op)
     const cvg_op *p = &op->pub;
     uint64_t seq = p->dot.seq;
     int rc;
-    switch (p->kind) {
-        case CVG_OP_COUNTER_ADD:
+    switch (kind_payload(p->kind)) {
+        case PAYLOAD_DELTA:
             CVG__MP_TRY(msgpack_pack_int64(pk, p->delta));
             return CVG_OK;
-        case CVG_OP_SET_ADD:
+        case PAYLOAD_VALUE:
             return cvg__mp_pack_value(pk, &p->value);
-        case CVG_OP_REGISTER_SET:
-        case CVG_OP_MVREGISTER_SET:
-        case CVG_OP_SET_REMOVE:
+        case PAYLOAD_VALUE_DOTS:
             rc = cvg__mp_pack_value(pk, &p->value);
             if (rc != CVG_OK) {
                 return rc;
             }
             return pack_dots(pk, d, p->observed, p->observed_count, seq);
-        case CVG_OP_RECORD_DELETE:
+        case PAYLOAD_DELETE:
             rc = pack_dots(pk, d, p->observed, p->observed_count, seq);
             if (rc != CVG_OK) {
                 return rc;
@@ -391,6 +389,8 @@ pack_payload(msgpack_packer *pk, writer_dict *d, const cvg__op *op)
                 }
             }
             return CVG_OK;
+        case PAYLOAD_NONE:
+            break;
     }
     return CVG_EINVAL;
 }

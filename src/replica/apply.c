@@ -5,7 +5,7 @@
  */
 #include <sodium.h>
 
-#include "replica_int.h"
+#include "types.h"
 
 int
 cvg__elem_hash(cvg_txn *t, const cvg_value *v, uint8_t out[16])
@@ -49,7 +49,7 @@ typed_entry(cvg_txn *t, uint32_t plen, uint8_t type, const cvg_value *elem,
         return rc;
     }
     uint32_t klen = plen + 1;
-    if (type == CVG_TYPE_SET) {
+    if (elem != NULL) {
         rc = elem_key(t, plen, elem, &klen);
         if (rc != CVG_OK) {
             return rc;
@@ -60,35 +60,11 @@ typed_entry(cvg_txn *t, uint32_t plen, uint8_t type, const cvg_value *elem,
     return cvg__txn_entry(t, klen, plen, type, out);
 }
 
-static int
-apply_set_add(cvg__entry *e, const cvg__op *op)
-{
-    if (!e->present || e->u.s.tags.n == 0) {
-        /* A new element, or one whose every tag was removed: keep our own
-         * copy of the value (the op's is a view). */
-        cvg_value copy;
-        int rc = cvg__value_copy(&copy, &op->pub.value);
-        if (rc != CVG_OK) {
-            return rc;
-        }
-        rc = cvg__tags_add(&e->u.s.tags, &op->pub.dot);
-        if (rc != CVG_OK) {
-            cvg__value_free(&copy);
-            return rc;
-        }
-        cvg__value_free(&e->u.s.elem);
-        e->u.s.elem = copy;
-        e->present = true;
-        return CVG_OK;
-    }
-    return cvg__tags_add(&e->u.s.tags, &op->pub.dot);
-}
-
 /* Keep a conflict for its event. Best effort: without memory the event is
  * lost, never the op. @p before is taken over. */
-static void
-record_conflict(cvg_txn *t, const cvg__op *op, cvg_type type,
-                const cvg__entry *e, cvg_value *before)
+void
+cvg__conflict_record(cvg_txn *t, const cvg__op *op, cvg_type type,
+                     const cvg__entry *e, cvg_value *before)
 {
     const cvg_op *p = &op->pub;
     void *arr = t->conflicts;
@@ -233,27 +209,16 @@ apply_delete(cvg_txn *t, const cvg__op *op, uint32_t rplen)
         if (!e->present) {
             continue;
         }
-        switch (e->type) {
-        case CVG_TYPE_COUNTER: {
-            const cvg__delete_counter *dc =
-                find_counter(op, e->key + rplen, e->plen - rplen - 1);
-            if (dc != NULL) {
-                rc = cvg__counter_delete(&e->u.c, dc->parts, dc->n);
-            }
-            break;
-        }
-        case CVG_TYPE_REGISTER:
-        case CVG_TYPE_MVREGISTER:
-            cvg__reg_delete(&e->u.r, &seen);
-            e->present = e->u.r.n > 0;
-            break;
-        case CVG_TYPE_SET:
-            cvg__tags_delete(&e->u.s.tags, &seen);
-            e->present = e->u.s.tags.n > 0;
-            break;
-        default:
+        const cvg__type_ops *ty = cvg__type_ops_of(e->type);
+        if (ty == NULL) {
             rc = CVG_ECORRUPT;
+            break;
         }
+        const cvg__delete_counter *dc =
+            e->type == CVG_TYPE_COUNTER
+                ? find_counter(op, e->key + rplen, e->plen - rplen - 1)
+                : NULL;
+        rc = ty->erase(e, &seen, dc);
         if (rc == CVG_OK) {
             cvg__txn_touch(t, e);
         }
@@ -276,59 +241,21 @@ cvg__apply(cvg_txn *t, const cvg__op *op, bool *conflict)
         return rc;
     }
     uint32_t plen = (uint32_t)t->kbuf.len;
-    cvg__entry *e;
-    switch (p->kind) {
-    case CVG_OP_COUNTER_ADD:
-        rc = typed_entry(t, plen, CVG_TYPE_COUNTER, NULL, &e);
-        if (rc == CVG_OK) {
-            rc = cvg__counter_add(&e->u.c, &p->dot, p->delta);
-        }
-        break;
-    case CVG_OP_REGISTER_SET:
-    case CVG_OP_MVREGISTER_SET: {
-        uint8_t type = p->kind == CVG_OP_REGISTER_SET ? CVG_TYPE_REGISTER
-                                                      : CVG_TYPE_MVREGISTER;
-        rc = typed_entry(t, plen, type, NULL, &e);
-        cvg_value before = cvg_value_nil();
-        if (rc == CVG_OK && t->collect_conflicts && e->present) {
-            rc = cvg__value_copy(&before,
-                                 &cvg__winner(t->r, p->collection, &e->u.r)
-                                      ->value);
-        }
-        if (rc == CVG_OK) {
-            rc = cvg__reg_set(&e->u.r, &p->dot, p->hlc, &p->value,
-                              p->observed, p->observed_count, conflict);
-        }
-        if (rc == CVG_OK && *conflict && t->collect_conflicts) {
-            record_conflict(t, op, (cvg_type)type, e, &before);
-        }
-        cvg__value_free(&before);
-        break;
-    }
-    case CVG_OP_SET_ADD:
-        rc = typed_entry(t, plen, CVG_TYPE_SET, &p->value, &e);
-        if (rc == CVG_OK) {
-            rc = apply_set_add(e, op);
-        }
-        break;
-    case CVG_OP_SET_REMOVE:
-        rc = typed_entry(t, plen, CVG_TYPE_SET, &p->value, &e);
-        if (rc == CVG_OK && e->present) {
-            cvg__tags_remove(&e->u.s.tags, p->observed, p->observed_count);
-        }
-        break;
-    case CVG_OP_RECORD_DELETE:
+    if (p->kind == CVG_OP_RECORD_DELETE) {
         return apply_delete(t, op, plen);
-    default:
+    }
+    const cvg__kind_ops *k = cvg__kind_ops_of(p->kind);
+    if (k == NULL) {
         return CVG_EINVAL;
+    }
+    cvg__entry *e;
+    rc = typed_entry(t, plen, k->type, k->keyed_by_value ? &p->value : NULL,
+                     &e);
+    if (rc == CVG_OK) {
+        rc = k->apply(t, e, op, conflict);
     }
     if (rc != CVG_OK) {
         return rc; /* the crdt functions changed nothing */
-    }
-    if (p->kind != CVG_OP_SET_REMOVE) {
-        e->present = true;
-    } else if (e->present && e->u.s.tags.n == 0) {
-        e->present = false;
     }
     cvg__txn_touch(t, e);
     return CVG_OK;

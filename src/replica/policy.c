@@ -1,6 +1,6 @@
 /*
  * Conflict strategies. A register keeps every write no later write replaced
- * (see crdt/reg.c), so a strategy is only a rule for which sibling a read
+ * (see crdt/register.c), so a strategy is only a rule for which sibling a read
  * returns: every replica with the same ops and the same rules returns the
  * same value, and changing a collection's strategy needs no migration.
  */

@@ -7,7 +7,7 @@
  * handled by aborting, growing the map and writing it all again.
  */
 #include "../oplog/op_lookup.h"
-#include "replica_int.h"
+#include "types.h"
 
 #define BLOCK_OPS_MAX 4096      /* ops per log block */
 #define BLOCK_BYTES_MAX 65536   /* bytes per log block, roughly */
@@ -29,20 +29,9 @@ hash_bytes(const uint8_t *p, size_t n)
 static void
 entry_free(cvg__entry *e)
 {
-    switch (e->type) {
-    case CVG_TYPE_COUNTER:
-        cvg__counter_destroy(&e->u.c);
-        break;
-    case CVG_TYPE_REGISTER:
-    case CVG_TYPE_MVREGISTER:
-        cvg__reg_destroy(&e->u.r);
-        break;
-    case CVG_TYPE_SET:
-        cvg__value_free(&e->u.s.elem);
-        cvg__tags_destroy(&e->u.s.tags);
-        break;
-    default:
-        break;
+    const cvg__type_ops *ty = cvg__type_ops_of(e->type);
+    if (ty != NULL) { /* a type mask entry (type 0) holds no state */
+        ty->destroy(e);
     }
     cvg__free(e->key);
     cvg__free(e);
@@ -182,48 +171,16 @@ cache_clear(cvg_txn *t)
 bool
 cvg__entry_live(const cvg__entry *e)
 {
-    switch (e->type) {
-    case CVG_TYPE_COUNTER:
-        return e->present && cvg__counter_live(&e->u.c);
-    case CVG_TYPE_REGISTER:
-    case CVG_TYPE_MVREGISTER:
-        return e->present && e->u.r.n > 0;
-    case CVG_TYPE_SET:
-        return e->present && e->u.s.tags.n > 0;
-    default:
-        return false;
-    }
+    const cvg__type_ops *ty = cvg__type_ops_of(e->type);
+    return ty != NULL && ty->live(e);
 }
 
 /* Decode a stored record into a fresh entry's state. */
 static int
 entry_decode(cvg_txn *t, cvg__entry *e, cvg_bytes v)
 {
-    const cvg__origins *o = &t->r->origins;
-    int rc;
-    switch (e->type) {
-    case CVG_TYPE_COUNTER:
-        rc = cvg__state_decode_counter(v.data, v.len, o, &e->u.c);
-        break;
-    case CVG_TYPE_REGISTER:
-    case CVG_TYPE_MVREGISTER:
-        rc = cvg__state_decode_reg(v.data, v.len, o, &e->u.r);
-        break;
-    case CVG_TYPE_SET: {
-        cvg_value view;
-        rc = cvg__state_decode_elem(v.data, v.len, o, &view,
-                                    &e->u.s.tags);
-        if (rc == CVG_OK) {
-            rc = cvg__value_copy(&e->u.s.elem, &view);
-            if (rc != CVG_OK) {
-                cvg__tags_destroy(&e->u.s.tags);
-            }
-        }
-        break;
-    }
-    default:
-        rc = CVG_ECORRUPT;
-    }
+    const cvg__type_ops *ty = cvg__type_ops_of(e->type);
+    int rc = ty != NULL ? ty->decode(e, &t->r->origins, v) : CVG_ECORRUPT;
     if (rc == CVG_OK) {
         e->present = true;
     }
@@ -334,7 +291,7 @@ scan_field(cvg_txn *t, uint32_t plen, uint8_t *mask)
             break;
         }
         uint8_t type = k.data[plen];
-        if (type < CVG_TYPE_COUNTER || type > CVG_TYPE_SET) {
+        if (cvg__type_ops_of(type) == NULL) {
             return CVG_ECORRUPT;
         }
         if (type == CVG_TYPE_SET) {
@@ -507,23 +464,12 @@ put_entry(cvg_txn *t, cvg__entry *e)
     if (!e->present) {
         return cvg__state_del(&t->r->store, t->mt, e->key, e->klen);
     }
-    cvg__origins *o = &t->r->origins;
-    t->vbuf.len = 0;
-    int rc;
-    switch (e->type) {
-    case CVG_TYPE_COUNTER:
-        rc = cvg__state_encode_counter(&e->u.c, o, &t->vbuf);
-        break;
-    case CVG_TYPE_REGISTER:
-    case CVG_TYPE_MVREGISTER:
-        rc = cvg__state_encode_reg(&e->u.r, o, &t->vbuf);
-        break;
-    case CVG_TYPE_SET:
-        rc = cvg__state_encode_elem(&e->u.s.elem, &e->u.s.tags, o, &t->vbuf);
-        break;
-    default:
-        rc = CVG_EINVAL;
+    const cvg__type_ops *ty = cvg__type_ops_of(e->type);
+    if (ty == NULL) {
+        return CVG_EINVAL;
     }
+    t->vbuf.len = 0;
+    int rc = ty->encode(e, &t->r->origins, &t->vbuf);
     if (rc != CVG_OK) {
         return rc;
     }

@@ -587,7 +587,7 @@ check_counter_oracle(const sim *s, const cvg__counter *c)
     }
 }
 
-/* The LWW order, written out again independently of reg.c. */
+/* The LWW order, written out again independently of register.c. */
 static bool
 lww_greater(const op *a, const op *b)
 {
