@@ -29,15 +29,12 @@ begin_read(cvg_txn *t, const void *out)
 static int
 absent(cvg_txn *t, uint32_t plen, cvg_type type)
 {
-    uint8_t mask;
-    int rc = cvg__txn_field_mask(t, plen, &mask);
+    bool clash;
+    int rc = cvg__txn_type_clash(t, plen, (uint8_t)type, &clash);
     if (rc != CVG_OK) {
         return rc;
     }
-    if (mask != 0 && !(mask & (1u << type))) {
-        return CVG_ETYPE;
-    }
-    return CVG_ENOTFOUND;
+    return clash ? CVG_ETYPE : CVG_ENOTFOUND;
 }
 
 /* The cached entry of @p type for @p key; CVG_ENOTFOUND/CVG_ETYPE if it has
@@ -325,9 +322,9 @@ cvg_set_cursor_open(cvg_txn *t, const cvg_key *key, cvg_set_cursor **out)
     if (rc != CVG_OK) {
         return rc;
     }
-    uint8_t mask;
-    rc = cvg__txn_field_mask(t, plen, &mask);
-    if (rc == CVG_OK && mask != 0 && !(mask & (1u << CVG_TYPE_SET))) {
+    bool clash;
+    rc = cvg__txn_type_clash(t, plen, CVG_TYPE_SET, &clash);
+    if (rc == CVG_OK && clash) {
         rc = CVG_ETYPE;
     }
     if (rc != CVG_OK) {

@@ -58,6 +58,7 @@ typedef struct cvg__entry {
     uint64_t hash;
     uint8_t type;       /* cvg_type; 0 for a type mask */
     uint8_t mask;       /* type mask entries: bit t = a live field of type t */
+    uint8_t unsure;     /* mask bits that may be stale (a set's) */
     bool mask_valid;
     bool present;       /* holds state; false: absent, or to be deleted */
     bool modified;      /* differs from what is stored at the txn start */
@@ -138,8 +139,11 @@ int cvg__txn_prefix(cvg_txn *t, cvg_bytes coll, cvg_bytes key,
  * cached; a missing record gives an entry with present == false. */
 int cvg__txn_entry(cvg_txn *t, uint32_t klen, uint32_t plen, uint8_t type,
                    cvg__entry **out);
-/* The live types of the field whose prefix is in t->kbuf[0..plen). */
-int cvg__txn_field_mask(cvg_txn *t, uint32_t plen, uint8_t *mask_out);
+/* Whether the field whose prefix is in t->kbuf[0..plen) holds live values
+ * of other types and none of @p type (a write or read of @p type there is
+ * CVG_ETYPE). Answered from the cache when it can be. */
+int cvg__txn_type_clash(cvg_txn *t, uint32_t plen, uint8_t type,
+                        bool *clash);
 /* Make sure the field at t->kbuf[0..plen) has a type mask entry (valid or
  * not): every write makes one before it changes an entry of the field, so
  * that cvg__txn_touch() cannot fail. */

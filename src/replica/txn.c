@@ -358,17 +358,32 @@ cvg__txn_mask_entry(cvg_txn *t, uint32_t plen, cvg__entry **out)
     return rc;
 }
 
+/* Whether a field of live types @p mask refuses a value of @p type: it
+ * holds something, and none of that type. */
+static bool
+clashes(uint8_t mask, uint8_t type)
+{
+    return mask != 0 && !(mask & (1u << type));
+}
+
 int
-cvg__txn_field_mask(cvg_txn *t, uint32_t plen, uint8_t *mask_out)
+cvg__txn_type_clash(cvg_txn *t, uint32_t plen, uint8_t type, bool *clash)
 {
     cvg__entry *m = mask_get(t, t->kbuf.p, plen);
     if (m != NULL && m->mask_valid) {
-        *mask_out = m->mask;
-        return CVG_OK;
+        /* A set whose element died may or may not hold others: when the
+         * answer is the same either way (the common case: more writes to
+         * that set), it is known without looking. */
+        bool lo = clashes(m->mask & (uint8_t)~m->unsure, type);
+        bool hi = clashes(m->mask | m->unsure, type);
+        if (lo == hi) {
+            *clash = lo;
+            return CVG_OK;
+        }
     }
     /* No mask entry means no write of this transaction touched the field
-     * (every write makes one), so LMDB is exact. An invalid one means a
-     * write did: flush first. */
+     * (every write makes one), so LMDB is exact. Otherwise a write did:
+     * flush first. */
     int rc = CVG_OK;
     if (m != NULL) {
         uint8_t prefix[CVG_NAME_MAX + 8];
@@ -387,8 +402,9 @@ cvg__txn_field_mask(cvg_txn *t, uint32_t plen, uint8_t *mask_out)
         return rc;
     }
     m->mask = mask;
+    m->unsure = 0;
     m->mask_valid = true;
-    *mask_out = mask;
+    *clash = clashes(mask, type);
     return CVG_OK;
 }
 
@@ -398,16 +414,22 @@ cvg__txn_touch(cvg_txn *t, cvg__entry *e)
     e->modified = true;
     e->dirty = true;
     t->wgen++;
-    /* Keep the field's type mask exact where that is cheap (a type became
-     * live); when something may have died, recompute it on demand. */
+    /* Keep the field's type mask exact: a type with one record per field
+     * is live exactly when that record is. A set has a record per element,
+     * so when one dies the set bit becomes unsure (other elements may
+     * live), to be settled by a scan only if an answer depends on it. */
     cvg__entry *m = mask_get(t, e->key, e->plen);
-    if (m == NULL) {
-        return; /* callers made one first; see cvg__txn_mask_entry */
+    if (m == NULL || !m->mask_valid) {
+        return; /* recomputed on demand */
     }
-    if (!cvg__entry_live(e)) {
-        m->mask_valid = false;
-    } else if (m->mask_valid) {
-        m->mask |= (uint8_t)(1u << e->type);
+    uint8_t bit = (uint8_t)(1u << e->type);
+    if (cvg__entry_live(e)) {
+        m->mask |= bit;
+        m->unsure &= (uint8_t)~bit;
+    } else if (e->type != CVG_TYPE_SET) {
+        m->mask &= (uint8_t)~bit;
+    } else if (m->mask & bit) {
+        m->unsure |= bit;
     }
 }
 

@@ -71,13 +71,13 @@ cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
 static int
 check_type(cvg_txn *t, const cvg_key *key, uint32_t plen, cvg_type type)
 {
-    uint8_t mask;
-    int rc = cvg__txn_field_mask(t, plen, &mask);
+    bool clash;
+    int rc = cvg__txn_type_clash(t, plen, (uint8_t)type, &clash);
     if (rc != CVG_OK) {
         return cvg__replica_fail(t->r, rc, "cannot read field '%s'",
                                  key->field);
     }
-    if (mask != 0 && !(mask & (1u << type))) {
+    if (clash) {
         return cvg__replica_fail(t->r, CVG_ETYPE,
                                  "%s/%s/%s holds another CRDT type",
                                  key->collection, key->key, key->field);

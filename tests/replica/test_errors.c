@@ -959,6 +959,38 @@ Test(errors, type_clash_on_committed_fields_changes_nothing)
     cvg_replica_close(r);
 }
 
+/* Removing a set's elements inside a transaction leaves the field's type
+ * uncertain only as far as it must: writes to the set go on without a
+ * flush, another type is refused while an element lives and allowed once
+ * none does, and every answer matches what a fresh transaction sees. */
+Test(errors, type_after_set_removes_within_one_txn)
+{
+    cvg_replica *r = open_at(cvg_test_dir("type-after-removes"));
+    cvg_key k = {"c", "k", "f"};
+    cvg_value x = cvg_value_int(1), y = cvg_value_int(2);
+    cvg_txn *t = wtxn(r);
+    cr_assert_eq(cvg_set_add(t, &k, &x, NULL), CVG_OK);
+    cr_assert_eq(cvg_set_add(t, &k, &y, NULL), CVG_OK);
+    cr_assert_eq(cvg_set_remove(t, &k, &x, NULL), CVG_OK);
+    cr_expect_eq(cvg_set_add(t, &k, &x, NULL), CVG_OK);
+    cr_expect_eq(cvg_set_remove(t, &k, &x, NULL), CVG_OK);
+    cr_expect_eq(cvg_counter_add(t, &k, 1, NULL), CVG_ETYPE,
+                 "y is still in the set");
+    cr_expect_eq(cvg_set_remove(t, &k, &y, NULL), CVG_OK);
+    cr_expect_eq(cvg_counter_add(t, &k, 1, NULL), CVG_OK,
+                 "the set is empty: the field holds nothing");
+    cr_expect_eq(cvg_set_add(t, &k, &x, NULL), CVG_ETYPE);
+    commit_ok(t);
+    t = rtxn(r);
+    int64_t v = 0;
+    cr_expect_eq(cvg_counter_get(t, &k, &v), CVG_OK);
+    cr_expect_eq(v, 1);
+    bool in = true;
+    cr_expect_eq(cvg_set_contains(t, &k, &y, &in), CVG_ETYPE);
+    cvg_txn_abort(t);
+    cvg_replica_close(r);
+}
+
 Test(errors, type_clash_within_one_txn)
 {
     cvg_replica *r = open_at(cvg_test_dir("type-in-txn"));
