@@ -251,9 +251,19 @@ cvg__apply(cvg_txn *t, const cvg__op *op, bool *conflict)
     cvg__entry *e;
     rc = typed_entry(t, plen, k->type, k->keyed_by_value ? &p->value : NULL,
                      &e);
-    if (rc == CVG_OK) {
-        rc = k->apply(t, e, op, conflict);
+    return rc == CVG_OK ? cvg__apply_entry(t, e, op, conflict) : rc;
+}
+
+int
+cvg__apply_entry(cvg_txn *t, cvg__entry *e, const cvg__op *op,
+                 bool *conflict)
+{
+    *conflict = false;
+    const cvg__kind_ops *k = cvg__kind_ops_of(op->pub.kind);
+    if (k == NULL || k->type != e->type) {
+        return CVG_EINVAL;
     }
+    int rc = k->apply(t, e, op, conflict);
     if (rc != CVG_OK) {
         return rc; /* the crdt functions changed nothing */
     }

@@ -158,6 +158,11 @@ bool cvg__entry_live(const cvg__entry *e);
 /* Apply a validated op (local or remote) to the cached state. *conflict
  * tells a register write met a concurrent one. */
 int cvg__apply(cvg_txn *t, const cvg__op *op, bool *conflict);
+/* The same, for an op whose entry the caller has found already (a local
+ * write, which validated the key and found the entry to check the op):
+ * nothing is validated, built, hashed or looked up twice. */
+int cvg__apply_entry(cvg_txn *t, cvg__entry *e, const cvg__op *op,
+                     bool *conflict);
 
 /* Every record of (collection, key), whose prefix is in t->kbuf[0..rplen),
  * loaded into the cache (after a flush, so LMDB has them all). *out is

@@ -126,12 +126,14 @@ stamp(cvg_txn *t, const cvg_key *key, bool with_field, cvg_op_kind kind,
     return CVG_OK;
 }
 
-/* Apply and log a stamped op. */
+/* Apply and log a stamped op, to entry @p e found by the caller (NULL: a
+ * record delete, which targets every entry of a record). */
 static int
-submit(cvg_txn *t, cvg__op *op, cvg_dot *dot_out)
+submit(cvg_txn *t, cvg__op *op, cvg__entry *e, cvg_dot *dot_out)
 {
     bool conflict;
-    int rc = cvg__apply(t, op, &conflict);
+    int rc = e != NULL ? cvg__apply_entry(t, e, op, &conflict)
+                       : cvg__apply(t, op, &conflict);
     if (rc != CVG_OK) {
         return cvg__replica_fail(t->r, rc, "cannot apply the op: %s",
                                  cvg_strerror(rc));
@@ -194,7 +196,7 @@ cvg_counter_add(cvg_txn *t, const cvg_key *key, int64_t delta,
     }
     if (rc == CVG_OK) {
         op.pub.delta = delta;
-        rc = submit(t, &op, dot_out);
+        rc = submit(t, &op, e, dot_out);
     }
     return rc;
 }
@@ -222,9 +224,9 @@ value_write_begin(cvg_txn *t, const cvg_key *key, const cvg_value *value,
  * (an allocated copy, freed here: applying the op changes what they were
  * copied from). */
 static int
-value_write_end(cvg_txn *t, const cvg_key *key, cvg_op_kind kind,
-                const cvg_value *value, cvg_dot *seen, size_t nseen,
-                cvg_dot *dot_out)
+value_write_end(cvg_txn *t, const cvg_key *key, cvg__entry *e,
+                cvg_op_kind kind, const cvg_value *value, cvg_dot *seen,
+                size_t nseen, cvg_dot *dot_out)
 {
     cvg__op op;
     int rc = stamp(t, key, true, kind, &op);
@@ -232,7 +234,7 @@ value_write_end(cvg_txn *t, const cvg_key *key, cvg_op_kind kind,
         op.pub.value = *value;
         op.pub.observed = seen;
         op.pub.observed_count = nseen;
-        rc = submit(t, &op, dot_out);
+        rc = submit(t, &op, e, dot_out);
     }
     cvg__free(seen);
     return rc;
@@ -279,7 +281,7 @@ reg_write(cvg_txn *t, const cvg_key *key, const cvg_value *value,
     if (rc != CVG_OK) {
         return rc;
     }
-    return value_write_end(t, key,
+    return value_write_end(t, key, e,
                            type == CVG_TYPE_REGISTER ? CVG_OP_REGISTER_SET
                                                      : CVG_OP_MVREGISTER_SET,
                            value, seen, nseen, dot_out);
@@ -310,16 +312,20 @@ set_write(cvg_txn *t, const cvg_key *key, const cvg_value *elem, bool add,
     int rc = value_write_begin(t, key, elem, CVG_TYPE_SET, &plen);
     cvg_dot *seen = NULL;
     size_t nseen = 0;
-    if (rc == CVG_OK && !add) {
+    cvg__entry *e = NULL;
+    /* The element's entry, by its hash: computed once, for the check and
+     * the apply alike. */
+    if (rc == CVG_OK) {
         uint8_t h[16];
-        cvg__entry *e = NULL;
         rc = cvg__elem_hash(t, elem, h);
         if (rc == CVG_OK) {
             t->kbuf.p[plen] = CVG_TYPE_SET;
             memcpy(t->kbuf.p + plen + 1, h, 16);
             rc = cvg__txn_entry(t, plen + 17, plen, CVG_TYPE_SET, &e);
         }
-        if (rc == CVG_OK && (!e->present || e->u.s.tags.n == 0)) {
+    }
+    if (rc == CVG_OK && !add) {
+        if (!e->present || e->u.s.tags.n == 0) {
             rc = cvg__replica_fail(t->r, CVG_ENOTFOUND,
                                    "element not in the set");
         }
@@ -331,7 +337,7 @@ set_write(cvg_txn *t, const cvg_key *key, const cvg_value *elem, bool add,
     if (rc != CVG_OK) {
         return rc;
     }
-    return value_write_end(t, key, add ? CVG_OP_SET_ADD : CVG_OP_SET_REMOVE,
+    return value_write_end(t, key, e, add ? CVG_OP_SET_ADD : CVG_OP_SET_REMOVE,
                            elem, seen, nseen, dot_out);
 }
 
@@ -407,7 +413,7 @@ cvg_record_delete(cvg_txn *t, const cvg_key *key, cvg_dot *dot_out)
         op.pub.observed_count = t->vv.n;
         op.counters = dcs;
         op.n_counters = ndc;
-        rc = submit(t, &op, dot_out);
+        rc = submit(t, &op, NULL, dot_out);
     }
     for (size_t i = 0; i < ndc; i++) {
         cvg__free((void *)dcs[i].parts);
