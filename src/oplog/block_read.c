@@ -507,6 +507,13 @@ read_op(cvg__block_reader *r, reader_scratch *s, cvg__op *out)
     return CVG_OK;
 }
 
+bool
+cvg__block_is_current(const cvg__block_reader *r)
+{
+    const reader_scratch *s = r->scratch;
+    return s != NULL && s->version == BLOCK_VERSION;
+}
+
 int
 cvg__block_next(cvg__block_reader *r, cvg__op *out)
 {

@@ -103,6 +103,9 @@ int cvg__block_open(cvg__block_reader *r, const uint8_t *data, size_t len);
  * the next call. out->pub.lsn is 0: the log fills it in. */
 int cvg__block_next(cvg__block_reader *r, cvg__op *out);
 void cvg__block_reader_destroy(cvg__block_reader *r);
+/* Whether an opened block is in the encoding this version writes (so its
+ * bytes can be stored and served again as they are). */
+bool cvg__block_is_current(const cvg__block_reader *r);
 
 /* ---- Origins ---------------------------------------------------------------
  * Every origin id this replica has seen gets a small local index, so state

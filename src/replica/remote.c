@@ -89,6 +89,10 @@ cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict)
     cvg_replica *r = t->r;
     const cvg_dot *d = &op->pub.dot;
     uint64_t have = cvg__vv_get(&t->vv, &d->origin);
+    if (t->keeping && (t->keep_left == 0 ||
+                       cvg__id_cmp(&d->origin, &t->keep_origin) != 0)) {
+        return CVG_EMISUSE; /* not an op of the kept block */
+    }
     if (d->seq == 0) {
         return cvg__replica_fail(r, CVG_ECORRUPT, "op with seq 0");
     }
@@ -143,7 +147,14 @@ cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict)
         return cvg__replica_fail(r, rc, "cannot apply a remote op: %s",
                                  cvg_strerror(rc));
     }
-    rc = cvg__txn_log(t, op);
+    if (t->keeping) {
+        /* Its block is logged whole, as it came (cvg__txn_keep_end). */
+        t->next_lsn++;
+        t->n_ops++;
+        t->keep_left--;
+    } else {
+        rc = cvg__txn_log(t, op);
+    }
     if (rc == CVG_OK) {
         rc = cvg__vv_set(&t->vv, &d->origin, d->seq);
     }

@@ -95,6 +95,17 @@ bool cvg__txn_stamp_valid(const cvg_txn *t, cvg__txn_stamp s);
  * transaction. */
 int cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict);
 
+/* A received block's ops may be stored in the log as the bytes that came,
+ * instead of decoded and encoded again, when every one of them is new here
+ * (the block starts right after what this replica has of its origin), the
+ * block is in the current encoding and within the log's block limits.
+ * Between keep_begin (true: keeping) and keep_end, cvg__txn_apply_remote()
+ * applies the block's ops without logging them; keep_end logs the block
+ * whole. Its bytes must stay valid until keep_end. */
+bool cvg__txn_keep_begin(cvg_txn *t, const cvg__block_reader *rd,
+                         cvg_bytes block);
+int cvg__txn_keep_end(cvg_txn *t);
+
 /* ---- Conflicts ---------------------------------------------------------------
  * Register writes from peers that meet concurrent ones are collected while
  * a page is applied; the collection's strategy settles them in the same

@@ -121,6 +121,13 @@ struct cvg_txn {
     size_t nconflicts;
     size_t capconflicts;
 
+    /* A received block kept as it came (cvg__txn_keep_begin). */
+    bool keeping;
+    cvg_bytes keep;
+    cvg_replica_id keep_origin;
+    uint64_t keep_last_seq;
+    uint64_t keep_left;   /* its ops not applied yet */
+
     /* Stored ops looked up to check duplicates from peers (remote.c). */
     struct cvg__op_lookup *dups;
 

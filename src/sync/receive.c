@@ -79,6 +79,9 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     memset(&rd, 0, sizeof rd);
     for (size_t i = 0; rc == CVG_OK && i < m->n_blocks; i++) {
         rc = cvg__block_open(&rd, m->blocks[i].data, m->blocks[i].len);
+        /* A block of ops all new here is logged as it came (a relay passes
+         * it on unchanged), not decoded and encoded again. */
+        bool kept = rc == CVG_OK && cvg__txn_keep_begin(t, &rd, m->blocks[i]);
         cvg__op op;
         while (rc == CVG_OK && (rc = cvg__block_next(&rd, &op)) == CVG_OK) {
             if (got + dup >= limit) {
@@ -111,6 +114,10 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
             }
         }
         rc = rc == CVG_DONE ? CVG_OK : rc;
+        if (kept) {
+            int krc = cvg__txn_keep_end(t);
+            rc = rc == CVG_OK ? krc : rc;
+        }
     }
     cvg__block_reader_destroy(&rd);
     if (rc == CVG_OK && !push) {
