@@ -88,7 +88,8 @@ CVG_API const char *cvg_version_string(void);
     X(EPEER, -18, "the peer ended the session with an error")                 \
     X(EEQUIVOCAL, -19, "a peer sent another op under a dot already here")     \
     X(EPROTO, -20, "the peer broke the sync protocol")                        \
-    X(EFORGED, -21, "an op in this replica's name that it never made")
+    X(EFORGED, -21, "an op in this replica's name that it never made")      \
+    X(EPOLICY, -22, "conflict strategies differ from the replica's own")
 
 typedef enum cvg_status {
     CVG_OK = 0,
@@ -313,9 +314,15 @@ typedef struct cvg_replica_options {
     cvg_clock_fn clock;         /* wall clock; default CLOCK_REALTIME */
     void *clock_ctx;
     /* Conflict strategies by collection (copied at open); collections not
-     * listed use CVG_STRATEGY_LWW. */
+     * listed use CVG_STRATEGY_LWW. They decide what reads return, so the
+     * replica stores them: the first open that gives them stores them; an
+     * open that gives none adopts the stored ones (resolver callbacks
+     * cannot be stored: without one, a RESOLVER collection keeps its
+     * siblings); an open that gives others fails with CVG_EPOLICY unless
+     * replace_policies is set, which stores the given ones instead. */
     const cvg_collection_policy *policies;
     size_t n_policies;
+    bool replace_policies;
     cvg_conflict_fn on_conflict; /* NULL: no events */
     void *conflict_ctx;
     cvg_sync_fn on_sync;         /* sync start, end and errors; NULL */

@@ -257,6 +257,12 @@ int cvg__meta_get_u64(cvg__store *s, cvg__store_txn *t, const char *name,
                       uint64_t *out);
 int cvg__meta_put_u64(cvg__store *s, cvg__store_txn *t, const char *name,
                       uint64_t v);
+/* A meta record of any length: CVG_ENOTFOUND if absent. The view is valid
+ * until the transaction ends or its next write. */
+int cvg__meta_get(cvg__store *s, cvg__store_txn *t, const char *name,
+                  cvg_bytes *out);
+int cvg__meta_put(cvg__store *s, cvg__store_txn *t, const char *name,
+                  cvg_bytes v);
 /* The replica id record. */
 int cvg__meta_get_id(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out);
 int cvg__meta_put_id(cvg__store *s, cvg__store_txn *t,

@@ -310,6 +310,29 @@ cvg__meta_put_u64(cvg__store *s, cvg__store_txn *t, const char *name, uint64_t v
 }
 
 int
+cvg__meta_get(cvg__store *s, cvg__store_txn *t, const char *name,
+              cvg_bytes *out)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc = mdb_get(t, s->meta, &k, &v);
+    if (rc != MDB_SUCCESS) {
+        out->data = NULL;
+        out->len = 0;
+        return cvg__mdb_err(rc);
+    }
+    out->data = v.mv_data;
+    out->len = v.mv_size;
+    return CVG_OK;
+}
+
+int
+cvg__meta_put(cvg__store *s, cvg__store_txn *t, const char *name, cvg_bytes v)
+{
+    MDB_val k = {strlen(name), (void *)name}, mv = {v.len, (void *)v.data};
+    return cvg__mdb_err(mdb_put(t, s->meta, &k, &mv, 0));
+}
+
+int
 cvg__meta_get_id(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out)
 {
     MDB_val k = {2, "id"}, v;

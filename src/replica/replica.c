@@ -251,6 +251,9 @@ cvg_replica_open(const char *path, const cvg_replica_options *opts,
     if (rc == CVG_OK) {
         rc = load_meta(r);
     }
+    if (rc == CVG_OK) {
+        rc = cvg__policies_settle(r, opts->replace_policies);
+    }
     if (rc != CVG_OK) {
         if (opts->open_error != NULL && opts->open_error_len > 0) {
             snprintf(opts->open_error, opts->open_error_len, "%s",

@@ -198,6 +198,9 @@ const cvg__sibling *cvg__winner(const cvg_replica *r, cvg_bytes coll,
 /* Copy the policies of @p o into @p r (at open); free them (at close). */
 int cvg__policies_copy(cvg_replica *r, const cvg_replica_options *o);
 void cvg__policies_free(cvg_replica *r);
+/* After open: agree with the strategies the replica stores (adopt them,
+ * store ours, or CVG_EPOLICY; policy_store.c). */
+int cvg__policies_settle(cvg_replica *r, bool replace);
 void cvg__conflicts_free(cvg__conflict_rec *c, size_t n);
 
 /* The 16-byte element hash that orders a set's elements in LMDB. */

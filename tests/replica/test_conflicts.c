@@ -91,6 +91,8 @@ open_pair(pair *p, const char *name, cvg_strategy strategy, bool wins,
             o.durability = CVG_RELAXED;
             o.policies = &pol;
             o.n_policies = 1;
+            /* The first pass did not know the server's id yet. */
+            o.replace_policies = pass == 1;
             o.on_conflict = on_conflict;
             o.conflict_ctx = &p->ev[i];
             o.clock = clock_of;
