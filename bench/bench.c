@@ -250,7 +250,7 @@ report(const bench_workload *w, bool full, bench_run *runs, unsigned nruns)
     fflush(stdout);
 }
 
-/* ---- Running --------------------------------------------------------------- */
+/* ---- Running ------------------------------------------------------------- */
 
 static void
 run_workload(const bench_workload *w, bool full, unsigned runs_override)

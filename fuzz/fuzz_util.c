@@ -280,7 +280,7 @@ fuzz_sync(cvg_replica *a, cvg_replica *b)
     check(cvg_sync_local(a, b, NULL), "sync");
 }
 
-/* ---- Checks --------------------------------------------------------------- */
+/* ---- Checks -------------------------------------------------------------- */
 
 /* Walk the whole log: every op must decode, lie within the version vector,
  * and the log must hold exactly as many ops as the vector counts (ops of

@@ -29,7 +29,7 @@ int cvg__hlc_tick(uint64_t *clock, uint64_t now_ms, uint64_t *out);
 int cvg__hlc_receive(uint64_t *clock, uint64_t remote, uint64_t now_ms,
                      uint64_t max_ahead_ms);
 
-/* ---- Ids, dots, version vectors ------------------------------------------- */
+/* ---- Ids, dots, version vectors ------------------------------------------ */
 
 int cvg__id_cmp(const cvg_replica_id *a, const cvg_replica_id *b);
 /* By origin id, then seq. */
@@ -88,7 +88,7 @@ int cvg__value_cmp(const cvg_value *a, const cvg_value *b);
 int cvg__value_copy(cvg_value *dst, const cvg_value *src);
 void cvg__value_free(cvg_value *v);
 
-/* ---- PN-counter ------------------------------------------------------------ */
+/* ---- PN-counter ---------------------------------------------------------- */
 /* The state keeps one part per origin: the sum of that origin's deltas and
  * the seq of its last add, plus the floor a record delete set: the part of
  * the sum (up to floor_seq) that a deleter had observed. The value is the sum

@@ -11,7 +11,7 @@
 
 #include "../crdt/crdt_int.h"
 
-/* ---- Ops ------------------------------------------------------------------ */
+/* ---- Ops ----------------------------------------------------------------- */
 
 /* The counter parts a record delete observed for one counter field. */
 typedef struct cvg__delete_counter {

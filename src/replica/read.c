@@ -500,7 +500,7 @@ cvg_key_cursor_close(cvg_key_cursor *c)
     walk_free(c != NULL ? &c->w : NULL);
 }
 
-/* ---- The log cursor ---------------------------------------------------------- */
+/* ---- The log cursor ------------------------------------------------------ */
 
 struct cvg_log_cursor {
     cvg_txn *t;

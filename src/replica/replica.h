@@ -15,7 +15,7 @@
 
 #include "../oplog/oplog_int.h"
 
-/* ---- The replica ---------------------------------------------------------- */
+/* ---- The replica --------------------------------------------------------- */
 
 cvg__store *cvg__replica_store(cvg_replica *r);
 const cvg_replica_id *cvg__replica_self(const cvg_replica *r);
@@ -61,7 +61,7 @@ int cvg__replica_write(cvg_replica *r,
                        int (*fn)(void *ctx, cvg__store *s, cvg__store_txn *t),
                        void *ctx);
 
-/* ---- Transactions ------------------------------------------------------------ */
+/* ---- Transactions -------------------------------------------------------- */
 
 /* The store transaction under @p t: valid until @p t ends or its next
  * write (which may replace it when the map grows; see the stamp). */

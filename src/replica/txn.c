@@ -12,7 +12,7 @@
 #define BLOCK_OPS_MAX 4096      /* ops per log block */
 #define BLOCK_BYTES_MAX 65536   /* bytes per log block, roughly */
 
-/* ---- The cache -------------------------------------------------------------- */
+/* ---- The cache ----------------------------------------------------------- */
 
 static uint64_t
 hash_bytes(const uint8_t *p, size_t n)
@@ -433,7 +433,7 @@ cvg__txn_touch(cvg_txn *t, cvg__entry *e)
     }
 }
 
-/* ---- The log blocks ------------------------------------------------------------ */
+/* ---- The log blocks ------------------------------------------------------ */
 
 /* A finished log block waits in memory for the commit. */
 static int
@@ -532,7 +532,7 @@ cvg__txn_log(cvg_txn *t, const cvg__op *op)
     return CVG_OK;
 }
 
-/* ---- Writing to LMDB ------------------------------------------------------------ */
+/* ---- Writing to LMDB ----------------------------------------------------- */
 
 static int
 put_entry(cvg_txn *t, cvg__entry *e)
@@ -639,7 +639,7 @@ cvg__txn_flush(cvg_txn *t)
     return rc;
 }
 
-/* ---- Begin, commit, abort ------------------------------------------------------- */
+/* ---- Begin, commit, abort ------------------------------------------------ */
 
 int
 cvg_txn_begin(cvg_replica *r, unsigned flags, cvg_txn **out)

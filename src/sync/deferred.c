@@ -71,7 +71,7 @@ defer(cvg__sync_state *st, const cvg_replica_id *peer,
     return CVG_OK;
 }
 
-/* ---- The hook ------------------------------------------------------------- */
+/* ---- The hook ------------------------------------------------------------ */
 
 static bool
 hook_pending(void *ctx)
@@ -160,7 +160,7 @@ cvg__sync_state_find(const cvg_replica *r)
     return cvg__replica_hook_ctx(r);
 }
 
-/* ---- What sessions and status calls use ------------------------------------ */
+/* ---- What sessions and status calls use ---------------------------------- */
 
 int
 cvg__peer_stage(cvg_replica *r, const cvg_replica_id *peer,
