@@ -59,6 +59,115 @@ check_next_cursor(cvg_session *s, const cvg__msg *m, uint64_t n)
     return CVG_OK;
 }
 
+/* What applying a page's ops counted. */
+typedef struct page_count {
+    uint64_t limit;     /* most ops the page may hold */
+    uint64_t got;
+    uint64_t dup;
+    uint64_t conflicts;
+    bool detailed;      /* the replica's message says which op failed */
+} page_count;
+
+/* Check and apply one op of a page. */
+static int
+apply_op(cvg_session *s, cvg_txn *t, bool push, const cvg__op *op,
+         page_count *c)
+{
+    if (c->got + c->dup >= c->limit) {
+        snprintf(s->why, sizeof s->why, "a page of more than the %lu ops %s",
+                 (unsigned long)c->limit,
+                 push ? "a push may hold" : "asked for");
+        return CVG_ELIMIT; /* more than our PULL asked for */
+    }
+    if (push && cvg__id_cmp(&op->pub.dot.origin, &s->stats.peer) != 0) {
+        /* A push carries the pusher's own ops only: relayed ops come by
+         * pulls, from a cursor in the relay's log. */
+        snprintf(s->why, sizeof s->why,
+                 "a PUSH with an op (seq %llu) of another origin",
+                 (unsigned long long)op->pub.dot.seq);
+        return CVG_EPROTO;
+    }
+    bool conflict;
+    int rc = cvg__txn_apply_remote(t, op, &conflict);
+    if (rc == CVG_DONE) {
+        c->dup++;
+        return CVG_OK;
+    }
+    if (rc == CVG_OK) {
+        c->got++;
+        c->conflicts += conflict;
+    } else {
+        c->detailed = true;
+    }
+    return rc;
+}
+
+/* Apply every op of one block of a page. A block of ops all new here is
+ * logged as it came (a relay passes it on unchanged), not decoded and
+ * encoded again. */
+static int
+apply_block(cvg_session *s, cvg_txn *t, bool push, cvg_bytes block,
+            cvg__block_reader *rd, page_count *c)
+{
+    int rc = cvg__block_open(rd, block.data, block.len);
+    bool kept = rc == CVG_OK && cvg__txn_keep_begin(t, rd, block);
+    cvg__op op;
+    while (rc == CVG_OK && (rc = cvg__block_next(rd, &op)) == CVG_OK) {
+        rc = apply_op(s, t, push, &op, c);
+    }
+    rc = rc == CVG_DONE ? CVG_OK : rc;
+    if (kept) {
+        int krc = cvg__txn_keep_end(t);
+        rc = rc == CVG_OK ? krc : rc;
+    }
+    return rc;
+}
+
+/* Why a page was refused, for the ERROR to the peer. */
+static const char *
+page_why(cvg_session *s, int rc, const page_count *c)
+{
+    if (c->detailed) {
+        snprintf(s->why, sizeof s->why, "%s", cvg_replica_errmsg(s->r));
+    }
+    return c->detailed || rc == CVG_ELIMIT || rc == CVG_EPROTO ? s->why
+           : rc == CVG_ECORRUPT ? "malformed ops in a page"
+           : rc == CVG_EVERSION ? "ops in a newer block encoding"
+                                : "cannot apply a page";
+}
+
+/* Settle the page's conflicts, stage its new position and commit; then
+ * fire the conflict events. On error nothing of the page is kept. */
+static int
+commit_page(cvg_session *s, cvg_txn *t, const cvg__msg *m, const char **why)
+{
+    /* Conflicts are settled in the page's own transaction: a resolver's
+     * value commits with the page. Their events fire after the commit. */
+    cvg__conflicts cs;
+    int rc = cvg__txn_settle_conflicts(t, &cs);
+    if (rc != CVG_OK) {
+        cvg_txn_abort(t);
+        *why = "cannot write a resolved value";
+        return rc;
+    }
+    /* The new position (and what we learned so far) is stored with the
+     * page, or not at all; a push says nothing of the peer's log. */
+    uint64_t cursor = m->next_cursor;
+    rc = cvg__peer_stage(s->r, &s->stats.peer, &s->change,
+                         m->type == CVG__MSG_PUSH ? NULL : &cursor);
+    rc = rc == CVG_OK ? cvg_txn_commit(t) : (cvg_txn_abort(t), rc);
+    if (rc != CVG_OK) {
+        cvg__conflicts_release(&cs);
+        *why = "cannot commit a page";
+        return rc;
+    }
+    memset(&s->change, 0, sizeof s->change); /* stored with the page */
+    s->change_dirty = false;
+    cvg__conflicts_notify(s->r, &cs);
+    cvg__conflicts_release(&cs);
+    return CVG_OK;
+}
+
 /* Apply every op of a page in one transaction, with the new position; on
  * any error nothing of the page is kept. */
 static int
@@ -72,96 +181,28 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     }
     cvg__txn_collect_conflicts(t);
     bool push = m->type == CVG__MSG_PUSH;
-    uint64_t limit = push ? PUSH_PAGE_OPS : s->opts.page_ops;
-    uint64_t got = 0, dup = 0, conflicts = 0;
-    bool detailed = false; /* the replica's message says which op */
+    page_count c = {.limit = push ? PUSH_PAGE_OPS : s->opts.page_ops};
     cvg__block_reader rd;
     memset(&rd, 0, sizeof rd);
     for (size_t i = 0; rc == CVG_OK && i < m->n_blocks; i++) {
-        rc = cvg__block_open(&rd, m->blocks[i].data, m->blocks[i].len);
-        /* A block of ops all new here is logged as it came (a relay passes
-         * it on unchanged), not decoded and encoded again. */
-        bool kept = rc == CVG_OK && cvg__txn_keep_begin(t, &rd, m->blocks[i]);
-        cvg__op op;
-        while (rc == CVG_OK && (rc = cvg__block_next(&rd, &op)) == CVG_OK) {
-            if (got + dup >= limit) {
-                rc = CVG_ELIMIT; /* more than our PULL asked for */
-                snprintf(s->why, sizeof s->why,
-                         "a page of more than the %lu ops %s",
-                         (unsigned long)limit,
-                         push ? "a push may hold" : "asked for");
-                break;
-            }
-            if (push && cvg__id_cmp(&op.pub.dot.origin, &s->stats.peer) != 0) {
-                /* A push carries the pusher's own ops only: relayed ops
-                 * come by pulls, from a cursor in the relay's log. */
-                rc = CVG_EPROTO;
-                snprintf(s->why, sizeof s->why,
-                         "a PUSH with an op (seq %llu) of another origin",
-                         (unsigned long long)op.pub.dot.seq);
-                break;
-            }
-            bool conflict;
-            rc = cvg__txn_apply_remote(t, &op, &conflict);
-            if (rc == CVG_DONE) {
-                dup++;
-                rc = CVG_OK;
-            } else if (rc == CVG_OK) {
-                got++;
-                conflicts += conflict;
-            } else {
-                detailed = true;
-            }
-        }
-        rc = rc == CVG_DONE ? CVG_OK : rc;
-        if (kept) {
-            int krc = cvg__txn_keep_end(t);
-            rc = rc == CVG_OK ? krc : rc;
-        }
+        rc = apply_block(s, t, push, m->blocks[i], &rd, &c);
     }
     cvg__block_reader_destroy(&rd);
     if (rc == CVG_OK && !push) {
-        rc = check_next_cursor(s, m, got + dup);
+        rc = check_next_cursor(s, m, c.got + c.dup);
     }
     if (rc != CVG_OK) {
-        if (detailed) {
-            snprintf(s->why, sizeof s->why, "%s", cvg_replica_errmsg(s->r));
-        }
-        *why = detailed || rc == CVG_ELIMIT || rc == CVG_EPROTO
-                   ? s->why
-               : rc == CVG_ECORRUPT ? "malformed ops in a page"
-               : rc == CVG_EVERSION ? "ops in a newer block encoding"
-                                    : "cannot apply a page";
+        *why = page_why(s, rc, &c);
         cvg_txn_abort(t);
         return rc;
     }
-    /* Conflicts are settled in the page's own transaction: a resolver's
-     * value commits with the page. Their events fire after the commit. */
-    cvg__conflicts cs;
-    rc = cvg__txn_settle_conflicts(t, &cs);
+    rc = commit_page(s, t, m, why);
     if (rc != CVG_OK) {
-        cvg_txn_abort(t);
-        *why = "cannot write a resolved value";
         return rc;
     }
-    /* The new position (and what we learned so far) is stored with the
-     * page, or not at all; a push says nothing of the peer's log. */
-    uint64_t cursor = m->next_cursor;
-    rc = cvg__peer_stage(s->r, &s->stats.peer, &s->change,
-                         push ? NULL : &cursor);
-    rc = rc == CVG_OK ? cvg_txn_commit(t) : (cvg_txn_abort(t), rc);
-    if (rc != CVG_OK) {
-        cvg__conflicts_release(&cs);
-        *why = "cannot commit a page";
-        return rc;
-    }
-    memset(&s->change, 0, sizeof s->change); /* stored with the page */
-    s->change_dirty = false;
-    cvg__conflicts_notify(s->r, &cs);
-    cvg__conflicts_release(&cs);
-    s->stats.ops_received += got;
-    s->stats.ops_duplicate += dup;
-    s->stats.conflicts += conflicts;
+    s->stats.ops_received += c.got;
+    s->stats.ops_duplicate += c.dup;
+    s->stats.conflicts += c.conflicts;
     s->stats.pages_received++;
     return CVG_OK;
 }

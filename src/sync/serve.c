@@ -92,6 +92,107 @@ page_enqueue(cvg_session *s, page *p, cvg__msg_type type, uint64_t next,
     return rc;
 }
 
+/* What a walk of our log for one page found. */
+typedef struct page_walk {
+    uint64_t max_ops;
+    uint64_t max_bytes;
+    uint64_t next;     /* the lsn after the last op looked at */
+    uint64_t n;        /* ops in the page */
+    uint64_t own_max;  /* the highest seq of our own ops walked over */
+    bool more;         /* ops are left after the page */
+} page_walk;
+
+/* Fill @p p with our ops from @p it on that the peer lacks, until the
+ * page limits or the end of the log. */
+static int
+walk_log(cvg_session *s, cvg__log_iter *it, page *p, page_walk *w)
+{
+    const cvg_replica_id *self = cvg__replica_self(s->r);
+    cvg__op op;
+    int rc = CVG_OK;
+    for (;;) {
+        size_t open_len = p->run.open ? p->run.w.out.len : 0;
+        if (w->n >= w->max_ops || p->bytes.len + open_len >= w->max_bytes) {
+            /* Full: is anything left? */
+            rc = cvg__log_iter_next(it, &op);
+            w->more = rc == CVG_OK;
+            return rc == CVG_OK || rc == CVG_DONE ? CVG_OK : rc;
+        }
+        /* Whole blocks the peer has are skipped by their header: a peer
+         * that relays our ops back would otherwise cost a decode of each. */
+        cvg__log_span span;
+        rc = cvg__log_iter_span(it, &span);
+        if (rc != CVG_OK) {
+            break;
+        }
+        if (span.last_seq <= cvg__vv_get(&s->peer_vv, &span.origin)) {
+            if (cvg__id_cmp(&span.origin, self) == 0) {
+                w->own_max = CVG__MAX(w->own_max, span.last_seq);
+            }
+            w->next = span.last_lsn + 1;
+            cvg__log_iter_skip_span(it);
+            continue;
+        }
+        rc = cvg__log_iter_next(it, &op);
+        if (rc != CVG_OK) {
+            break;
+        }
+        w->next = op.pub.lsn + 1;
+        if (cvg__id_cmp(&op.pub.dot.origin, self) == 0) {
+            w->own_max = CVG__MAX(w->own_max, op.pub.dot.seq);
+        }
+        if (cvg__vv_contains(&s->peer_vv, &op.pub.dot)) {
+            continue; /* the peer said it has this one */
+        }
+        rc = cvg__block_run_add(&p->run, &op);
+        if (rc != CVG_OK) {
+            break;
+        }
+        w->n++;
+    }
+    return rc == CVG_DONE ? CVG_OK : rc;
+}
+
+/* Build the page that answers a PULL from @p cursor and queue it. */
+static int
+serve_page(cvg_session *s, uint64_t cursor, page_walk *w)
+{
+    cvg_txn *t;
+    int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "cannot read the log");
+    }
+    uint64_t next_lsn = cvg__txn_next_lsn(t);
+    if (cursor > next_lsn) {
+        /* A position we never reached: the peer's is forged, or this
+         * replica was restored from an older copy and would hand out
+         * those lsns again for other ops, which the peer would skip. */
+        cvg_txn_abort(t);
+        snprintf(s->why, sizeof s->why,
+                 "PULL from lsn %llu, past the end of this log (%llu)",
+                 (unsigned long long)cursor,
+                 (unsigned long long)next_lsn - 1);
+        return cvg__session_fail(s, CVG_EPROTO, s->why);
+    }
+    page p;
+    page_init(&p);
+    cvg__log_iter it;
+    rc = cvg__log_iter_open(cvg__replica_store(s->r), cvg__txn_store_txn(t),
+                            cursor, &it);
+    w->next = cursor ? cursor : 1;
+    if (rc == CVG_OK) {
+        rc = walk_log(s, &it, &p, w);
+    }
+    cvg__log_iter_close(&it);
+    cvg_txn_abort(t);
+    if (rc == CVG_OK) {
+        rc = page_enqueue(s, &p, CVG__MSG_OPS, w->next, w->more);
+    }
+    page_destroy(&p);
+    return rc == CVG_OK ? CVG_OK
+                        : cvg__session_fail(s, rc, "cannot build a page of ops");
+}
+
 int
 cvg__session_on_pull(cvg_session *s, const cvg__msg *m)
 {
@@ -99,111 +200,41 @@ cvg__session_on_pull(cvg_session *s, const cvg__msg *m)
         return cvg__session_fail(s, CVG_EPROTO, "PULL before HELLO");
     }
     if (s->opts.no_serve) {
-        return cvg__session_fail(s, CVG_EACCES, "this replica does not serve pulls");
+        return cvg__session_fail(s, CVG_EACCES,
+                                 "this replica does not serve pulls");
     }
     if (s->opts.push) {
-        return cvg__session_fail(s, CVG_EPROTO, "a PULL from a peer told we push");
+        return cvg__session_fail(s, CVG_EPROTO,
+                                 "a PULL from a peer told we push");
     }
     /* Pulling from here on confirms the pages that ended before. */
-    uint64_t own_max = cvg__session_confirmed(s, m->cursor);
-    if (own_max > 0) {
-        cvg__peer_change ch = {.acked = own_max};
+    page_walk w = {.own_max = cvg__session_confirmed(s, m->cursor)};
+    if (w.own_max > 0) {
+        cvg__peer_change ch = {.acked = w.own_max};
         cvg__session_note(s, &ch);
     }
     /* A page is built in memory: whatever the peer asks (0 is "no
      * limit"), it is no larger than our own page limits. */
-    uint64_t max_ops = m->max_ops ? m->max_ops : UINT64_MAX;
-    uint64_t max_bytes = m->max_bytes ? m->max_bytes : UINT64_MAX;
-    max_ops = CVG__MIN(max_ops, s->opts.page_ops);
-    max_bytes = CVG__MIN(max_bytes, s->opts.page_bytes);
-    cvg_txn *t;
-    int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
+    w.max_ops = CVG__MIN(m->max_ops ? m->max_ops : UINT64_MAX,
+                         s->opts.page_ops);
+    w.max_bytes = CVG__MIN(m->max_bytes ? m->max_bytes : UINT64_MAX,
+                           s->opts.page_bytes);
+    int rc = serve_page(s, m->cursor, &w);
     if (rc != CVG_OK) {
-        return cvg__session_fail(s, rc, "cannot read the log");
+        return rc;
     }
-    uint64_t next_lsn = cvg__txn_next_lsn(t);
-    if (m->cursor > next_lsn) {
-        /* A position we never reached: the peer's is forged, or this
-         * replica was restored from an older copy and would hand out
-         * those lsns again for other ops, which the peer would skip. */
-        uint64_t end = next_lsn;
-        cvg_txn_abort(t);
-        snprintf(s->why, sizeof s->why,
-                 "PULL from lsn %llu, past the end of this log (%llu)",
-                 (unsigned long long)m->cursor, (unsigned long long)end - 1);
-        return cvg__session_fail(s, CVG_EPROTO, s->why);
-    }
-    page p;
-    page_init(&p);
-    cvg__log_iter it;
-    rc = cvg__log_iter_open(cvg__replica_store(s->r), cvg__txn_store_txn(t),
-                            m->cursor, &it);
-    uint64_t next = m->cursor ? m->cursor : 1, n = 0;
-    cvg__op op;
-    bool more = false;
-    while (rc == CVG_OK) {
-        size_t open_len = p.run.open ? p.run.w.out.len : 0;
-        if (n >= max_ops || p.bytes.len + open_len >= max_bytes) {
-            more = true; /* told below whether anything is left */
-            break;
-        }
-        /* Whole blocks the peer has are skipped by their header: a peer
-         * that relays our ops back would otherwise cost a decode of each. */
-        cvg__log_span span;
-        rc = cvg__log_iter_span(&it, &span);
-        if (rc != CVG_OK) {
-            break;
-        }
-        if (span.last_seq <= cvg__vv_get(&s->peer_vv, &span.origin)) {
-            if (cvg__id_cmp(&span.origin, &*cvg__replica_self(s->r)) == 0) {
-                own_max = CVG__MAX(own_max, span.last_seq);
-            }
-            next = span.last_lsn + 1;
-            cvg__log_iter_skip_span(&it);
-            continue;
-        }
-        rc = cvg__log_iter_next(&it, &op);
-        if (rc != CVG_OK) {
-            break;
-        }
-        next = op.pub.lsn + 1;
-        if (cvg__id_cmp(&op.pub.dot.origin, &*cvg__replica_self(s->r)) == 0) {
-            own_max = CVG__MAX(own_max, op.pub.dot.seq);
-        }
-        if (cvg__vv_contains(&s->peer_vv, &op.pub.dot)) {
-            continue; /* the peer said it has this one */
-        }
-        rc = cvg__block_run_add(&p.run, &op);
-        n++;
-    }
-    if (more) {
-        rc = cvg__log_iter_next(&it, &op);
-        more = rc == CVG_OK;
-        rc = rc == CVG_OK || rc == CVG_DONE ? CVG_OK : rc;
-    } else if (rc == CVG_DONE) {
-        rc = CVG_OK;
-    }
-    cvg__log_iter_close(&it);
-    cvg_txn_abort(t);
-    if (rc == CVG_OK) {
-        rc = page_enqueue(s, &p, CVG__MSG_OPS, next, more);
-    }
-    page_destroy(&p);
-    if (rc != CVG_OK) {
-        return cvg__session_fail(s, rc, "cannot build a page of ops");
-    }
-    s->stats.ops_sent += n;
+    s->stats.ops_sent += w.n;
     void *arr = s->pages;
     if (cvg__grow(&arr, &s->cappages, s->npages + 1, sizeof *s->pages) ==
         CVG_OK) {
         s->pages = arr;
-        s->pages[s->npages].next_cursor = next;
-        s->pages[s->npages].own_max = own_max;
+        s->pages[s->npages].next_cursor = w.next;
+        s->pages[s->npages].own_max = w.own_max;
         s->npages++;
     }
-    cvg__peer_change ch = {.sent = own_max};
+    cvg__peer_change ch = {.sent = w.own_max};
     cvg__session_note(s, &ch);
-    if (!more) {
+    if (!w.more) {
         s->served = true;
     }
     return CVG_OK;
