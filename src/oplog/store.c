@@ -83,20 +83,12 @@ open_dbs(cvg__store *s, cvg__store_txn *t, unsigned flags)
     return MDB_SUCCESS;
 }
 
-int
-cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
-                char *err, size_t errlen)
+/* The directory: made if missing and allowed, refused if it is not one,
+ * and, when nothing may be created, it must already hold a replica. */
+static int
+check_dir(const char *path, const cvg_replica_options *o, char *err,
+          size_t errlen)
 {
-    memset(s, 0, sizeof *s);
-    s->err = err;
-    s->errlen = errlen;
-    s->map_size = o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
-    s->map_max = o->map_size_max ? o->map_size_max : DEFAULT_MAP_MAX;
-    if (s->map_max < s->map_size) {
-        s->map_max = s->map_size;
-    }
-    s->read_only = o->read_only;
-
     struct stat st;
     if (stat(path, &st) != 0) {
         if (errno != ENOENT || o->no_create || o->read_only) {
@@ -122,7 +114,15 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
             return CVG_ENOTFOUND;
         }
     }
+    return CVG_OK;
+}
 
+/* One handle per directory per process, known by device and inode, so
+ * another path to it is caught too. */
+static int
+claim_dir(cvg__store *s, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
     if (stat(path, &st) != 0) {
         snprintf(err, errlen, "cannot open replica directory '%s'", path);
         return cvg__mdb_err(errno);
@@ -140,8 +140,14 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
     s->claimed = true;
     s->dev = st.st_dev;
     s->ino = st.st_ino;
+    return CVG_OK;
+}
 
-    rc = mdb_env_create(&s->env);
+static int
+open_env(cvg__store *s, const char *path, const cvg_replica_options *o,
+         char *err, size_t errlen)
+{
+    int rc = mdb_env_create(&s->env);
     if (rc != MDB_SUCCESS) {
         snprintf(err, errlen, "cannot create LMDB environment");
         return cvg__mdb_err(rc);
@@ -185,7 +191,15 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
         info.me_mapsize > s->map_size) {
         s->map_size = info.me_mapsize;
     }
+    return CVG_OK;
+}
 
+/* The named databases, created if allowed. */
+static int
+open_databases(cvg__store *s, const char *path,
+               const cvg_replica_options *o, char *err, size_t errlen)
+{
+    int rc;
     cvg__store_txn *t;
     rc = cvg__store_begin(s, !o->read_only, &t);
     if (rc != CVG_OK) {
@@ -210,6 +224,33 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
         return mrc == MDB_NOTFOUND ? CVG_ECORRUPT : cvg__mdb_err(mrc);
     }
     return CVG_OK;
+}
+
+int
+cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
+                char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    s->err = err;
+    s->errlen = errlen;
+    s->map_size = o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
+    s->map_max = o->map_size_max ? o->map_size_max : DEFAULT_MAP_MAX;
+    if (s->map_max < s->map_size) {
+        s->map_max = s->map_size;
+    }
+    s->read_only = o->read_only;
+
+    int rc = check_dir(path, o, err, errlen);
+    if (rc == CVG_OK) {
+        rc = claim_dir(s, path, err, errlen);
+    }
+    if (rc == CVG_OK) {
+        rc = open_env(s, path, o, err, errlen);
+    }
+    if (rc == CVG_OK) {
+        rc = open_databases(s, path, o, err, errlen);
+    }
+    return rc;
 }
 
 void
