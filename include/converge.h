@@ -43,9 +43,9 @@ extern "C" {
 /* ---- Versions ---------------------------------------------------------- */
 
 #define CVG_VERSION_MAJOR 0
-#define CVG_VERSION_MINOR 1
+#define CVG_VERSION_MINOR 2
 #define CVG_VERSION_PATCH 0
-#define CVG_VERSION_STRING "0.1.0"
+#define CVG_VERSION_STRING "0.2.0"
 #define CVG_VERSION_NUMBER \
     ((CVG_VERSION_MAJOR << 16) | (CVG_VERSION_MINOR << 8) | CVG_VERSION_PATCH)
 
@@ -802,125 +802,6 @@ struct cvg_sync_event {
     cvg_session_stats stats; /* so far */
     int error;               /* ERROR: the code */
 };
-
-/* ---- In-memory link with faults ------------------------------------------ */
-
-/* A link carries messages between two sessions of this process, as
- * cvg_sync_local() does, but like a bad network: it drops, duplicates,
- * reorders, delays and cuts messages, and can be partitioned. The faults
- * are drawn from a small PRNG seeded from the options, so a seed replays
- * the same faults for the same traffic. Meant for tests and demos of what
- * the protocol survives; an app's real transport replaces it.
- *
- * A link and everything it holds belong to one thread at a time, and
- * cvg_link_run() calls into both sessions, so it runs on the thread that
- * owns their replicas. */
-typedef struct cvg_link cvg_link;
-
-#define CVG_LINK_OPTIONS_VERSION 1
-
-/** Fault rates are percents (0..100) per message. */
-typedef struct cvg_link_options {
-    uint32_t version;         /* CVG_LINK_OPTIONS_VERSION */
-    uint64_t seed;            /* the faults are a function of the seed */
-    unsigned drop_pct;        /* a message sent is lost */
-    unsigned dup_pct;         /* a message sent arrives twice */
-    unsigned reorder_pct;     /* a later message overtakes it */
-    unsigned delay_pct;       /* a message sent is held back */
-    unsigned cut_pct;         /* only a prefix (maybe empty) arrives */
-    unsigned max_delay_steps; /* a held message waits 1 to this many
-                                 deliveries; default 8 (also for 0) */
-    unsigned queue_max;       /* messages in flight each way; a full queue
-                                 drops; default 256 (also for 0) */
-} cvg_link_options;
-
-/** Fill @p o with the defaults: no faults, seed 0. */
-CVG_API void cvg_link_options_init(cvg_link_options *o);
-
-/** What a link did, counted in messages (bytes: delivered, after cuts) over
- * its whole life. Every message sent, and every copy made by dup_pct, is
- * delivered, dropped or still in flight. */
-typedef struct cvg_link_stats {
-    uint64_t delivered;  /* given to a session, whole or cut */
-    uint64_t dropped;    /* lost: drop_pct, a down link, a full queue, or
-                            left over when both sessions were done */
-    uint64_t duplicated; /* copies added by dup_pct */
-    uint64_t reordered;  /* delivered ahead of an older ready message */
-    uint64_t delayed;    /* held back by delay_pct */
-    uint64_t cut;        /* delivered with only a prefix */
-    uint64_t bytes;      /* bytes delivered */
-} cvg_link_stats;
-
-/**
- * Create a link. Its queues are allocated here, so carrying a message
- * allocates only the message's copy.
- *
- * Ownership: @p o is copied. Free the link with cvg_link_free().
- *
- * @param[in]  o    NULL for the defaults (no faults).
- * @param[out] out  The link; NULL on error.
- * @return CVG_OK, or CVG_EINVAL (NULL @p out, unknown version, a percent
- *   above 100), CVG_ENOMEM.
- * @since 0.1
- */
-CVG_API CVG_NODISCARD int cvg_link_new(const cvg_link_options *o,
-                                       cvg_link **out);
-
-/** Free @p l and the messages still in flight. Accepts NULL. The sessions
- * it carried for are not touched. */
-CVG_API void cvg_link_free(cvg_link *l);
-
-/**
- * Partition the link (@p down true) or heal it. While down, every message
- * sent is lost, and so is every message in flight when its turn comes:
- * nothing crosses. Accepts NULL (no-op).
- */
-CVG_API void cvg_link_set_down(cvg_link *l, bool down);
-
-/** Drop every message in flight (counted as dropped), e.g. before carrying
- * new sessions after cvg_link_run() stopped at its step budget. Accepts
- * NULL. */
-CVG_API void cvg_link_clear(cvg_link *l);
-
-/**
- * Carry messages between two open sessions, @p a's output to @p b's input
- * and back, with the link's faults, until both sessions are done, the link
- * is quiet (nothing to send, nothing in flight), or @p max_steps deliveries
- * were made in this call.
- *
- * Messages in flight are copies owned by the link. After a session error
- * it goes on carrying until quiet, so the failing side's ERROR reaches the
- * other. When both sessions are done, what is still in flight (late
- * duplicates) is dropped, as a closed session would never read it. When
- * the budget runs out, messages in flight stay in the link: call again with
- * the same sessions to go on, or cvg_link_clear() before new ones (else
- * they arrive in the new sessions, as late packets would).
- *
- * Ownership: @p a and @p b are borrowed for the call; they stay open.
- * Thread safety: that of the sessions' replicas (see above).
- *
- * @param[in] l          The link.
- * @param[in] a, b       Open sessions of two different replicas.
- * @param[in] max_steps  Most deliveries in this call.
- * @return
- *   - CVG_OK      both sessions are done.
- *   - CVG_DONE    the link went quiet, or the budget ran out, and the
- *                 sessions are not both done: a message was lost, so the
- *                 app would time out, close both and open new sessions.
- *   - a negative code: the first error of a session (from
- *                 cvg_session_input(), or one it had already), or
- *                 CVG_EINVAL (NULL argument, @p a == @p b), or CVG_ENOMEM
- *                 (copying a message; that message is lost).
- *   The faults themselves never make it fail; what they break shows up as
- *   CVG_DONE or as a session's error (a cut message: CVG_ECORRUPT; the
- *   peer of a failed session: CVG_EPEER).
- * @since 0.1
- */
-CVG_API CVG_NODISCARD int cvg_link_run(cvg_link *l, cvg_session *a,
-                                       cvg_session *b, unsigned max_steps);
-
-/** The link's counts so far into @p out. Does nothing if either is NULL. */
-CVG_API void cvg_link_stats_get(const cvg_link *l, cvg_link_stats *out);
 
 #ifdef __cplusplus
 }

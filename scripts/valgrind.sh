@@ -67,8 +67,8 @@ suite() {
 echo "== valgrind: tests"
 suite replica_test_replica '*'
 suite sync_test_sync '*'
-suite replica_test_converge '*'
-suite replica_test_link '*/@(clean_link_completes_and_converges|all_faults_then_clean_run_converges|partition_delivers_nothing_then_heals|bad_options_are_refused|allocation_failures_never_crash)'
+suite sync_test_converge '*'
+suite testing_test_link '*/@(clean_link_completes_and_converges|all_faults_then_clean_run_converges|partition_delivers_nothing_then_heals|bad_options_are_refused|allocation_failures_never_crash)'
 suite replica_test_conflicts '*'
 suite sync_test_sync_status '*'
 suite replica_test_threads '*'

@@ -12,6 +12,7 @@
 #include "checks.h"
 #include "sync/wire.h"
 #include "converge.h"
+#include "converge/testing.h"
 #include "digest.h"
 #include "testutil.h"
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "digest.h"
-#include "faulty_pipe.h"
+#include "converge/testing.h"
 #include "checks.h"
 #include "testutil.h"
 #include "workload.h"
@@ -61,13 +61,16 @@ run_seed(uint64_t seed, unsigned *sessions_broken)
         snprintf(w.dirs[i], sizeof w.dirs[i], "%s", cvg_test_dir(name));
         reopen(&w, i);
     }
-    cvg_test_faults f = {
-        .drop_pct = (unsigned)cvg_test_below(rng, 15),
-        .dup_pct = (unsigned)cvg_test_below(rng, 15),
-        .reorder_pct = (unsigned)cvg_test_below(rng, 15),
-        .cut_pct = (unsigned)cvg_test_below(rng, 10),
-        .max_steps = 4 + (unsigned)cvg_test_below(rng, 40),
-    };
+    cvg_link_options f;
+    cvg_link_options_init(&f);
+    f.seed = cvg_test_rand(rng);
+    f.drop_pct = (unsigned)cvg_test_below(rng, 15);
+    f.dup_pct = (unsigned)cvg_test_below(rng, 15);
+    f.reorder_pct = (unsigned)cvg_test_below(rng, 15);
+    f.cut_pct = (unsigned)cvg_test_below(rng, 10);
+    unsigned max_steps = 4 + (unsigned)cvg_test_below(rng, 40);
+    cvg_link *link;
+    cr_assert_eq(cvg_link_new(&f, &link), CVG_OK);
     int steps = 15 + (int)cvg_test_below(rng, 30);
     for (int s = 0; s < steps; s++) {
         int i = (int)cvg_test_below(rng, (uint64_t)w.n);
@@ -77,14 +80,17 @@ run_seed(uint64_t seed, unsigned *sessions_broken)
         } else if (what < 9) {
             int j = (int)cvg_test_below(rng, (uint64_t)w.n);
             if (j != i) {
-                cvg_test_link_stats st;
-                cvg_test_faulty_sync(w.r[i], w.r[j], rng, &f, &st);
-                *sessions_broken += !st.done;
+                cvg_link_result res;
+                int rc = cvg_link_sync(link, w.r[i], w.r[j], max_steps, &res);
+                cr_assert(rc == CVG_OK || rc == CVG_DONE, "%s",
+                          cvg_errname(rc));
+                *sessions_broken += !res.done;
             }
         } else {
             reopen(&w, i); /* a restart between sessions */
         }
     }
+    cvg_link_free(link);
     /* The network heals: a star through replica 0, then out again. */
     for (int i = 1; i < w.n; i++) {
         clean_sync(&w, 0, i);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "converge/testing.h"
 #include "digest.h"
 #include "checks.h"
 #include "testutil.h"
@@ -495,9 +496,9 @@ fault_consumed(unsigned long n)
     return !pending;
 }
 
-/* Fail the Nth allocation of creating a link, opening two sessions and
- * running them over link @p o, for N = 1, 2, ... until the whole run goes
- * through. Each call reports the failure (or the session it broke does);
+/* Fail the Nth allocation of the library while opening two sessions and
+ * running them over link @p o (the link itself, a harness, allocates with
+ * malloc), for N = 1, 2, ... until the whole run goes through. Each call reports the failure (or the session it broke does);
  * nothing crashes or leaks (under ASan), and clean runs converge
  * afterwards. Returns the allocations the run took. */
 static unsigned long

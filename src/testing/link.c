@@ -2,11 +2,15 @@
  * An in-memory link between two sessions that misbehaves on purpose: it
  * drops, duplicates, delays, reorders and cuts messages, from a seeded
  * PRNG, and can be partitioned. It drives sessions only through their
- * public functions, exactly as an app's transport would.
+ * public functions, exactly as an app's transport would, and it is built
+ * as a library of its own on the public API alone (converge/testing.h):
+ * so it allocates with the C library, not the core's allocator.
  */
 #include <limits.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "../common.h"
+#include "converge/testing.h"
 
 #define DEFAULT_DELAY_STEPS 8u
 #define DEFAULT_QUEUE_MAX 256u
@@ -91,7 +95,7 @@ cvg_link_new(const cvg_link_options *o, cvg_link **out)
         o->delay_pct > 100 || o->cut_pct > 100) {
         return CVG_EINVAL;
     }
-    cvg_link *l = cvg__calloc(1, sizeof *l);
+    cvg_link *l = calloc(1, sizeof *l);
     if (l == NULL) {
         return CVG_ENOMEM;
     }
@@ -104,9 +108,9 @@ cvg_link_new(const cvg_link_options *o, cvg_link **out)
     }
     l->rng = o->seed;
     /* Both directions in one block: one allocation to fail, not two. */
-    flight *m = cvg__calloc(l->o.queue_max, 2 * sizeof *m);
+    flight *m = calloc(l->o.queue_max, 2 * sizeof *m);
     if (m == NULL) {
-        cvg__free(l);
+        free(l);
         return CVG_ENOMEM;
     }
     l->q[0].m = m;
@@ -123,7 +127,7 @@ drop_all(cvg_link *l)
     for (int d = 0; d < 2; d++) {
         queue *q = &l->q[d];
         for (size_t i = 0; i < q->n; i++) {
-            cvg__free(q->m[i].p);
+            free(q->m[i].p);
         }
         l->stats.dropped += q->n;
         q->n = 0;
@@ -137,8 +141,8 @@ cvg_link_free(cvg_link *l)
         return;
     }
     drop_all(l);
-    cvg__free(l->q[0].m); /* the block of both queues */
-    cvg__free(l);
+    free(l->q[0].m); /* the block of both queues */
+    free(l);
 }
 
 void
@@ -176,7 +180,7 @@ push(cvg_link *l, int d, cvg_bytes msg, unsigned wait)
     }
     /* Allocate at least one byte so that an empty message still has a
      * pointer distinct from NULL to hand to cvg_session_input(). */
-    uint8_t *p = cvg__alloc(msg.len ? msg.len : 1);
+    uint8_t *p = malloc(msg.len ? msg.len : 1);
     if (p == NULL) {
         l->stats.dropped++;
         return CVG_ENOMEM;
@@ -259,7 +263,7 @@ min_wait(const cvg_link *l)
     for (int d = 0; d < 2; d++) {
         const queue *q = &l->q[d];
         for (size_t i = 0; i < q->n; i++) {
-            w = CVG__MIN(w, q->m[i].wait);
+            w = w < q->m[i].wait ? w : q->m[i].wait;
         }
     }
     return w;
@@ -307,7 +311,7 @@ deliver_one(cvg_link *l, cvg_session *s[2])
     l->stats.delivered++;
     l->stats.bytes += len;
     int rc = cvg_session_input(s[1 - d], m.p, len);
-    cvg__free(m.p);
+    free(m.p);
     return rc;
 }
 
@@ -359,4 +363,38 @@ cvg_link_run(cvg_link *l, cvg_session *a, cvg_session *b, unsigned max_steps)
         return cvg_session_error(b);
     }
     return cvg_session_done(a) && cvg_session_done(b) ? CVG_OK : CVG_DONE;
+}
+
+int
+cvg_link_sync(cvg_link *l, cvg_replica *a, cvg_replica *b, unsigned max_steps,
+              cvg_link_result *out)
+{
+    if (out != NULL) {
+        memset(out, 0, sizeof *out);
+    }
+    if (l == NULL || a == NULL || b == NULL || a == b) {
+        return CVG_EINVAL;
+    }
+    cvg_session *sa = NULL, *sb = NULL;
+    int rc = cvg_session_open(a, NULL, &sa);
+    if (rc == CVG_OK) {
+        rc = cvg_session_open(b, NULL, &sb);
+    }
+    if (rc != CVG_OK) {
+        cvg_session_close(sa);
+        return rc;
+    }
+    /* Late messages of earlier sessions would reach these ones. */
+    cvg_link_clear(l);
+    rc = cvg_link_run(l, sa, sb, max_steps);
+    bool done = cvg_session_done(sa) && cvg_session_done(sb);
+    if (out != NULL) {
+        out->error_a = cvg_session_error(sa);
+        out->error_b = cvg_session_error(sb);
+        out->done = done;
+        cvg_session_stats_get(sa, &out->stats_a);
+    }
+    cvg_session_close(sa);
+    cvg_session_close(sb);
+    return rc == CVG_ENOMEM ? rc : done ? CVG_OK : CVG_DONE;
 }
