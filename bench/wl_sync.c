@@ -174,7 +174,7 @@ expect_op_count(const bench_ctx *ctx, cvg_replica *r, const char *which,
 /*
  * Setup (untimed): replica A gets n counter increments on one field in
  * commits of SYNC_BATCH, with CVG_RELAXED commits and one
- * cvg_replica_sync() at the end, to keep the setup short. A is then
+ * cvg_replica_flush() at the end, to keep the setup short. A is then
  * reopened with the default durability for the syncs.
  *
  * Timed: a fresh durable replica B syncs with A. Then, apart, a fresh
@@ -191,7 +191,7 @@ wl_sync_full(const bench_ctx *ctx, bench_run *out)
     cvg_replica *a = bench_open(ctx, pa, CVG_RELAXED);
     double setup = bench_counter_fill(ctx, a, n, SYNC_BATCH, 1, NULL);
     double t0 = bench_now();
-    bench_check(ctx, cvg_replica_sync(a), a, "cvg_replica_sync");
+    bench_check(ctx, cvg_replica_flush(a), a, "cvg_replica_flush");
     setup += bench_now() - t0;
     cvg_replica_close(a);
     a = bench_open(ctx, pa, CVG_DURABLE);
@@ -210,12 +210,12 @@ wl_sync_full(const bench_ctx *ctx, bench_run *out)
     cvg_replica_close(b);
 
     /* Relaxed B': the same sync without an fsync per page; the final
-     * cvg_replica_sync() is timed apart. */
+     * cvg_replica_flush() is timed apart. */
     cvg_replica *br = bench_open(ctx, pbr, CVG_RELAXED);
     sync_result rres;
     sync_pair(ctx, a, br, &rres);
     t0 = bench_now();
-    bench_check(ctx, cvg_replica_sync(br), br, "cvg_replica_sync");
+    bench_check(ctx, cvg_replica_flush(br), br, "cvg_replica_flush");
     double final_sync = bench_now() - t0;
     expect_moved(ctx, &rres, n, 0);
     bench_counter_verify(ctx, br, n, 1);

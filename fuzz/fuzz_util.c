@@ -168,15 +168,12 @@ fuzz_open(const char *name, uint64_t id_seed)
 {
     cvg_replica_options o;
     fuzz_options(&o);
-    char err[256] = "";
-    o.open_error = err;
-    o.open_error_len = sizeof err;
     fuzz_ids_from(id_seed);
     cvg_replica *r;
     int rc = cvg_replica_open(fuzz_path(name), &o, &r);
     if (rc != CVG_OK) {
         fuzz_fail("cannot open replica %s: %s (%s)", name, cvg_errname(rc),
-                  err);
+                  cvg_replica_errmsg(NULL));
     }
     return r;
 }

@@ -218,10 +218,10 @@ typedef enum cvg_durability {
     CVG_DURABLE = 0,
     /** Commits do not wait for the disk. A crash of the process loses
      * nothing, but a crash of the operating system or a power cut before
-     * the next cvg_replica_sync() may lose the last commits or leave the
+     * the next cvg_replica_flush() may lose the last commits or leave the
      * file damaged (LMDB gives no integrity guarantee for unsynced pages
      * written through its map). Opt in only where the data can be rebuilt,
-     * e.g. a cache, or a bulk load followed by cvg_replica_sync(). */
+     * e.g. a cache, or a bulk load followed by cvg_replica_flush(). */
     CVG_RELAXED = 1
 } cvg_durability;
 
@@ -327,10 +327,6 @@ typedef struct cvg_replica_options {
     void *conflict_ctx;
     cvg_sync_fn on_sync;         /* sync start, end and errors; NULL */
     void *sync_ctx;
-    /* If not NULL, receives the detail when cvg_replica_open() fails (there
-     * is no handle to ask then), NUL-terminated and cut to the length. */
-    char *open_error;
-    size_t open_error_len;
 } cvg_replica_options;
 
 /** Fill @p opts with the defaults above. */
@@ -369,7 +365,7 @@ CVG_API void cvg_replica_id_hex(const cvg_replica_id *id, char buf[33]);
 
 /** Force everything committed to disk (for CVG_RELAXED replicas), and
  * store the sync status that waits for the next commit. */
-CVG_API CVG_NODISCARD int cvg_replica_sync(cvg_replica *r);
+CVG_API CVG_NODISCARD int cvg_replica_flush(cvg_replica *r);
 
 /** Storage figures of a replica. */
 typedef struct cvg_replica_stats {

@@ -34,13 +34,13 @@ cli_usage(const char *cmd, const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
-/* A failed open frees its handle, so cvg_replica_errmsg() cannot say what
- * went wrong; name the directory ourselves instead. */
+/* A failed open has no handle: its detail is the thread's
+ * (cvg_replica_errmsg(NULL)). */
 static int
 open_failed(const char *cmd, const char *dir, bool create, int rc)
 {
     fprintf(stderr, "converge: %s: %s: %s (replica directory '%s')\n", cmd,
-            cvg_errname(rc), cvg_strerror(rc), dir);
+            cvg_errname(rc), cvg_replica_errmsg(NULL), dir);
     if (rc == CVG_ENOTFOUND && !create) {
         fprintf(stderr, "converge: create one with: converge init %s\n", dir);
     }

@@ -45,11 +45,14 @@ cvg__replica_fail(cvg_replica *r, int rc, const char *fmt, ...)
     return rc;
 }
 
+/* A failed open has no handle to ask: its detail is kept per thread. */
+static _Thread_local char open_errmsg[256];
+
 const char *
 cvg_replica_errmsg(const cvg_replica *r)
 {
     if (r == NULL) {
-        return "no replica";
+        return open_errmsg[0] ? open_errmsg : "no error";
     }
     return r->errmsg[0] ? r->errmsg : "no error";
 }
@@ -207,12 +210,20 @@ load_meta(cvg_replica *r)
     return rc;
 }
 
+static int
+open_fail(int rc, const char *why)
+{
+    snprintf(open_errmsg, sizeof open_errmsg, "%s", why);
+    return rc;
+}
+
 int
 cvg_replica_open(const char *path, const cvg_replica_options *opts,
                  cvg_replica **out)
 {
+    open_errmsg[0] = '\0';
     if (out == NULL) {
-        return CVG_EINVAL;
+        return open_fail(CVG_EINVAL, "NULL out");
     }
     *out = NULL;
     cvg_replica_options defaults;
@@ -220,18 +231,21 @@ cvg_replica_open(const char *path, const cvg_replica_options *opts,
         cvg_replica_options_init(&defaults);
         opts = &defaults;
     }
-    if (path == NULL || path[0] == '\0' || opts->version == 0 ||
-        opts->version > CVG_OPTIONS_VERSION ||
+    if (path == NULL || path[0] == '\0') {
+        return open_fail(CVG_EINVAL, "no path");
+    }
+    if (opts->version == 0 || opts->version > CVG_OPTIONS_VERSION ||
         (opts->durability != CVG_DURABLE &&
          opts->durability != CVG_RELAXED)) {
-        return CVG_EINVAL;
+        return open_fail(CVG_EINVAL, "options of an unknown version or "
+                                     "durability");
     }
     if (sodium_init() < 0) {
-        return CVG_EIO;
+        return open_fail(CVG_EIO, "libsodium cannot start");
     }
     cvg_replica *r = cvg__calloc(1, sizeof *r);
     if (r == NULL) {
-        return CVG_ENOMEM;
+        return open_fail(CVG_ENOMEM, "out of memory");
     }
     r->opts = *opts;
     if (r->opts.clock == NULL) {
@@ -255,10 +269,8 @@ cvg_replica_open(const char *path, const cvg_replica_options *opts,
         rc = cvg__policies_settle(r, opts->replace_policies);
     }
     if (rc != CVG_OK) {
-        if (opts->open_error != NULL && opts->open_error_len > 0) {
-            snprintf(opts->open_error, opts->open_error_len, "%s",
-                     r->errmsg[0] ? r->errmsg : cvg_strerror(rc));
-        }
+        snprintf(open_errmsg, sizeof open_errmsg, "%s",
+                 r->errmsg[0] ? r->errmsg : cvg_strerror(rc));
         cvg_replica_close(r);
         return rc;
     }
@@ -282,7 +294,7 @@ cvg_replica_close(cvg_replica *r)
 }
 
 int
-cvg_replica_sync(cvg_replica *r)
+cvg_replica_flush(cvg_replica *r)
 {
     if (r == NULL) {
         return CVG_EINVAL;

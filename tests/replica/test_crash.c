@@ -234,15 +234,12 @@ key_is(const cvg_op *op, const cvg_key *k)
 static cvg_replica *
 reopen(const char *dir)
 {
-    char err[256] = "";
     cvg_replica_options o;
     cvg_replica_options_init(&o);
-    o.open_error = err;
-    o.open_error_len = sizeof err;
     cvg_replica *r = NULL;
     int rc = cvg_replica_open(dir, &o, &r);
     cr_assert_eq(rc, CVG_OK, "%s: reopen after the kill: %s (%s)", ctx,
-                 cvg_errname(rc), err);
+                 cvg_errname(rc), cvg_replica_errmsg(NULL));
     return r;
 }
 

@@ -96,7 +96,7 @@ Test(errors, null_arguments_on_replica_and_txn_calls)
     r = (cvg_replica *)0x1;
     cr_expect_eq(cvg_replica_open("", NULL, &r), CVG_EINVAL);
     cr_expect_null(r);
-    cr_expect_eq(cvg_replica_sync(NULL), CVG_EINVAL);
+    cr_expect_eq(cvg_replica_flush(NULL), CVG_EINVAL);
     cvg_replica_stats st;
     cr_expect_eq(cvg_replica_stats_get(NULL, &st), CVG_EINVAL);
     cr_expect_not_null(cvg_replica_errmsg(NULL));

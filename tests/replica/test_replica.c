@@ -237,17 +237,15 @@ Test(replica, log_cursor_walks_every_op_in_order)
 
 Test(replica, open_failure_detail_reaches_the_caller)
 {
-    char why[128] = "";
     cvg_replica_options o;
     cvg_replica_options_init(&o);
     o.no_create = true;
-    o.open_error = why;
-    o.open_error_len = sizeof why;
     cvg_replica *r = (cvg_replica *)1;
     char path[600];
     snprintf(path, sizeof path, "%s/missing", cvg_test_dir("openerr"));
     cr_expect_eq(cvg_replica_open(path, &o, &r), CVG_ENOTFOUND);
     cr_expect_null(r);
+    const char *why = cvg_replica_errmsg(NULL);
     cr_expect(strstr(why, "missing") != NULL, "detail: '%s'", why);
 }
 
@@ -259,13 +257,11 @@ Test(replica, a_second_open_in_the_process_is_refused)
     const char *dir = cvg_test_dir("twice");
     cvg_replica *a = NULL, *b = NULL;
     cr_assert_eq(cvg_replica_open(dir, NULL, &a), CVG_OK);
-    char err[256] = "";
     cvg_replica_options o;
     cvg_replica_options_init(&o);
-    o.open_error = err;
-    o.open_error_len = sizeof err;
     cr_expect_eq(cvg_replica_open(dir, &o, &b), CVG_EBUSY);
     cr_expect_null(b);
+    const char *err = cvg_replica_errmsg(NULL);
     cr_expect(strstr(err, "already open in this process") != NULL, "%s", err);
     char other[1024];
     snprintf(other, sizeof other, "%s/../%s", dir, strrchr(dir, '/') + 1);
