@@ -39,8 +39,13 @@ cli_usage(const char *cmd, const char *fmt, ...)
 static int
 open_failed(const char *cmd, const char *dir, bool create, int rc)
 {
-    fprintf(stderr, "converge: %s: %s: %s (replica directory '%s')\n", cmd,
-            cvg_errname(rc), cvg_replica_errmsg(NULL), dir);
+    const char *why = cvg_replica_errmsg(NULL);
+    if (strstr(why, dir) != NULL) {
+        fprintf(stderr, "converge: %s: %s: %s\n", cmd, cvg_errname(rc), why);
+    } else {
+        fprintf(stderr, "converge: %s: %s: %s (replica directory '%s')\n",
+                cmd, cvg_errname(rc), why, dir);
+    }
     if (rc == CVG_ENOTFOUND && !create) {
         fprintf(stderr, "converge: create one with: converge init %s\n", dir);
     }
