@@ -94,8 +94,8 @@ sync_pair(const bench_ctx *ctx, cvg_replica *a, cvg_replica *b,
         }
     }
     bool done = cvg_session_done(sa) && cvg_session_done(sb);
-    cvg_session_stats_get(sa, &res->sa);
-    cvg_session_stats_get(sb, &res->sb);
+    cvg_session_stats_get(sa, &res->sa, sizeof res->sa);
+    cvg_session_stats_get(sb, &res->sb, sizeof res->sb);
     cvg_session_close(sa);
     cvg_session_close(sb);
     res->seconds = bench_now() - t0;
@@ -153,7 +153,7 @@ static uint64_t
 op_count(const bench_ctx *ctx, cvg_replica *r)
 {
     cvg_replica_stats st;
-    bench_check(ctx, cvg_replica_stats_get(r, &st), r,
+    bench_check(ctx, cvg_replica_stats_get(r, &st, sizeof st), r,
                 "cvg_replica_stats_get");
     return st.op_count;
 }

@@ -144,9 +144,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             stale = false;
         }
         cvg_session_stats st0, st1;
-        cvg_session_stats_get(s, &st0);
+        cvg_session_stats_get(s, &st0, sizeof st0);
         int rc = cvg_session_input(s, msg, len);
-        cvg_session_stats_get(s, &st1);
+        cvg_session_stats_get(s, &st1, sizeof st1);
         bool committed = st1.pages_received != st0.pages_received;
         if (verbose) {
             fprintf(stderr, "in: %zu bytes -> %s%s (%s)\n", len,

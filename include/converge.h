@@ -378,7 +378,8 @@ typedef struct cvg_replica_stats {
 } cvg_replica_stats;
 
 CVG_API CVG_NODISCARD int cvg_replica_stats_get(cvg_replica *r,
-                                                cvg_replica_stats *out);
+                                                cvg_replica_stats *out,
+                                                size_t size);
 
 /* ---- Transactions ------------------------------------------------------- */
 
@@ -691,7 +692,7 @@ CVG_API bool cvg_session_done(const cvg_session *s);
 CVG_API int cvg_session_error(const cvg_session *s);
 
 CVG_API void cvg_session_stats_get(const cvg_session *s,
-                                   cvg_session_stats *out);
+                                   cvg_session_stats *out, size_t size);
 
 /** Accepts NULL. */
 CVG_API void cvg_session_close(cvg_session *s);
@@ -735,7 +736,8 @@ typedef struct cvg_sync_status {
  * never synced with gives OFFLINE with everything pending. */
 CVG_API CVG_NODISCARD int cvg_sync_status_get(cvg_replica *r,
                                               const cvg_replica_id *peer,
-                                              cvg_sync_status *out);
+                                              cvg_sync_status *out,
+                                              size_t size);
 
 /** The peers this replica has synced with (up to @p cap ids into @p out;
  * the total in @p count_out). */

@@ -149,7 +149,8 @@ CVG_API CVG_NODISCARD int cvg_link_run(cvg_link *l, cvg_session *a,
                                        cvg_session *b, unsigned max_steps);
 
 /** The link's counts so far into @p out. Does nothing if either is NULL. */
-CVG_API void cvg_link_stats_get(const cvg_link *l, cvg_link_stats *out);
+CVG_API void cvg_link_stats_get(const cvg_link *l, cvg_link_stats *out,
+                                size_t size);
 
 /** How the two sessions of cvg_link_sync() ended. */
 typedef struct cvg_link_result {

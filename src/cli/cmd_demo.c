@@ -193,7 +193,7 @@ scene_abort(demo *d)
 {
     cvg_replica_stats before, after;
     cvg_txn *txn;
-    int rc = cvg_replica_stats_get(d->r, &before);
+    int rc = cvg_replica_stats_get(d->r, &before, sizeof before);
     if (rc != CVG_OK || (rc = cvg_txn_begin(d->r, 0, &txn)) != CVG_OK) {
         return rc;
     }
@@ -206,7 +206,7 @@ scene_abort(demo *d)
     puts("  aborted. Neither the value nor the op exists, and the next\n"
          "  write will reuse the op's seq:");
     if (rc != CVG_OK || (rc = show_stock(d)) != CVG_OK ||
-        (rc = cvg_replica_stats_get(d->r, &after)) != CVG_OK) {
+        (rc = cvg_replica_stats_get(d->r, &after, sizeof after)) != CVG_OK) {
         return rc;
     }
     printf("  ops in the log: %llu before, %llu after\n",

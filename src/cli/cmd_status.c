@@ -102,7 +102,7 @@ cli_print_status(FILE *f, cvg_replica *r, bool json)
     cvg_dot *vv = NULL;
     cli_peer *peers = NULL;
     size_t n_vv = 0, n_peers = 0;
-    int rc = cvg_replica_stats_get(r, &stats);
+    int rc = cvg_replica_stats_get(r, &stats, sizeof stats);
     if (rc == CVG_OK) {
         rc = read_vv(r, &vv, &n_vv);
     }

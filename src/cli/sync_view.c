@@ -56,7 +56,7 @@ cli_sync_read(cvg_replica *r, cli_peer **out, size_t *n)
     rc = peers == NULL ? CVG_ENOMEM : CVG_OK;
     for (size_t i = 0; rc == CVG_OK && i < count; i++) {
         peers[i].id = ids[i];
-        rc = cvg_sync_status_get(r, &ids[i], &peers[i].status);
+        rc = cvg_sync_status_get(r, &ids[i], &peers[i].status, sizeof peers[i].status);
     }
     free(ids);
     if (rc != CVG_OK) {

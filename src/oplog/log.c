@@ -222,6 +222,28 @@ cvg__log_iter_close(cvg__log_iter *it)
 }
 
 int
+cvg__op_names_terminate(cvg_op *op, cvg__buf *buf)
+{
+    cvg_bytes *names[3] = {&op->collection, &op->key, &op->field};
+    buf->len = 0;
+    int rc = cvg__buf_reserve(buf, names[0]->len + names[1]->len +
+                                       names[2]->len + 3);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    for (int k = 0; k < 3; k++) {
+        uint8_t *at = buf->p + buf->len;
+        if (names[k]->len > 0) {
+            memcpy(at, names[k]->data, names[k]->len);
+        }
+        at[names[k]->len] = '\0';
+        buf->len += names[k]->len + 1;
+        names[k]->data = at;
+    }
+    return CVG_OK;
+}
+
+int
 cvg__log_find(cvg__store *s, cvg__store_txn *t, const cvg_dot *dot,
               uint64_t *lsn_out)
 {

@@ -406,6 +406,11 @@ int cvg__log_iter_span(cvg__log_iter *it, cvg__log_span *out);
 /* Skip what cvg__log_iter_span() gave: the next op comes from the next
  * block. */
 void cvg__log_iter_skip_span(cvg__log_iter *it);
+/* Point @p op's names at NUL-terminated copies in @p buf (the block holds
+ * them without terminators), so that names come out of the API as C
+ * strings, as they go in. Valid until @p buf is reused. */
+int cvg__op_names_terminate(cvg_op *op, cvg__buf *buf);
+
 /* The lsn of op @p dot, or CVG_ENOTFOUND. */
 int cvg__log_find(cvg__store *s, cvg__store_txn *t, const cvg_dot *dot,
                   uint64_t *lsn_out);

@@ -507,6 +507,7 @@ struct cvg_log_cursor {
     cvg__log_iter it;
     uint64_t wgen;
     uint64_t epoch;
+    cvg__buf names; /* the current op's names, NUL-terminated */
 };
 
 int
@@ -555,6 +556,7 @@ cvg_log_cursor_next(cvg_log_cursor *c, cvg_op *out)
     int rc = cvg__log_iter_next(&c->it, &op);
     if (rc == CVG_OK) {
         *out = op.pub;
+        rc = cvg__op_names_terminate(out, &c->names);
     }
     return rc;
 }
@@ -569,5 +571,6 @@ cvg_log_cursor_close(cvg_log_cursor *c)
         c->it.cur = NULL; /* freed with the old LMDB transaction */
     }
     cvg__log_iter_close(&c->it);
+    cvg__buf_free(&c->names);
     cvg__free(c);
 }

@@ -311,12 +311,28 @@ cvg_replica_flush(cvg_replica *r)
     return CVG_OK;
 }
 
+static int stats_fill(cvg_replica *r, cvg_replica_stats *out);
+
 int
-cvg_replica_stats_get(cvg_replica *r, cvg_replica_stats *out)
+cvg_replica_stats_get(cvg_replica *r, cvg_replica_stats *out, size_t size)
 {
-    if (r == NULL || out == NULL) {
+    /* The caller's struct may be older (smaller) than ours: it gets the
+     * fields it knows. */
+    if (r == NULL || out == NULL || size < sizeof(cvg_replica_stats)) {
         return CVG_EINVAL;
     }
+    cvg_replica_stats full;
+    int rc = stats_fill(r, &full);
+    memset(out, 0, size);
+    if (rc == CVG_OK) {
+        memcpy(out, &full, sizeof full);
+    }
+    return rc;
+}
+
+static int
+stats_fill(cvg_replica *r, cvg_replica_stats *out)
+{
     memset(out, 0, sizeof *out);
     cvg__store_txn *mt;
     int rc = cvg__store_begin(&r->store, false, &mt);

@@ -37,7 +37,7 @@ cvg_sync_local(cvg_replica *a, cvg_replica *b, cvg_session_stats *stats_out)
         rc = CVG_EMISUSE; /* cannot happen: the protocol stalled */
     }
     if (stats_out != NULL && sa != NULL) {
-        cvg_session_stats_get(sa, stats_out);
+        cvg_session_stats_get(sa, stats_out, sizeof *stats_out);
     }
     cvg_session_close(sa);
     cvg_session_close(sb);

@@ -14,6 +14,7 @@ struct cvg_queue_cursor {
     uint64_t sent;     /* ops up to here were offered in a page */
     bool active;       /* a session with the peer is open */
     cvg__txn_stamp stamp; /* a write in t ends the walk */
+    cvg__buf names;       /* the current op's names, NUL-terminated */
 };
 
 int
@@ -92,6 +93,10 @@ cvg_sync_queue_next(cvg_queue_cursor *c, cvg_queued_op *out)
         return rc;
     }
     out->op = op.pub;
+    rc = cvg__op_names_terminate(&out->op, &c->names);
+    if (rc != CVG_OK) {
+        return rc;
+    }
     out->code = code;
     if (code != CVG_OK) {
         out->state = CVG_OP_FAILED;
@@ -113,5 +118,6 @@ cvg_sync_queue_close(cvg_queue_cursor *c)
         c->it.cur = NULL; /* freed with the old LMDB transaction */
     }
     cvg__log_iter_close(&c->it);
+    cvg__buf_free(&c->names);
     cvg__free(c);
 }

@@ -251,10 +251,13 @@ cvg_session_error(const cvg_session *s)
 }
 
 void
-cvg_session_stats_get(const cvg_session *s, cvg_session_stats *out)
+cvg_session_stats_get(const cvg_session *s, cvg_session_stats *out,
+                      size_t size)
 {
-    if (s != NULL && out != NULL) {
-        *out = s->stats;
+    /* A caller's older (smaller) struct gets the fields it knows. */
+    if (s != NULL && out != NULL && size >= sizeof(cvg_session_stats)) {
+        memset(out, 0, size);
+        memcpy(out, &s->stats, sizeof s->stats);
     }
 }
 

@@ -26,13 +26,31 @@ count_failed(cvg_txn *t, const cvg_replica_id *peer, uint64_t above,
     return n;
 }
 
+static int status_fill(cvg_replica *r, const cvg_replica_id *peer,
+                       cvg_sync_status *out);
+
 int
 cvg_sync_status_get(cvg_replica *r, const cvg_replica_id *peer,
-                    cvg_sync_status *out)
+                    cvg_sync_status *out, size_t size)
 {
-    if (r == NULL || peer == NULL || out == NULL) {
+    /* The caller's struct may be older (smaller) than ours: it gets the
+     * fields it knows. */
+    if (r == NULL || peer == NULL || out == NULL ||
+        size < sizeof(cvg_sync_status)) {
         return CVG_EINVAL;
     }
+    cvg_sync_status full;
+    int rc = status_fill(r, peer, &full);
+    memset(out, 0, size);
+    if (rc == CVG_OK) {
+        memcpy(out, &full, sizeof full);
+    }
+    return rc;
+}
+
+static int
+status_fill(cvg_replica *r, const cvg_replica_id *peer, cvg_sync_status *out)
+{
     memset(out, 0, sizeof *out);
     cvg_txn *t;
     int rc = begin_read(r, &t);

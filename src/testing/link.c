@@ -162,10 +162,12 @@ cvg_link_clear(cvg_link *l)
 }
 
 void
-cvg_link_stats_get(const cvg_link *l, cvg_link_stats *out)
+cvg_link_stats_get(const cvg_link *l, cvg_link_stats *out, size_t size)
 {
-    if (l != NULL && out != NULL) {
-        *out = l->stats;
+    /* A caller's older (smaller) struct gets the fields it knows. */
+    if (l != NULL && out != NULL && size >= sizeof(cvg_link_stats)) {
+        memset(out, 0, size);
+        memcpy(out, &l->stats, sizeof l->stats);
     }
 }
 
@@ -392,7 +394,7 @@ cvg_link_sync(cvg_link *l, cvg_replica *a, cvg_replica *b, unsigned max_steps,
         out->error_a = cvg_session_error(sa);
         out->error_b = cvg_session_error(sb);
         out->done = done;
-        cvg_session_stats_get(sa, &out->stats_a);
+        cvg_session_stats_get(sa, &out->stats_a, sizeof out->stats_a);
     }
     cvg_session_close(sa);
     cvg_session_close(sb);

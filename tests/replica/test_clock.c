@@ -68,7 +68,7 @@ static cvg_replica_stats
 stats(cvg_replica *r)
 {
     cvg_replica_stats st;
-    int rc = cvg_replica_stats_get(r, &st);
+    int rc = cvg_replica_stats_get(r, &st, sizeof st);
     cr_assert_eq(rc, CVG_OK, "stats: %s", cvg_errname(rc));
     return st;
 }

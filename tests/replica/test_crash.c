@@ -274,7 +274,7 @@ check_vv(cvg_replica *r, uint64_t last)
     cr_assert_eq(vv[0].seq, last, "%s: vv seq %" PRIu64 ", last lsn %" PRIu64,
                  ctx, vv[0].seq, last);
     cvg_replica_stats st;
-    cr_assert_eq(cvg_replica_stats_get(r, &st), CVG_OK, "%s", ctx);
+    cr_assert_eq(cvg_replica_stats_get(r, &st, sizeof st), CVG_OK, "%s", ctx);
     cr_assert_eq(st.last_lsn, last,
                  "%s: stats last_lsn %" PRIu64 ", log ends at %" PRIu64, ctx,
                  st.last_lsn, last);

@@ -98,11 +98,13 @@ Test(errors, null_arguments_on_replica_and_txn_calls)
     cr_expect_null(r);
     cr_expect_eq(cvg_replica_flush(NULL), CVG_EINVAL);
     cvg_replica_stats st;
-    cr_expect_eq(cvg_replica_stats_get(NULL, &st), CVG_EINVAL);
+    cr_expect_eq(cvg_replica_stats_get(NULL, &st, sizeof st), CVG_EINVAL);
     cr_expect_not_null(cvg_replica_errmsg(NULL));
 
     r = open_at(dir);
-    cr_expect_eq(cvg_replica_stats_get(r, NULL), CVG_EINVAL);
+    cr_expect_eq(cvg_replica_stats_get(r, NULL, sizeof st), CVG_EINVAL);
+    cr_expect_eq(cvg_replica_stats_get(r, &st, sizeof st - 1), CVG_EINVAL,
+                 "a struct smaller than the first release's");
     cvg_txn *t = (cvg_txn *)0x1;
     cr_expect_eq(cvg_txn_begin(NULL, 0, &t), CVG_EINVAL);
     cr_expect_null(t);

@@ -571,13 +571,13 @@ Test(fault, remote_apply_under_allocation_failure, .timeout = 600)
         }
         char *db0 = cvg_test_state(b);
         cvg_replica_stats st0;
-        cr_assert_eq(cvg_replica_stats_get(b, &st0), CVG_OK);
+        cr_assert_eq(cvg_replica_stats_get(b, &st0, sizeof st0), CVG_OK);
 
         cvg__alloc_fail_after(n);
         int rc = pull_all(b, a);
         bool consumed = fault_consumed(n);
         cvg_replica_stats st;
-        cr_assert_eq(cvg_replica_stats_get(b, &st), CVG_OK);
+        cr_assert_eq(cvg_replica_stats_get(b, &st, sizeof st), CVG_OK);
         char *db = cvg_test_state(b);
         if (rc != CVG_OK) {
             cr_assert_eq(rc, CVG_ENOMEM, "n=%lu: %s (%s)", n, cvg_errname(rc),
@@ -680,7 +680,7 @@ Test(fault, map_full_then_grown, .timeout = 60)
     cr_log_info("a %zu-byte map took %d txns (%llu ops)", SMALL_MAP, i,
                 (unsigned long long)last_ops);
     cvg_replica_stats st;
-    cr_assert_eq(cvg_replica_stats_get(r, &st), CVG_OK);
+    cr_assert_eq(cvg_replica_stats_get(r, &st, sizeof st), CVG_OK);
     cr_expect_eq(st.map_bytes, SMALL_MAP, "the map did not grow");
     cr_expect_eq(st.op_count, last_ops, "the failed commit logged nothing");
     char *now = cvg_test_state(r);
@@ -726,7 +726,7 @@ Test(fault, map_full_then_grown, .timeout = 60)
         cr_assert_eq(rc, CVG_OK, "txn %d after growing: %s (%s)", i + j,
                      cvg_errname(rc), cvg_replica_errmsg(r));
     }
-    cr_assert_eq(cvg_replica_stats_get(r, &st), CVG_OK);
+    cr_assert_eq(cvg_replica_stats_get(r, &st, sizeof st), CVG_OK);
     cr_expect_gt(st.map_bytes, SMALL_MAP, "the map grew");
     cr_expect_eq(st.op_count, last_ops + 4 * 16);
     cr_log_info("grown map: %llu bytes", (unsigned long long)st.map_bytes);
@@ -741,7 +741,7 @@ Test(fault, map_full_then_grown, .timeout = 60)
         cr_assert_eq(rc, CVG_OK, "txn %d: %s (%s)", j, cvg_errname(rc),
                      cvg_replica_errmsg(r));
     }
-    cr_assert_eq(cvg_replica_stats_get(r, &st), CVG_OK);
+    cr_assert_eq(cvg_replica_stats_get(r, &st, sizeof st), CVG_OK);
     cr_expect_gt(st.map_bytes, SMALL_MAP);
     cr_expect_leq(st.map_bytes, (size_t)64 << 20);
     cr_expect_eq(st.op_count, (uint64_t)total * 16);
@@ -833,7 +833,7 @@ Test(fault, map_growth_waits_for_readers, .timeout = 60)
                      cvg_replica_errmsg(r));
     }
     cvg_replica_stats st;
-    cr_assert_eq(cvg_replica_stats_get(r, &st), CVG_OK);
+    cr_assert_eq(cvg_replica_stats_get(r, &st, sizeof st), CVG_OK);
     cr_expect_gt(st.map_bytes, SMALL_MAP);
     cr_expect_eq(st.op_count, ops + 41 * 16);
     cvg_replica_close(r);
@@ -898,7 +898,7 @@ Test(fault, cursors_opened_before_the_map_grew, .timeout = 60)
     cr_assert_eq(cvg_txn_commit(t), CVG_OK, "%s", cvg_replica_errmsg(r));
     cr_expect_eq(cvg_test_op_count(r), (uint64_t)i + 1);
     cvg_replica_stats st;
-    cr_assert_eq(cvg_replica_stats_get(r, &st), CVG_OK);
+    cr_assert_eq(cvg_replica_stats_get(r, &st, sizeof st), CVG_OK);
     cr_expect_gt(st.map_bytes, SMALL_MAP);
     cvg_replica_close(r);
 }

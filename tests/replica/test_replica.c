@@ -71,7 +71,7 @@ Test(replica, counter_adds_persist_across_reopen)
     cr_expect_eq(counter(r, &APPLES), 2000);
     cr_expect_eq(counter(r, &PEARS), -5);
     cvg_replica_stats st;
-    cr_assert_eq(cvg_replica_stats_get(r, &st), CVG_OK);
+    cr_assert_eq(cvg_replica_stats_get(r, &st, sizeof st), CVG_OK);
     cr_expect_eq(st.op_count, 1001);
     cvg_replica_close(r);
 }
@@ -277,4 +277,48 @@ Test(replica, a_second_open_in_the_process_is_refused)
     cvg_replica_close(a);
     cr_assert_eq(cvg_replica_open(dir, NULL, &b), CVG_OK);
     cvg_replica_close(b);
+}
+
+/* Names go in as C strings, and come out of every cursor as C strings
+ * too: each view is followed by a NUL. */
+Test(replica, names_from_cursors_are_c_strings)
+{
+    cvg_replica *r = open_at(cvg_test_dir("cstrings"));
+    cvg_key k = {"stock", "sku-1", "qty"};
+    cvg_txn *t = wtxn(r);
+    cr_assert_eq(cvg_counter_add(t, &k, 2, NULL), CVG_OK);
+    cr_assert_eq(cvg_txn_commit(t), CVG_OK);
+    t = rtxn(r);
+    cvg_key_cursor *kc;
+    cvg_bytes cb, kb;
+    cr_assert_eq(cvg_key_cursor_open(t, NULL, &kc), CVG_OK);
+    cr_assert_eq(cvg_key_cursor_next(kc, &cb, &kb), CVG_OK);
+    cr_expect_str_eq((const char *)cb.data, "stock");
+    cr_expect_str_eq((const char *)kb.data, "sku-1");
+    cvg_key_cursor_close(kc);
+    cvg_field_cursor *fc;
+    cvg_bytes fb;
+    cvg_type ty;
+    cr_assert_eq(cvg_field_cursor_open(t, &k, &fc), CVG_OK);
+    cr_assert_eq(cvg_field_cursor_next(fc, &fb, &ty), CVG_OK);
+    cr_expect_str_eq((const char *)fb.data, "qty");
+    cvg_field_cursor_close(fc);
+    cvg_log_cursor *lc;
+    cvg_op op;
+    cr_assert_eq(cvg_log_cursor_open(t, 1, &lc), CVG_OK);
+    cr_assert_eq(cvg_log_cursor_next(lc, &op), CVG_OK);
+    cr_expect_str_eq((const char *)op.collection.data, "stock");
+    cr_expect_str_eq((const char *)op.key.data, "sku-1");
+    cr_expect_str_eq((const char *)op.field.data, "qty");
+    cr_expect_eq(op.collection.len, 5);
+    cvg_log_cursor_close(lc);
+    cvg_replica_id peer = {{1}};
+    cvg_queue_cursor *qc;
+    cvg_queued_op q;
+    cr_assert_eq(cvg_sync_queue_open(t, &peer, &qc), CVG_OK);
+    cr_assert_eq(cvg_sync_queue_next(qc, &q), CVG_OK);
+    cr_expect_str_eq((const char *)q.op.field.data, "qty");
+    cvg_sync_queue_close(qc);
+    cvg_txn_abort(t);
+    cvg_replica_close(r);
 }

@@ -18,7 +18,7 @@ uint64_t
 cvg_test_op_count(cvg_replica *r)
 {
     cvg_replica_stats st;
-    int rc = cvg_replica_stats_get(r, &st);
+    int rc = cvg_replica_stats_get(r, &st, sizeof st);
     cr_assert_eq(rc, CVG_OK, "stats: %s", cvg_errname(rc));
     return st.op_count;
 }

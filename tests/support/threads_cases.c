@@ -464,7 +464,7 @@ cvg_test_threads_shared(cvg_test_failure *f)
     if (f->rc == CVG_OK) {
         /* 4 ops a round, each a dot of the shared replica: none lost. */
         cvg_replica_stats st;
-        rc = cvg_replica_stats_get(s.r, &st);
+        rc = cvg_replica_stats_get(s.r, &st, sizeof st);
         if (rc != CVG_OK) {
             fail(f, rc, "stats");
         } else if (st.op_count != (uint64_t)NTHREADS * ROUNDS * 4) {

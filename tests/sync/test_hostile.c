@@ -840,7 +840,7 @@ Test(hostile, pushes_of_ops_of_another_origin)
         if (honest) {
             OK(cvg_session_input(v.s, b.p, b.len));
             cvg_session_stats st;
-            cvg_session_stats_get(v.s, &st);
+            cvg_session_stats_get(v.s, &st, sizeof st);
             cr_expect_eq(st.ops_duplicate, 5);
             cr_expect(cvg_session_done(v.s));
             snap_expect_same(w.v, &before, "an honest push of known ops");
@@ -1040,7 +1040,7 @@ feed_mutant(world *w, const cvg__buf *m, uint64_t n_ops, const snap *before,
     int rc = cvg_session_input(v.s, m->p, m->len);
     if (rc == CVG_OK) {
         cvg_session_stats st;
-        cvg_session_stats_get(v.s, &st);
+        cvg_session_stats_get(v.s, &st, sizeof st);
         cr_assert_eq(st.ops_received, 0, "%s: applied %llu ops", what,
                      (unsigned long long)st.ops_received);
         cr_assert_eq(st.ops_duplicate, n_ops, "%s", what);
@@ -1545,7 +1545,7 @@ page_taken(world *w, const cvg_replica_id *peer, const cvg__buf *msg,
     cr_assert_eq(rc, CVG_OK, "%s: %s (%s)", what, cvg_errname(rc),
                  cvg_replica_errmsg(w->v));
     cvg_session_stats st;
-    cvg_session_stats_get(v.s, &st);
+    cvg_session_stats_get(v.s, &st, sizeof st);
     cr_expect_eq(st.ops_received, got, "%s: %llu applied", what,
                  (unsigned long long)st.ops_received);
     cr_expect_eq(st.ops_duplicate, dup, "%s: %llu duplicates", what,

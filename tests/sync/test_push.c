@@ -138,10 +138,10 @@ Test(push, a_client_pushes_its_ops_and_pulls_the_rest)
     cr_expect_eq(cs.ack, 1);
     cr_expect_eq(cc.ack, 1);
     cvg_session_stats st;
-    cvg_session_stats_get(ss, &st);
+    cvg_session_stats_get(ss, &st, sizeof st);
     cr_expect_eq(st.ops_received, 50);
     cr_expect_eq(st.pages_received, 8);
-    cvg_session_stats_get(sc, &st);
+    cvg_session_stats_get(sc, &st, sizeof st);
     cr_expect_eq(st.ops_received, 50);
     cvg_session_close(sc);
     cvg_session_close(ss);
@@ -151,7 +151,7 @@ Test(push, a_client_pushes_its_ops_and_pulls_the_rest)
     cvg_replica_id sid;
     cvg_replica_id_get(server, &sid);
     cvg_sync_status status;
-    OK(cvg_sync_status_get(client, &sid, &status));
+    OK(cvg_sync_status_get(client, &sid, &status, sizeof status));
     cr_expect_eq(status.committed, 50);
     cr_expect_eq(status.pending, 0);
     cr_expect_eq(status.state, CVG_SYNC_SYNCED);
@@ -165,10 +165,10 @@ Test(push, a_client_pushes_its_ops_and_pulls_the_rest)
     memset(&cs, 0, sizeof cs);
     pump(sc, ss, &cc, &cs);
     cr_assert(cvg_session_done(sc) && cvg_session_done(ss));
-    cvg_session_stats_get(ss, &st);
+    cvg_session_stats_get(ss, &st, sizeof st);
     cr_expect_eq(st.ops_received, 5);
     cr_expect_eq(st.ops_duplicate, 0);
-    cvg_session_stats_get(sc, &st);
+    cvg_session_stats_get(sc, &st, sizeof st);
     cr_expect_eq(st.ops_received, 4);
     cr_expect_eq(st.ops_duplicate, 0);
     cvg_session_close(sc);

@@ -90,7 +90,7 @@ status(side *till, side *server)
     cvg_replica_id sid;
     cvg_replica_id_get(server->r, &sid);
     cvg_sync_status st;
-    cr_assert_eq(cvg_sync_status_get(till->r, &sid, &st), CVG_OK);
+    cr_assert_eq(cvg_sync_status_get(till->r, &sid, &st, sizeof st), CVG_OK);
     return st;
 }
 
@@ -279,7 +279,7 @@ Test(sync_status, status_waits_for_the_next_commit)
         cvg_replica_id sid;
         cvg_replica_id_get(server.r, &sid);
         cvg_sync_status st;
-        ok = ok && cvg_sync_status_get(till.r, &sid, &st) == CVG_OK &&
+        ok = ok && cvg_sync_status_get(till.r, &sid, &st, sizeof st) == CVG_OK &&
              st.committed == 3 && st.state == CVG_SYNC_SYNCED &&
              n_deferred(till.r) == 1;
         _exit(ok ? 0 : 1);

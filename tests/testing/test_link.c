@@ -112,7 +112,7 @@ clean_run_converges(pair *p, const char *what)
                  (unsigned long long)p->wl.seed, what, cvg_errname(rc),
                  (unsigned long long)p->wl.seed);
     cvg_link_stats st;
-    cvg_link_stats_get(l, &st);
+    cvg_link_stats_get(l, &st, sizeof st);
     uint64_t faults =
         st.dropped + st.duplicated + st.reordered + st.delayed + st.cut;
     cr_expect_eq(faults, 0, "a clean link made faults");
@@ -141,7 +141,7 @@ Test(link, clean_link_completes_and_converges)
     cr_assert_eq(cvg_link_new(NULL, &l), CVG_OK);
     cr_assert_eq(run_once(&p, l, BUDGET), CVG_OK);
     cvg_link_stats st;
-    cvg_link_stats_get(l, &st);
+    cvg_link_stats_get(l, &st, sizeof st);
     cr_expect_gt(st.delivered, 4, "HELLOs, pulls, pages and acks");
     cr_expect_gt(st.bytes, 0);
     cr_expect_eq(st.dropped, 0);
@@ -220,7 +220,7 @@ one_fault(fault f, unsigned pct)
                   fault_names[f], cvg_errname(rc));
         broken += rc != CVG_OK;
         cvg_link_stats st;
-        cvg_link_stats_get(l, &st);
+        cvg_link_stats_get(l, &st, sizeof st);
         hits += fault_count(&st, f);
         cvg_link_free(l);
 
@@ -306,7 +306,7 @@ Test(link, partition_delivers_nothing_then_heals)
     cvg_link_set_down(l, true);
     cr_expect_eq(run_once(&p, l, BUDGET), CVG_DONE);
     cvg_link_stats st;
-    cvg_link_stats_get(l, &st);
+    cvg_link_stats_get(l, &st, sizeof st);
     cr_expect_eq(st.delivered, 0, "a message crossed a partition");
     cr_expect_eq(st.bytes, 0);
     cr_expect_eq(st.dropped, 2, "both HELLOs are lost");
@@ -326,7 +326,7 @@ Test(link, partition_delivers_nothing_then_heals)
     cr_expect_eq(cvg_link_run(l, sa, sb, 0), CVG_DONE, "a budget of 0");
     cvg_link_set_down(l, true);
     cr_expect_eq(cvg_link_run(l, sa, sb, BUDGET), CVG_DONE);
-    cvg_link_stats_get(l, &st);
+    cvg_link_stats_get(l, &st, sizeof st);
     cr_expect_eq(st.delivered, 0);
     cr_expect_eq(st.dropped, 4);
     cvg_session_close(sa);
@@ -356,7 +356,7 @@ Test(link, budget_stops_and_resumes)
     }
     cr_expect_eq(rc, CVG_OK);
     cvg_link_stats st;
-    cvg_link_stats_get(l, &st);
+    cvg_link_stats_get(l, &st, sizeof st);
     cr_expect_eq(calls + 1, st.delivered, "one delivery per call");
     cr_expect_eq(st.dropped, 0);
     cvg_session_close(sa);
@@ -369,7 +369,7 @@ Test(link, budget_stops_and_resumes)
     cvg_session_close(sa);
     cvg_session_close(sb);
     cvg_link_clear(l);
-    cvg_link_stats_get(l, &st);
+    cvg_link_stats_get(l, &st, sizeof st);
     cr_expect_gt(st.dropped, 0, "the cleared messages count as dropped");
     cr_assert_eq(run_once(&p, l, BUDGET), CVG_OK);
     cvg_link_free(l);
@@ -401,7 +401,7 @@ faulty_history(const char *name, uint64_t link_seed, cvg_link_stats *out)
         int rc = run_once(&p, l, BUDGET);
         (void)rc; /* faults may break the session; the stats tell */
     }
-    cvg_link_stats_get(l, out);
+    cvg_link_stats_get(l, out, sizeof *out);
     cvg_link_free(l);
     pair_close(&p);
 }
@@ -467,8 +467,8 @@ Test(link, bad_options_are_refused)
     /* The NULL-accepting calls. */
     cvg_link_stats st;
     memset(&st, 0xAB, sizeof st);
-    cvg_link_stats_get(NULL, &st);
-    cvg_link_stats_get(l, NULL);
+    cvg_link_stats_get(NULL, &st, sizeof st);
+    cvg_link_stats_get(l, NULL, sizeof(cvg_link_stats));
     cvg_link_set_down(NULL, true);
     cvg_link_clear(NULL);
     cvg_link_free(NULL);
