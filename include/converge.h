@@ -10,6 +10,21 @@
  * is an operation (an op) that lands in the operation log and in the merged
  * state in the same LMDB transaction.
  *
+ * Example: a sale of 3, committed durably with its op.
+ *     cvg_replica *r;
+ *     cvg_txn *t;
+ *     cvg_key qty = {"stock", "sku-1", "qty"};
+ *     if (cvg_replica_open("./till-1", NULL, &r) == CVG_OK) {
+ *         if (cvg_txn_begin(r, 0, &t) == CVG_OK) {
+ *             int rc = cvg_counter_add(t, &qty, -3, NULL);
+ *             rc = rc == CVG_OK ? cvg_txn_commit(t) : (cvg_txn_abort(t), rc);
+ *             if (rc != CVG_OK) {
+ *                 // cvg_errname(rc) and cvg_replica_errmsg(r) say why
+ *             }
+ *         }
+ *         cvg_replica_close(r);
+ *     }
+ *
  * Errors: every function that can fail returns CVG_OK (0) or a negative
  * CVG_E... code; CVG_DONE (1) ends an iteration. cvg_strerror() names every
  * code; cvg_replica_errmsg() gives detail for the last failure on a handle.
@@ -336,35 +351,73 @@ CVG_API void cvg_replica_options_init(cvg_replica_options *opts);
  * Open the replica in directory @p path, creating the directory and a new
  * replica (with a fresh random id) if missing, unless opts->no_create.
  *
- * Opening reads a few meta records; it never replays the log.
+ * Opening reads a few meta records; it never replays the log. It also
+ * settles the conflict strategies with those the replica stores (see
+ * cvg_replica_options.policies).
  *
- * @param[in]  path  Directory; borrowed for the call.
- * @param[in]  opts  NULL for the defaults.
- * @param[out] out   The handle; NULL on error. Close with cvg_replica_close().
- * @return CVG_OK, or CVG_EINVAL (bad options), CVG_ENOTFOUND (missing and
- *   no_create), CVG_EBUSY (this process has it open already), CVG_EVERSION
- *   (written by a newer format), CVG_ECORRUPT (not a replica, or damaged),
- *   CVG_EACCES, CVG_EIO, CVG_ENOMEM.
+ * Ownership: @p path and @p opts are borrowed for the call (the policies
+ * are copied). Close the handle with cvg_replica_close().
+ * Thread safety: any thread; a failure's detail is the calling thread's
+ * cvg_replica_errmsg(NULL).
+ *
+ * @param[in]  path  Directory.
+ * @param[in]  opts  NULL for the defaults (cvg_replica_options_init()).
+ * @param[out] out   The handle; NULL on error.
+ * @return CVG_OK, or a negative code and no handle:
+ *   - CVG_EINVAL    NULL @p out or @p path, options of an unknown version,
+ *                   a bad durability or policy, one collection twice.
+ *   - CVG_ENOTFOUND @p path is missing, or holds no replica, and
+ *                   no_create or read_only is set.
+ *   - CVG_EBUSY     this process has the directory open already.
+ *   - CVG_EVERSION  written by a newer format of the library.
+ *   - CVG_ECORRUPT  not a replica, or its meta records are damaged.
+ *   - CVG_EPOLICY   @p opts gives other conflict strategies than the ones
+ *                   the replica stores, without replace_policies.
+ *   - CVG_EACCES    no permission on the directory or its files.
+ *   - CVG_EFULL, CVG_ELIMIT  no room to create it; LMDB's reader table is
+ *                   full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_replica_open(const char *path,
                                            const cvg_replica_options *opts,
                                            cvg_replica **out);
 
-/** Close @p r. Accepts NULL. Every transaction of @p r must be ended. */
+/** Close @p r, storing what its sessions learned and not yet stored (best
+ * effort: the next session learns it again). Accepts NULL. Every
+ * transaction, cursor and session of @p r must be ended first. */
 CVG_API void cvg_replica_close(cvg_replica *r);
 
-/** Detail on the last failure on @p r: valid until the next call on @p r.
- * Never NULL. */
+/**
+ * Detail on the last failure on @p r (which key, op, message or file), as
+ * a sentence: valid until the next call on @p r. With @p r NULL, the detail
+ * of the calling thread's last failed cvg_replica_open() (there is no
+ * handle to ask then), valid until that thread's next open. Never NULL.
+ * @since 0.1 (NULL since 0.2)
+ */
 CVG_API const char *cvg_replica_errmsg(const cvg_replica *r);
 
-/** The replica's id. */
+/** The replica's id into @p out (both non-NULL). */
 CVG_API void cvg_replica_id_get(const cvg_replica *r, cvg_replica_id *out);
 
 /** Write @p id as 32 lowercase hex digits and a NUL into @p buf (33 bytes). */
 CVG_API void cvg_replica_id_hex(const cvg_replica_id *id, char buf[33]);
 
-/** Force everything committed to disk (for CVG_RELAXED replicas), and
- * store the sync status that waits for the next commit. */
+/**
+ * Force everything committed to disk (what a CVG_RELAXED replica's commits
+ * did not wait for), after storing the sync status that waits for the next
+ * commit (what sessions learned of their peers). A durable replica's
+ * commits are on disk already; this then only stores that status.
+ *
+ * @param[in] r  The replica; no write transaction of it may be open
+ *               (then its commit stores the status instead).
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL  NULL @p r.
+ *   - CVG_EFULL   no room left to store the status.
+ *   - CVG_EBUSY   another process wrote while the map was being grown.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; the sync to disk failed.
+ * @since 0.2 (named cvg_replica_sync in 0.1)
+ */
 CVG_API CVG_NODISCARD int cvg_replica_flush(cvg_replica *r);
 
 /** Storage figures of a replica. */
@@ -377,6 +430,22 @@ typedef struct cvg_replica_stats {
     size_t origins;        /* replicas whose ops are here */
 } cvg_replica_stats;
 
+/**
+ * Storage figures of @p r, as committed now.
+ *
+ * @param[in]  r     The replica.
+ * @param[out] out   Filled in; zeroed on error.
+ * @param[in]  size  sizeof *out as the caller was built: a struct of an
+ *                   older release gets the fields it has, a newer one gets
+ *                   zeros past ours.
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument, or @p size smaller than this release's
+ *                   struct of version 0.2.
+ *   - CVG_ECORRUPT  the meta records are damaged.
+ *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1 (@p size since 0.2)
+ */
 CVG_API CVG_NODISCARD int cvg_replica_stats_get(cvg_replica *r,
                                                 cvg_replica_stats *out,
                                                 size_t size);
@@ -390,10 +459,25 @@ CVG_API CVG_NODISCARD int cvg_replica_stats_get(cvg_replica *r,
  * they become visible to its own reads at once, and to everyone else, with
  * their ops in the log, at cvg_txn_commit(). Only one write transaction is
  * open per replica at a time (CVG_EBUSY for a second one in this process;
- * another process waits). Read transactions see a snapshot.
+ * a writer of another process makes this call wait). A read transaction
+ * (CVG_TXN_READ_ONLY) sees a snapshot and never blocks writers.
  *
- * @return CVG_OK, or CVG_EINVAL, CVG_EBUSY, CVG_EREADONLY (write on a
- *   read-only replica), CVG_ENOMEM, CVG_EIO.
+ * Ownership: end @p *out with cvg_txn_commit() or cvg_txn_abort().
+ * Thread safety: a write transaction must end on the thread that began it
+ * (LMDB's writer lock belongs to that thread); a read transaction may move
+ * between threads between calls.
+ *
+ * @param[in]  r      The replica.
+ * @param[in]  flags  0, or CVG_TXN_READ_ONLY.
+ * @param[out] out    The transaction; NULL on error.
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument or unknown flags.
+ *   - CVG_EBUSY     a write transaction of this replica is open.
+ *   - CVG_EREADONLY a write transaction on a replica opened read-only.
+ *   - CVG_ECORRUPT  the meta records another process wrote are damaged.
+ *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_txn_begin(cvg_replica *r, unsigned flags,
                                         cvg_txn **out);
@@ -401,14 +485,23 @@ CVG_API CVG_NODISCARD int cvg_txn_begin(cvg_replica *r, unsigned flags,
 /**
  * Commit: append the transaction's ops to the log and store the merged
  * state, version vector and clock, atomically. On any error nothing of the
- * transaction is stored. The handle is freed either way.
+ * transaction is stored. The handle is freed either way. A read
+ * transaction just ends.
  *
  * When the LMDB map is full, the map is grown (up to map_size_max) and the
- * commit retried; past that it fails with CVG_EFULL.
+ * commit written again; past that it fails with CVG_EFULL.
  *
- * @return CVG_OK, or CVG_EFULL, CVG_EIO, CVG_ENOMEM, CVG_EBUSY (another
- *   process committed while the map was being grown: retry), or the error
- *   that failed the transaction earlier (see the writes below).
+ * @param[in] txn  The transaction; freed by the call.
+ * @return CVG_OK, or a negative code and nothing stored:
+ *   - CVG_EINVAL    NULL @p txn.
+ *   - CVG_EFULL     the map reached map_size_max, or read transactions of
+ *                   this process keep it from growing.
+ *   - CVG_EBUSY     another process committed while the map was being
+ *                   grown: begin again and retry.
+ *   - CVG_ECORRUPT, CVG_ENOMEM, CVG_EIO  the error that failed the
+ *                   transaction earlier (see the writes), or one of the
+ *                   commit itself.
+ * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_txn_commit(cvg_txn *txn);
 
@@ -435,44 +528,158 @@ CVG_API cvg_replica *cvg_txn_replica(cvg_txn *txn);
 
 /* ---- Counter ------------------------------------------------------------ */
 
-/** Add @p delta (negative to subtract). Also CVG_EOVERFLOW if the value would
- * leave the int64 range. A delta of 0 is CVG_EINVAL. */
+/**
+ * Add @p delta (negative to subtract) to a PN-counter: a counter.add op
+ * and the new value land together when @p txn commits. A first write fixes
+ * the field's type.
+ *
+ * Ownership: @p key and the value are borrowed for the call.
+ * Thread safety: that of @p txn.
+ *
+ * @param[in]  txn      A write transaction.
+ * @param[in]  key      Collection, key and field.
+ * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
+ * @return CVG_OK, or a negative code and nothing written:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a delta of 0.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
+ *   - CVG_EREADONLY @p txn is a read transaction.
+ *   - CVG_ETYPE     the field holds a live value of another type.
+ *   - CVG_EOVERFLOW the value would leave the int64 range.
+ *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
+ *                   clock is out of range.
+ *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
+ *                   state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
+ *                   changed, these fail the whole transaction (every later
+ *                   call returns the code, and commit stores nothing).
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_counter_add(cvg_txn *txn, const cvg_key *key,
                                           int64_t delta, cvg_dot *dot_out);
 
-/** The counter's value. CVG_ENOTFOUND (and *out = 0) if it does not exist;
- * CVG_ETYPE if the field is of another type. */
+/**
+ * The counter's value as @p txn sees it (with its own writes).
+ *
+ * Ownership: @p key is borrowed for the call; *out is set (0 when not found).
+ * Thread safety: that of @p txn.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
+ *   - CVG_ENOTFOUND the field holds no live value of this type.
+ *   - CVG_ETYPE     the field holds a live value of another type.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
+ *                   where a read needs them; stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_counter_get(cvg_txn *txn, const cvg_key *key,
                                           int64_t *out);
 
 /* ---- Last-writer-wins register ----------------------------------------- */
 
-/** Set the register to @p value. Among concurrent writes, the one with the
- * higher (hybrid clock, origin id) wins on every replica. */
+/**
+ * Set the last-writer-wins register to @p value. Among concurrent writes,
+ * the one with the higher (hybrid clock, origin id) wins on every replica
+ * (or the collection's strategy decides).
+ *
+ * Ownership: @p key and the value are borrowed for the call.
+ * Thread safety: that of @p txn.
+ *
+ * @param[in]  txn      A write transaction.
+ * @param[in]  key      Collection, key and field.
+ * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
+ * @return CVG_OK, or a negative code and nothing written:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed value.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, a value longer than CVG_VALUE_MAX.
+ *   - CVG_EREADONLY @p txn is a read transaction.
+ *   - CVG_ETYPE     the field holds a live value of another type.
+ *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
+ *                   clock is out of range.
+ *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
+ *                   state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
+ *                   changed, these fail the whole transaction (every later
+ *                   call returns the code, and commit stores nothing).
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_register_set(cvg_txn *txn, const cvg_key *key,
                                            const cvg_value *value,
                                            cvg_dot *dot_out);
 
-/** The winning value under the collection's strategy (LWW by default): a
- * view valid until @p txn ends or its next write. CVG_ENOTFOUND if unset
- * (or deleted). */
+/**
+ * The register's value under the collection's strategy (LWW by default),
+ * as @p txn sees it. A multi-value register reads as its first sibling
+ * under the strategy.
+ *
+ * Ownership: @p key is borrowed for the call; *out is a view valid until @p txn ends or its next write.
+ * Thread safety: that of @p txn.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
+ *   - CVG_ENOTFOUND the field holds no live value of this type.
+ *   - CVG_ETYPE     the field holds a live value of another type.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
+ *                   where a read needs them; stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_register_get(cvg_txn *txn, const cvg_key *key,
                                            cvg_value *out);
 
 /* ---- Multi-value register --------------------------------------------- */
 
-/** Set the register to @p value, replacing every sibling this replica has
- * seen. Siblings written concurrently elsewhere stay beside it. */
+/**
+ * Set the multi-value register to @p value, replacing every sibling this
+ * replica has seen. Siblings written concurrently elsewhere stay beside
+ * it.
+ *
+ * Ownership: @p key and the value are borrowed for the call.
+ * Thread safety: that of @p txn.
+ *
+ * @param[in]  txn      A write transaction.
+ * @param[in]  key      Collection, key and field.
+ * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
+ * @return CVG_OK, or a negative code and nothing written:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed value.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, a value longer than CVG_VALUE_MAX.
+ *   - CVG_EREADONLY @p txn is a read transaction.
+ *   - CVG_ETYPE     the field holds a live value of another type.
+ *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
+ *                   clock is out of range.
+ *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
+ *                   state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
+ *                   changed, these fail the whole transaction (every later
+ *                   call returns the code, and commit stores nothing).
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_mvregister_set(cvg_txn *txn, const cvg_key *key,
                                              const cvg_value *value,
                                              cvg_dot *dot_out);
 
 /**
- * The register's siblings, in a canonical order (by origin id, then seq) that
- * is the same on every replica. Writes up to @p cap values into @p out
- * (views valid until @p txn ends or its next write) and their dots into
- * @p dots if not NULL; the total count goes to @p count_out, which may be
- * larger than @p cap. CVG_ENOTFOUND (count 0) if unset.
+ * The register's siblings, in a canonical order (by origin id, then seq)
+ * that is the same on every replica. Writes up to @p cap values into
+ * @p out and their dots into @p dots if not NULL; the total count goes to
+ * @p count_out, which may be larger than @p cap (count 0 when not found).
+ *
+ * Ownership: @p key is borrowed for the call; the values are views valid until @p txn ends or its next write.
+ * Thread safety: that of @p txn.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
+ *   - CVG_ENOTFOUND the field holds no live value of this type.
+ *   - CVG_ETYPE     the field holds a live value of another type.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
+ *                   where a read needs them; stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_mvregister_get(cvg_txn *txn, const cvg_key *key,
                                              cvg_value *out, cvg_dot *dots,
@@ -480,30 +687,121 @@ CVG_API CVG_NODISCARD int cvg_mvregister_get(cvg_txn *txn, const cvg_key *key,
 
 /* ---- Observed-remove set ----------------------------------------------- */
 
-/** Add @p element. An add concurrent with a remove of the same element
- * wins. */
+/**
+ * Add @p element to the observed-remove set. An add concurrent with a
+ * remove of the same element wins.
+ *
+ * Ownership: @p key and the value are borrowed for the call.
+ * Thread safety: that of @p txn.
+ *
+ * @param[in]  txn      A write transaction.
+ * @param[in]  key      Collection, key and field.
+ * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
+ * @return CVG_OK, or a negative code and nothing written:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed element.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, an element longer than CVG_VALUE_MAX.
+ *   - CVG_EREADONLY @p txn is a read transaction.
+ *   - CVG_ETYPE     the field holds a live value of another type.
+ *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
+ *                   clock is out of range.
+ *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
+ *                   state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
+ *                   changed, these fail the whole transaction (every later
+ *                   call returns the code, and commit stores nothing).
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_set_add(cvg_txn *txn, const cvg_key *key,
                                       const cvg_value *element,
                                       cvg_dot *dot_out);
 
-/** Remove @p element as this replica has seen it. CVG_ENOTFOUND (nothing
- * written) if the element is not in the set. */
+/**
+ * Remove @p element as this replica has seen it: its adds that this
+ * replica has are removed everywhere; adds made concurrently elsewhere stay.
+ *
+ * Ownership: @p key and the value are borrowed for the call.
+ * Thread safety: that of @p txn.
+ *
+ * @param[in]  txn      A write transaction.
+ * @param[in]  key      Collection, key and field.
+ * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
+ * @return CVG_OK, or a negative code and nothing written:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed element.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, an element longer than CVG_VALUE_MAX.
+ *   - CVG_EREADONLY @p txn is a read transaction.
+ *   - CVG_ETYPE     the field holds a live value of another type.
+ *   - CVG_ENOTFOUND the element is not in the set (nothing written).
+ *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
+ *                   clock is out of range.
+ *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
+ *                   state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
+ *                   changed, these fail the whole transaction (every later
+ *                   call returns the code, and commit stores nothing).
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_set_remove(cvg_txn *txn, const cvg_key *key,
                                          const cvg_value *element,
                                          cvg_dot *dot_out);
 
-/** Whether @p element is in the set; *out is false for a missing set. */
+/**
+ * Whether @p element is in the set; *out is false for a missing one.
+ *
+ * Ownership: @p key is borrowed for the call; *out is set. A missing set is CVG_OK with false, not CVG_ENOTFOUND.
+ * Thread safety: that of @p txn.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
+ *   - CVG_ETYPE     the field holds a live value of another type.
+ *   - CVG_ETOOBIG   an element longer than CVG_VALUE_MAX.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
+ *                   where a read needs them; stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_set_contains(cvg_txn *txn, const cvg_key *key,
                                            const cvg_value *element,
                                            bool *out);
 
-/** Walk the set's elements, in an order that is the same on every replica
- * (by a hash of the element). A missing set walks nothing. */
+/**
+ * Walk the set's elements, in an order that is the same on every replica
+ * (by a hash of the element). A missing set walks nothing.
+ *
+ * In a write transaction it first writes the transaction's changes to its
+ * store transaction, so the walk sees them; a later write in @p txn ends
+ * the walk (CVG_EMISUSE from next).
+ *
+ * Ownership: @p key is borrowed for the call. Close the cursor with its close function before @p txn
+ * ends.
+ * Thread safety: that of @p txn.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
+ *   - CVG_ETYPE     the field holds a live value of another type.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
+ *                   stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_set_cursor_open(cvg_txn *txn, const cvg_key *key,
                                               cvg_set_cursor **out);
-/** Next element (view valid until the next call, or the end of the
- * transaction). CVG_OK, CVG_DONE at the end, CVG_EMISUSE if the transaction
- * wrote since the cursor opened, CVG_ECORRUPT. */
+/**
+ * The next element.
+ *
+ * Ownership: *out is a view valid until the next call or the end of the transaction.
+ *
+ * @return CVG_OK, CVG_DONE after the last, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_EMISUSE   @p txn wrote, or replaced its store transaction, since
+ *                   the cursor opened.
+ *   - CVG_ECORRUPT  stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_set_cursor_next(cvg_set_cursor *cur,
                                               cvg_value *out);
 CVG_API void cvg_set_cursor_close(cvg_set_cursor *cur);
@@ -514,27 +812,112 @@ CVG_API void cvg_set_cursor_close(cvg_set_cursor *cur);
  * Delete the record (collection, key): every field value, sibling, set
  * element and counter contribution that this replica has seen is removed.
  * Writes made concurrently elsewhere survive the delete. @p key->field is
- * ignored. CVG_ENOTFOUND (nothing written) if the record has no fields.
+ * ignored.
+ *
+ * Ownership: @p key and the value are borrowed for the call.
+ * Thread safety: that of @p txn.
+ *
+ * @param[in]  txn      A write transaction.
+ * @param[in]  key      Collection, key and field.
+ * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
+ * @return CVG_OK, or a negative code and nothing written:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
+ *   - CVG_EREADONLY @p txn is a read transaction.
+ *   - CVG_ENOTFOUND the record has no live field (nothing written).
+ *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
+ *                   clock is out of range.
+ *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
+ *                   state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
+ *                   changed, these fail the whole transaction (every later
+ *                   call returns the code, and commit stores nothing).
+ * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_record_delete(cvg_txn *txn, const cvg_key *key,
                                             cvg_dot *dot_out);
 
-/** Walk the fields of record (key->collection, key->key) in byte order of
- * the field name, then type. */
+/**
+ * Walk the live fields of record (key->collection, key->key) in byte order
+ * of the field name, then type (a field may hold several types, written
+ * apart on different replicas).
+ *
+ * In a write transaction it first writes the transaction's changes to its
+ * store transaction, so the walk sees them; a later write in @p txn ends
+ * the walk (CVG_EMISUSE from next).
+ *
+ * Ownership: @p key is borrowed for the call; key->field is ignored. Close the cursor with its close function before @p txn
+ * ends.
+ * Thread safety: that of @p txn.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
+ *                   stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_field_cursor_open(cvg_txn *txn,
                                                 const cvg_key *key,
                                                 cvg_field_cursor **out);
-/** Next field: its name (a view, not NUL-terminated) and type. */
+/**
+ * The next field: its name and its type.
+ *
+ * Ownership: *field_out is a view valid until the next call; its bytes are followed
+ * by a NUL, so (const char *)field_out->data is the name as a C string.
+ *
+ * @return CVG_OK, CVG_DONE after the last, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_EMISUSE   @p txn wrote, or replaced its store transaction, since
+ *                   the cursor opened.
+ *   - CVG_ECORRUPT  stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_field_cursor_next(cvg_field_cursor *cur,
                                                 cvg_bytes *field_out,
                                                 cvg_type *type_out);
 CVG_API void cvg_field_cursor_close(cvg_field_cursor *cur);
 
-/** Walk the records (collection, key) that have fields, in byte order;
- * @p collection NULL for every collection. */
+/**
+ * Walk the records (collection, key) that have live fields, in byte order;
+ * @p collection NULL for every collection.
+ *
+ * In a write transaction it first writes the transaction's changes to its
+ * store transaction, so the walk sees them; a later write in @p txn ends
+ * the walk (CVG_EMISUSE from next).
+ *
+ * Ownership: @p collection is borrowed for the call. Close the cursor with its close function before @p txn
+ * ends.
+ * Thread safety: that of @p txn.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_ETOOBIG   a collection longer than CVG_NAME_MAX.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
+ *                   stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_key_cursor_open(cvg_txn *txn,
                                               const char *collection,
                                               cvg_key_cursor **out);
+/**
+ * The next record.
+ *
+ * Ownership: the views are valid until the next call; each is followed by a NUL,
+ * so (const char *)collection_out->data is a C string, and so is the key.
+ *
+ * @return CVG_OK, CVG_DONE after the last, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_EMISUSE   @p txn wrote, or replaced its store transaction, since
+ *                   the cursor opened.
+ *   - CVG_ECORRUPT  stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_key_cursor_next(cvg_key_cursor *cur,
                                               cvg_bytes *collection_out,
                                               cvg_bytes *key_out);
@@ -570,10 +953,41 @@ typedef struct cvg_op {
     size_t observed_count;
 } cvg_op;
 
-/** Walk the log from lsn @p from (1 for the start), in log order, which is
- * a causal order. */
+/**
+ * Walk the log from lsn @p from (1 or 0 for the start), in log order,
+ * which is a causal order.
+ *
+ * In a write transaction it first writes the transaction's changes to its
+ * store transaction, so the walk sees them; a later write in @p txn ends
+ * the walk (CVG_EMISUSE from next).
+ *
+ * Ownership: nothing is borrowed. Close the cursor with its close function before @p txn
+ * ends.
+ * Thread safety: that of @p txn.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
+ *                   stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_log_cursor_open(cvg_txn *txn, uint64_t from,
                                               cvg_log_cursor **out);
+/**
+ * The next op.
+ *
+ * Ownership: the views in *out are valid until the next call; names are followed
+ * by a NUL (C strings).
+ *
+ * @return CVG_OK, CVG_DONE after the last, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_EMISUSE   @p txn wrote, or replaced its store transaction, since
+ *                   the cursor opened.
+ *   - CVG_ECORRUPT  stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_log_cursor_next(cvg_log_cursor *cur,
                                               cvg_op *out);
 CVG_API void cvg_log_cursor_close(cvg_log_cursor *cur);
@@ -596,7 +1010,11 @@ cvg_hlc_logical(uint64_t hlc)
  * The version vector as the transaction sees it: for each origin, the
  * highest seq such that all its ops 1..seq are here. Writes up to @p cap
  * entries (as dots, sorted by origin id) into @p out; the total count goes
- * to @p count_out.
+ * to @p count_out, which may be larger than @p cap.
+ *
+ * @return CVG_OK, or CVG_EINVAL (NULL @p txn or @p count_out, or NULL
+ *   @p out with @p cap above 0).
+ * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_txn_version_vector(cvg_txn *txn, cvg_dot *out,
                                                  size_t cap,
@@ -652,34 +1070,74 @@ typedef struct cvg_session_stats {
     cvg_replica_id peer;     /* zero until the peer's HELLO */
 } cvg_session_stats;
 
-/** Start a session; its HELLO is the first output. */
+/**
+ * Start a session with one peer; its HELLO is the first output.
+ *
+ * Ownership: @p opts is copied (a version 1 struct is read as such).
+ * Close the session with cvg_session_close().
+ * Thread safety: the session belongs to its replica's thread.
+ *
+ * @param[in]  r     The replica.
+ * @param[in]  opts  NULL for the defaults (cvg_session_options_init()).
+ * @param[out] out   The session; NULL on error.
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL @p r or @p out, options of an unknown version.
+ *   - CVG_ECORRUPT  the replica's meta records are damaged.
+ *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_session_open(cvg_replica *r,
                                            const cvg_session_options *opts,
                                            cvg_session **out);
 
 /**
- * The next message to send: CVG_OK with a view valid until the next call on
- * @p s, or CVG_DONE when there is nothing to send until more input comes.
+ * The next message to send.
+ *
+ * Ownership: *msg_out is a view owned by the session, valid until the
+ * next call on @p s.
+ *
+ * @return CVG_OK with a message, CVG_DONE when there is nothing to send
+ *   until more input comes, or CVG_EINVAL (NULL argument).
+ * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_session_output(cvg_session *s,
                                              cvg_bytes *msg_out);
 
 /**
- * Feed one message from the peer. A page of ops is applied and committed
- * before this returns. Errors end the session (and an ERROR message for the
- * peer is queued as output): CVG_ECORRUPT (malformed message or ops),
- * CVG_EVERSION (newer protocol), CVG_EGAP (ops whose dependencies are
- * missing), CVG_ECLOCK (ops too far ahead of the local clock),
- * CVG_EEQUIVOCAL (an op under a dot this replica has, with other content),
- * CVG_EFORGED (an op in this replica's name that it never made, or a HELLO
- * claiming such ops: forged, or this replica was restored from an older
- * copy), CVG_ELIMIT (a page larger
- * than the PULL asked for), CVG_EPROTO (a message out of turn or
- * inconsistent with the session: a page or ACK nobody asked for, a HELLO
- * from a second peer, a cursor past the end of the log), CVG_EINVAL (the
- * peer is this replica), and storage errors. A peer's ERROR ends it with
- * CVG_EPEER. A failed session changes no data: a page is applied whole or
- * not at all. cvg_replica_errmsg() names the op or message at fault.
+ * Feed one message from the peer. A page of ops is applied and committed,
+ * with the new position and the settled conflicts, before this returns;
+ * conflict and sync events fire on this thread.
+ *
+ * An error ends the session, and an ERROR message for the peer is queued
+ * as output; later calls return the same code. A failed session changes no
+ * data: a page is applied whole or not at all. cvg_replica_errmsg() names
+ * the op or message at fault.
+ *
+ * Ownership: @p msg is borrowed for the call.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL @p s (or NULL @p msg with a length), or the peer
+ *                   is this replica.
+ *   - CVG_ECORRUPT  a malformed message, or malformed ops in a page.
+ *   - CVG_EVERSION  a newer protocol or block encoding.
+ *   - CVG_EGAP      ops whose dependencies are missing here.
+ *   - CVG_ECLOCK    ops too far ahead of the local clock.
+ *   - CVG_EEQUIVOCAL an op under a dot this replica has, with other
+ *                   content.
+ *   - CVG_EFORGED   an op in this replica's name that it never made, or a
+ *                   HELLO claiming such ops (forged, or this replica was
+ *                   restored from an older copy).
+ *   - CVG_ELIMIT    a page larger than the PULL asked for.
+ *   - CVG_EPROTO    a message out of turn or inconsistent with the
+ *                   session: a page or ACK nobody asked for, a HELLO from
+ *                   a second peer, a cursor past the end of the log.
+ *   - CVG_EACCES    a PULL to a session opened with no_serve.
+ *   - CVG_EPEER     the peer sent ERROR.
+ *   - CVG_EBUSY     a write transaction of the replica is open.
+ *   - CVG_EFULL, CVG_ENOMEM, CVG_EIO  storage full; out of memory; an I/O
+ *                   error.
+ * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_session_input(cvg_session *s, const void *msg,
                                             size_t len);
@@ -691,16 +1149,45 @@ CVG_API bool cvg_session_done(const cvg_session *s);
 /** The error that ended the session, or CVG_OK. */
 CVG_API int cvg_session_error(const cvg_session *s);
 
+/** What @p s moved so far into @p out; @p size is sizeof *out as the
+ * caller was built (see cvg_replica_stats_get()). Does nothing for a NULL
+ * argument or a @p size smaller than this struct of version 0.2. */
 CVG_API void cvg_session_stats_get(const cvg_session *s,
                                    cvg_session_stats *out, size_t size);
 
-/** Accepts NULL. */
+/** End @p s and free it, handing what it learned of its peer to the
+ * replica (stored with its next commit). Accepts NULL. */
 CVG_API void cvg_session_close(cvg_session *s);
 
 /**
  * Sync two replicas of this process both ways, by running two sessions
  * against each other in memory (the protocol, not a shortcut). Stats of
  * @p a's session go to @p stats_out if not NULL.
+ *
+ * @return CVG_OK when both sessions are done, or the first error of either
+ *   side:
+ *   - CVG_EINVAL    NULL @p s (or NULL @p msg with a length), or the peer
+ *                   is this replica.
+ *   - CVG_ECORRUPT  a malformed message, or malformed ops in a page.
+ *   - CVG_EVERSION  a newer protocol or block encoding.
+ *   - CVG_EGAP      ops whose dependencies are missing here.
+ *   - CVG_ECLOCK    ops too far ahead of the local clock.
+ *   - CVG_EEQUIVOCAL an op under a dot this replica has, with other
+ *                   content.
+ *   - CVG_EFORGED   an op in this replica's name that it never made, or a
+ *                   HELLO claiming such ops (forged, or this replica was
+ *                   restored from an older copy).
+ *   - CVG_ELIMIT    a page larger than the PULL asked for.
+ *   - CVG_EPROTO    a message out of turn or inconsistent with the
+ *                   session: a page or ACK nobody asked for, a HELLO from
+ *                   a second peer, a cursor past the end of the log.
+ *   - CVG_EACCES    a PULL to a session opened with no_serve.
+ *   - CVG_EPEER     the peer sent ERROR.
+ *   - CVG_EBUSY     a write transaction of the replica is open.
+ *   - CVG_EFULL, CVG_ENOMEM, CVG_EIO  storage full; out of memory; an I/O
+ *                   error.
+ *   - CVG_EMISUSE   the protocol stalled (a defect of the library).
+ * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_sync_local(cvg_replica *a, cvg_replica *b,
                                          cvg_session_stats *stats_out);
@@ -732,15 +1219,40 @@ typedef struct cvg_sync_status {
     int last_error;          /* CVG_OK or the code that ended the last one */
 } cvg_sync_status;
 
-/** The sync status of this replica's own ops relative to @p peer. A peer
- * never synced with gives OFFLINE with everything pending. */
+/**
+ * The sync status of this replica's own ops relative to @p peer. A peer
+ * never synced with gives OFFLINE with everything pending. What sessions
+ * learned and not yet stored is included.
+ *
+ * @param[in]  r     The replica.
+ * @param[in]  peer  The peer's id.
+ * @param[out] out   Filled in; zeroed on error.
+ * @param[in]  size  sizeof *out as the caller was built (see
+ *                   cvg_replica_stats_get()).
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument, or @p size too small.
+ *   - CVG_ECORRUPT  a peer record is damaged.
+ *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1 (@p size since 0.2)
+ */
 CVG_API CVG_NODISCARD int cvg_sync_status_get(cvg_replica *r,
                                               const cvg_replica_id *peer,
                                               cvg_sync_status *out,
                                               size_t size);
 
-/** The peers this replica has synced with (up to @p cap ids into @p out;
- * the total in @p count_out). */
+/**
+ * The peers this replica has synced with: up to @p cap ids into @p out, the
+ * total in @p count_out (which may be larger than @p cap).
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL @p r or @p count_out, or NULL @p out with @p cap
+ *                   above 0.
+ *   - CVG_ECORRUPT  a peer record is damaged.
+ *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_sync_peers(cvg_replica *r, cvg_replica_id *out,
                                          size_t cap, size_t *count_out);
 
@@ -750,14 +1262,37 @@ typedef struct cvg_failed_op {
     int code;      /* why: CVG_ECLOCK, CVG_EGAP, ... */
 } cvg_failed_op;
 
-/** The failed ops relative to @p peer, oldest first. */
+/**
+ * The ops @p peer refused, oldest first: up to @p cap into @p out, the
+ * total in @p count_out.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument, or NULL @p out with @p cap above 0.
+ *   - CVG_ECORRUPT  a peer or refused-op record is damaged.
+ *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_sync_failed(cvg_replica *r,
                                           const cvg_replica_id *peer,
                                           cvg_failed_op *out, size_t cap,
                                           size_t *count_out);
 
-/** Make the failed ops pending again: the next session offers them again
- * (after the cause, such as a clock far ahead, is fixed). */
+/**
+ * Make the ops @p peer refused pending again: the next session offers
+ * them again (after the cause, such as a clock far ahead, is fixed). It
+ * commits at once, with what waited for a commit.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_EBUSY     a write transaction of the replica is open, or another
+ *                   process wrote while the map was being grown.
+ *   - CVG_EREADONLY the replica was opened read-only.
+ *   - CVG_ECORRUPT  a peer record is damaged.
+ *   - CVG_EFULL, CVG_ENOMEM, CVG_EIO  storage full; out of memory; an I/O
+ *                   error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_sync_retry_failed(cvg_replica *r,
                                                 const cvg_replica_id *peer);
 
@@ -775,13 +1310,41 @@ typedef struct cvg_queued_op {
     int code;                /* why, for CVG_OP_FAILED; else CVG_OK */
 } cvg_queued_op;
 
-/** Walk the ops queued for @p peer within @p txn (read-only or write; a
- * write in @p txn ends the walk with CVG_EMISUSE). Costs what is queued,
- * not the size of the log. */
+/**
+ * Walk the ops queued for @p peer: this replica's own ops the peer does
+ * not have yet, oldest first, each with its state. It costs what is
+ * queued, not the size of the log.
+ *
+ * Ownership: @p peer is borrowed for the call. Close the cursor with
+ * cvg_sync_queue_close() before @p txn ends.
+ * Thread safety: that of @p txn (read-only or write; a write in @p txn
+ * ends the walk with CVG_EMISUSE).
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_ECORRUPT  a peer record or the log is damaged.
+ *   - CVG_EFULL, CVG_ENOMEM, CVG_EIO  no room to write the transaction's
+ *                   changes first; out of memory; an I/O error, or the
+ *                   error that failed @p txn earlier.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_sync_queue_open(cvg_txn *txn,
                                               const cvg_replica_id *peer,
                                               cvg_queue_cursor **out);
-/** The next queued op: CVG_OK, CVG_DONE at the end, or an error. */
+/**
+ * The next queued op.
+ *
+ * Ownership: the views in out->op are valid until the next call; names are
+ * followed by a NUL (C strings).
+ *
+ * @return CVG_OK, CVG_DONE after the last, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_EMISUSE   @p txn wrote, or replaced its store transaction, since
+ *                   the cursor opened.
+ *   - CVG_ECORRUPT  stored state is damaged.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.1
+ */
 CVG_API CVG_NODISCARD int cvg_sync_queue_next(cvg_queue_cursor *cur,
                                               cvg_queued_op *out);
 CVG_API void cvg_sync_queue_close(cvg_queue_cursor *cur);

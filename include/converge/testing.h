@@ -9,6 +9,7 @@
  * to test that their own code survives what sync survives: a sync cut at
  * any point, messages twice, late or never.
  *
+ * Example:
  *     cvg_link_options o;
  *     cvg_link_options_init(&o);
  *     o.seed = 42;
@@ -16,8 +17,9 @@
  *     cvg_link *l;
  *     if (cvg_link_new(&o, &l) == CVG_OK) {
  *         cvg_link_result res;
- *         int rc = cvg_link_sync(l, till, server, 1000, &res);
- *         // rc: CVG_OK both sides done; CVG_DONE a message was lost
+ *         if (cvg_link_sync(l, till, server, 1000, &res) == CVG_DONE) {
+ *             // a message was lost: sync again
+ *         }
  *         cvg_link_free(l);
  *     }
  *
@@ -137,18 +139,23 @@ CVG_API void cvg_link_clear(cvg_link *l);
  *                 sessions are not both done: a message was lost, so the
  *                 app would time out, close both and open new sessions.
  *   - a negative code: the first error of a session (from
- *                 cvg_session_input(), or one it had already), or
- *                 CVG_EINVAL (NULL argument, @p a == @p b), or CVG_ENOMEM
- *                 (copying a message; that message is lost).
+ *                 cvg_session_input(), or one it had already): CVG_ECORRUPT
+ *                 (a cut message), CVG_EPEER (the peer of a failed
+ *                 session), CVG_EVERSION, CVG_EGAP, CVG_ECLOCK,
+ *                 CVG_EEQUIVOCAL, CVG_EFORGED, CVG_ELIMIT, CVG_EPROTO,
+ *                 CVG_EACCES, CVG_EBUSY, CVG_EFULL, CVG_EIO; or CVG_EINVAL
+ *                 (NULL argument, @p a == @p b), or CVG_ENOMEM (copying a
+ *                 message; that message is lost).
  *   The faults themselves never make it fail; what they break shows up as
- *   CVG_DONE or as a session's error (a cut message: CVG_ECORRUPT; the
- *   peer of a failed session: CVG_EPEER).
+ *   CVG_DONE or as a session's error.
  * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_link_run(cvg_link *l, cvg_session *a,
                                        cvg_session *b, unsigned max_steps);
 
-/** The link's counts so far into @p out. Does nothing if either is NULL. */
+/** The link's counts so far into @p out; @p size is sizeof *out as the
+ * caller was built. Does nothing for a NULL argument or a @p size smaller
+ * than this struct of version 0.2. */
 CVG_API void cvg_link_stats_get(const cvg_link *l, cvg_link_stats *out,
                                 size_t size);
 
@@ -177,8 +184,8 @@ typedef struct cvg_link_result {
  *   - CVG_DONE   they are not: a message was lost or cut, the budget ran
  *                out, or a session failed (its code in @p out).
  *   - CVG_EINVAL a NULL link or replica, or @p a == @p b.
- *   - CVG_ENOMEM, or any code of cvg_session_open(): a session could not
- *                be opened; nothing was sent.
+ *   - CVG_ENOMEM, CVG_ECORRUPT, CVG_ELIMIT, CVG_EIO  a session could
+ *                not be opened (see cvg_session_open()); nothing was sent.
  * @since 0.2
  */
 CVG_API CVG_NODISCARD int cvg_link_sync(cvg_link *l, cvg_replica *a,
