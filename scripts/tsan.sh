@@ -25,7 +25,7 @@ CC=$cc cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug \
 # Only what runs here: Criterion programs cannot start under TSan.
 replays=$(cmake --build "$build" --target help | grep -o 'replay_[a-z_]*' |
   sort -u)
-cmake --build "$build" -j 2 --target threads_main converge $replays \
+cmake --build "$build" -j 2 --target threads_main converge cli_write_nan $replays \
   >/dev/null
 
 # halt_on_error: the first report fails the step (exit code 66).
@@ -46,7 +46,7 @@ done
 cat "$tmp/threads.out"
 
 echo "== tsan: command line"
-bash tests/cli/test_cli.sh "$build/converge"
+bash tests/cli/test_cli.sh "$build/converge" "$build/tests/cli_write_nan"
 
 echo "== tsan: fuzz corpus replay"
 for r in $replays; do

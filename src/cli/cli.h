@@ -16,8 +16,12 @@
 /* Exit codes: results go to stdout, errors to stderr. */
 enum {
     CLI_EXIT_OK = 0,
-    CLI_EXIT_ERR = 1,  /* a runtime error: the library or the system */
-    CLI_EXIT_USAGE = 2 /* bad arguments; main() adds the synopsis */
+    CLI_EXIT_ERR = 1,      /* a runtime error: the library or the system */
+    CLI_EXIT_USAGE = 2,    /* bad arguments; main() adds the synopsis */
+    CLI_EXIT_NOTFOUND = 3, /* what was to be read or changed is not there */
+    /* Not an exit code: -h or --help was given; main() prints the
+     * command's help and exits 0. */
+    CLI_EXIT_HELP = 100
 };
 
 /* ---- Errors and opening (util.c) --------------------------------------- */
@@ -49,19 +53,31 @@ int cli_open(const char *cmd, const char *dir, cli_access access,
 #define CLI_OPT_FROM 2u
 #define CLI_OPT_RETRY 4u
 #define CLI_OPT_OPS 8u
+#define CLI_OPT_VALUE_FILE 16u /* --value-file FILE, --bytes-file FILE */
 
 typedef struct cli_opts {
     bool json;
     uint64_t from; /* --from LSN; 1 if absent */
     bool retry;    /* --retry (queue) */
     bool ops;      /* --ops (queue): list the queued ops */
+    const char *value_file; /* the value is this file's text ("-": stdin) */
+    bool value_bytes;       /* ... or its bytes (--bytes-file) */
 } cli_opts;
 
 /* Take the options in @p allowed out of argv[1..argc-1], keeping the other
  * arguments in order in @p pos (room for @p cap) and their number in *npos.
- * "--" ends the options. Returns CLI_EXIT_OK or CLI_EXIT_USAGE. */
+ * "--" ends the options; before it, an argument that starts with '-' (but
+ * a negative number or "-" alone) is an option, so that a name such as
+ * "-x" must come after "--", and "-h" or "--help" asks for help. Returns
+ * CLI_EXIT_OK, CLI_EXIT_HELP or CLI_EXIT_USAGE. */
 int cli_parse_opts(int argc, char **argv, unsigned allowed, cli_opts *opts,
                    char **pos, int cap, int *npos);
+
+/* Read all of @p path ("-": stdin), at most twice CVG_VALUE_MAX bytes (a
+ * value's hex form), into *out (malloc'd, NUL-terminated, free() it) and
+ * its length into *len. Returns CLI_EXIT_OK or an exit code for @p cmd. */
+int cli_read_file(const char *cmd, const char *path, uint8_t **out,
+                  size_t *len);
 
 /* ---- Parsing arguments (parse.c) ---------------------------------------- */
 
@@ -72,8 +88,9 @@ bool cli_parse_u64(const char *s, uint64_t *out);
 /* A replica id: exactly 32 hex digits, as `init` and `status` print it. */
 bool cli_parse_replica_id(const char *s, cvg_replica_id *out);
 
-/* Parse a VALUE argument: null, true, false, an integer, a double (has '.'
- * or 'e'), s:TEXT (a string), x:HEX (bytes), else a string. Bytes are
+/* Parse a VALUE argument: null, true, false, an integer or a double as
+ * JSON writes numbers ("42", "-1", "2.5", "1e3"; not "007", "+5", ".5"),
+ * s:TEXT (a string), x:HEX (bytes), else a string. Bytes are
  * decoded into *buf_out (caller frees with free(); NULL otherwise); strings
  * view @p s. Returns CLI_EXIT_OK or a usage error for @p cmd. */
 int cli_parse_value(const char *cmd, const char *s, cvg_value *out,
@@ -85,6 +102,9 @@ int cli_parse_value(const char *cmd, const char *s, cvg_value *out,
 void cli_print_hex(FILE *f, const uint8_t *p, size_t len);
 /* A dot as origin-hex:seq; @p short_id prints the first 8 hex digits. */
 void cli_print_dot(FILE *f, const cvg_dot *d, bool short_id);
+/* A name as one part of a COLL/KEY path: a backslash before '\\' and '/',
+ * control bytes as \xHH, so that a path splits back unambiguously. */
+void cli_print_path_part(FILE *f, cvg_bytes name);
 /* A name (collection, key or field) for humans: control bytes escaped. */
 void cli_print_name(FILE *f, cvg_bytes name);
 /* A hybrid clock value as wall-ms.logical. */

@@ -7,30 +7,30 @@
 
 #include "cli.h"
 
-/* A field's type, found by asking each reader in turn: a reader of the
- * wrong type answers CVG_ETYPE, and sets have no "not found" reader, so a
- * field that is none of the other three is a set. */
+/* The live types of a field, from the record's field cursor: a field
+ * written apart on different replicas may hold several (one state per
+ * type), and each is shown. CVG_ENOTFOUND if it holds none. */
 static int
-field_type(cvg_txn *txn, const cvg_key *key, cvg_type *out)
+field_types(cvg_txn *txn, const cvg_key *key, cvg_type types[4], int *n)
 {
-    int64_t n;
-    cvg_value v;
-    size_t count;
-    int rc = cvg_counter_get(txn, key, &n);
-    *out = CVG_TYPE_COUNTER;
-    if (rc == CVG_ETYPE) {
-        rc = cvg_register_get(txn, key, &v);
-        *out = CVG_TYPE_REGISTER;
+    *n = 0;
+    cvg_field_cursor *cur;
+    int rc = cvg_field_cursor_open(txn, key, &cur);
+    if (rc != CVG_OK) {
+        return rc;
     }
-    if (rc == CVG_ETYPE) {
-        rc = cvg_mvregister_get(txn, key, NULL, NULL, 0, &count);
-        *out = CVG_TYPE_MVREGISTER;
+    cvg_bytes name;
+    cvg_type type;
+    while ((rc = cvg_field_cursor_next(cur, &name, &type)) == CVG_OK) {
+        if (strcmp((const char *)name.data, key->field) == 0 && *n < 4) {
+            types[(*n)++] = type;
+        }
     }
-    if (rc == CVG_ETYPE) {
-        *out = CVG_TYPE_SET;
-        rc = CVG_OK;
+    cvg_field_cursor_close(cur);
+    if (rc != CVG_DONE) {
+        return rc;
     }
-    return rc;
+    return *n > 0 ? CVG_OK : CVG_ENOTFOUND;
 }
 
 /* Opens a JSON object with the record's collection and key. */
@@ -47,19 +47,45 @@ json_record_head(const cvg_key *key)
 static int
 get_field(cvg_txn *txn, const cvg_key *key, bool json)
 {
-    cvg_type type;
-    int rc = field_type(txn, key, &type);
+    cvg_type types[4];
+    int n;
+    int rc = field_types(txn, key, types, &n);
     if (rc != CVG_OK) {
         return rc;
     }
+    if (!json && n == 1) {
+        return cli_print_field(stdout, txn, key, types[0], CLI_STYLE_LINES);
+    }
     if (!json) {
-        return cli_print_field(stdout, txn, key, type, CLI_STYLE_LINES);
+        /* Say it on stderr too: a script reading one value must not take
+         * the first of several for the field's only one. */
+        fprintf(stderr,
+                "converge: get: %s/%s/%s holds %d types, written apart on "
+                "different replicas\n",
+                key->collection, key->key, key->field, n);
+        for (int i = 0; i < n && rc == CVG_OK; i++) {
+            printf("%s\t", cli_type_name(types[i]));
+            rc = cli_print_field(stdout, txn, key, types[i],
+                                 CLI_STYLE_INLINE);
+            putchar('\n');
+        }
+        return rc;
     }
     json_record_head(key);
     fputs(",\"field\":", stdout);
     cli_json_string(stdout, (const uint8_t *)key->field, strlen(key->field));
     fputc(',', stdout);
-    rc = cli_print_field(stdout, txn, key, type, CLI_STYLE_JSON);
+    if (n == 1) {
+        rc = cli_print_field(stdout, txn, key, types[0], CLI_STYLE_JSON);
+    } else {
+        fputs("\"types\":[", stdout);
+        for (int i = 0; i < n && rc == CVG_OK; i++) {
+            fputs(i > 0 ? ",{" : "{", stdout);
+            rc = cli_print_field(stdout, txn, key, types[i], CLI_STYLE_JSON);
+            fputc('}', stdout);
+        }
+        fputc(']', stdout);
+    }
     fputs("}\n", stdout);
     return rc;
 }
@@ -136,7 +162,7 @@ get_failed(const char *cmd, int rc, const cvg_key *key, cvg_replica *r)
             cvg_errname(rc), cvg_strerror(rc),
             key->field ? "field" : "record", key->collection, key->key,
             key->field ? "/" : "", key->field ? key->field : "");
-    return CLI_EXIT_ERR;
+    return CLI_EXIT_NOTFOUND;
 }
 
 int
@@ -189,9 +215,10 @@ list_keys(cvg_txn *txn, const char *collection, bool json)
             cli_json_string(stdout, key.data, key.len);
             fputs("}\n", stdout);
         } else {
-            cli_print_name(stdout, coll);
+            /* COLL/KEY is unambiguous: the separator is escaped inside. */
+            cli_print_path_part(stdout, coll);
             putchar('/');
-            cli_print_name(stdout, key);
+            cli_print_path_part(stdout, key);
             putchar('\n');
         }
     }

@@ -125,21 +125,52 @@ cmd_inc(int argc, char **argv)
     return run_write(&w);
 }
 
-/* set, mvset, add and remove: DIR COLL KEY FIELD VALUE. */
+/* set, mvset, add and remove: DIR COLL KEY FIELD VALUE, or the value
+ * from a file (--value-file FILE: its text, parsed as a VALUE argument is;
+ * --bytes-file FILE: its bytes), for values longer than a shell argument. */
 static int
 value_write(int argc, char **argv, cvg_op_kind kind, const char *what)
 {
-    if (argc != 6) {
-        return cli_usage(argv[0], "expected DIR COLL KEY FIELD %s", what);
+    cli_opts o;
+    char *pos[6];
+    int n;
+    int code = cli_parse_opts(argc, argv, CLI_OPT_VALUE_FILE, &o, pos + 1, 5,
+                              &n);
+    if (code != CLI_EXIT_OK) {
+        return code;
     }
+    if (n != (o.value_file ? 4 : 5)) {
+        return cli_usage(argv[0], "expected DIR COLL KEY FIELD %s%s", what,
+                         o.value_file ? " from the file only" : "");
+    }
+    pos[0] = argv[0];
     write_req w = {.op = {.kind = kind}};
-    take_field(&w, argv);
-    uint8_t *buf;
-    int code = cli_parse_value(argv[0], argv[5], &w.op.value, &buf);
+    take_field(&w, pos);
+    uint8_t *buf = NULL, *text = NULL;
+    if (o.value_file == NULL) {
+        code = cli_parse_value(argv[0], pos[5], &w.op.value, &buf);
+    } else {
+        size_t len;
+        code = cli_read_file(argv[0], o.value_file, &text, &len);
+        if (code == CLI_EXIT_OK && o.value_bytes) {
+            w.op.value = cvg_value_bytes(text, len);
+        } else if (code == CLI_EXIT_OK && memchr(text, 0, len) != NULL) {
+            code = cli_usage(argv[0], "%s holds a NUL byte: use --bytes-file",
+                             o.value_file);
+        } else if (code == CLI_EXIT_OK) {
+            /* One final newline is the file's, not the value's. */
+            if (len > 0 && text[len - 1] == '\n') {
+                text[len - 1] = '\0';
+            }
+            code = cli_parse_value(argv[0], (const char *)text, &w.op.value,
+                                   &buf);
+        }
+    }
     if (code == CLI_EXIT_OK) {
         code = run_write(&w);
     }
     free(buf);
+    free(text);
     return code;
 }
 

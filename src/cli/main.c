@@ -2,6 +2,7 @@
  * The `converge` command: finds the subcommand in one table, which also
  * makes the usage text, so a command cannot be added without its help.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -11,26 +12,54 @@ typedef struct command {
     int (*run)(int argc, char **argv);
     const char *args;
     const char *help;
+    /* Whether run() takes its own options (cli_parse_opts); for the others
+     * main() does it: "--" and names that start with '-'. */
+    bool own_options;
+    const char *more; /* what `converge help NAME` adds */
 } command;
 
+#define VALUE_FILES                                                         \
+    "With --value-file FILE the value is FILE's text, read as a VALUE\n"    \
+    "argument (one final newline dropped); with --bytes-file FILE it is\n"  \
+    "FILE's bytes. FILE - is stdin. Values may be up to 1 MiB.\n"
+
 static const command commands[] = {
-    {"demo", cmd_demo, "[DIR]", "a guided tour: start here"},
-    {"init", cmd_init, "DIR", "create a replica, print its id"},
-    {"inc", cmd_inc, "DIR COLL KEY FIELD [DELTA]", "add to a counter (1)"},
-    {"set", cmd_set, "DIR COLL KEY FIELD VALUE", "set an LWW register"},
+    {"demo", cmd_demo, "[DIR]", "a guided tour: start here", false,
+     "Runs two tills and a server that go offline, change the same data\n"
+     "and converge, in DIR (a new temporary directory by default).\n"},
+    {"init", cmd_init, "DIR", "create a replica, print its id", false,
+     "Creates DIR and a new replica in it; refuses an existing replica.\n"},
+    {"inc", cmd_inc, "DIR COLL KEY FIELD [DELTA]", "add to a counter (1)",
+     false, "DELTA is a non-zero int64; negative subtracts.\n"},
+    {"set", cmd_set, "DIR COLL KEY FIELD VALUE", "set an LWW register", true,
+     VALUE_FILES},
     {"mvset", cmd_mvset, "DIR COLL KEY FIELD VALUE",
-     "set a multi-value register"},
-    {"add", cmd_add, "DIR COLL KEY FIELD ELEMENT", "add to a set"},
-    {"remove", cmd_remove, "DIR COLL KEY FIELD ELEMENT", "remove from a set"},
-    {"del", cmd_del, "DIR COLL KEY", "delete a record"},
+     "set a multi-value register", true, VALUE_FILES},
+    {"add", cmd_add, "DIR COLL KEY FIELD ELEMENT", "add to a set", true,
+     VALUE_FILES},
+    {"remove", cmd_remove, "DIR COLL KEY FIELD ELEMENT", "remove from a set",
+     true, VALUE_FILES},
+    {"del", cmd_del, "DIR COLL KEY", "delete a record", false,
+     "Removes what this replica has seen of the record; concurrent writes\n"
+     "elsewhere survive.\n"},
     {"get", cmd_get, "DIR COLL KEY [FIELD] [--json]",
-     "a field, or a whole record"},
-    {"keys", cmd_keys, "DIR [COLL] [--json]", "list the records"},
-    {"log", cmd_log, "DIR [--json] [--from LSN]", "the operation log"},
-    {"status", cmd_status, "DIR [--json]", "id, vector, sizes, sync per peer"},
-    {"sync", cmd_sync, "DIR_A DIR_B", "sync two replicas both ways"},
+     "a field, or a whole record", true,
+     "A field that holds several types (written apart on different\n"
+     "replicas) shows each, labelled with its type.\n"},
+    {"keys", cmd_keys, "DIR [COLL] [--json]", "list the records", true,
+     "Text lines are COLL/KEY with '\\', '/' and control bytes escaped\n"
+     "(\\\\, \\/, \\xHH); --json gives the names exactly.\n"},
+    {"log", cmd_log, "DIR [--json] [--from LSN]", "the operation log", true,
+     "One line (or JSON line) per op, in log order, from LSN on.\n"},
+    {"status", cmd_status, "DIR [--json]", "id, vector, sizes, sync per peer",
+     true, "Per peer: this replica's own ops pending, syncing, committed and\n"
+           "failed there.\n"},
+    {"sync", cmd_sync, "DIR_A DIR_B", "sync two replicas both ways", false,
+     "Both replicas end with each other's ops.\n"},
     {"queue", cmd_queue, "DIR [PEER_HEX] [--json] [--retry] [--ops]",
-     "pending and failed ops per peer"},
+     "pending and failed ops per peer", true,
+     "--ops lists each queued op with its state; --retry offers the\n"
+     "failed ones again at the next sync.\n"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -49,9 +78,9 @@ usage(FILE *f)
     }
     fputs("  help                                              this text\n"
           "  --version                                         the version\n\n"
-          "VALUE and ELEMENT: null, true, false, an integer (42), a double\n"
-          "(2.5, 1e3), x:HEX for bytes, s:TEXT to force a string; anything\n"
-          "else is a string. Writes print the new op's id (origin:seq);\n"
+          "VALUE and ELEMENT: null, true, false, an integer or a double as\n"
+          "JSON writes them (42, -7, 2.5, 1e3; not 007 or +5), x:HEX for\n"
+          "bytes, s:TEXT to force a string; anything else is a string. Writes print the new op's id (origin:seq);\n"
           "they need an existing replica (see init).\n\n"
           "Sync: status shows, per peer, this replica's own ops as pending,\n"
           "syncing, committed or failed there. queue lists the failed ones\n"
@@ -59,9 +88,19 @@ usage(FILE *f)
           "each queued op with its state; --retry offers the failed ones\n"
           "again at the next sync. PEER_HEX is a replica id, 32 hex digits\n"
           "as init and status print it.\n\n"
+          "Names and values that start with '-' come after --, as in\n"
+          "converge set DIR c k f -- -5x. converge help COMMAND (or\n"
+          "converge COMMAND --help) tells more of a command.\n\n"
           "Exit status: 0 ok, 1 error (name and message on stderr), 2 bad\n"
-          "arguments.\n",
+          "arguments, 3 not found (the replica, record, field or element).\n",
           f);
+}
+
+static void
+command_help(const command *c)
+{
+    printf("usage: converge %s %s\n\n%s.\n%s", c->name, c->args, c->help,
+           c->more);
 }
 
 static const command *
@@ -87,12 +126,43 @@ finish(int code)
     return code;
 }
 
+/* For a command without options of its own: take "--", -h and names that
+ * start with '-' out of argv, so it sees only its arguments. */
+static int
+run_plain(const command *cmd, int argc, char **argv)
+{
+    char **pos = malloc((size_t)argc * sizeof *pos);
+    if (pos == NULL) {
+        return cli_fail(cmd->name, CVG_ENOMEM, NULL);
+    }
+    cli_opts o;
+    int n;
+    int code = cli_parse_opts(argc, argv, 0, &o, pos + 1, argc - 1, &n);
+    if (code == CLI_EXIT_OK) {
+        pos[0] = argv[0];
+        code = cmd->run(n + 1, pos);
+    }
+    free(pos);
+    return code;
+}
+
 int
 main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "help") == 0 ||
-        strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0 ||
+        (strcmp(argv[1], "help") == 0 && argc == 2)) {
         usage(stdout);
+        return finish(CLI_EXIT_OK);
+    }
+    if (strcmp(argv[1], "help") == 0) {
+        const command *c = find(argv[2]);
+        if (c == NULL || argc > 3) {
+            fprintf(stderr, "converge: help: no command '%s'\n\n", argv[2]);
+            usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+        command_help(c);
         return finish(CLI_EXIT_OK);
     }
     if (strcmp(argv[1], "--version") == 0) {
@@ -106,7 +176,12 @@ main(int argc, char **argv)
         usage(stderr);
         return CLI_EXIT_USAGE;
     }
-    int code = cmd->run(argc - 1, argv + 1);
+    int code = cmd->own_options ? cmd->run(argc - 1, argv + 1)
+                                : run_plain(cmd, argc - 1, argv + 1);
+    if (code == CLI_EXIT_HELP) {
+        command_help(cmd);
+        return finish(CLI_EXIT_OK);
+    }
     if (code == CLI_EXIT_USAGE) {
         fprintf(stderr, "usage: converge %s %s\n", cmd->name, cmd->args);
     }

@@ -124,12 +124,63 @@ parse_hex(const char *cmd, const char *hex, cvg_value *out, uint8_t **buf_out)
     return CLI_EXIT_OK;
 }
 
-/* A double is written with a '.' or an exponent, so "2" stays an integer.
- * Returns 1 if @p s is a double, 0 if not, -1 if it overflows. */
+/* Where the digits of a JSON-style integer part end: "0" or a non-zero
+ * digit and more digits, after an optional '-'. NULL if there is none. */
+static const char *
+json_int_end(const char *s)
+{
+    if (*s == '-') {
+        s++;
+    }
+    if (*s == '0') {
+        return s + 1;
+    }
+    if (*s < '1' || *s > '9') {
+        return NULL;
+    }
+    while (*s >= '0' && *s <= '9') {
+        s++;
+    }
+    return s;
+}
+
+/* A VALUE is an integer only as JSON writes one: "-?(0|[1-9][0-9]*)", not
+ * "-0". So "007", "+5" and "0x10" are text, as a user who typed them
+ * meant, and "12" read back prints as "12". */
+static bool
+is_canonical_int(const char *s)
+{
+    const char *e = json_int_end(s);
+    return e != NULL && *e == '\0' && strcmp(s, "-0") != 0;
+}
+
+/* A double is a JSON number with a fraction or an exponent ("2.5",
+ * "1e3", "-0.0"), so "2" stays an integer and ".5", "5." or "inf" are
+ * text. Returns 1 if @p s is a double, 0 if not, -1 if it overflows. */
 static int
 parse_double(const char *s, double *out)
 {
-    if (strpbrk(s, ".eE") == NULL || strchr("+-.0123456789", *s) == NULL) {
+    const char *p = json_int_end(s);
+    if (p == NULL || (*p != '.' && *p != 'e' && *p != 'E')) {
+        return 0;
+    }
+    if (*p == '.') {
+        if (p[1] < '0' || p[1] > '9') {
+            return 0;
+        }
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+        }
+    }
+    if (*p == 'e' || *p == 'E') {
+        p += p[1] == '+' || p[1] == '-' ? 2 : 1;
+        if (*p < '0' || *p > '9') {
+            return 0;
+        }
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    if (*p != '\0') {
         return 0;
     }
     char *end;
@@ -160,7 +211,7 @@ cli_parse_value(const char *cmd, const char *s, cvg_value *out,
         *out = cvg_value_nil();
     } else if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
         *out = cvg_value_bool(s[0] == 't');
-    } else if (is_decimal(s, true)) {
+    } else if (is_canonical_int(s)) {
         if (!cli_parse_i64(s, &i)) {
             return cli_usage(cmd, "'%s' is out of the int64 range (use s:%s "
                              "for a string)", s, s);

@@ -45,6 +45,22 @@ cli_print_name(FILE *f, cvg_bytes name)
 }
 
 void
+cli_print_path_part(FILE *f, cvg_bytes name)
+{
+    for (size_t i = 0; i < name.len; i++) {
+        uint8_t c = name.data[i];
+        if (c == '\\' || c == '/') {
+            fputc('\\', f);
+            fputc(c, f);
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\x%02x", c);
+        } else {
+            fputc(c, f);
+        }
+    }
+}
+
+void
 cli_print_hlc(FILE *f, uint64_t hlc)
 {
     fprintf(f, "%" PRIu64 ".%u", cvg_hlc_millis(hlc),
@@ -177,7 +193,12 @@ void
 cli_json_value(FILE *f, const cvg_value *v)
 {
     if (v->kind == CVG_VALUE_DOUBLE && !isfinite(v->as.real)) {
-        fputs("null", f);
+        /* JSON has no NaN or infinity, and null is a value of its own:
+         * name the double, as bytes are named {"hex": ...}. */
+        fprintf(f, "{\"double\":\"%s\"}",
+                isnan(v->as.real)      ? "NaN"
+                : v->as.real > 0 ? "Infinity"
+                                       : "-Infinity");
     } else if (v->kind == CVG_VALUE_BYTES) {
         fputs("{\"hex\":\"", f);
         cli_print_hex(f, v->as.bytes.data, v->as.bytes.len);

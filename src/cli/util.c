@@ -4,6 +4,7 @@
  * commands out of argv.
  */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -19,7 +20,7 @@ cli_fail(const char *what, int rc, const cvg_replica *r)
         fprintf(stderr, " (%s)", detail);
     }
     fputc('\n', stderr);
-    return CLI_EXIT_ERR;
+    return rc == CVG_ENOTFOUND ? CLI_EXIT_NOTFOUND : CLI_EXIT_ERR;
 }
 
 int
@@ -49,7 +50,7 @@ open_failed(const char *cmd, const char *dir, bool create, int rc)
     if (rc == CVG_ENOTFOUND && !create) {
         fprintf(stderr, "converge: create one with: converge init %s\n", dir);
     }
-    return CLI_EXIT_ERR;
+    return rc == CVG_ENOTFOUND ? CLI_EXIT_NOTFOUND : CLI_EXIT_ERR;
 }
 
 static int
@@ -108,6 +109,16 @@ take_opt(int argc, char **argv, int *i, unsigned allowed, cli_opts *opts)
         opts->retry = true;
         return CLI_EXIT_OK;
     }
+    if ((allowed & CLI_OPT_VALUE_FILE) && (strcmp(a, "--value-file") == 0 ||
+                                           strcmp(a, "--bytes-file") == 0)) {
+        if (*i + 1 >= argc || opts->value_file != NULL) {
+            return cli_usage(argv[0], "%s needs one FILE (- for stdin)", a);
+        }
+        opts->value_bytes = a[2] == 'b';
+        *i += 1;
+        opts->value_file = argv[*i];
+        return CLI_EXIT_OK;
+    }
     if ((allowed & CLI_OPT_FROM) && strcmp(a, "--from") == 0) {
         if (*i + 1 >= argc) {
             return cli_usage(argv[0], "--from needs an LSN");
@@ -130,12 +141,28 @@ cli_parse_opts(int argc, char **argv, unsigned allowed, cli_opts *opts,
     opts->from = 1;
     opts->retry = false;
     opts->ops = false;
+    opts->value_file = NULL;
+    opts->value_bytes = false;
     *npos = 0;
     bool options_done = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        /* Only "--name" is an option, so names such as "-x" stay usable. */
-        if (options_done || strncmp(a, "--", 2) != 0) {
+        if (!options_done &&
+            (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)) {
+            return CLI_EXIT_HELP;
+        }
+        /* A name or value that starts with '-' comes after "--": else
+         * "init --help" would make a directory of that name. Negative
+         * numbers (inc's DELTA) and "-" stay arguments. */
+        bool dash = a[0] == '-' && a[1] != '\0' &&
+                    !(a[1] >= '0' && a[1] <= '9');
+        if (!options_done && dash && a[1] != '-') {
+            return cli_usage(argv[0],
+                             "unknown option '%s' (put -- before a name "
+                             "that starts with '-')",
+                             a);
+        }
+        if (options_done || !dash) {
             if (*npos == cap) {
                 return cli_usage(argv[0], "too many arguments");
             }
@@ -151,5 +178,41 @@ cli_parse_opts(int argc, char **argv, unsigned allowed, cli_opts *opts,
             return code;
         }
     }
+    return CLI_EXIT_OK;
+}
+
+int
+cli_read_file(const char *cmd, const char *path, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    bool std = strcmp(path, "-") == 0;
+    FILE *f = std ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "converge: %s: cannot open '%s'\n", cmd, path);
+        return CLI_EXIT_ERR;
+    }
+    /* A value's text is at most its hex form (x:HEX) of CVG_VALUE_MAX
+     * bytes; read one byte more to tell a longer file. */
+    size_t cap = 2 * (size_t)CVG_VALUE_MAX + 3;
+    uint8_t *buf = malloc(cap + 1);
+    size_t n = buf != NULL ? fread(buf, 1, cap, f) : 0;
+    bool failed = buf == NULL || ferror(f);
+    if (!std) {
+        fclose(f);
+    }
+    if (failed) {
+        free(buf);
+        fprintf(stderr, "converge: %s: cannot read '%s'\n", cmd, path);
+        return CLI_EXIT_ERR;
+    }
+    if (n == cap) {
+        free(buf);
+        return cli_usage(cmd, "'%s' is longer than a value can be (%u bytes)",
+                         path, CVG_VALUE_MAX);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
     return CLI_EXIT_OK;
 }

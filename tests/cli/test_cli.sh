@@ -2,10 +2,11 @@
 # End-to-end test of the `converge` command: runs every command against a
 # replica in a temporary directory and checks outputs and exit codes.
 #
-#   tests/cli/test_cli.sh path/to/converge
+#   tests/cli/test_cli.sh path/to/converge path/to/cli_write_nan
 set -u
 
-BIN=${1:?usage: test_cli.sh path/to/converge}
+BIN=${1:?usage: test_cli.sh path/to/converge path/to/cli_write_nan}
+NAN_WRITER=${2:?usage: test_cli.sh path/to/converge path/to/cli_write_nan}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/converge-cli-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 R="$TMP/r"
@@ -63,10 +64,10 @@ expect_err "unknown command" 2 "unknown command" frobnicate
 expect "init prints the id" 0 '^[0-9a-f]{32}$' init "$R"
 ID=$(cat "$TMP/out")
 expect_err "init twice" 1 "already holds a replica" init "$R"
-expect_err "write needs init" 1 "CVG_ENOTFOUND" inc "$TMP/none" c k f
+expect_err "write needs init" 3 "CVG_ENOTFOUND" inc "$TMP/none" c k f
 [ ! -e "$TMP/none" ] && ok || bad "a failed write created a directory"
 mkdir "$TMP/empty"
-expect_err "no replica in a plain dir" 1 "CVG_" inc "$TMP/empty" c k f
+expect_err "no replica in a plain dir" 3 "CVG_" inc "$TMP/empty" c k f
 [ -z "$(ls "$TMP/empty")" ] && ok || bad "a failed write created a replica"
 
 # --- counters
@@ -117,7 +118,7 @@ expect "remove" 0 "$DOT" remove "$R" p sku-1 tags drink
 expect "set has hot" 0 '^"hot"$' get "$R" p sku-1 tags
 grep -q '"drink"' "$TMP/out" && bad "removed element still there" || ok
 grep -q '^3$' "$TMP/out" && ok || bad "integer element missing"
-expect_err "remove missing" 1 "CVG_ENOTFOUND" remove "$R" p sku-1 tags nope
+expect_err "remove missing" 3 "CVG_ENOTFOUND" remove "$R" p sku-1 tags nope
 
 # --- records, keys, JSON
 expect "get record" 0 $'^tags\tset\t\\{' get "$R" p sku-1
@@ -136,9 +137,9 @@ grep -q stock "$TMP/out" && bad "keys p listed another collection" || ok
 
 # --- delete
 expect "del" 0 "$DOT" del "$R" p sku-1
-expect_err "get deleted record" 1 "CVG_ENOTFOUND" get "$R" p sku-1
-expect_err "get deleted field" 1 "CVG_ENOTFOUND" get "$R" p sku-1 name
-expect_err "del again" 1 "CVG_ENOTFOUND" del "$R" p sku-1
+expect_err "get deleted record" 3 "CVG_ENOTFOUND" get "$R" p sku-1
+expect_err "get deleted field" 3 "CVG_ENOTFOUND" get "$R" p sku-1 name
+expect_err "del again" 3 "CVG_ENOTFOUND" del "$R" p sku-1
 expect "write after delete" 0 "$DOT" set "$R" p sku-1 name Tea
 expect "it survives" 0 '^"Tea"$' get "$R" p sku-1 name
 
@@ -273,6 +274,92 @@ expect_err "demo refuses to reuse" 1 "already exists" demo "$TMP/demo"
 TMPDIR="$TMP" "$BIN" demo >"$TMP/out" 2>&1 && ok || bad "demo in a temp dir"
 ls -d "$TMP"/converge-demo-*/till-1 >/dev/null && ok ||
     bad "demo made no temp dir"
+
+# --- help per command, and arguments that look like options
+expect "help init" 0 "^usage: converge init DIR" help init
+expect "init --help" 0 "^usage: converge init DIR" init --help
+[ ! -e --help ] && ok || bad "init --help made a directory"
+expect "set -h" 0 "value-file" set -h
+expect_err "help of nothing" 2 "no command" help frobnicate
+expect_err "a dash dir" 2 "put -- before" init -x
+[ ! -e -x ] && ok || bad "init -x made a directory"
+( cd "$TMP" && "$BIN" init -- -dashdir >/dev/null 2>&1 ) && ok ||
+    bad "init -- -dashdir"
+[ -d "$TMP/-dashdir" ] && ok || bad "no -dashdir after --"
+expect "negative delta" 0 "$DOT" inc "$R" n k f -3
+expect "negative delta read" 0 '^-3$' get "$R" n k f
+expect "dash value after --" 0 "$DOT" set "$R" n k s -- -5x
+expect "dash value read" 0 '^"-5x"$' get "$R" n k s
+
+# --- values: numbers only as JSON writes them
+expect "007 is text" 0 "$DOT" set "$R" v k a 007
+expect "007 reads as text" 0 '^"007"$' get "$R" v k a
+expect "+5 is text" 0 "$DOT" set "$R" v k b +5
+expect "+5 reads as text" 0 '^"\+5"$' get "$R" v k b
+expect "-0 is text" 0 "$DOT" set "$R" v k c -- -0
+expect "-0 reads as text" 0 '^"-0"$' get "$R" v k c
+expect "1e3 is a double" 0 "$DOT" set "$R" v k d 1e3
+expect "1e3 reads as a double" 0 '^1000\.0$' get "$R" v k d
+expect ".5 is text" 0 "$DOT" set "$R" v k e .5
+expect ".5 reads as text" 0 '^"\.5"$' get "$R" v k e
+expect "42 is an integer" 0 "$DOT" set "$R" v k f 42
+expect "42 reads as one" 0 '^42$' get "$R" v k f
+expect_err "int64 overflow" 2 "int64 range" set "$R" v k g 9223372036854775808
+
+# --- not found has its own exit code
+expect_err "get missing field" 3 "CVG_ENOTFOUND" get "$R" v k nope
+expect_err "get missing replica" 3 "CVG_ENOTFOUND" get "$TMP/nowhere" v k f
+
+# --- NaN and infinity in JSON are not null
+if "$NAN_WRITER" "$R"; then
+    expect "nan json" 0 '"value":\{"double":"NaN"\}' get "$R" v k nan --json
+    expect "-inf json" 0 '"value":\{"double":"-Infinity"\}' get "$R" v k inf --json
+    expect "nan text" 0 '^nan$' get "$R" v k nan
+else
+    bad "the NaN writer failed"
+fi
+
+# --- a value from a file or stdin, longer than an argument may be
+head -c 300000 /dev/zero | tr '\0' 'a' >"$TMP/big.txt"
+expect "value-file" 0 "$DOT" set "$R" v k big --value-file "$TMP/big.txt"
+run get "$R" v k big --json
+python3 -c '
+import json, sys
+v = json.load(sys.stdin)["value"]
+assert v == "a" * 300000, len(v)
+' <"$TMP/out" && ok || bad "value-file read back"
+printf 'x:00ff\n' | "$BIN" add "$R" v k set --value-file - >/dev/null && ok ||
+    bad "value-file from stdin"
+expect "stdin value read" 0 'x:00ff' get "$R" v k set
+printf 'a\0b' >"$TMP/bin"
+expect "bytes-file" 0 "$DOT" set "$R" v k bin --bytes-file "$TMP/bin"
+expect "bytes-file read" 0 '^x:610062$' get "$R" v k bin
+expect_err "value-file with a NUL" 2 "bytes-file" set "$R" v k bin --value-file "$TMP/bin"
+expect_err "value-file and a value" 2 "expected" set "$R" v k bin 5 --value-file "$TMP/bin"
+head -c 1048577 /dev/zero >"$TMP/huge"
+expect_err "bytes-file too long" 1 "CVG_ETOOBIG" set "$R" v k huge --bytes-file "$TMP/huge"
+
+# --- a field that holds several types shows each
+"$BIN" init "$TMP/ta" >/dev/null && "$BIN" init "$TMP/tb" >/dev/null
+"$BIN" inc "$TMP/ta" c k f 5 >/dev/null
+"$BIN" set "$TMP/tb" c k f hello >/dev/null
+"$BIN" sync "$TMP/ta" "$TMP/tb" >/dev/null
+expect_err "two types warned" 0 "holds 2 types" get "$TMP/ta" c k f
+grep -Eq '^counter	5$' "$TMP/out" && grep -Eq '^register	"hello"$' "$TMP/out" &&
+    ok || bad "two types shown: $(cat "$TMP/out")"
+run get "$TMP/ta" c k f --json
+python3 -c '
+import json, sys
+o = json.load(sys.stdin)
+assert sorted(t["type"] for t in o["types"]) == ["counter", "register"], o
+' <"$TMP/out" && ok || bad "two types in json: $(cat "$TMP/out")"
+
+# --- keys: names with '/' stay unambiguous
+"$BIN" inc "$R" 'a/b' c f >/dev/null
+"$BIN" inc "$R" a 'b/c' f >/dev/null
+run keys "$R"
+grep -Fxq 'a\/b/c' "$TMP/out" && grep -Fxq 'a/b\/c' "$TMP/out" && ok ||
+    bad "keys escape the separator: $(cat "$TMP/out")"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
