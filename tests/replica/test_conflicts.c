@@ -270,3 +270,60 @@ Test(conflicts, without_a_resolver_siblings_stay)
     cvg_replica_close(p.r[0]);
     cvg_replica_close(p.r[1]);
 }
+
+/* The resolver of the wide test: counts how many siblings it was given. */
+static size_t widest;
+
+static int
+take_max_counting(void *ctx, const cvg_key *key, const cvg_value *v,
+                  size_t n, cvg_value *out)
+{
+    widest = n > widest ? n : widest;
+    return take_max(ctx, key, v, n, out);
+}
+
+/* 70 replicas write one register concurrently; a relay without a resolver
+ * gathers all 70 siblings, then hands them to a hub in one page. The hub's
+ * resolver sees every one of them (it once saw none past 64, silently),
+ * and one value is left, the largest, on the hub and the relay alike. */
+Test(conflicts, the_resolver_sees_every_sibling, .timeout = 120)
+{
+    enum { WRITERS = 70 };
+    cvg_replica_options o;
+    cvg_replica_options_init(&o);
+    o.durability = CVG_RELAXED;
+    cvg_replica *relay, *hub;
+    cr_assert_eq(cvg_replica_open(cvg_test_dir("wide-relay"), &o, &relay),
+                 CVG_OK);
+    for (int i = 0; i < WRITERS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "wide-%d", i);
+        cvg_replica *w;
+        cr_assert_eq(cvg_replica_open(cvg_test_dir(name), &o, &w), CVG_OK);
+        write_int(w, CVG_TYPE_MVREGISTER, 1000 + i);
+        cr_assert_eq(cvg_sync_local(w, relay, NULL), CVG_OK);
+        cvg_replica_close(w);
+    }
+    int64_t first;
+    cr_assert_eq(mv_count(relay, &first), WRITERS);
+    cvg_collection_policy pol = {.collection = "c",
+                                 .strategy = CVG_STRATEGY_RESOLVER,
+                                 .resolver = take_max_counting};
+    o.policies = &pol;
+    o.n_policies = 1;
+    cr_assert_eq(cvg_replica_open(cvg_test_dir("wide-hub"), &o, &hub),
+                 CVG_OK);
+    /* The hub writes too, so that the relay's values conflict with it. */
+    write_int(hub, CVG_TYPE_MVREGISTER, 1);
+    widest = 0;
+    cr_assert_eq(cvg_sync_local(hub, relay, NULL), CVG_OK);
+    cr_expect_eq(widest, WRITERS + 1, "the resolver saw %zu siblings",
+                 widest);
+    cr_expect_eq(mv_count(hub, &first), 1);
+    cr_expect_eq(first, 1000 + WRITERS - 1);
+    cr_assert_eq(cvg_sync_local(hub, relay, NULL), CVG_OK);
+    cr_expect_eq(mv_count(relay, &first), 1);
+    cr_expect_eq(first, 1000 + WRITERS - 1);
+    cvg_replica_close(hub);
+    cvg_replica_close(relay);
+}
