@@ -5,6 +5,8 @@
  * public functions, exactly as an app's transport would, and it is built
  * as a library of its own on the public API alone (converge/testing.h):
  * so it allocates with the C library, not the core's allocator.
+ * cvg_link_sync() is the whole sync most tests want: two sessions opened,
+ * run over the link, and closed, with how each ended.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -395,6 +397,7 @@ cvg_link_sync(cvg_link *l, cvg_replica *a, cvg_replica *b, unsigned max_steps,
         out->error_b = cvg_session_error(sb);
         out->done = done;
         cvg_session_stats_get(sa, &out->stats_a, sizeof out->stats_a);
+        cvg_session_stats_get(sb, &out->stats_b, sizeof out->stats_b);
     }
     cvg_session_close(sa);
     cvg_session_close(sb);

@@ -3,7 +3,8 @@
  * session and the replicas converge; each fault alone, at high rates over
  * many seeds, may break sessions but never the replicas, and a following
  * clean run converges; a partition delivers nothing; a seed replays the same
- * faults; bad options are refused; failed allocations never crash. Replay
+ * faults; bad options are refused; cvg_link_sync() reports both sessions
+ * and drops what earlier ones left; failed allocations never crash. Replay
  * one seed with CVG_TEST_SEED=N; CVG_TEST_SEEDS=N sweeps N seeds (soak).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -473,6 +474,148 @@ Test(link, bad_options_are_refused)
     cvg_link_clear(NULL);
     cvg_link_free(NULL);
     cvg_link_options_init(NULL);
+    cvg_link_free(l);
+    pair_close(&p);
+}
+
+/* ---- One whole sync: cvg_link_sync() -------------------------------------- */
+
+/* One op that is sure to be committed, outside the workload's keys. */
+static void
+add_one(cvg_replica *r)
+{
+    cvg_key k = {"link", "k", "n"};
+    cvg_txn *t;
+    cr_assert_eq(cvg_txn_begin(r, 0, &t), CVG_OK);
+    cr_assert_eq(cvg_counter_add(t, &k, 1, NULL), CVG_OK);
+    cr_assert_eq(cvg_txn_commit(t), CVG_OK);
+}
+
+/* A clean link: both sessions done, each side's stats count the other's
+ * ops, and the replicas converge. */
+Test(link, sync_clean_reports_both_sides)
+{
+    pair p;
+    pair_open(&p, "sync-clean", cvg_test_seed(21));
+    add_one(p.r[0]);
+    add_one(p.r[1]);
+    cvg_link *l;
+    cr_assert_eq(cvg_link_new(NULL, &l), CVG_OK);
+    cvg_link_result res;
+    memset(&res, 0xAB, sizeof res);
+    cr_assert_eq(cvg_link_sync(l, p.r[0], p.r[1], BUDGET, &res), CVG_OK);
+    cr_expect(res.done);
+    cr_expect_eq(res.error_a, CVG_OK);
+    cr_expect_eq(res.error_b, CVG_OK);
+    cr_expect_gt(res.stats_a.ops_received, 0, "a got b's ops");
+    cr_expect_gt(res.stats_b.ops_received, 0, "b got a's ops");
+    cr_expect_eq(res.stats_a.ops_sent, res.stats_b.ops_received);
+    cr_expect_eq(res.stats_b.ops_sent, res.stats_a.ops_received);
+    /* Nothing new is left: a second sync applies no op. */
+    cr_assert_eq(cvg_link_sync(l, p.r[0], p.r[1], BUDGET, &res), CVG_OK);
+    cr_expect_eq(res.stats_a.ops_received + res.stats_b.ops_received, 0);
+    cvg_link_free(l);
+    clean_run_converges(&p, "after cvg_link_sync");
+    pair_close(&p);
+}
+
+/* A partition: the sessions open and close, nothing crosses, the call says
+ * CVG_DONE, and neither replica changes. After the heal, a sync gets
+ * through, and late messages of the cut sessions are not carried into it. */
+Test(link, sync_partitioned_is_done_without_change)
+{
+    pair p;
+    pair_open(&p, "sync-down", cvg_test_seed(22));
+    pair_write(&p, 10);
+    char *before0 = cvg_test_state(p.r[0]);
+    char *before1 = cvg_test_state(p.r[1]);
+    cvg_link *l;
+    cr_assert_eq(cvg_link_new(NULL, &l), CVG_OK);
+    cvg_link_set_down(l, true);
+    cvg_link_result res;
+    cr_expect_eq(cvg_link_sync(l, p.r[0], p.r[1], BUDGET, &res), CVG_DONE);
+    cr_expect_not(res.done);
+    cr_expect_eq(res.error_a, CVG_OK, "a lost message is no session error");
+    cr_expect_eq(res.error_b, CVG_OK);
+    cr_expect_eq(res.stats_a.ops_received + res.stats_b.ops_received, 0);
+    char *after0 = cvg_test_state(p.r[0]);
+    char *after1 = cvg_test_state(p.r[1]);
+    cr_expect_str_eq(after0, before0);
+    cr_expect_str_eq(after1, before1);
+    free(before0);
+    free(before1);
+    free(after0);
+    free(after1);
+
+    /* A budget of 1 leaves messages in flight; the next sync drops them
+     * (counted) before it starts, so they never reach its sessions. */
+    cvg_link_set_down(l, false);
+    cr_expect_eq(cvg_link_sync(l, p.r[0], p.r[1], 1, NULL), CVG_DONE);
+    cvg_link_stats st0, st1;
+    cvg_link_stats_get(l, &st0, sizeof st0);
+    cr_assert_eq(cvg_link_sync(l, p.r[0], p.r[1], BUDGET, &res), CVG_OK);
+    cvg_link_stats_get(l, &st1, sizeof st1);
+    cr_expect_gt(st1.dropped, st0.dropped, "the leftovers were dropped");
+    cvg_link_free(l);
+    clean_run_converges(&p, "after the partition");
+    pair_close(&p);
+}
+
+/* Faults break some syncs, never the replicas: a result that is not done
+ * is CVG_DONE, and syncing again until one is done converges. */
+Test(link, sync_retried_over_faults_converges)
+{
+    pair p;
+    pair_open(&p, "sync-faults", cvg_test_seed(23));
+    pair_write(&p, 30);
+    cvg_link_options o;
+    cvg_link_options_init(&o);
+    o.seed = p.wl.seed;
+    o.drop_pct = 15;
+    o.dup_pct = 15;
+    o.reorder_pct = 15;
+    o.cut_pct = 5;
+    cvg_link *l;
+    cr_assert_eq(cvg_link_new(&o, &l), CVG_OK);
+    int rc = CVG_DONE;
+    for (int i = 0; i < 200 && rc == CVG_DONE; i++) {
+        cvg_link_result res;
+        rc = cvg_link_sync(l, p.r[0], p.r[1], BUDGET, &res);
+        cr_assert(rc == CVG_OK || rc == CVG_DONE, "sync %d: %s", i,
+                  cvg_errname(rc));
+        cr_assert_eq(res.done, rc == CVG_OK);
+    }
+    cr_assert_eq(rc, CVG_OK, "no sync got through; replay with "
+                 "CVG_TEST_SEED=%llu", (unsigned long long)p.wl.seed);
+    char *d0, *d1;
+    cr_assert_eq(cvg_test_digest(p.r[0], &d0), CVG_OK);
+    cr_assert_eq(cvg_test_digest(p.r[1], &d1), CVG_OK);
+    cr_expect_str_eq(d0, d1);
+    free(d0);
+    free(d1);
+    cvg_test_check_counters(&p.wl, p.r[0]);
+    cvg_test_check_counters(&p.wl, p.r[1]);
+    cvg_link_free(l);
+    pair_close(&p);
+}
+
+Test(link, sync_bad_arguments)
+{
+    pair p;
+    pair_open(&p, "sync-args", 1);
+    cvg_link *l;
+    cr_assert_eq(cvg_link_new(NULL, &l), CVG_OK);
+    cvg_link_result res;
+    memset(&res, 0xAB, sizeof res);
+    cr_expect_eq(cvg_link_sync(NULL, p.r[0], p.r[1], 10, &res), CVG_EINVAL);
+    cr_expect_eq(res.error_a, 0, "the result is zeroed");
+    cr_expect_not(res.done);
+    cr_expect_eq(cvg_link_sync(l, NULL, p.r[1], 10, NULL), CVG_EINVAL);
+    cr_expect_eq(cvg_link_sync(l, p.r[0], NULL, 10, NULL), CVG_EINVAL);
+    cr_expect_eq(cvg_link_sync(l, p.r[0], p.r[0], 10, NULL), CVG_EINVAL);
+    cvg_link_stats st;
+    cvg_link_stats_get(l, &st, sizeof st);
+    cr_expect_eq(st.delivered + st.dropped, 0, "nothing was sent");
     cvg_link_free(l);
     pair_close(&p);
 }
