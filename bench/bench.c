@@ -10,6 +10,8 @@
  * wrong one, so it never reports a figure for a broken run.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "bench.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,8 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "bench.h"
 
 /*
  * The table. peak_rss_kb is getrusage()'s ru_maxrss: a process-wide
@@ -52,7 +52,7 @@ static const bench_workload workloads[] = {
  * files a replica directory holds (data.mdb, lock.mdb) and removes the
  * directories, from paths prepared beforehand (async-signal-safe calls). */
 
-static char *g_root;         /* malloc'd; NULL until made */
+static char *g_root; /* malloc'd; NULL until made */
 static char g_sig_root[4096];
 static char g_sig_dirs[2][4096]; /* the current run dir, the replica kept
                                     for reopen_1m */
@@ -197,12 +197,12 @@ report(const bench_workload *w, bool full, bench_run *runs, unsigned nruns)
     double ops = (double)runs[0].ops;
     double log_ops = (double)runs[0].log_ops;
 
-    printf("{\"name\":\"%s\",\"mode\":\"%s\"", w->name, full ? "full" : "quick");
+    printf("{\"name\":\"%s\",\"mode\":\"%s\"", w->name,
+           full ? "full" : "quick");
     print_number("ops", ops, true);
     print_number("seconds", secs, false);
     print_number("ops_per_s", secs > 0 ? ops / secs : 0, false);
-    print_number("bytes_per_op", log_ops > 0 ? file_bytes / log_ops : 0,
-                 false);
+    print_number("bytes_per_op", log_ops > 0 ? file_bytes / log_ops : 0, false);
     print_number("peak_rss_kb", (double)bench_peak_rss_kb(), true);
     print_number("runs", nruns, true);
     print_number("min_seconds", smin, false);
@@ -255,8 +255,8 @@ report(const bench_workload *w, bool full, bench_run *runs, unsigned nruns)
 static void
 run_workload(const bench_workload *w, bool full, unsigned runs_override)
 {
-    unsigned nruns = runs_override ? runs_override
-                                   : (full ? w->full_runs : w->quick_runs);
+    unsigned nruns =
+        runs_override ? runs_override : (full ? w->full_runs : w->quick_runs);
     uint64_t n = full ? w->full_n : w->quick_n;
     bench_run *runs = calloc(nruns, sizeof *runs);
     if (runs == NULL) {

@@ -34,7 +34,7 @@ typedef struct bench_run {
     uint64_t data_mdb_bytes; /* stat() size of data.mdb */
     bench_extra extra[BENCH_EXTRA_MAX];
     size_t nextra;
-    double *lat_us;          /* per-commit latencies in µs, malloc'd, or
+    double *lat_us; /* per-commit latencies in µs, malloc'd, or
                                 NULL; the driver pools them over runs */
     size_t nlat;
 } bench_run;

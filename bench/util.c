@@ -96,7 +96,8 @@ bench_measure(const bench_ctx *ctx, cvg_replica *r, const char *path,
               bench_run *out)
 {
     cvg_replica_stats st;
-    bench_check(ctx, cvg_replica_stats_get(r, &st, sizeof st), r, "cvg_replica_stats_get");
+    bench_check(ctx, cvg_replica_stats_get(r, &st, sizeof st), r,
+                "cvg_replica_stats_get");
     out->log_ops = st.op_count;
     out->file_bytes = st.file_bytes;
     char *data = bench_path(path, "data.mdb");

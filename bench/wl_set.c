@@ -26,8 +26,7 @@ set_phase(const bench_ctx *ctx, cvg_replica *r, const cvg_key *k, bool remove,
                 bench_check(ctx, cvg_set_remove(t, k, &e, NULL), r,
                             "cvg_set_remove");
             } else {
-                bench_check(ctx, cvg_set_add(t, k, &e, NULL), r,
-                            "cvg_set_add");
+                bench_check(ctx, cvg_set_add(t, k, &e, NULL), r, "cvg_set_add");
             }
         }
         bench_check(ctx, cvg_txn_commit(t), r, "cvg_txn_commit");
@@ -88,8 +87,7 @@ wl_set(const bench_ctx *ctx, bench_run *out)
     free(seen);
     if (count != n - nremove) {
         bench_die(ctx, "the set holds %llu elements, expected %llu",
-                  (unsigned long long)count,
-                  (unsigned long long)(n - nremove));
+                  (unsigned long long)count, (unsigned long long)(n - nremove));
     }
 
     out->seconds = t2 - t0;
@@ -101,7 +99,6 @@ wl_set(const bench_ctx *ctx, bench_run *out)
     bench_extra_add(out, "add_ops_per_s", (double)n / (t1 - t0), false);
     bench_extra_add(out, "remove_ops_per_s", (double)nremove / (t2 - t1),
                     false);
-    bench_extra_add(out, "scan_elems_per_s", (double)count / (t3 - t2),
-                    false);
+    bench_extra_add(out, "scan_elems_per_s", (double)count / (t3 - t2), false);
     bench_extra_add(out, "final_elements", (double)count, true);
 }

@@ -23,8 +23,7 @@ single_run(const bench_ctx *ctx, bench_run *out, cvg_durability d)
         double t0 = bench_now();
         cvg_txn *t = NULL;
         bench_check(ctx, cvg_txn_begin(r, 0, &t), r, "cvg_txn_begin");
-        bench_check(ctx, cvg_counter_add(t, &k, 1, NULL), r,
-                    "cvg_counter_add");
+        bench_check(ctx, cvg_counter_add(t, &k, 1, NULL), r, "cvg_counter_add");
         bench_check(ctx, cvg_txn_commit(t), r, "cvg_txn_commit");
         lat[i] = (bench_now() - t0) * 1e6;
     }
@@ -37,8 +36,7 @@ single_run(const bench_ctx *ctx, bench_run *out, cvg_durability d)
     if (d == CVG_RELAXED) {
         double t0 = bench_now();
         bench_check(ctx, cvg_replica_flush(r), r, "cvg_replica_flush");
-        bench_extra_add(out, "final_sync_ms", (bench_now() - t0) * 1e3,
-                        false);
+        bench_extra_add(out, "final_sync_ms", (bench_now() - t0) * 1e3, false);
     }
 
     cvg_txn *t = NULL;

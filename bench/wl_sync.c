@@ -229,8 +229,7 @@ wl_sync_full(const bench_ctx *ctx, bench_run *out)
                     (double)wire_bytes(&res) / (double)n, false);
     bench_extra_add(out, "pages", (double)res.sb.pages_received, true);
     bench_extra_add(out, "messages", (double)res.messages, true);
-    bench_extra_add(out, "relaxed_ops_per_s", (double)n / rres.seconds,
-                    false);
+    bench_extra_add(out, "relaxed_ops_per_s", (double)n / rres.seconds, false);
     bench_extra_add(out, "relaxed_seconds", rres.seconds, false);
     bench_extra_add(out, "relaxed_final_sync_ms", final_sync * 1e3, false);
     bench_extra_add(out, "setup_seconds", setup, false);
@@ -300,14 +299,15 @@ conflict_verify(const bench_ctx *ctx, cvg_replica **reps, uint64_t n,
                 first = v.as.integer;
                 if (first < 0 || (uint64_t)first % n != i ||
                     (uint64_t)first / n >= CONFLICT_REPLICAS) {
-                    bench_die(ctx, "replica 0: %s holds %lld, not a value "
-                              "written to it", name, (long long)first);
+                    bench_die(ctx,
+                              "replica 0: %s holds %lld, not a value "
+                              "written to it",
+                              name, (long long)first);
                 }
                 won[(uint64_t)first / n]++;
             } else if (v.as.integer != first) {
                 bench_die(ctx, "%s: replica 0 holds %lld, replica %u %lld",
-                          name, (long long)first, r,
-                          (long long)v.as.integer);
+                          name, (long long)first, r, (long long)v.as.integer);
             }
         }
     }
@@ -392,8 +392,8 @@ wl_sync_conflict(const bench_ctx *ctx, bench_run *out)
 
     bench_extra_add(out, "keys", (double)n, true);
     bench_extra_add(out, "wire_bytes", (double)bytes, true);
-    bench_extra_add(out, "wire_bytes_per_op",
-                    (double)bytes / (double)received, false);
+    bench_extra_add(out, "wire_bytes_per_op", (double)bytes / (double)received,
+                    false);
     bench_extra_add(out, "conflicts", (double)conflicts, true);
     bench_extra_add(out, "duplicate_ops", (double)duplicate, true);
     bench_extra_add(out, "pages", (double)pages, true);
@@ -450,8 +450,7 @@ wl_sync_incremental(const bench_ctx *ctx, bench_run *out)
                      &rres);
     cvg_replica_close(ra);
     cvg_replica_close(rb);
-    incremental_pair(ctx, pa, pb, CVG_DURABLE, base, n, &a, &b, &first,
-                     &res);
+    incremental_pair(ctx, pa, pb, CVG_DURABLE, base, n, &a, &b, &first, &res);
 
     out->seconds = res.seconds;
     out->cpu_seconds = res.cpu_seconds;

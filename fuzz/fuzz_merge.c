@@ -104,8 +104,7 @@ commit(cvg_txn **t)
 /* One write step. Refusals a caller must expect (another type in the
  * field, nothing to remove or delete) are fine; anything else is not. */
 static void
-write_step(cvg_replica *r, cvg_txn **t, unsigned act, uint8_t flags,
-           recipe *in)
+write_step(cvg_replica *r, cvg_txn **t, unsigned act, uint8_t flags, recipe *in)
 {
     if (*t == NULL) {
         int rc = cvg_txn_begin(r, 0, t);
@@ -180,8 +179,7 @@ typedef struct op_set {
 static bool
 same_bytes(cvg_bytes a, cvg_bytes b)
 {
-    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) ==
-                                                0);
+    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
 }
 
 /* Encoding a valid op and decoding it again must give the same op. */
@@ -196,8 +194,8 @@ check_same_op(const cvg__op *a, const cvg__op *b)
                 x->delta == y->delta &&
                 x->observed_count == y->observed_count &&
                 a->n_counters == b->n_counters;
-    if (same && (x->kind != CVG_OP_COUNTER_ADD &&
-                 x->kind != CVG_OP_RECORD_DELETE)) {
+    if (same &&
+        (x->kind != CVG_OP_COUNTER_ADD && x->kind != CVG_OP_RECORD_DELETE)) {
         same = cvg__value_cmp(&x->value, &y->value) == 0;
     }
     for (size_t i = 0; same && i < x->observed_count; i++) {
@@ -207,14 +205,14 @@ check_same_op(const cvg__op *a, const cvg__op *b)
         const cvg__delete_counter *c = &a->counters[i], *d = &b->counters[i];
         same = same_bytes(c->field, d->field) && c->n == d->n;
         for (size_t j = 0; same && j < c->n; j++) {
-            same = cvg__id_cmp(&c->parts[j].origin, &d->parts[j].origin) ==
-                       0 &&
+            same = cvg__id_cmp(&c->parts[j].origin, &d->parts[j].origin) == 0 &&
                    c->parts[j].seq == d->parts[j].seq &&
                    c->parts[j].sum == d->parts[j].sum;
         }
     }
     if (!same) {
-        fuzz_fail("op (seq %" PRIu64 ", kind %d) changed in an encode and "
+        fuzz_fail("op (seq %" PRIu64
+                  ", kind %d) changed in an encode and "
                   "decode",
                   x->dot.seq, (int)x->kind);
     }
@@ -229,8 +227,7 @@ collect_op(op_set *s, const cvg__op *op)
         return; /* collected from another log */
     }
     if (d->seq != have + 1) {
-        fuzz_fail("a log skips from seq %" PRIu64 " to %" PRIu64, have,
-                  d->seq);
+        fuzz_fail("a log skips from seq %" PRIu64 " to %" PRIu64, have, d->seq);
     }
     void *arr = s->blocks;
     if (cvg__grow(&arr, &s->cap, s->n + 1, sizeof *s->blocks) != CVG_OK ||
@@ -403,9 +400,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         char *got = fuzz_digest(all[i]);
         if (strcmp(want, got) != 0) {
-            fuzz_fail("%s differs from one order of the same ops:\n%s\n"
-                      "---- but:\n%s",
-                      names[i], want, got);
+            fuzz_fail(
+                "%s differs from one order of the same ops:\n%s\n"
+                "---- but:\n%s",
+                names[i], want, got);
         }
         free(got);
     }

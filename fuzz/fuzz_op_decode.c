@@ -16,8 +16,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cvg__block_writer w;
     memset(&w, 0, sizeof w);
     if (cvg__block_open(&rd, data, size) == CVG_OK) {
-        bool writing = cvg__block_begin(&w, &rd.origin, rd.first_seq) ==
-                       CVG_OK;
+        bool writing = cvg__block_begin(&w, &rd.origin, rd.first_seq) == CVG_OK;
         cvg__op op;
         int rc;
         while ((rc = cvg__block_next(&rd, &op)) == CVG_OK) {

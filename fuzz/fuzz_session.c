@@ -31,8 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sync/wire.h"
 #include "session_template.h"
+#include "sync/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -72,14 +72,14 @@ drain(cvg_session *s, cvg__msg_scratch *scratch)
             memset(&rd, 0, sizeof rd);
             cvg__op op;
             rc = cvg__block_open(&rd, m.blocks[i].data, m.blocks[i].len);
-            while (rc == CVG_OK && (rc = cvg__block_next(&rd, &op)) ==
-                                       CVG_OK) {
+            while (rc == CVG_OK && (rc = cvg__block_next(&rd, &op)) == CVG_OK) {
             }
             cvg__block_reader_destroy(&rd);
             if (rc != CVG_DONE) {
-                fuzz_fail("the session sent a block that does not decode: "
-                          "%s",
-                          cvg_errname(rc));
+                fuzz_fail(
+                    "the session sent a block that does not decode: "
+                    "%s",
+                    cvg_errname(rc));
             }
         }
         if (verbose) {
@@ -156,9 +156,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc < 0 && !committed) {
             char *after = fuzz_digest(r);
             if (strcmp(before, after) != 0) {
-                fuzz_fail("a failed message (%s) changed the state:\n"
-                          "before:\n%s\nafter:\n%s",
-                          cvg_errname(rc), before, after);
+                fuzz_fail(
+                    "a failed message (%s) changed the state:\n"
+                    "before:\n%s\nafter:\n%s",
+                    cvg_errname(rc), before, after);
             }
             free(after);
         }

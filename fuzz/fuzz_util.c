@@ -96,8 +96,7 @@ fuzz_ids_from(uint64_t seed)
 /* ---- Scratch directory ------------------------------------------------ */
 
 static int
-remove_entry(const char *path, const struct stat *st, int flag,
-             struct FTW *ftw)
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
     (void)flag;
@@ -316,8 +315,8 @@ check_log(cvg_txn *t, const cvg_dot *vv, size_t n)
                   cvg_errname(rc));
     }
     if (count != want) {
-        fuzz_fail("log: %" PRIu64 " ops, version vector counts %" PRIu64,
-                  count, want);
+        fuzz_fail("log: %" PRIu64 " ops, version vector counts %" PRIu64, count,
+                  want);
     }
 }
 
@@ -350,8 +349,8 @@ fuzz_digest(cvg_replica *r)
     for (size_t i = 0; i < n; i++) {
         char hex[33];
         cvg_replica_id_hex(&vv[i].origin, hex);
-        len += (size_t)sprintf(out + len, "vv %s %" PRIu64 "\n", hex,
-                               vv[i].seq);
+        len +=
+            (size_t)sprintf(out + len, "vv %s %" PRIu64 "\n", hex, vv[i].seq);
     }
     out[len] = '\0';
     free(vv);

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sync/wire.h"
 #include "session_template.h"
+#include "sync/wire.h"
 
 static fuzz_snapshot snap_local, snap_third;
 
@@ -179,9 +179,9 @@ write_odd_values(cvg_replica *peer)
     cvg_txn *t;
     cvg_key reg = {"odd", "values", "big"}, set = {"odd", "values", "kinds"};
     cvg_key del = {"c", "local-1", "n"}, mv = {"c", "shared", "mv"};
-    cvg_value vals[] = {cvg_value_nil(),      cvg_value_bool(false),
+    cvg_value vals[] = {cvg_value_nil(),          cvg_value_bool(false),
                         cvg_value_int(INT64_MIN), cvg_value_double(-0.0),
-                        cvg_value_string(""), cvg_value_bytes("\0", 1)};
+                        cvg_value_string(""),     cvg_value_bytes("\0", 1)};
     cvg_value v_big = cvg_value_string(big), v_mv = cvg_value_int(99);
     int rc = cvg_txn_begin(peer, 0, &t);
     rc = rc ? rc : cvg_register_set(t, &reg, &v_big, NULL);
@@ -199,8 +199,8 @@ write_odd_values(cvg_replica *peer)
 
 /* One session with a peer made by @p make, recorded as a seed. */
 static void
-one_session(const char *dir, const char *name, uint8_t optbyte,
-            unsigned extra, bool dup, const cvg_session_options *peer_opts)
+one_session(const char *dir, const char *name, uint8_t optbyte, unsigned extra,
+            bool dup, const cvg_session_options *peer_opts)
 {
     cvg_replica *local = open_local();
     cvg_replica *peer = open_peer(extra);
@@ -349,8 +349,8 @@ main(int argc, char **argv)
         for (size_t i = 0; i < rec.n && first_page == rec.n; i++) {
             cvg__msg m;
             cvg__msg_scratch scratch = {0};
-            if (cvg__msg_decode(rec.msgs[i].p, rec.msgs[i].len, &m,
-                                &scratch) == CVG_OK &&
+            if (cvg__msg_decode(rec.msgs[i].p, rec.msgs[i].len, &m, &scratch) ==
+                    CVG_OK &&
                 m.type == CVG__MSG_OPS) {
                 first_page = i;
             }

@@ -82,28 +82,28 @@ CVG_API const char *cvg_version_string(void);
 
 /* One table makes the codes, cvg_strerror() and cvg_errname(). Numbers never
  * change once released. */
-#define CVG_ERROR_TABLE(X)                                                    \
-    X(EINVAL, -1, "invalid argument")                                         \
-    X(ETYPE, -2, "field already holds another CRDT type")                     \
-    X(ECORRUPT, -3, "malformed or truncated encoded data")                    \
-    X(ENOMEM, -4, "out of memory")                                            \
-    X(EFULL, -5, "storage full: the map size limit was reached")              \
-    X(EIO, -6, "I/O error")                                                   \
-    X(EVERSION, -7, "written by a newer, unsupported version")                \
-    X(ENOTFOUND, -8, "not found")                                             \
-    X(EMISUSE, -9, "API misuse: call not allowed in this state")              \
-    X(EREADONLY, -10, "write in a read-only transaction")                     \
-    X(EOVERFLOW, -11, "counter would leave the int64 range")                  \
-    X(ECLOCK, -12, "clock too far ahead of the local wall clock")             \
-    X(EGAP, -13, "op arrived before the ops it depends on")                   \
-    X(EBUSY, -14, "replica is busy: a write transaction is already open")     \
-    X(ETOOBIG, -15, "name or value longer than the limit")                    \
-    X(EACCES, -16, "permission denied")                                       \
-    X(ELIMIT, -17, "a resource limit was reached")                            \
-    X(EPEER, -18, "the peer ended the session with an error")                 \
-    X(EEQUIVOCAL, -19, "a peer sent another op under a dot already here")     \
-    X(EPROTO, -20, "the peer broke the sync protocol")                        \
-    X(EFORGED, -21, "an op in this replica's name that it never made")      \
+#define CVG_ERROR_TABLE(X)                                                \
+    X(EINVAL, -1, "invalid argument")                                     \
+    X(ETYPE, -2, "field already holds another CRDT type")                 \
+    X(ECORRUPT, -3, "malformed or truncated encoded data")                \
+    X(ENOMEM, -4, "out of memory")                                        \
+    X(EFULL, -5, "storage full: the map size limit was reached")          \
+    X(EIO, -6, "I/O error")                                               \
+    X(EVERSION, -7, "written by a newer, unsupported version")            \
+    X(ENOTFOUND, -8, "not found")                                         \
+    X(EMISUSE, -9, "API misuse: call not allowed in this state")          \
+    X(EREADONLY, -10, "write in a read-only transaction")                 \
+    X(EOVERFLOW, -11, "counter would leave the int64 range")              \
+    X(ECLOCK, -12, "clock too far ahead of the local wall clock")         \
+    X(EGAP, -13, "op arrived before the ops it depends on")               \
+    X(EBUSY, -14, "replica is busy: a write transaction is already open") \
+    X(ETOOBIG, -15, "name or value longer than the limit")                \
+    X(EACCES, -16, "permission denied")                                   \
+    X(ELIMIT, -17, "a resource limit was reached")                        \
+    X(EPEER, -18, "the peer ended the session with an error")             \
+    X(EEQUIVOCAL, -19, "a peer sent another op under a dot already here") \
+    X(EPROTO, -20, "the peer broke the sync protocol")                    \
+    X(EFORGED, -21, "an op in this replica's name that it never made")    \
     X(EPOLICY, -22, "conflict strategies differ from the replica's own")
 
 typedef enum cvg_status {
@@ -221,11 +221,11 @@ typedef struct cvg_replica cvg_replica;       /* one replica directory */
 typedef struct cvg_txn cvg_txn;               /* a batch of reads or writes */
 typedef struct cvg_log_cursor cvg_log_cursor; /* walks the op log */
 typedef struct cvg_queue_cursor cvg_queue_cursor; /* ops a peer lacks */
-typedef struct cvg_set_cursor cvg_set_cursor; /* walks a set's elements */
+typedef struct cvg_set_cursor cvg_set_cursor;     /* walks a set's elements */
 typedef struct cvg_field_cursor cvg_field_cursor; /* walks a record */
 typedef struct cvg_key_cursor cvg_key_cursor;     /* walks records */
 
-/* ---- Replica ---------------------------------------------------------------*/
+/* ---- Replica ------------------------------------------------------------- */
 
 typedef enum cvg_durability {
     /** Default. A commit returns after the data is synced to disk (one
@@ -291,9 +291,9 @@ typedef struct cvg_conflict {
     cvg_bytes collection;
     cvg_bytes key;
     cvg_bytes field;
-    cvg_type type;          /* CVG_TYPE_REGISTER or CVG_TYPE_MVREGISTER */
-    cvg_value local;        /* the value read here before */
-    cvg_value remote;       /* the peer's value */
+    cvg_type type;    /* CVG_TYPE_REGISTER or CVG_TYPE_MVREGISTER */
+    cvg_value local;  /* the value read here before */
+    cvg_value remote; /* the peer's value */
     /* The value read here now. For a multi-value register: the resolver's
      * value when this replica's resolver settled the conflict; else the
      * sibling the collection's strategy puts first (every sibling is kept:
@@ -318,15 +318,15 @@ typedef void (*cvg_sync_fn)(void *ctx, const cvg_sync_event *e);
 #define CVG_OPTIONS_VERSION 1
 
 typedef struct cvg_replica_options {
-    uint32_t version;           /* CVG_OPTIONS_VERSION */
-    size_t map_size;            /* initial LMDB map size; default 64 MiB */
-    size_t map_size_max;        /* grow the map up to this; default 16 GiB */
-    cvg_durability durability;  /* default CVG_DURABLE */
+    uint32_t version;            /* CVG_OPTIONS_VERSION */
+    size_t map_size;             /* initial LMDB map size; default 64 MiB */
+    size_t map_size_max;         /* grow the map up to this; default 16 GiB */
+    cvg_durability durability;   /* default CVG_DURABLE */
     uint64_t max_clock_ahead_ms; /* refuse remote times further ahead;
                                     default 60000 (one minute) */
-    bool no_create;             /* fail with CVG_ENOTFOUND if missing */
-    bool read_only;             /* open for reading only */
-    cvg_clock_fn clock;         /* wall clock; default CLOCK_REALTIME */
+    bool no_create;              /* fail with CVG_ENOTFOUND if missing */
+    bool read_only;              /* open for reading only */
+    cvg_clock_fn clock;          /* wall clock; default CLOCK_REALTIME */
     void *clock_ctx;
     /* Conflict strategies by collection (copied at open); collections not
      * listed use CVG_STRATEGY_LWW. They decide what reads return, so the
@@ -340,7 +340,7 @@ typedef struct cvg_replica_options {
     bool replace_policies;
     cvg_conflict_fn on_conflict; /* NULL: no events */
     void *conflict_ctx;
-    cvg_sync_fn on_sync;         /* sync start, end and errors; NULL */
+    cvg_sync_fn on_sync; /* sync start, end and errors; NULL */
     void *sync_ctx;
 } cvg_replica_options;
 
@@ -422,12 +422,12 @@ CVG_API CVG_NODISCARD int cvg_replica_flush(cvg_replica *r);
 
 /** Storage figures of a replica. */
 typedef struct cvg_replica_stats {
-    uint64_t op_count;     /* ops in the log */
-    uint64_t last_lsn;     /* lsn of the newest op; 0 if none */
-    uint64_t file_bytes;   /* bytes the data file uses (pages in use) */
-    uint64_t map_bytes;    /* current map size */
-    uint64_t hlc;          /* the replica's clock */
-    size_t origins;        /* replicas whose ops are here */
+    uint64_t op_count;   /* ops in the log */
+    uint64_t last_lsn;   /* lsn of the newest op; 0 if none */
+    uint64_t file_bytes; /* bytes the data file uses (pages in use) */
+    uint64_t map_bytes;  /* current map size */
+    uint64_t hlc;        /* the replica's clock */
+    size_t origins;      /* replicas whose ops are here */
 } cvg_replica_stats;
 
 /**
@@ -540,7 +540,8 @@ CVG_API cvg_replica *cvg_txn_replica(cvg_txn *txn);
  * @param[in]  key      Collection, key and field.
  * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
  * @return CVG_OK, or a negative code and nothing written:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a delta of 0.
+ *   - CVG_EINVAL    NULL argument, an empty name or one with a NUL, a delta
+ *                   of 0.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_EREADONLY @p txn is a read transaction.
  *   - CVG_ETYPE     the field holds a live value of another type.
@@ -591,8 +592,10 @@ CVG_API CVG_NODISCARD int cvg_counter_get(cvg_txn *txn, const cvg_key *key,
  * @param[in]  key      Collection, key and field.
  * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
  * @return CVG_OK, or a negative code and nothing written:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed value.
- *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, a value longer than CVG_VALUE_MAX.
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed
+ *                   value.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, a value longer
+ *                   than CVG_VALUE_MAX.
  *   - CVG_EREADONLY @p txn is a read transaction.
  *   - CVG_ETYPE     the field holds a live value of another type.
  *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
@@ -614,7 +617,8 @@ CVG_API CVG_NODISCARD int cvg_register_set(cvg_txn *txn, const cvg_key *key,
  * as @p txn sees it. A multi-value register reads as its first sibling
  * under the strategy.
  *
- * Ownership: @p key is borrowed for the call; *out is a view valid until @p txn ends or its next write.
+ * Ownership: @p key is borrowed for the call; *out is a view valid until @p txn
+ * ends or its next write.
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
@@ -644,8 +648,10 @@ CVG_API CVG_NODISCARD int cvg_register_get(cvg_txn *txn, const cvg_key *key,
  * @param[in]  key      Collection, key and field.
  * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
  * @return CVG_OK, or a negative code and nothing written:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed value.
- *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, a value longer than CVG_VALUE_MAX.
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed
+ *                   value.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, a value longer
+ *                   than CVG_VALUE_MAX.
  *   - CVG_EREADONLY @p txn is a read transaction.
  *   - CVG_ETYPE     the field holds a live value of another type.
  *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
@@ -668,7 +674,8 @@ CVG_API CVG_NODISCARD int cvg_mvregister_set(cvg_txn *txn, const cvg_key *key,
  * @p out and their dots into @p dots if not NULL; the total count goes to
  * @p count_out, which may be larger than @p cap (count 0 when not found).
  *
- * Ownership: @p key is borrowed for the call; the values are views valid until @p txn ends or its next write.
+ * Ownership: @p key is borrowed for the call; the values are views valid until
+ * @p txn ends or its next write.
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
@@ -698,8 +705,10 @@ CVG_API CVG_NODISCARD int cvg_mvregister_get(cvg_txn *txn, const cvg_key *key,
  * @param[in]  key      Collection, key and field.
  * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
  * @return CVG_OK, or a negative code and nothing written:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed element.
- *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, an element longer than CVG_VALUE_MAX.
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed
+ *                   element.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, an element longer
+ *                   than CVG_VALUE_MAX.
  *   - CVG_EREADONLY @p txn is a read transaction.
  *   - CVG_ETYPE     the field holds a live value of another type.
  *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
@@ -727,8 +736,10 @@ CVG_API CVG_NODISCARD int cvg_set_add(cvg_txn *txn, const cvg_key *key,
  * @param[in]  key      Collection, key and field.
  * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
  * @return CVG_OK, or a negative code and nothing written:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed element.
- *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, an element longer than CVG_VALUE_MAX.
+ *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed
+ *                   element.
+ *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, an element longer
+ *                   than CVG_VALUE_MAX.
  *   - CVG_EREADONLY @p txn is a read transaction.
  *   - CVG_ETYPE     the field holds a live value of another type.
  *   - CVG_ENOTFOUND the element is not in the set (nothing written).
@@ -749,7 +760,8 @@ CVG_API CVG_NODISCARD int cvg_set_remove(cvg_txn *txn, const cvg_key *key,
 /**
  * Whether @p element is in the set; *out is false for a missing one.
  *
- * Ownership: @p key is borrowed for the call; *out is set. A missing set is CVG_OK with false, not CVG_ENOTFOUND.
+ * Ownership: @p key is borrowed for the call; *out is set. A missing set is
+ * CVG_OK with false, not CVG_ENOTFOUND.
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
@@ -763,8 +775,7 @@ CVG_API CVG_NODISCARD int cvg_set_remove(cvg_txn *txn, const cvg_key *key,
  * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_set_contains(cvg_txn *txn, const cvg_key *key,
-                                           const cvg_value *element,
-                                           bool *out);
+                                           const cvg_value *element, bool *out);
 
 /**
  * Walk the set's elements, in an order that is the same on every replica
@@ -774,7 +785,8 @@ CVG_API CVG_NODISCARD int cvg_set_contains(cvg_txn *txn, const cvg_key *key,
  * store transaction, so the walk sees them; a later write in @p txn ends
  * the walk (CVG_EMISUSE from next).
  *
- * Ownership: @p key is borrowed for the call. Close the cursor with its close function before @p txn
+ * Ownership: @p key is borrowed for the call. Close the cursor with its close
+ * function before @p txn
  * ends.
  * Thread safety: that of @p txn.
  *
@@ -792,7 +804,8 @@ CVG_API CVG_NODISCARD int cvg_set_cursor_open(cvg_txn *txn, const cvg_key *key,
 /**
  * The next element.
  *
- * Ownership: *out is a view valid until the next call or the end of the transaction.
+ * Ownership: *out is a view valid until the next call or the end of the
+ * transaction.
  *
  * @return CVG_OK, CVG_DONE after the last, or:
  *   - CVG_EINVAL    NULL argument.
@@ -847,7 +860,8 @@ CVG_API CVG_NODISCARD int cvg_record_delete(cvg_txn *txn, const cvg_key *key,
  * store transaction, so the walk sees them; a later write in @p txn ends
  * the walk (CVG_EMISUSE from next).
  *
- * Ownership: @p key is borrowed for the call; key->field is ignored. Close the cursor with its close function before @p txn
+ * Ownership: @p key is borrowed for the call; key->field is ignored. Close the
+ * cursor with its close function before @p txn
  * ends.
  * Thread safety: that of @p txn.
  *
@@ -865,7 +879,8 @@ CVG_API CVG_NODISCARD int cvg_field_cursor_open(cvg_txn *txn,
 /**
  * The next field: its name and its type.
  *
- * Ownership: *field_out is a view valid until the next call; its bytes are followed
+ * Ownership: *field_out is a view valid until the next call; its bytes are
+ * followed
  * by a NUL, so (const char *)field_out->data is the name as a C string.
  *
  * @return CVG_OK, CVG_DONE after the last, or:
@@ -889,7 +904,8 @@ CVG_API void cvg_field_cursor_close(cvg_field_cursor *cur);
  * store transaction, so the walk sees them; a later write in @p txn ends
  * the walk (CVG_EMISUSE from next).
  *
- * Ownership: @p collection is borrowed for the call. Close the cursor with its close function before @p txn
+ * Ownership: @p collection is borrowed for the call. Close the cursor with its
+ * close function before @p txn
  * ends.
  * Thread safety: that of @p txn.
  *
@@ -907,7 +923,8 @@ CVG_API CVG_NODISCARD int cvg_key_cursor_open(cvg_txn *txn,
 /**
  * The next record.
  *
- * Ownership: the views are valid until the next call; each is followed by a NUL,
+ * Ownership: the views are valid until the next call; each is followed by a
+ * NUL,
  * so (const char *)collection_out->data is a C string, and so is the key.
  *
  * @return CVG_OK, CVG_DONE after the last, or:
@@ -937,15 +954,15 @@ typedef enum cvg_op_kind {
 /** A decoded op, as the log cursor gives it. Views are valid until the next
  * call on the cursor. */
 typedef struct cvg_op {
-    uint64_t lsn;        /* position in this replica's log, from 1 */
+    uint64_t lsn; /* position in this replica's log, from 1 */
     cvg_dot dot;
-    uint64_t hlc;        /* hybrid logical clock: ms << 16 | logical */
+    uint64_t hlc; /* hybrid logical clock: ms << 16 | logical */
     cvg_op_kind kind;
     cvg_bytes collection;
     cvg_bytes key;
-    cvg_bytes field;     /* empty for CVG_OP_RECORD_DELETE */
-    int64_t delta;       /* CVG_OP_COUNTER_ADD */
-    cvg_value value;     /* register and set ops */
+    cvg_bytes field; /* empty for CVG_OP_RECORD_DELETE */
+    int64_t delta;   /* CVG_OP_COUNTER_ADD */
+    cvg_value value; /* register and set ops */
     /* What the writer had seen and replaces: for register sets the dots of
      * the siblings it replaced, for set removes the element's tags, for a
      * record delete the writer's version vector. */
@@ -961,7 +978,8 @@ typedef struct cvg_op {
  * store transaction, so the walk sees them; a later write in @p txn ends
  * the walk (CVG_EMISUSE from next).
  *
- * Ownership: nothing is borrowed. Close the cursor with its close function before @p txn
+ * Ownership: nothing is borrowed. Close the cursor with its close function
+ * before @p txn
  * ends.
  * Thread safety: that of @p txn.
  *
@@ -977,7 +995,8 @@ CVG_API CVG_NODISCARD int cvg_log_cursor_open(cvg_txn *txn, uint64_t from,
 /**
  * The next op.
  *
- * Ownership: the views in *out are valid until the next call; names are followed
+ * Ownership: the views in *out are valid until the next call; names are
+ * followed
  * by a NUL (C strings).
  *
  * @return CVG_OK, CVG_DONE after the last, or:
@@ -988,8 +1007,7 @@ CVG_API CVG_NODISCARD int cvg_log_cursor_open(cvg_txn *txn, uint64_t from,
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
-CVG_API CVG_NODISCARD int cvg_log_cursor_next(cvg_log_cursor *cur,
-                                              cvg_op *out);
+CVG_API CVG_NODISCARD int cvg_log_cursor_next(cvg_log_cursor *cur, cvg_op *out);
 CVG_API void cvg_log_cursor_close(cvg_log_cursor *cur);
 
 /** Split a hybrid logical clock value into wall milliseconds and counter. */
@@ -1017,9 +1035,7 @@ cvg_hlc_logical(uint64_t hlc)
  * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_txn_version_vector(cvg_txn *txn, cvg_dot *out,
-                                                 size_t cap,
-                                                 size_t *count_out);
-
+                                                 size_t cap, size_t *count_out);
 
 /* ---- Sync sessions (sans-IO) -------------------------------------------- */
 
@@ -1043,11 +1059,11 @@ typedef struct cvg_session cvg_session;
 #define CVG_SESSION_OPTIONS_VERSION 2
 
 typedef struct cvg_session_options {
-    uint32_t version;        /* CVG_SESSION_OPTIONS_VERSION */
-    uint32_t page_ops;       /* most ops per page; default 65536 */
-    uint32_t page_bytes;     /* most bytes per page, roughly; default 1 MiB */
-    bool no_pull;            /* do not ask the peer for its ops */
-    bool no_serve;           /* refuse the peer's pulls */
+    uint32_t version;    /* CVG_SESSION_OPTIONS_VERSION */
+    uint32_t page_ops;   /* most ops per page; default 65536 */
+    uint32_t page_bytes; /* most bytes per page, roughly; default 1 MiB */
+    bool no_pull;        /* do not ask the peer for its ops */
+    bool no_serve;       /* refuse the peer's pulls */
     /* Version 2. Send our own ops unasked (PUSH), instead of having the
      * peer pull them: for clients of a server, which then keeps no
      * position in each client's log. Ops we relay from others are not
@@ -1059,15 +1075,15 @@ CVG_API void cvg_session_options_init(cvg_session_options *o);
 
 /** Counts of what a session moved. */
 typedef struct cvg_session_stats {
-    uint64_t ops_received;   /* applied here */
-    uint64_t ops_duplicate;  /* received but already here */
+    uint64_t ops_received;  /* applied here */
+    uint64_t ops_duplicate; /* received but already here */
     uint64_t ops_sent;
-    uint64_t conflicts;      /* register writes that met concurrent ones */
+    uint64_t conflicts; /* register writes that met concurrent ones */
     uint64_t bytes_received;
     uint64_t bytes_sent;
     uint64_t pages_received;
     uint64_t pages_sent;
-    cvg_replica_id peer;     /* zero until the peer's HELLO */
+    cvg_replica_id peer; /* zero until the peer's HELLO */
 } cvg_session_stats;
 
 /**
@@ -1152,8 +1168,8 @@ CVG_API int cvg_session_error(const cvg_session *s);
 /** What @p s moved so far into @p out; @p size is sizeof *out as the
  * caller was built (see cvg_replica_stats_get()). Does nothing for a NULL
  * argument or a @p size smaller than this struct of version 0.2. */
-CVG_API void cvg_session_stats_get(const cvg_session *s,
-                                   cvg_session_stats *out, size_t size);
+CVG_API void cvg_session_stats_get(const cvg_session *s, cvg_session_stats *out,
+                                   size_t size);
 
 /** End @p s and free it, handing what it learned of its peer to the
  * replica (stored with its next commit). Accepts NULL. */
@@ -1192,7 +1208,6 @@ CVG_API void cvg_session_close(cvg_session *s);
 CVG_API CVG_NODISCARD int cvg_sync_local(cvg_replica *a, cvg_replica *b,
                                          cvg_session_stats *stats_out);
 
-
 /* ---- Sync status and queue ---------------------------------------------- */
 
 /* Relative to a peer (typically the server), every op this replica made is
@@ -1214,9 +1229,9 @@ typedef struct cvg_sync_status {
     uint64_t syncing;
     uint64_t committed;
     uint64_t failed;
-    uint64_t last_sync_ms;   /* wall time of the last completed session; 0 */
+    uint64_t last_sync_ms; /* wall time of the last completed session; 0 */
     uint64_t last_attempt_ms;
-    int last_error;          /* CVG_OK or the code that ended the last one */
+    int last_error; /* CVG_OK or the code that ended the last one */
 } cvg_sync_status;
 
 /**
@@ -1258,8 +1273,8 @@ CVG_API CVG_NODISCARD int cvg_sync_peers(cvg_replica *r, cvg_replica_id *out,
 
 /** An op the peer refused. */
 typedef struct cvg_failed_op {
-    uint64_t seq;  /* the op's dot is (this replica, seq) */
-    int code;      /* why: CVG_ECLOCK, CVG_EGAP, ... */
+    uint64_t seq; /* the op's dot is (this replica, seq) */
+    int code;     /* why: CVG_ECLOCK, CVG_EGAP, ... */
 } cvg_failed_op;
 
 /**
@@ -1305,9 +1320,9 @@ typedef enum cvg_op_sync_state {
 } cvg_op_sync_state;
 
 typedef struct cvg_queued_op {
-    cvg_op op;               /* views valid until the next call */
+    cvg_op op; /* views valid until the next call */
     cvg_op_sync_state state;
-    int code;                /* why, for CVG_OP_FAILED; else CVG_OK */
+    int code; /* why, for CVG_OP_FAILED; else CVG_OK */
 } cvg_queued_op;
 
 /**

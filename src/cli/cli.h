@@ -57,9 +57,9 @@ int cli_open(const char *cmd, const char *dir, cli_access access,
 
 typedef struct cli_opts {
     bool json;
-    uint64_t from; /* --from LSN; 1 if absent */
-    bool retry;    /* --retry (queue) */
-    bool ops;      /* --ops (queue): list the queued ops */
+    uint64_t from;          /* --from LSN; 1 if absent */
+    bool retry;             /* --retry (queue) */
+    bool ops;               /* --ops (queue): list the queued ops */
     const char *value_file; /* the value is this file's text ("-": stdin) */
     bool value_bytes;       /* ... or its bytes (--bytes-file) */
 } cli_opts;
@@ -188,11 +188,10 @@ int cli_print_field(FILE *f, cvg_txn *txn, const cvg_key *key, cvg_type type,
 
 /* Each takes a "coll/key/field" path ("coll/key" for a delete), makes one op
  * and prints it with its dot; returns CVG_OK or the library code. */
-int demo_write(cvg_txn *txn, cvg_op_kind kind, const char *path,
-               int64_t delta, cvg_value value);
+int demo_write(cvg_txn *txn, cvg_op_kind kind, const char *path, int64_t delta,
+               cvg_value value);
 int demo_inc(cvg_txn *txn, const char *path, int64_t delta);
-int demo_op(cvg_txn *txn, cvg_op_kind kind, const char *path,
-            cvg_value value);
+int demo_op(cvg_txn *txn, cvg_op_kind kind, const char *path, cvg_value value);
 /* Commit if @p rc is CVG_OK, else abort; returns the outcome. */
 int demo_end(cvg_txn *txn, int rc);
 /* Print "  path = value" as @p txn sees it; "(not found)" is no error. */

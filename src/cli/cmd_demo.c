@@ -52,9 +52,10 @@ scene_open(demo *d)
     cvg_replica_id_hex(&id, hex);
     printf("  replica till-1 in %s\n  id %s (random, 16 bytes)\n", d->till1,
            hex);
-    puts("  Every write is an op named by a dot, origin:seq (the origin\n"
-         "  shortened to 8 hex digits here), stored in the op log and in the\n"
-         "  merged state in one LMDB transaction.");
+    puts(
+        "  Every write is an op named by a dot, origin:seq (the origin\n"
+        "  shortened to 8 hex digits here), stored in the op log and in the\n"
+        "  merged state in one LMDB transaction.");
     return CVG_OK;
 }
 
@@ -88,8 +89,9 @@ scene_counters(demo *d)
     if ((rc = demo_end(txn, rc)) != CVG_OK) {
         return rc;
     }
-    puts("  Counters add up deltas, so sales at many tills never overwrite\n"
-         "  each other:");
+    puts(
+        "  Counters add up deltas, so sales at many tills never overwrite\n"
+        "  each other:");
     return show_stock(d);
 }
 
@@ -107,8 +109,8 @@ scene_registers(demo *d)
         rc = demo_op(txn, lww, "products/sku-1/price", cvg_value_double(2.75));
     }
     if (rc == CVG_OK) {
-        rc = demo_op(txn, mv, "products/sku-1/name",
-                     cvg_value_string("Coffee"));
+        rc =
+            demo_op(txn, mv, "products/sku-1/name", cvg_value_string("Coffee"));
     }
     if (rc == CVG_OK) {
         rc = demo_op(txn, mv, "products/sku-1/name",
@@ -117,16 +119,18 @@ scene_registers(demo *d)
     if ((rc = demo_end(txn, rc)) != CVG_OK) {
         return rc;
     }
-    puts("  The last-writer-wins register keeps one value; among concurrent\n"
-         "  writes the highest (hybrid clock, origin) wins on every replica:");
+    puts(
+        "  The last-writer-wins register keeps one value; among concurrent\n"
+        "  writes the highest (hybrid clock, origin) wins on every replica:");
     rc = demo_show_one(d->r, "products/sku-1/price", CVG_TYPE_REGISTER);
     if (rc != CVG_OK) {
         return rc;
     }
-    puts("  The multi-value register shows its siblings. A write replaces\n"
-         "  every sibling this replica has seen, so here there is one;\n"
-         "  writes made concurrently at other tills would stay side by side\n"
-         "  after a sync:");
+    puts(
+        "  The multi-value register shows its siblings. A write replaces\n"
+        "  every sibling this replica has seen, so here there is one;\n"
+        "  writes made concurrently at other tills would stay side by side\n"
+        "  after a sync:");
     return demo_show_one(d->r, "products/sku-1/name", CVG_TYPE_MVREGISTER);
 }
 
@@ -146,8 +150,9 @@ scene_set(demo *d)
     if ((rc = demo_end(txn, rc)) != CVG_OK) {
         return rc;
     }
-    puts("  A remove takes away the adds it has seen; an add made\n"
-         "  concurrently elsewhere would win (add-wins):");
+    puts(
+        "  A remove takes away the adds it has seen; an add made\n"
+        "  concurrently elsewhere would win (add-wins):");
     return demo_show_one(d->r, path, CVG_TYPE_SET);
 }
 
@@ -176,8 +181,9 @@ scene_delete(demo *d)
     if (rc != CVG_OK) {
         return rc;
     }
-    puts("  The delete removed what till-1 had seen. A write it had not\n"
-         "  seen (made later here, or concurrently at another till) stays:");
+    puts(
+        "  The delete removed what till-1 had seen. A write it had not\n"
+        "  seen (made later here, or concurrently at another till) stays:");
     if ((rc = cvg_txn_begin(d->r, 0, &txn)) == CVG_OK) {
         rc = demo_op(txn, CVG_OP_REGISTER_SET, price, cvg_value_double(1.35));
         rc = demo_end(txn, rc);
@@ -203,8 +209,9 @@ scene_abort(demo *d)
         rc = demo_show(txn, "stock/sku-1/qty", CVG_TYPE_COUNTER);
     }
     cvg_txn_abort(txn);
-    puts("  aborted. Neither the value nor the op exists, and the next\n"
-         "  write will reuse the op's seq:");
+    puts(
+        "  aborted. Neither the value nor the op exists, and the next\n"
+        "  write will reuse the op's seq:");
     if (rc != CVG_OK || (rc = show_stock(d)) != CVG_OK ||
         (rc = cvg_replica_stats_get(d->r, &after, sizeof after)) != CVG_OK) {
         return rc;
@@ -220,8 +227,9 @@ scene_reopen(demo *d)
 {
     cvg_replica_close(d->r);
     d->r = NULL;
-    puts("  closed till-1 and opened it again (nothing is replayed: the\n"
-         "  merged state is stored beside the log):");
+    puts(
+        "  closed till-1 and opened it again (nothing is replayed: the\n"
+        "  merged state is stored beside the log):");
     int rc = cvg_replica_open(d->till1, NULL, &d->r);
     return rc != CVG_OK ? rc : show_stock(d);
 }
@@ -229,8 +237,9 @@ scene_reopen(demo *d)
 static int
 scene_log(demo *d)
 {
-    puts("lsn  origin:seq  hlc-ms.logical  kind  coll/key/field  payload"
-         "  observed");
+    puts(
+        "lsn  origin:seq  hlc-ms.logical  kind  coll/key/field  payload"
+        "  observed");
     return cli_print_log(stdout, d->r, 1, false);
 }
 
@@ -294,8 +303,10 @@ make_dir(demo *d, const char *arg)
         return CLI_EXIT_ERR;
     }
     if (stat(d->till1, &st) == 0) {
-        fprintf(stderr, "converge: demo: %s already exists; give the demo a "
-                "new directory\n", d->till1);
+        fprintf(stderr,
+                "converge: demo: %s already exists; give the demo a "
+                "new directory\n",
+                d->till1);
         return CLI_EXIT_ERR;
     }
     return CLI_EXIT_OK;
@@ -324,10 +335,11 @@ cmd_demo(int argc, char **argv)
     }
     cvg_replica_close(d.r);
     if (code == CLI_EXIT_OK) {
-        printf("\nThe replica stays in %s. Try:\n"
-               "  converge get %s products sku-1\n"
-               "  converge log %s --json\n",
-               d.till1, d.till1, d.till1);
+        printf(
+            "\nThe replica stays in %s. Try:\n"
+            "  converge get %s products sku-1\n"
+            "  converge log %s --json\n",
+            d.till1, d.till1, d.till1);
     }
     return code;
 }

@@ -65,8 +65,7 @@ get_field(cvg_txn *txn, const cvg_key *key, bool json)
                 key->collection, key->key, key->field, n);
         for (int i = 0; i < n && rc == CVG_OK; i++) {
             printf("%s\t", cli_type_name(types[i]));
-            rc = cli_print_field(stdout, txn, key, types[i],
-                                 CLI_STYLE_INLINE);
+            rc = cli_print_field(stdout, txn, key, types[i], CLI_STYLE_INLINE);
             putchar('\n');
         }
         return rc;
@@ -159,9 +158,9 @@ get_failed(const char *cmd, int rc, const cvg_key *key, cvg_replica *r)
         return cli_fail(cmd, rc, r);
     }
     fprintf(stderr, "converge: %s: %s: %s (no %s %s/%s%s%s)\n", cmd,
-            cvg_errname(rc), cvg_strerror(rc),
-            key->field ? "field" : "record", key->collection, key->key,
-            key->field ? "/" : "", key->field ? key->field : "");
+            cvg_errname(rc), cvg_strerror(rc), key->field ? "field" : "record",
+            key->collection, key->key, key->field ? "/" : "",
+            key->field ? key->field : "");
     return CLI_EXIT_NOTFOUND;
 }
 

@@ -108,8 +108,8 @@ cmd_log(int argc, char **argv)
     cli_opts o;
     char *dir;
     int n;
-    int code = cli_parse_opts(argc, argv, CLI_OPT_JSON | CLI_OPT_FROM, &o,
-                              &dir, 1, &n);
+    int code = cli_parse_opts(argc, argv, CLI_OPT_JSON | CLI_OPT_FROM, &o, &dir,
+                              1, &n);
     if (code != CLI_EXIT_OK) {
         return code;
     }

@@ -62,7 +62,8 @@ load(cvg_replica *r, bool retry, queue *q)
             return rc;
         }
         q->retried = before;
-        rc = cvg_sync_status_get(r, &q->peer.id, &q->peer.status, sizeof q->peer.status);
+        rc = cvg_sync_status_get(r, &q->peer.id, &q->peer.status,
+                                 sizeof q->peer.status);
         if (rc != CVG_OK) {
             return rc;
         }

@@ -68,12 +68,12 @@ static void
 print_json(FILE *f, const char *id, const cvg_replica_stats *s,
            const cvg_dot *vv, size_t n)
 {
-    fprintf(f, "{\"replica\":\"%s\",\"op_count\":%" PRIu64
-               ",\"last_lsn\":%" PRIu64 ",\"hlc\":%" PRIu64
-               ",\"file_bytes\":%" PRIu64 ",\"map_bytes\":%" PRIu64
-               ",\"origins\":%zu,\"version_vector\":[",
-            id, s->op_count, s->last_lsn, s->hlc, s->file_bytes,
-            s->map_bytes, s->origins);
+    fprintf(f,
+            "{\"replica\":\"%s\",\"op_count\":%" PRIu64 ",\"last_lsn\":%" PRIu64
+            ",\"hlc\":%" PRIu64 ",\"file_bytes\":%" PRIu64
+            ",\"map_bytes\":%" PRIu64 ",\"origins\":%zu,\"version_vector\":[",
+            id, s->op_count, s->last_lsn, s->hlc, s->file_bytes, s->map_bytes,
+            s->origins);
     for (size_t i = 0; i < n; i++) {
         fputs(i > 0 ? "," : "", f);
         cli_json_dot(f, &vv[i]);
@@ -133,8 +133,7 @@ cmd_status(int argc, char **argv)
     cli_opts o;
     char *dir;
     int n;
-    int code =
-        cli_parse_opts(argc, argv, CLI_OPT_JSON, &o, &dir, 1, &n);
+    int code = cli_parse_opts(argc, argv, CLI_OPT_JSON, &o, &dir, 1, &n);
     if (code != CLI_EXIT_OK) {
         return code;
     }

@@ -48,9 +48,10 @@ cmd_sync(int argc, char **argv)
                (unsigned long long)st.ops_duplicate);
         printf("%s -> %s: %llu ops sent\n", argv[1], argv[2],
                (unsigned long long)st.ops_sent);
-        printf("conflicts: %llu concurrent register write(s) met, "
-               "resolved the same way on both\n",
-               (unsigned long long)st.conflicts);
+        printf(
+            "conflicts: %llu concurrent register write(s) met, "
+            "resolved the same way on both\n",
+            (unsigned long long)st.conflicts);
         printf("bytes: %llu\n",
                (unsigned long long)(st.bytes_sent + st.bytes_received));
     }

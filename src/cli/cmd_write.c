@@ -134,8 +134,8 @@ value_write(int argc, char **argv, cvg_op_kind kind, const char *what)
     cli_opts o;
     char *pos[6];
     int n;
-    int code = cli_parse_opts(argc, argv, CLI_OPT_VALUE_FILE, &o, pos + 1, 5,
-                              &n);
+    int code =
+        cli_parse_opts(argc, argv, CLI_OPT_VALUE_FILE, &o, pos + 1, 5, &n);
     if (code != CLI_EXIT_OK) {
         return code;
     }
@@ -162,8 +162,8 @@ value_write(int argc, char **argv, cvg_op_kind kind, const char *what)
             if (len > 0 && text[len - 1] == '\n') {
                 text[len - 1] = '\0';
             }
-            code = cli_parse_value(argv[0], (const char *)text, &w.op.value,
-                                   &buf);
+            code =
+                cli_parse_value(argv[0], (const char *)text, &w.op.value, &buf);
         }
     }
     if (code == CLI_EXIT_OK) {
@@ -204,8 +204,8 @@ cmd_del(int argc, char **argv)
     if (argc != 4) {
         return cli_usage(argv[0], "expected DIR COLL KEY");
     }
-    write_req w = {.cmd = argv[0], .dir = argv[1],
-                   .op = {.kind = CVG_OP_RECORD_DELETE}};
+    write_req w = {
+        .cmd = argv[0], .dir = argv[1], .op = {.kind = CVG_OP_RECORD_DELETE}};
     w.op.key.collection = argv[2];
     w.op.key.key = argv[3];
     return run_write(&w);

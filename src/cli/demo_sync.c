@@ -16,8 +16,8 @@ static const char *const names[N_REPLICAS] = {"server", "till-a", "till-b"};
 
 /* The fields the scene changes, and their types, for showing them. */
 static const char *const paths[] = {
-    "stock/sku-1/qty",       "products/sku-1/price", "products/sku-1/name",
-    "products/sku-2/price",  "products/sku-2/tags",
+    "stock/sku-1/qty",      "products/sku-1/price", "products/sku-1/name",
+    "products/sku-2/price", "products/sku-2/tags",
 };
 static const cvg_type types[] = {CVG_TYPE_COUNTER, CVG_TYPE_REGISTER,
                                  CVG_TYPE_REGISTER, CVG_TYPE_REGISTER,
@@ -32,11 +32,12 @@ sync_pair(cvg_replica **r, int a, int b)
     if (rc != CVG_OK) {
         return rc;
     }
-    printf("  sync %-6s <-> %-6s  %llu ops in, %llu ops out, %llu "
-           "conflict(s), %llu bytes\n",
-           names[a], names[b], (unsigned long long)st.ops_received,
-           (unsigned long long)st.ops_sent, (unsigned long long)st.conflicts,
-           (unsigned long long)(st.bytes_sent + st.bytes_received));
+    printf(
+        "  sync %-6s <-> %-6s  %llu ops in, %llu ops out, %llu "
+        "conflict(s), %llu bytes\n",
+        names[a], names[b], (unsigned long long)st.ops_received,
+        (unsigned long long)st.ops_sent, (unsigned long long)st.conflicts,
+        (unsigned long long)(st.bytes_sent + st.bytes_received));
     return CVG_OK;
 }
 
@@ -153,20 +154,23 @@ demo_sync_tour(const char *dir)
         rc = sync_pair(r, TILL_B, SERVER);
     }
     if (rc == CVG_OK) {
-        puts("  Offline, till-a sells 3 coffees, changes the coffee's price\n"
-             "  and the tea's price, and tags the tea:");
+        puts(
+            "  Offline, till-a sells 3 coffees, changes the coffee's price\n"
+            "  and the tea's price, and tags the tea:");
         rc = offline_work(r[TILL_A], 3, "products/sku-1/price",
                           cvg_value_double(2.95), 1.30, "organic");
     }
     if (rc == CVG_OK) {
-        puts("  Offline, till-b sells 2 coffees, renames the coffee, and\n"
-             "  changes the tea's price too, and tags the tea:");
+        puts(
+            "  Offline, till-b sells 2 coffees, renames the coffee, and\n"
+            "  changes the tea's price too, and tags the tea:");
         rc = offline_work(r[TILL_B], 2, "products/sku-1/name",
                           cvg_value_string("Coffee beans"), 1.25, "loose");
     }
     if (rc == CVG_OK) {
-        puts("  The network is back. Each till syncs with the server (till-a\n"
-             "  twice, to fetch what till-b brought):");
+        puts(
+            "  The network is back. Each till syncs with the server (till-a\n"
+            "  twice, to fetch what till-b brought):");
         rc = sync_pair(r, TILL_A, SERVER);
     }
     if (rc == CVG_OK) {

@@ -18,9 +18,9 @@ typedef struct command {
     const char *more; /* what `converge help NAME` adds */
 } command;
 
-#define VALUE_FILES                                                         \
-    "With --value-file FILE the value is FILE's text, read as a VALUE\n"    \
-    "argument (one final newline dropped); with --bytes-file FILE it is\n"  \
+#define VALUE_FILES                                                        \
+    "With --value-file FILE the value is FILE's text, read as a VALUE\n"   \
+    "argument (one final newline dropped); with --bytes-file FILE it is\n" \
     "FILE's bytes. FILE - is stdin. Values may be up to 1 MiB.\n"
 
 static const command commands[] = {
@@ -52,8 +52,9 @@ static const command commands[] = {
     {"log", cmd_log, "DIR [--json] [--from LSN]", "the operation log", true,
      "One line (or JSON line) per op, in log order, from LSN on.\n"},
     {"status", cmd_status, "DIR [--json]", "id, vector, sizes, sync per peer",
-     true, "Per peer: this replica's own ops pending, syncing, committed and\n"
-           "failed there.\n"},
+     true,
+     "Per peer: this replica's own ops pending, syncing, committed and\n"
+     "failed there.\n"},
     {"sync", cmd_sync, "DIR_A DIR_B", "sync two replicas both ways", false,
      "Both replicas end with each other's ops.\n"},
     {"queue", cmd_queue, "DIR [PEER_HEX] [--json] [--retry] [--ops]",
@@ -67,33 +68,36 @@ static const command commands[] = {
 static void
 usage(FILE *f)
 {
-    fputs("usage: converge COMMAND [ARGS]\n\n"
-          "A CRDT replica in a directory: counters, registers and sets\n"
-          "addressed as collection / key / field, with a durable op log.\n\n"
-          "Commands:\n",
-          f);
+    fputs(
+        "usage: converge COMMAND [ARGS]\n\n"
+        "A CRDT replica in a directory: counters, registers and sets\n"
+        "addressed as collection / key / field, with a durable op log.\n\n"
+        "Commands:\n",
+        f);
     for (size_t i = 0; i < N_COMMANDS; i++) {
         fprintf(f, "  %-7s %-41s %s\n", commands[i].name, commands[i].args,
                 commands[i].help);
     }
-    fputs("  help                                              this text\n"
-          "  --version                                         the version\n\n"
-          "VALUE and ELEMENT: null, true, false, an integer or a double as\n"
-          "JSON writes them (42, -7, 2.5, 1e3; not 007 or +5), x:HEX for\n"
-          "bytes, s:TEXT to force a string; anything else is a string. Writes print the new op's id (origin:seq);\n"
-          "they need an existing replica (see init).\n\n"
-          "Sync: status shows, per peer, this replica's own ops as pending,\n"
-          "syncing, committed or failed there. queue lists the failed ones\n"
-          "and the pending seqs (log shows them as ID:SEQ); --ops lists\n"
-          "each queued op with its state; --retry offers the failed ones\n"
-          "again at the next sync. PEER_HEX is a replica id, 32 hex digits\n"
-          "as init and status print it.\n\n"
-          "Names and values that start with '-' come after --, as in\n"
-          "converge set DIR c k f -- -5x. converge help COMMAND (or\n"
-          "converge COMMAND --help) tells more of a command.\n\n"
-          "Exit status: 0 ok, 1 error (name and message on stderr), 2 bad\n"
-          "arguments, 3 not found (the replica, record, field or element).\n",
-          f);
+    fputs(
+        "  help                                              this text\n"
+        "  --version                                         the version\n\n"
+        "VALUE and ELEMENT: null, true, false, an integer or a double as\n"
+        "JSON writes them (42, -7, 2.5, 1e3; not 007 or +5), x:HEX for\n"
+        "bytes, s:TEXT to force a string; anything else is a string. Writes "
+        "print the new op's id (origin:seq);\n"
+        "they need an existing replica (see init).\n\n"
+        "Sync: status shows, per peer, this replica's own ops as pending,\n"
+        "syncing, committed or failed there. queue lists the failed ones\n"
+        "and the pending seqs (log shows them as ID:SEQ); --ops lists\n"
+        "each queued op with its state; --retry offers the failed ones\n"
+        "again at the next sync. PEER_HEX is a replica id, 32 hex digits\n"
+        "as init and status print it.\n\n"
+        "Names and values that start with '-' come after --, as in\n"
+        "converge set DIR c k f -- -5x. converge help COMMAND (or\n"
+        "converge COMMAND --help) tells more of a command.\n\n"
+        "Exit status: 0 ok, 1 error (name and message on stderr), 2 bad\n"
+        "arguments, 3 not found (the replica, record, field or element).\n",
+        f);
 }
 
 static void

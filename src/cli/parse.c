@@ -213,15 +213,19 @@ cli_parse_value(const char *cmd, const char *s, cvg_value *out,
         *out = cvg_value_bool(s[0] == 't');
     } else if (is_canonical_int(s)) {
         if (!cli_parse_i64(s, &i)) {
-            return cli_usage(cmd, "'%s' is out of the int64 range (use s:%s "
-                             "for a string)", s, s);
+            return cli_usage(cmd,
+                             "'%s' is out of the int64 range (use s:%s "
+                             "for a string)",
+                             s, s);
         }
         *out = cvg_value_int(i);
     } else {
         int kind = parse_double(s, &d);
         if (kind < 0) {
-            return cli_usage(cmd, "'%s' is out of the double range (use s:%s "
-                             "for a string)", s, s);
+            return cli_usage(cmd,
+                             "'%s' is out of the double range (use s:%s "
+                             "for a string)",
+                             s, s);
         }
         *out = kind == 1 ? cvg_value_double(d) : cvg_value_string(s);
     }

@@ -196,9 +196,9 @@ cli_json_value(FILE *f, const cvg_value *v)
         /* JSON has no NaN or infinity, and null is a value of its own:
          * name the double, as bytes are named {"hex": ...}. */
         fprintf(f, "{\"double\":\"%s\"}",
-                isnan(v->as.real)      ? "NaN"
-                : v->as.real > 0 ? "Infinity"
-                                       : "-Infinity");
+                isnan(v->as.real) ? "NaN"
+                : v->as.real > 0  ? "Infinity"
+                                  : "-Infinity");
     } else if (v->kind == CVG_VALUE_BYTES) {
         fputs("{\"hex\":\"", f);
         cli_print_hex(f, v->as.bytes.data, v->as.bytes.len);

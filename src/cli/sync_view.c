@@ -56,7 +56,8 @@ cli_sync_read(cvg_replica *r, cli_peer **out, size_t *n)
     rc = peers == NULL ? CVG_ENOMEM : CVG_OK;
     for (size_t i = 0; rc == CVG_OK && i < count; i++) {
         peers[i].id = ids[i];
-        rc = cvg_sync_status_get(r, &ids[i], &peers[i].status, sizeof peers[i].status);
+        rc = cvg_sync_status_get(r, &ids[i], &peers[i].status,
+                                 sizeof peers[i].status);
     }
     free(ids);
     if (rc != CVG_OK) {
@@ -158,9 +159,10 @@ cli_json_peer(FILE *f, const cli_peer *p)
     const cvg_sync_status *s = &p->status;
     char hex[33];
     cvg_replica_id_hex(&p->id, hex);
-    fprintf(f, "\"peer\":\"%s\",\"state\":\"%s\",\"pending\":%" PRIu64
-               ",\"syncing\":%" PRIu64 ",\"committed\":%" PRIu64
-               ",\"failed\":%" PRIu64,
+    fprintf(f,
+            "\"peer\":\"%s\",\"state\":\"%s\",\"pending\":%" PRIu64
+            ",\"syncing\":%" PRIu64 ",\"committed\":%" PRIu64
+            ",\"failed\":%" PRIu64,
             hex, cli_sync_state_name(s->state), s->pending, s->syncing,
             s->committed, s->failed);
     json_time(f, "last_sync", s->last_sync_ms);

@@ -44,8 +44,8 @@ open_failed(const char *cmd, const char *dir, bool create, int rc)
     if (strstr(why, dir) != NULL) {
         fprintf(stderr, "converge: %s: %s: %s\n", cmd, cvg_errname(rc), why);
     } else {
-        fprintf(stderr, "converge: %s: %s: %s (replica directory '%s')\n",
-                cmd, cvg_errname(rc), why, dir);
+        fprintf(stderr, "converge: %s: %s: %s (replica directory '%s')\n", cmd,
+                cvg_errname(rc), why, dir);
     }
     if (rc == CVG_ENOTFOUND && !create) {
         fprintf(stderr, "converge: create one with: converge init %s\n", dir);
@@ -69,8 +69,7 @@ open_with(const char *cmd, const char *dir, bool create, bool read_only,
 }
 
 int
-cli_open(const char *cmd, const char *dir, cli_access access,
-         cvg_replica **out)
+cli_open(const char *cmd, const char *dir, cli_access access, cvg_replica **out)
 {
     *out = NULL;
     if (access == CLI_CREATE) {
@@ -109,8 +108,8 @@ take_opt(int argc, char **argv, int *i, unsigned allowed, cli_opts *opts)
         opts->retry = true;
         return CLI_EXIT_OK;
     }
-    if ((allowed & CLI_OPT_VALUE_FILE) && (strcmp(a, "--value-file") == 0 ||
-                                           strcmp(a, "--bytes-file") == 0)) {
+    if ((allowed & CLI_OPT_VALUE_FILE) &&
+        (strcmp(a, "--value-file") == 0 || strcmp(a, "--bytes-file") == 0)) {
         if (*i + 1 >= argc || opts->value_file != NULL) {
             return cli_usage(argv[0], "%s needs one FILE (- for stdin)", a);
         }
@@ -154,8 +153,8 @@ cli_parse_opts(int argc, char **argv, unsigned allowed, cli_opts *opts,
         /* A name or value that starts with '-' comes after "--": else
          * "init --help" would make a directory of that name. Negative
          * numbers (inc's DELTA) and "-" stay arguments. */
-        bool dash = a[0] == '-' && a[1] != '\0' &&
-                    !(a[1] >= '0' && a[1] <= '9');
+        bool dash =
+            a[0] == '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9');
         if (!options_done && dash && a[1] != '-') {
             return cli_usage(argv[0],
                              "unknown option '%s' (put -- before a name "

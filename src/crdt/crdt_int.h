@@ -66,8 +66,7 @@ cvg__order cvg__vv_compare(const cvg__vv *a, const cvg__vv *b);
 /* Index of the element equal to @p key by @p cmp (element, key), or where
  * it would be inserted; *found says which. */
 size_t cvg__search(const void *base, size_t n, size_t size, const void *key,
-                   int (*cmp)(const void *elem, const void *key),
-                   bool *found);
+                   int (*cmp)(const void *elem, const void *key), bool *found);
 /* cvg__id_cmp and cvg__dot_cmp on an element whose key comes first. */
 int cvg__id_cmp_v(const void *a, const void *b);
 int cvg__dot_cmp_v(const void *a, const void *b);

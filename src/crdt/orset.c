@@ -9,8 +9,7 @@
 static size_t
 find(const cvg__tags *x, const cvg_dot *key, bool *found)
 {
-    return cvg__search(x->d, x->n, sizeof x->d[0], key, cvg__dot_cmp_v,
-                       found);
+    return cvg__search(x->d, x->n, sizeof x->d[0], key, cvg__dot_cmp_v, found);
 }
 
 int

@@ -9,8 +9,7 @@
 static size_t
 find(const cvg__reg *x, const cvg_dot *key, bool *found)
 {
-    return cvg__search(x->s, x->n, sizeof x->s[0], key, cvg__dot_cmp_v,
-                       found);
+    return cvg__search(x->s, x->n, sizeof x->s[0], key, cvg__dot_cmp_v, found);
 }
 
 /* Linear: @p observed may be unsorted, and it is short (the siblings one

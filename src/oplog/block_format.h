@@ -73,9 +73,9 @@
 #define HEAD_RUN 0x40u
 #define HEAD_MAX 0x7fu /* one byte: a positive fixint */
 
-#define TARGET_NEW_KEY 0u   /* new entry: only the key differs */
-#define TARGET_NEW_ALL 1u   /* new entry: three prefix-coded names */
-#define TARGET_OLD_BASE 2u  /* entry t - 2 */
+#define TARGET_NEW_KEY 0u  /* new entry: only the key differs */
+#define TARGET_NEW_ALL 1u  /* new entry: three prefix-coded names */
+#define TARGET_OLD_BASE 2u /* entry t - 2 */
 
 #define NAMES_PER_BYTE 16u
 #define NAMES_SLACK 65536u

@@ -25,8 +25,8 @@ typedef struct reader_scratch {
     unsigned version;
     const uint8_t *start; /* the block's first byte */
     size_t prev_target;
-    unsigned run_head;    /* the head the ops of the open run share */
-    uint64_t run_left;    /* ops of the run still to come */
+    unsigned run_head; /* the head the ops of the open run share */
+    uint64_t run_left; /* ops of the run still to come */
     int state; /* CVG_OK while readable; else the error that stopped it */
 } reader_scratch;
 
@@ -138,8 +138,8 @@ read_dot(reader_scratch *s, cvg__mp *m, uint64_t op_seq, cvg_dot *out)
 /* n, then n dots into s->dots (nothing with @p nodots); @p vv requires
  * strictly increasing origins. */
 static int
-read_dots(reader_scratch *s, cvg__mp *m, uint64_t op_seq, bool vv,
-          bool nodots, cvg_op *out)
+read_dots(reader_scratch *s, cvg__mp *m, uint64_t op_seq, bool vv, bool nodots,
+          cvg_op *out)
 {
     size_t n = 0;
     /* A dot takes at least 2 bytes: reference and seq. */
@@ -364,8 +364,7 @@ read_target(reader_scratch *s, cvg__mp *m, size_t *out)
             return CVG_OK;
         }
     } else {
-        if (cvg__mp_uint(m, s->n_names + TARGET_OLD_BASE - 1, &ref) !=
-            CVG_OK) {
+        if (cvg__mp_uint(m, s->n_names + TARGET_OLD_BASE - 1, &ref) != CVG_OK) {
             return CVG_ECORRUPT;
         }
         if (ref >= TARGET_OLD_BASE) {
@@ -383,8 +382,7 @@ read_target(reader_scratch *s, cvg__mp *m, size_t *out)
 /* The op's head: from the run it continues, or read (version 1: the kind
  * alone, no flags). */
 static int
-read_head(cvg__block_reader *r, reader_scratch *s, cvg__mp *m,
-          unsigned *head)
+read_head(cvg__block_reader *r, reader_scratch *s, cvg__mp *m, unsigned *head)
 {
     uint64_t h;
     if (s->version == BLOCK_VERSION_1) {
@@ -405,8 +403,7 @@ read_head(cvg__block_reader *r, reader_scratch *s, cvg__mp *m,
     *head = (unsigned)h;
     if (h & HEAD_RUN) {
         uint64_t c;
-        if (cvg__mp_uint(m, r->count - r->index - 1, &c) != CVG_OK ||
-            c == 0) {
+        if (cvg__mp_uint(m, r->count - r->index - 1, &c) != CVG_OK || c == 0) {
             return CVG_ECORRUPT;
         }
         s->run_left = c;
@@ -469,37 +466,37 @@ read_op(cvg__block_reader *r, reader_scratch *s, cvg__op *out)
     }
     bool nodots = (head & HEAD_NODOTS) != 0;
     switch (kind_payload(p->kind)) {
-        case PAYLOAD_DELTA:
-            if (cvg__mp_int(&m, &p->delta) != CVG_OK || p->delta == 0) {
-                return CVG_ECORRUPT;
-            }
-            break;
-        case PAYLOAD_VALUE:
-            if (cvg__mp_value(&m, &p->value) != CVG_OK) {
-                return CVG_ECORRUPT;
-            }
-            break;
-        case PAYLOAD_VALUE_DOTS:
-            if (cvg__mp_value(&m, &p->value) != CVG_OK) {
-                return CVG_ECORRUPT;
-            }
-            rc = read_dots(s, &m, seq, false, nodots, p);
-            if (rc != CVG_OK) {
-                return rc;
-            }
-            break;
-        case PAYLOAD_DELETE:
-            rc = read_dots(s, &m, seq, true, nodots, p);
-            if (rc != CVG_OK) {
-                return rc;
-            }
-            rc = read_counters(s, &m, seq, out);
-            if (rc != CVG_OK) {
-                return rc;
-            }
-            break;
-        case PAYLOAD_NONE:
+    case PAYLOAD_DELTA:
+        if (cvg__mp_int(&m, &p->delta) != CVG_OK || p->delta == 0) {
             return CVG_ECORRUPT;
+        }
+        break;
+    case PAYLOAD_VALUE:
+        if (cvg__mp_value(&m, &p->value) != CVG_OK) {
+            return CVG_ECORRUPT;
+        }
+        break;
+    case PAYLOAD_VALUE_DOTS:
+        if (cvg__mp_value(&m, &p->value) != CVG_OK) {
+            return CVG_ECORRUPT;
+        }
+        rc = read_dots(s, &m, seq, false, nodots, p);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        break;
+    case PAYLOAD_DELETE:
+        rc = read_dots(s, &m, seq, true, nodots, p);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        rc = read_counters(s, &m, seq, out);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        break;
+    case PAYLOAD_NONE:
+        return CVG_ECORRUPT;
     }
     s->prev_target = target;
     r->p = m.p;

@@ -13,13 +13,13 @@ typedef struct writer_dict {
     block_name *names;
     size_t n_names;
     size_t cap_names;
-    cvg__buf arena;   /* the names' bytes, as the reader will hold them */
-    uint32_t *slots;  /* open addressing over names: index + 1, 0 = empty */
+    cvg__buf arena;  /* the names' bytes, as the reader will hold them */
+    uint32_t *slots; /* open addressing over names: index + 1, 0 = empty */
     size_t nslots;
     cvg__origins origins; /* index 0 is the block's origin */
-    size_t head_off;  /* the last head byte written */
-    unsigned head;    /* its value, without HEAD_RUN */
-    uint64_t run;     /* ops that followed it in its run */
+    size_t head_off;      /* the last head byte written */
+    unsigned head;        /* its value, without HEAD_RUN */
+    uint64_t run;         /* ops that followed it in its run */
     size_t prev_target;
     bool begun;
     bool finished;
@@ -295,9 +295,8 @@ check_op(const cvg__op *op)
             if (dc->parts[j].seq == 0) {
                 return CVG_EINVAL;
             }
-            if (j > 0 &&
-                block_id_cmp(&dc->parts[j - 1].origin,
-                             &dc->parts[j].origin) >= 0) {
+            if (j > 0 && block_id_cmp(&dc->parts[j - 1].origin,
+                                      &dc->parts[j].origin) >= 0) {
                 return CVG_EINVAL;
             }
         }
@@ -357,40 +356,40 @@ pack_payload(msgpack_packer *pk, writer_dict *d, const cvg__op *op)
     uint64_t seq = p->dot.seq;
     int rc;
     switch (kind_payload(p->kind)) {
-        case PAYLOAD_DELTA:
-            CVG__MP_TRY(msgpack_pack_int64(pk, p->delta));
-            return CVG_OK;
-        case PAYLOAD_VALUE:
-            return cvg__mp_pack_value(pk, &p->value);
-        case PAYLOAD_VALUE_DOTS:
-            rc = cvg__mp_pack_value(pk, &p->value);
-            if (rc != CVG_OK) {
-                return rc;
-            }
-            return pack_dots(pk, d, p->observed, p->observed_count, seq);
-        case PAYLOAD_DELETE:
-            rc = pack_dots(pk, d, p->observed, p->observed_count, seq);
-            if (rc != CVG_OK) {
-                return rc;
-            }
-            CVG__MP_TRY(msgpack_pack_uint64(pk, op->n_counters));
-            for (size_t i = 0; i < op->n_counters; i++) {
-                const cvg__delete_counter *dc = &op->counters[i];
-                CVG__MP_TRY(msgpack_pack_str_with_body(pk, dc->field.data,
-                                                       dc->field.len));
-                CVG__MP_TRY(msgpack_pack_uint64(pk, dc->n));
-                for (size_t j = 0; j < dc->n; j++) {
-                    rc = pack_dot(pk, d, &dc->parts[j].origin, dc->parts[j].seq,
-                                  seq);
-                    if (rc != CVG_OK) {
-                        return rc;
-                    }
-                    CVG__MP_TRY(msgpack_pack_int64(pk, dc->parts[j].sum));
+    case PAYLOAD_DELTA:
+        CVG__MP_TRY(msgpack_pack_int64(pk, p->delta));
+        return CVG_OK;
+    case PAYLOAD_VALUE:
+        return cvg__mp_pack_value(pk, &p->value);
+    case PAYLOAD_VALUE_DOTS:
+        rc = cvg__mp_pack_value(pk, &p->value);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        return pack_dots(pk, d, p->observed, p->observed_count, seq);
+    case PAYLOAD_DELETE:
+        rc = pack_dots(pk, d, p->observed, p->observed_count, seq);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        CVG__MP_TRY(msgpack_pack_uint64(pk, op->n_counters));
+        for (size_t i = 0; i < op->n_counters; i++) {
+            const cvg__delete_counter *dc = &op->counters[i];
+            CVG__MP_TRY(
+                msgpack_pack_str_with_body(pk, dc->field.data, dc->field.len));
+            CVG__MP_TRY(msgpack_pack_uint64(pk, dc->n));
+            for (size_t j = 0; j < dc->n; j++) {
+                rc = pack_dot(pk, d, &dc->parts[j].origin, dc->parts[j].seq,
+                              seq);
+                if (rc != CVG_OK) {
+                    return rc;
                 }
+                CVG__MP_TRY(msgpack_pack_int64(pk, dc->parts[j].sum));
             }
-            return CVG_OK;
-        case PAYLOAD_NONE:
-            break;
+        }
+        return CVG_OK;
+    case PAYLOAD_NONE:
+        break;
     }
     return CVG_EINVAL;
 }
@@ -400,8 +399,8 @@ pack_payload(msgpack_packer *pk, writer_dict *d, const cvg__op *op)
 /* How a new entry's names were written, which decides (for the reader as
  * for us) which of them share the last entry's bytes. */
 typedef struct name_coding {
-    bool key_only;   /* TARGET_NEW_KEY */
-    size_t p[3];     /* shared prefix lengths (TARGET_NEW_ALL) */
+    bool key_only; /* TARGET_NEW_KEY */
+    size_t p[3];   /* shared prefix lengths (TARGET_NEW_ALL) */
 } name_coding;
 
 static size_t
@@ -529,9 +528,8 @@ pack_op(cvg__block_writer *w, writer_dict *d, const cvg__op *op,
                 w->out.len = at;
                 rc = pack_new_target(&pk, d, nm, true, coding);
                 if (rc == CVG_OK &&
-                    !block_names_fit(
-                        d->arena.len + entry_growth(d, coding, nm),
-                        w->out.len)) {
+                    !block_names_fit(d->arena.len + entry_growth(d, coding, nm),
+                                     w->out.len)) {
                     rc = CVG_ELIMIT;
                 }
             }
@@ -616,8 +614,8 @@ cvg__block_add(cvg__block_writer *w, const cvg__op *op)
     if (kind_has_dots(p->kind) && p->observed_count == 0) {
         head |= HEAD_NODOTS;
     }
-    bool extend = (head & HEAD_SAME) &&
-                  (head & ~HEAD_SAME) == (d->head & ~HEAD_SAME);
+    bool extend =
+        (head & HEAD_SAME) && (head & ~HEAD_SAME) == (d->head & ~HEAD_SAME);
 
     /* On any failure below, forget what this op wrote and added, so the
      * writer is as before the call (and the op may go in the next block). */

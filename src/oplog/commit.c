@@ -14,9 +14,8 @@
  * commit generation in meta tells, and a changed one is CVG_EBUSY (retry).
  */
 #define _POSIX_C_SOURCE 200809L
-#include <stdio.h>
-
 #include <lmdb.h>
+#include <stdio.h>
 
 #include "oplog_int.h"
 

@@ -226,8 +226,8 @@ cvg__op_names_terminate(cvg_op *op, cvg__buf *buf)
 {
     cvg_bytes *names[3] = {&op->collection, &op->key, &op->field};
     buf->len = 0;
-    int rc = cvg__buf_reserve(buf, names[0]->len + names[1]->len +
-                                       names[2]->len + 3);
+    int rc = cvg__buf_reserve(
+        buf, names[0]->len + names[1]->len + names[2]->len + 3);
     if (rc != CVG_OK) {
         return rc;
     }

@@ -25,32 +25,30 @@ cvg__mp_pack_value(msgpack_packer *pk, const cvg_value *v)
 {
     int rc;
     switch (v->kind) {
-        case CVG_VALUE_NIL:
-            rc = msgpack_pack_nil(pk);
-            break;
-        case CVG_VALUE_BOOL:
-            rc = v->as.boolean ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-            break;
-        case CVG_VALUE_INT:
-            /* msgpack-c picks the smallest form, which keeps the encoding of a
+    case CVG_VALUE_NIL:
+        rc = msgpack_pack_nil(pk);
+        break;
+    case CVG_VALUE_BOOL:
+        rc = v->as.boolean ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        break;
+    case CVG_VALUE_INT:
+        /* msgpack-c picks the smallest form, which keeps the encoding of a
              * value canonical. */
-            rc = msgpack_pack_int64(pk, v->as.integer);
-            break;
-        case CVG_VALUE_DOUBLE:
-            /* Always float64, even when float32 would be exact: one form per
+        rc = msgpack_pack_int64(pk, v->as.integer);
+        break;
+    case CVG_VALUE_DOUBLE:
+        /* Always float64, even when float32 would be exact: one form per
              * value, and NaN payloads survive. */
-            rc = msgpack_pack_double(pk, v->as.real);
-            break;
-        case CVG_VALUE_STRING:
-            rc = msgpack_pack_str_with_body(pk, v->as.bytes.data,
-                                            v->as.bytes.len);
-            break;
-        case CVG_VALUE_BYTES:
-            rc = msgpack_pack_bin_with_body(pk, v->as.bytes.data,
-                                            v->as.bytes.len);
-            break;
-        default:
-            return CVG_EINVAL;
+        rc = msgpack_pack_double(pk, v->as.real);
+        break;
+    case CVG_VALUE_STRING:
+        rc = msgpack_pack_str_with_body(pk, v->as.bytes.data, v->as.bytes.len);
+        break;
+    case CVG_VALUE_BYTES:
+        rc = msgpack_pack_bin_with_body(pk, v->as.bytes.data, v->as.bytes.len);
+        break;
+    default:
+        return CVG_EINVAL;
     }
     return rc == 0 ? CVG_OK : CVG_ENOMEM;
 }
@@ -150,29 +148,29 @@ read_integer(cvg__mp *m, uint64_t *out, int *neg, int *tag_out)
         return CVG_OK;
     }
     switch (tag) {
-        case 0xcc:
-        case 0xcd:
-        case 0xce:
-        case 0xcf:
-            return take_be(m, (size_t)1 << (tag - 0xcc), out);
-        case 0xd0:
-        case 0xd1:
-        case 0xd2:
-        case 0xd3: {
-            size_t n = (size_t)1 << (tag - 0xd0);
-            if (take_be(m, n, &v) != CVG_OK) {
-                return CVG_ECORRUPT;
-            }
-            /* Sign-extend the n-byte two's complement value. */
-            if (n < 8 && (v >> (n * 8 - 1)) != 0) {
-                v |= UINT64_MAX << (n * 8);
-            }
-            *out = v;
-            *neg = (v >> 63) != 0;
-            return CVG_OK;
-        }
-        default:
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        return take_be(m, (size_t)1 << (tag - 0xcc), out);
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        size_t n = (size_t)1 << (tag - 0xd0);
+        if (take_be(m, n, &v) != CVG_OK) {
             return CVG_ECORRUPT;
+        }
+        /* Sign-extend the n-byte two's complement value. */
+        if (n < 8 && (v >> (n * 8 - 1)) != 0) {
+            v |= UINT64_MAX << (n * 8);
+        }
+        *out = v;
+        *neg = (v >> 63) != 0;
+        return CVG_OK;
+    }
+    default:
+        return CVG_ECORRUPT;
     }
 }
 

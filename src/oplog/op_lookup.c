@@ -8,9 +8,9 @@
  * stored. Only a duplicate pays: a block decode, shared by every duplicate
  * of that block that follows in seq order (the cursor below).
  */
-#include <lmdb.h>
-
 #include "op_lookup.h"
+
+#include <lmdb.h>
 
 /* Whether the block in @p l holds @p dot. */
 static bool
@@ -51,8 +51,8 @@ load(cvg__op_lookup *l, cvg__store *s, cvg__store_txn *t, const cvg_dot *dot)
         /* The index points at a block the log lacks: the store is broken. */
         rc = mrc == MDB_NOTFOUND ? CVG_ECORRUPT : cvg__mdb_err(mrc);
     }
-    uint64_t last_seq = rc == CVG_OK ? cvg__get_be64((uint8_t *)k.mv_data + 16)
-                                     : 0;
+    uint64_t last_seq =
+        rc == CVG_OK ? cvg__get_be64((uint8_t *)k.mv_data + 16) : 0;
     if (rc == CVG_OK) {
         l->block.len = 0;
         rc = cvg__buf_append(&l->block, block.mv_data, block.mv_size);

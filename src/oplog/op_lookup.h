@@ -15,10 +15,10 @@
  * block again from its start: a run of duplicates costs one decode of each
  * op, not one of each block per op. Zero it before first use. */
 typedef struct cvg__op_lookup {
-    cvg__buf block;        /* the block's bytes (LMDB's may move on a write) */
-    cvg__block_reader rd;  /* over block; rd.index ops were read */
-    bool open;             /* rd is over block */
-    cvg__op op;            /* the last op read (views into block and rd) */
+    cvg__buf block;       /* the block's bytes (LMDB's may move on a write) */
+    cvg__block_reader rd; /* over block; rd.index ops were read */
+    bool open;            /* rd is over block */
+    cvg__op op;           /* the last op read (views into block and rd) */
 } cvg__op_lookup;
 
 /* The stored op @p dot, through the dots index of the log in @p t. *out

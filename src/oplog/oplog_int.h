@@ -31,8 +31,8 @@ typedef struct cvg__op {
 
 /* Caps the decoder enforces on hostile bytes. */
 #define CVG__BLOCK_OPS_MAX CVG_TXN_OPS_MAX
-#define CVG__OBSERVED_MAX 65536u  /* dots in one op */
-#define CVG__DICT_MAX 65536u      /* names or origins in one block */
+#define CVG__OBSERVED_MAX 65536u /* dots in one op */
+#define CVG__DICT_MAX 65536u     /* names or origins in one block */
 
 /* ---- Op blocks --------------------------------------------------------------
  * A block is a run of ops of one origin with consecutive seqs, encoded
@@ -42,13 +42,13 @@ typedef struct cvg__op {
  * payload. The log stores blocks; a page on the wire is a list of blocks. */
 
 typedef struct cvg__block_writer {
-    cvg__buf out;           /* the encoded block so far (header last) */
+    cvg__buf out; /* the encoded block so far (header last) */
     cvg_replica_id origin;
     uint64_t first_seq;
     uint64_t count;
     uint64_t first_hlc;
     uint64_t prev_hlc;
-    void *dict;             /* the writer's private name dictionary */
+    void *dict; /* the writer's private name dictionary */
 } cvg__block_writer;
 
 /* Start a block for ops (origin, first_seq), (origin, first_seq + 1), ... */
@@ -89,9 +89,9 @@ typedef struct cvg__block_reader {
     cvg_replica_id origin;
     uint64_t first_seq;
     uint64_t count;
-    uint64_t index;    /* ops read so far */
-    uint64_t hlc;      /* time of the last op read */
-    void *scratch;     /* the reader's private dictionaries and arrays */
+    uint64_t index; /* ops read so far */
+    uint64_t hlc;   /* time of the last op read */
+    void *scratch;  /* the reader's private dictionaries and arrays */
 } cvg__block_reader;
 
 /* Read the block header. CVG_ECORRUPT for malformed bytes, CVG_EVERSION for
@@ -111,10 +111,10 @@ bool cvg__block_is_current(const cvg__block_reader *r);
  * Every origin id this replica has seen gets a small local index, so state
  * records store 1 byte instead of 16. Index 0 is the replica itself. */
 typedef struct cvg__origins {
-    cvg_replica_id *ids;  /* by index */
+    cvg_replica_id *ids; /* by index */
     size_t n;
     size_t cap;
-    uint32_t *slots;      /* open addressing: index + 1, 0 = empty */
+    uint32_t *slots; /* open addressing: index + 1, 0 = empty */
     size_t nslots;
 } cvg__origins;
 
@@ -138,8 +138,8 @@ void cvg__origins_destroy(cvg__origins *o);
  * index unknown to @p o, or any malformed byte, is CVG_ECORRUPT. */
 int cvg__state_encode_counter(const cvg__counter *c, cvg__origins *o,
                               cvg__buf *out);
-int cvg__state_decode_counter(const uint8_t *p, size_t n,
-                              const cvg__origins *o, cvg__counter *out);
+int cvg__state_decode_counter(const uint8_t *p, size_t n, const cvg__origins *o,
+                              cvg__counter *out);
 int cvg__state_encode_reg(const cvg__reg *r, cvg__origins *o, cvg__buf *out);
 int cvg__state_decode_reg(const uint8_t *p, size_t n, const cvg__origins *o,
                           cvg__reg *out);
@@ -153,7 +153,6 @@ int cvg__state_decode_elem(const uint8_t *p, size_t n, const cvg__origins *o,
 /* The canonical bytes of a value (its msgpack encoding): what a set
  * element's identity and hash are computed from. */
 int cvg__value_encode(const cvg_value *v, cvg__buf *out);
-
 
 /* ---- The LMDB environment ----------------------------------------------------
  * One environment per replica directory, with named databases:
@@ -186,7 +185,7 @@ typedef struct cvg__store {
     bool claimed; /* dev, ino are in this process's registry */
     dev_t dev;
     ino_t ino;
-    char *err;    /* where failures are described (the replica's errmsg) */
+    char *err; /* where failures are described (the replica's errmsg) */
     size_t errlen;
 } cvg__store;
 
@@ -214,8 +213,7 @@ int cvg__store_grow(cvg__store *s);
 /* Force what was committed to disk (the relaxed mode does not at commit). */
 int cvg__store_flush(cvg__store *s);
 /* Bytes of the data file in use, and the map's size. */
-void cvg__store_usage(cvg__store *s, uint64_t *file_bytes,
-                      uint64_t *map_bytes);
+void cvg__store_usage(cvg__store *s, uint64_t *file_bytes, uint64_t *map_bytes);
 
 /* ---- The one commit path (commit.c) ---------------------------------------
  * Every write of the library ends here, so a full map, a full disk and every
@@ -279,7 +277,7 @@ int cvg__origins_put(cvg__store *s, cvg__store_txn *t, uint32_t idx,
  * Views returned point into the map: valid until the transaction ends or
  * its next write. */
 int cvg__state_get(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
-                   size_t klen, cvg_bytes *out);  /* CVG_ENOTFOUND */
+                   size_t klen, cvg_bytes *out); /* CVG_ENOTFOUND */
 int cvg__state_put(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
                    size_t klen, cvg_bytes value);
 /* Delete a record; an absent one is not an error. */
@@ -307,9 +305,9 @@ void cvg__state_cursor_close(cvg__state_cursor *c);
  * how far its copy of our own ops goes. Refused ops each have a record of
  * their own, keyed by peer and seq. */
 typedef struct cvg__peer_rec {
-    uint64_t cursor;          /* the first lsn of its log we lack */
-    uint64_t acked;           /* it has our ops 1..acked */
-    uint64_t sent;            /* we offered it our ops up to this seq */
+    uint64_t cursor; /* the first lsn of its log we lack */
+    uint64_t acked;  /* it has our ops 1..acked */
+    uint64_t sent;   /* we offered it our ops up to this seq */
     uint64_t last_ok_ms;
     uint64_t last_attempt_ms;
     int last_error;
@@ -328,11 +326,10 @@ typedef struct cvg__peer_change {
 
 /* The record of @p peer; a peer never met gives cursor 1 and zeros, and
  * *known false if @p known is not NULL. */
-int cvg__peer_get(cvg__store *s, cvg__store_txn *t,
-                  const cvg_replica_id *peer, cvg__peer_rec *out,
-                  bool *known);
-int cvg__peer_put(cvg__store *s, cvg__store_txn *t,
-                  const cvg_replica_id *peer, const cvg__peer_rec *p);
+int cvg__peer_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
+                  cvg__peer_rec *out, bool *known);
+int cvg__peer_put(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
+                  const cvg__peer_rec *p);
 /* Apply @p ch to record @p p in memory (and a new pull position, if
  * @p cursor). */
 void cvg__peer_rec_merge(cvg__peer_rec *p, const cvg__peer_change *ch,
@@ -368,12 +365,12 @@ int cvg__log_append(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
 typedef struct cvg__log_iter {
     struct MDB_cursor *cur;
     cvg__block_reader rd;
-    bool open;          /* rd holds a block */
-    uint64_t next_lsn;  /* lsn of the next op rd gives */
-    uint64_t from;      /* skip ops before this lsn */
-    uint64_t last_lsn;  /* lsn of the last op in rd's block */
-    bool skipped;       /* the rest of rd's block was skipped */
-    bool only;          /* give only the ops of origin */
+    bool open;         /* rd holds a block */
+    uint64_t next_lsn; /* lsn of the next op rd gives */
+    uint64_t from;     /* skip ops before this lsn */
+    uint64_t last_lsn; /* lsn of the last op in rd's block */
+    bool skipped;      /* the rest of rd's block was skipped */
+    bool only;         /* give only the ops of origin */
     cvg_replica_id origin;
 } cvg__log_iter;
 

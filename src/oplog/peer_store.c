@@ -75,8 +75,8 @@ failed_key(uint8_t kb[24], const cvg_replica_id *peer, uint64_t seq)
 }
 
 int
-cvg__failed_clear(cvg__store *s, cvg__store_txn *t,
-                  const cvg_replica_id *peer, uint64_t upto)
+cvg__failed_clear(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
+                  uint64_t upto)
 {
     MDB_cursor *c;
     int rc = cvg__mdb_err(mdb_cursor_open(t, s->queue, &c));
@@ -129,8 +129,8 @@ cvg__peer_rec_merge(cvg__peer_rec *p, const cvg__peer_change *ch,
 
 int
 cvg__peer_change_apply(cvg__store *s, cvg__store_txn *t,
-                       const cvg_replica_id *peer,
-                       const cvg__peer_change *ch, const uint64_t *cursor)
+                       const cvg_replica_id *peer, const cvg__peer_change *ch,
+                       const uint64_t *cursor)
 {
     cvg__peer_rec p;
     int rc = cvg__peer_get(s, t, peer, &p, NULL);
@@ -181,9 +181,9 @@ cvg__peers_list(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out,
 }
 
 int
-cvg__failed_list(cvg__store *s, cvg__store_txn *t,
-                 const cvg_replica_id *peer, uint64_t above,
-                 cvg_failed_op *out, size_t cap, uint64_t *count)
+cvg__failed_list(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
+                 uint64_t above, cvg_failed_op *out, size_t cap,
+                 uint64_t *count)
 {
     *count = 0;
     MDB_cursor *c;

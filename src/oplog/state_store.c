@@ -48,8 +48,7 @@ cvg__state_del(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
 }
 
 int
-cvg__state_cursor_open(cvg__store *s, cvg__store_txn *t,
-                       cvg__state_cursor *c)
+cvg__state_cursor_open(cvg__store *s, cvg__store_txn *t, cvg__state_cursor *c)
 {
     c->c = NULL;
     MDB_cursor *mc;

@@ -6,10 +6,9 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <sys/stat.h>
-
-#include <lmdb.h>
 
 #include "oplog_int.h"
 
@@ -97,8 +96,7 @@ check_dir(const char *path, const cvg_replica_options *o, char *err,
         }
         /* EEXIST: another thread created it meanwhile. */
         if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create replica directory '%s'",
-                     path);
+            snprintf(err, errlen, "cannot create replica directory '%s'", path);
             return cvg__mdb_err(errno);
         }
     } else if (!S_ISDIR(st.st_mode)) {
@@ -173,8 +171,8 @@ open_env(cvg__store *s, const char *path, const cvg_replica_options *o,
     }
     rc = mdb_env_open(s->env, path, flags, 0600);
     if (rc != MDB_SUCCESS) {
-        snprintf(err, errlen, "cannot open LMDB environment in '%s': %s",
-                 path, mdb_strerror(rc));
+        snprintf(err, errlen, "cannot open LMDB environment in '%s': %s", path,
+                 mdb_strerror(rc));
         mdb_env_close(s->env);
         s->env = NULL;
         return rc == MDB_INVALID ? CVG_ECORRUPT : cvg__mdb_err(rc);
@@ -196,8 +194,8 @@ open_env(cvg__store *s, const char *path, const cvg_replica_options *o,
 
 /* The named databases, created if allowed. */
 static int
-open_databases(cvg__store *s, const char *path,
-               const cvg_replica_options *o, char *err, size_t errlen)
+open_databases(cvg__store *s, const char *path, const cvg_replica_options *o,
+               char *err, size_t errlen)
 {
     int rc;
     cvg__store_txn *t;
@@ -217,8 +215,8 @@ open_databases(cvg__store *s, const char *path,
         mdb_txn_abort(t);
     }
     if (mrc != MDB_SUCCESS) {
-        snprintf(err, errlen, "'%s' does not hold a converge replica: %s",
-                 path, mdb_strerror(mrc));
+        snprintf(err, errlen, "'%s' does not hold a converge replica: %s", path,
+                 mdb_strerror(mrc));
         mdb_env_close(s->env);
         s->env = NULL;
         return mrc == MDB_NOTFOUND ? CVG_ECORRUPT : cvg__mdb_err(mrc);
@@ -326,7 +324,8 @@ cvg__store_grow(cvg__store *s)
 }
 
 int
-cvg__meta_get_u64(cvg__store *s, cvg__store_txn *t, const char *name, uint64_t *out)
+cvg__meta_get_u64(cvg__store *s, cvg__store_txn *t, const char *name,
+                  uint64_t *out)
 {
     MDB_val k = {strlen(name), (void *)name}, v;
     *out = 0;
@@ -342,7 +341,8 @@ cvg__meta_get_u64(cvg__store *s, cvg__store_txn *t, const char *name, uint64_t *
 }
 
 int
-cvg__meta_put_u64(cvg__store *s, cvg__store_txn *t, const char *name, uint64_t val)
+cvg__meta_put_u64(cvg__store *s, cvg__store_txn *t, const char *name,
+                  uint64_t val)
 {
     uint8_t b[8];
     cvg__put_be64(b, val);
@@ -396,7 +396,8 @@ cvg__meta_put_id(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *id)
 }
 
 int
-cvg__origins_load(cvg__store *s, cvg__store_txn *t, cvg__origins *o, cvg__vv *vv)
+cvg__origins_load(cvg__store *s, cvg__store_txn *t, cvg__origins *o,
+                  cvg__vv *vv)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(t, s->origins, &c);

@@ -77,8 +77,7 @@ cvg__conflict_record(cvg_txn *t, const cvg__op *op, cvg_type type,
     memset(c, 0, sizeof *c);
     size_t n = p->collection.len + p->key.len + p->field.len + 3;
     c->names = cvg__alloc(n);
-    if (c->names == NULL ||
-        cvg__value_copy(&c->remote, &p->value) != CVG_OK) {
+    if (c->names == NULL || cvg__value_copy(&c->remote, &p->value) != CVG_OK) {
         cvg__free(c->names);
         return;
     }
@@ -124,8 +123,7 @@ find_counter(const cvg__op *op, const uint8_t *name, size_t len)
 }
 
 int
-cvg__record_entries(cvg_txn *t, uint32_t rplen, cvg__entry ***out,
-                    size_t *n)
+cvg__record_entries(cvg_txn *t, uint32_t rplen, cvg__entry ***out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -249,14 +247,13 @@ cvg__apply(cvg_txn *t, const cvg__op *op, bool *conflict)
         return CVG_EINVAL;
     }
     cvg__entry *e;
-    rc = typed_entry(t, plen, k->type, k->keyed_by_value ? &p->value : NULL,
-                     &e);
+    rc =
+        typed_entry(t, plen, k->type, k->keyed_by_value ? &p->value : NULL, &e);
     return rc == CVG_OK ? cvg__apply_entry(t, e, op, conflict) : rc;
 }
 
 int
-cvg__apply_entry(cvg_txn *t, cvg__entry *e, const cvg__op *op,
-                 bool *conflict)
+cvg__apply_entry(cvg_txn *t, cvg__entry *e, const cvg__op *op, bool *conflict)
 {
     *conflict = false;
     const cvg__kind_ops *k = cvg__kind_ops_of(op->pub.kind);

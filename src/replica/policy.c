@@ -57,7 +57,8 @@ cvg__policy_for(const cvg_replica *r, cvg_bytes coll)
     /* Apps have a handful of collections: a scan beats a hash here. */
     for (size_t i = 0; i < r->n_policies; i++) {
         const cvg__policy *p = &r->policies[i];
-        if (p->len == coll.len && memcmp(p->collection, coll.data, p->len) == 0) {
+        if (p->len == coll.len &&
+            memcmp(p->collection, coll.data, p->len) == 0) {
             return &p->p;
         }
     }

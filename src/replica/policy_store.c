@@ -173,8 +173,9 @@ cvg__policies_settle(cvg_replica *r, bool replace)
         if (rc != CVG_OK) {
             cvg__policies_free(r);
             cvg__store_abort(mt);
-            return cvg__replica_fail(r, rc, "the stored conflict strategies "
-                                            "are unreadable");
+            return cvg__replica_fail(r, rc,
+                                     "the stored conflict strategies "
+                                     "are unreadable");
         }
         cvg__store_abort(mt);
         return CVG_OK;
@@ -200,8 +201,9 @@ cvg__policies_settle(cvg_replica *r, bool replace)
     }
     cvg__store_abort(mt);
     if (rc != CVG_OK) {
-        return cvg__replica_fail(r, rc, "cannot read the stored conflict "
-                                        "strategies");
+        return cvg__replica_fail(r, rc,
+                                 "cannot read the stored conflict "
+                                 "strategies");
     }
     if (same || (r->n_policies == 0 && !(replace && have)) ||
         r->opts.read_only) {
@@ -209,6 +211,7 @@ cvg__policies_settle(cvg_replica *r, bool replace)
     }
     rc = cvg__store_write(&r->store, false, store, r);
     return rc == CVG_OK ? CVG_OK
-                        : cvg__replica_fail(r, rc, "cannot store the "
-                                                   "conflict strategies");
+                        : cvg__replica_fail(r, rc,
+                                            "cannot store the "
+                                            "conflict strategies");
 }

@@ -298,8 +298,7 @@ record_live(cvg_txn *t, uint8_t type, const cvg_bytes *v, bool *live)
     }
     cvg__counter c;
     memset(&c, 0, sizeof c);
-    int rc = cvg__state_decode_counter(v->data, v->len,
-                                       &t->r->origins, &c);
+    int rc = cvg__state_decode_counter(v->data, v->len, &t->r->origins, &c);
     if (rc == CVG_OK) {
         *live = cvg__counter_live(&c);
     }
@@ -350,8 +349,7 @@ cvg_set_cursor_next(cvg_set_cursor *c, cvg_value *out)
     }
     cvg__tags tags;
     memset(&tags, 0, sizeof tags);
-    rc = cvg__state_decode_elem(v.data, v.len, &c->w.t->r->origins,
-                                out, &tags);
+    rc = cvg__state_decode_elem(v.data, v.len, &c->w.t->r->origins, out, &tags);
     cvg__tags_destroy(&tags);
     if (rc == CVG_OK) {
         walk_skip(&c->w, k.data, (uint32_t)k.len);

@@ -63,8 +63,8 @@ check_duplicate(cvg_txn *t, const cvg__op *op)
         /* The version vector says the op is here: the log must have it. */
         return cvg__replica_fail(
             r, rc == CVG_ENOTFOUND ? CVG_ECORRUPT : rc,
-            "op %s:%llu is counted as applied but cannot be read: %s",
-            origin, (unsigned long long)d->seq, cvg_strerror(rc));
+            "op %s:%llu is counted as applied but cannot be read: %s", origin,
+            (unsigned long long)d->seq, cvg_strerror(rc));
     }
     const char *diff = cvg__op_diff(have, op);
     if (diff != NULL) {
@@ -89,8 +89,8 @@ cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict)
     cvg_replica *r = t->r;
     const cvg_dot *d = &op->pub.dot;
     uint64_t have = cvg__vv_get(&t->vv, &d->origin);
-    if (t->keeping && (t->keep_left == 0 ||
-                       cvg__id_cmp(&d->origin, &t->keep_origin) != 0)) {
+    if (t->keeping &&
+        (t->keep_left == 0 || cvg__id_cmp(&d->origin, &t->keep_origin) != 0)) {
         return CVG_EMISUSE; /* not an op of the kept block */
     }
     if (d->seq == 0) {
@@ -110,10 +110,9 @@ cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict)
                                  (unsigned long long)have);
     }
     if (d->seq != have + 1) {
-        return cvg__replica_fail(r, CVG_EGAP,
-                                 "op seq %llu of an origin at seq %llu",
-                                 (unsigned long long)d->seq,
-                                 (unsigned long long)have);
+        return cvg__replica_fail(
+            r, CVG_EGAP, "op seq %llu of an origin at seq %llu",
+            (unsigned long long)d->seq, (unsigned long long)have);
     }
     if (!deps_met(&t->vv, op)) {
         return cvg__replica_fail(r, CVG_EGAP,
@@ -121,17 +120,16 @@ cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict)
                                  (unsigned long long)d->seq);
     }
     uint64_t clock = t->clock;
-    int rc = cvg__hlc_receive(&clock, op->pub.hlc,
-                              r->opts.clock(r->opts.clock_ctx),
-                              r->opts.max_clock_ahead_ms);
+    int rc =
+        cvg__hlc_receive(&clock, op->pub.hlc, r->opts.clock(r->opts.clock_ctx),
+                         r->opts.max_clock_ahead_ms);
     if (rc != CVG_OK) {
-        return cvg__replica_fail(r, rc,
-                                 "op time %llu ms is more than %llu ms ahead "
-                                 "of the local clock",
-                                 (unsigned long long)cvg_hlc_millis(
-                                     op->pub.hlc),
-                                 (unsigned long long)
-                                     r->opts.max_clock_ahead_ms);
+        return cvg__replica_fail(
+            r, rc,
+            "op time %llu ms is more than %llu ms ahead "
+            "of the local clock",
+            (unsigned long long)cvg_hlc_millis(op->pub.hlc),
+            (unsigned long long)r->opts.max_clock_ahead_ms);
     }
     uint32_t idx;
     bool added;

@@ -5,11 +5,10 @@
  * never replays the log.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
-
-#include <sodium.h>
 
 #include "replica_int.h"
 
@@ -107,8 +106,8 @@ cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt)
     if (rc == CVG_OK) {
         rc = cvg__origins_load(&r->store, mt, &r->origins, &r->vv);
     }
-    if (rc == CVG_OK && (r->origins.n == 0 ||
-                         cvg__id_cmp(&r->origins.ids[0], &r->id) != 0)) {
+    if (rc == CVG_OK &&
+        (r->origins.n == 0 || cvg__id_cmp(&r->origins.ids[0], &r->id) != 0)) {
         rc = CVG_ECORRUPT; /* index 0 must be this replica */
     }
     if (rc != CVG_OK) {
@@ -235,10 +234,10 @@ cvg_replica_open(const char *path, const cvg_replica_options *opts,
         return open_fail(CVG_EINVAL, "no path");
     }
     if (opts->version == 0 || opts->version > CVG_OPTIONS_VERSION ||
-        (opts->durability != CVG_DURABLE &&
-         opts->durability != CVG_RELAXED)) {
-        return open_fail(CVG_EINVAL, "options of an unknown version or "
-                                     "durability");
+        (opts->durability != CVG_DURABLE && opts->durability != CVG_RELAXED)) {
+        return open_fail(CVG_EINVAL,
+                         "options of an unknown version or "
+                         "durability");
     }
     if (sodium_init() < 0) {
         return open_fail(CVG_EIO, "libsodium cannot start");
@@ -260,8 +259,8 @@ cvg_replica_open(const char *path, const cvg_replica_options *opts,
         cvg_replica_close(r);
         return rc;
     }
-    rc = cvg__store_open(&r->store, path, &r->opts, r->errmsg,
-                         sizeof r->errmsg);
+    rc =
+        cvg__store_open(&r->store, path, &r->opts, r->errmsg, sizeof r->errmsg);
     if (rc == CVG_OK) {
         rc = load_meta(r);
     }

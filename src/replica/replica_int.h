@@ -19,13 +19,13 @@ typedef struct cvg__policy {
 /* A conflict met while applying a peer's op, kept (with copies of its
  * names and values) until the ops are committed and the event can fire. */
 struct cvg__conflict_rec {
-    char *names;        /* collection NUL key NUL field NUL */
+    char *names; /* collection NUL key NUL field NUL */
     size_t clen, klen, flen;
     cvg_type type;
-    cvg_value local;    /* owned copies */
+    cvg_value local; /* owned copies */
     cvg_value remote;
     cvg_value resolved;
-    uint32_t siblings;  /* values the register holds after the page */
+    uint32_t siblings; /* values the register holds after the page */
     cvg_dot dot;
 };
 
@@ -39,13 +39,13 @@ struct cvg_replica {
      * transaction when another process has committed since). */
     cvg__origins origins;
     cvg__vv vv;
-    uint64_t clock;    /* high-water mark of the hybrid logical clock */
+    uint64_t clock; /* high-water mark of the hybrid logical clock */
     uint64_t last_lsn;
-    uint64_t gen;      /* commit generation, stored in meta */
+    uint64_t gen;           /* commit generation, stored in meta */
     struct cvg_txn *writer; /* the open write transaction, if any */
     cvg__commit_hook hook;  /* set by the floor above (sync) */
     bool has_hook;
-    unsigned readers;  /* open read transactions */
+    unsigned readers; /* open read transactions */
     char errmsg[256];
 };
 
@@ -54,15 +54,15 @@ struct cvg_replica {
 typedef struct cvg__entry {
     uint8_t *key;
     uint32_t klen;
-    uint32_t plen;      /* length of "collection NUL key NUL field NUL" */
+    uint32_t plen; /* length of "collection NUL key NUL field NUL" */
     uint64_t hash;
-    uint8_t type;       /* cvg_type; 0 for a type mask */
-    uint8_t mask;       /* type mask entries: bit t = a live field of type t */
-    uint8_t unsure;     /* mask bits that may be stale (a set's) */
+    uint8_t type;   /* cvg_type; 0 for a type mask */
+    uint8_t mask;   /* type mask entries: bit t = a live field of type t */
+    uint8_t unsure; /* mask bits that may be stale (a set's) */
     bool mask_valid;
-    bool present;       /* holds state; false: absent, or to be deleted */
-    bool modified;      /* differs from what is stored at the txn start */
-    bool dirty;         /* modified since the last flush */
+    bool present;  /* holds state; false: absent, or to be deleted */
+    bool modified; /* differs from what is stored at the txn start */
+    bool dirty;    /* modified since the last flush */
     union {
         cvg__counter c;
         cvg__reg r;
@@ -79,7 +79,7 @@ typedef struct cvg__pending_block {
     uint64_t last_lsn;
     cvg_replica_id origin;
     uint64_t last_seq;
-    bool stored;        /* put into the current LMDB transaction */
+    bool stored; /* put into the current LMDB transaction */
 } cvg__pending_block;
 
 struct cvg_txn {
@@ -87,14 +87,14 @@ struct cvg_txn {
     cvg__store_txn *mt;
     cvg__state_cursor state_cur;
     bool write;
-    int failed;         /* sticky error: the transaction can only abort */
+    int failed; /* sticky error: the transaction can only abort */
     uint64_t start_gen;
     uint64_t clock;
     uint64_t next_lsn;
     cvg__vv vv;
     size_t origins_at_begin;
-    uint64_t wgen;      /* bumped by every write: invalidates cursors */
-    uint64_t epoch;     /* bumped when the LMDB transaction is replaced */
+    uint64_t wgen;  /* bumped by every write: invalidates cursors */
+    uint64_t epoch; /* bumped when the LMDB transaction is replaced */
     size_t n_ops;
 
     /* The cache: open addressing over entry pointers, plus insertion order
@@ -126,13 +126,13 @@ struct cvg_txn {
     cvg_bytes keep;
     cvg_replica_id keep_origin;
     uint64_t keep_last_seq;
-    uint64_t keep_left;   /* its ops not applied yet */
+    uint64_t keep_left; /* its ops not applied yet */
 
     /* Stored ops looked up to check duplicates from peers (remote.c). */
     struct cvg__op_lookup *dups;
 
-    cvg__buf kbuf;      /* key under construction */
-    cvg__buf vbuf;      /* state record under construction */
+    cvg__buf kbuf; /* key under construction */
+    cvg__buf vbuf; /* state record under construction */
 };
 
 /* Adopt what another process committed, as seen by @p mt. */
@@ -140,8 +140,7 @@ int cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt);
 
 /* Build "collection NUL key NUL field NUL" into t->kbuf from names that
  * may come from a peer; checks sizes and NULs. */
-int cvg__txn_prefix(cvg_txn *t, cvg_bytes coll, cvg_bytes key,
-                    cvg_bytes field);
+int cvg__txn_prefix(cvg_txn *t, cvg_bytes coll, cvg_bytes key, cvg_bytes field);
 /* The cache entry for state key t->kbuf[0..klen), loaded from LMDB if not
  * cached; a missing record gives an entry with present == false. */
 int cvg__txn_entry(cvg_txn *t, uint32_t klen, uint32_t plen, uint8_t type,
@@ -149,8 +148,7 @@ int cvg__txn_entry(cvg_txn *t, uint32_t klen, uint32_t plen, uint8_t type,
 /* Whether the field whose prefix is in t->kbuf[0..plen) holds live values
  * of other types and none of @p type (a write or read of @p type there is
  * CVG_ETYPE). Answered from the cache when it can be. */
-int cvg__txn_type_clash(cvg_txn *t, uint32_t plen, uint8_t type,
-                        bool *clash);
+int cvg__txn_type_clash(cvg_txn *t, uint32_t plen, uint8_t type, bool *clash);
 /* Make sure the field at t->kbuf[0..plen) has a type mask entry (valid or
  * not): every write makes one before it changes an entry of the field, so
  * that cvg__txn_touch() cannot fail. */

@@ -9,8 +9,8 @@
 #include "../oplog/op_lookup.h"
 #include "types.h"
 
-#define BLOCK_OPS_MAX 4096      /* ops per log block */
-#define BLOCK_BYTES_MAX 65536   /* bytes per log block, roughly */
+#define BLOCK_OPS_MAX 4096    /* ops per log block */
+#define BLOCK_BYTES_MAX 65536 /* bytes per log block, roughly */
 
 /* ---- The cache ----------------------------------------------------------- */
 
@@ -300,8 +300,7 @@ scan_field(cvg_txn *t, uint32_t plen, uint8_t *mask)
             uint64_t h = hash_bytes(k.data, k.len);
             cvg__entry *e = cache_get(t, k.data, (uint32_t)k.len, h);
             if (e == NULL) {
-                rc = cache_add(t, k.data, (uint32_t)k.len, plen, h, type,
-                               &e);
+                rc = cache_add(t, k.data, (uint32_t)k.len, plen, h, type, &e);
                 if (rc == CVG_OK) {
                     rc = entry_decode(t, e, v);
                     if (rc != CVG_OK) {
@@ -351,8 +350,8 @@ cvg__txn_mask_entry(cvg_txn *t, uint32_t plen, cvg__entry **out)
     cvg__entry *m = mask_get(t, t->kbuf.p, plen);
     int rc = CVG_OK;
     if (m == NULL) {
-        rc = cache_add(t, t->kbuf.p, plen, plen, hash_bytes(t->kbuf.p, plen),
-                       0, &m);
+        rc = cache_add(t, t->kbuf.p, plen, plen, hash_bytes(t->kbuf.p, plen), 0,
+                       &m);
     }
     *out = m;
     return rc;
@@ -867,8 +866,7 @@ cvg_txn_replica(cvg_txn *t)
 }
 
 int
-cvg_txn_version_vector(cvg_txn *t, cvg_dot *out, size_t cap,
-                       size_t *count_out)
+cvg_txn_version_vector(cvg_txn *t, cvg_dot *out, size_t cap, size_t *count_out)
 {
     if (t == NULL || count_out == NULL || (cap > 0 && out == NULL)) {
         return CVG_EINVAL;
@@ -880,4 +878,3 @@ cvg_txn_version_vector(cvg_txn *t, cvg_dot *out, size_t cap,
     *count_out = n;
     return CVG_OK;
 }
-

@@ -34,8 +34,7 @@ static int
 erase(cvg__entry *e, const cvg__vv *seen, const cvg__delete_counter *dc)
 {
     (void)seen;
-    return dc != NULL ? cvg__counter_delete(&e->u.c, dc->parts, dc->n)
-                      : CVG_OK;
+    return dc != NULL ? cvg__counter_delete(&e->u.c, dc->parts, dc->n) : CVG_OK;
 }
 
 static int
@@ -55,5 +54,8 @@ const cvg__type_ops cvg__counter_type = {
 };
 
 const cvg__kind_ops cvg__counter_add_kind = {
-    CVG_OP_COUNTER_ADD, CVG_TYPE_COUNTER, false, apply_add,
+    CVG_OP_COUNTER_ADD,
+    CVG_TYPE_COUNTER,
+    false,
+    apply_add,
 };

@@ -72,9 +72,15 @@ const cvg__type_ops cvg__mvregister_type = {
 };
 
 const cvg__kind_ops cvg__register_set_kind = {
-    CVG_OP_REGISTER_SET, CVG_TYPE_REGISTER, false, apply_set,
+    CVG_OP_REGISTER_SET,
+    CVG_TYPE_REGISTER,
+    false,
+    apply_set,
 };
 
 const cvg__kind_ops cvg__mvregister_set_kind = {
-    CVG_OP_MVREGISTER_SET, CVG_TYPE_MVREGISTER, false, apply_set,
+    CVG_OP_MVREGISTER_SET,
+    CVG_TYPE_MVREGISTER,
+    false,
+    apply_set,
 };

@@ -93,9 +93,15 @@ const cvg__type_ops cvg__set_type = {
 };
 
 const cvg__kind_ops cvg__set_add_kind = {
-    CVG_OP_SET_ADD, CVG_TYPE_SET, true, apply_add,
+    CVG_OP_SET_ADD,
+    CVG_TYPE_SET,
+    true,
+    apply_add,
 };
 
 const cvg__kind_ops cvg__set_remove_kind = {
-    CVG_OP_SET_REMOVE, CVG_TYPE_SET, true, apply_remove,
+    CVG_OP_SET_REMOVE,
+    CVG_TYPE_SET,
+    true,
+    apply_remove,
 };

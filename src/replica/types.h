@@ -26,12 +26,11 @@ typedef struct cvg__type_ops {
 
 typedef struct cvg__kind_ops {
     cvg_op_kind kind;
-    uint8_t type;           /* the type of the record it writes */
-    bool keyed_by_value;    /* one record per element (sets) */
+    uint8_t type;        /* the type of the record it writes */
+    bool keyed_by_value; /* one record per element (sets) */
     /* Apply @p op to the entry (its type's; present or not). On error
      * nothing changed. */
-    int (*apply)(cvg_txn *t, cvg__entry *e, const cvg__op *op,
-                 bool *conflict);
+    int (*apply)(cvg_txn *t, cvg__entry *e, const cvg__op *op, bool *conflict);
 } cvg__kind_ops;
 
 /* NULL for a type or kind this version does not have. */

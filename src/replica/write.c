@@ -41,8 +41,7 @@ str_bytes(const char *s)
 
 /* Validate @p key and build its prefix in t->kbuf; *plen gets its length. */
 int
-cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
-                uint32_t *plen)
+cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field, uint32_t *plen)
 {
     if (key == NULL || key->collection == NULL || key->key == NULL ||
         (with_field && key->field == NULL)) {
@@ -52,8 +51,8 @@ cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
     if (with_field && field.len == 0) {
         return cvg__replica_fail(t->r, CVG_EINVAL, "empty field name");
     }
-    int rc = cvg__txn_prefix(t, str_bytes(key->collection),
-                             str_bytes(key->key), field);
+    int rc = cvg__txn_prefix(t, str_bytes(key->collection), str_bytes(key->key),
+                             field);
     if (rc == CVG_EINVAL) {
         return cvg__replica_fail(t->r, rc, "empty collection or key name");
     }
@@ -112,9 +111,10 @@ stamp(cvg_txn *t, const cvg_key *key, bool with_field, cvg_op_kind kind,
     uint64_t clock = t->clock, hlc;
     int rc = cvg__hlc_tick(&clock, r->opts.clock(r->opts.clock_ctx), &hlc);
     if (rc != CVG_OK) {
-        return cvg__replica_fail(r, rc, "the hybrid logical clock is "
-                                        "exhausted or the wall clock is "
-                                        "out of range");
+        return cvg__replica_fail(r, rc,
+                                 "the hybrid logical clock is "
+                                 "exhausted or the wall clock is "
+                                 "out of range");
     }
     op->pub.kind = kind;
     op->pub.hlc = hlc;
@@ -165,8 +165,7 @@ zero_dot(cvg_dot *d)
 }
 
 int
-cvg_counter_add(cvg_txn *t, const cvg_key *key, int64_t delta,
-                cvg_dot *dot_out)
+cvg_counter_add(cvg_txn *t, const cvg_key *key, int64_t delta, cvg_dot *dot_out)
 {
     zero_dot(dot_out);
     uint32_t plen;
@@ -224,9 +223,9 @@ value_write_begin(cvg_txn *t, const cvg_key *key, const cvg_value *value,
  * (an allocated copy, freed here: applying the op changes what they were
  * copied from). */
 static int
-value_write_end(cvg_txn *t, const cvg_key *key, cvg__entry *e,
-                cvg_op_kind kind, const cvg_value *value, cvg_dot *seen,
-                size_t nseen, cvg_dot *dot_out)
+value_write_end(cvg_txn *t, const cvg_key *key, cvg__entry *e, cvg_op_kind kind,
+                const cvg_value *value, cvg_dot *seen, size_t nseen,
+                cvg_dot *dot_out)
 {
     cvg__op op;
     int rc = stamp(t, key, true, kind, &op);
@@ -260,8 +259,8 @@ copy_dots(const void *src, size_t n, size_t stride, int *rc)
 
 /* A register write replaces the siblings this replica has seen. */
 static int
-reg_write(cvg_txn *t, const cvg_key *key, const cvg_value *value,
-          cvg_type type, cvg_dot *dot_out)
+reg_write(cvg_txn *t, const cvg_key *key, const cvg_value *value, cvg_type type,
+          cvg_dot *dot_out)
 {
     zero_dot(dot_out);
     uint32_t plen;
@@ -281,10 +280,10 @@ reg_write(cvg_txn *t, const cvg_key *key, const cvg_value *value,
     if (rc != CVG_OK) {
         return rc;
     }
-    return value_write_end(t, key, e,
-                           type == CVG_TYPE_REGISTER ? CVG_OP_REGISTER_SET
-                                                     : CVG_OP_MVREGISTER_SET,
-                           value, seen, nseen, dot_out);
+    return value_write_end(
+        t, key, e,
+        type == CVG_TYPE_REGISTER ? CVG_OP_REGISTER_SET : CVG_OP_MVREGISTER_SET,
+        value, seen, nseen, dot_out);
 }
 
 int

@@ -143,7 +143,7 @@ cvg__sync_state_of(cvg_replica *r, cvg__sync_state **out)
         return CVG_ENOMEM;
     }
     st->r = r;
-    cvg__commit_hook h = {hook_pending, hook_write, hook_committed,
+    cvg__commit_hook h = {hook_pending, hook_write,   hook_committed,
                           hook_ended,   hook_destroy, st};
     int rc = cvg__replica_hook_set(r, &h);
     if (rc != CVG_OK) {

@@ -81,8 +81,9 @@ cvg__session_on_hello(cvg_session *s, const cvg__msg *m)
         }
     }
     /* What the peer has of ours is committed there. */
-    cvg__peer_change ch = {.acked = cvg__vv_get(&s->peer_vv, cvg__replica_self(s->r)),
-                           .attempt_ms = cvg__replica_now_ms(s->r)};
+    cvg__peer_change ch = {
+        .acked = cvg__vv_get(&s->peer_vv, cvg__replica_self(s->r)),
+        .attempt_ms = cvg__replica_now_ms(s->r)};
     cvg__session_note(s, &ch);
     cvg__peer_set_active(s->r, &s->stats.peer, true);
     cvg__session_event(s, CVG_SYNC_EVENT_START, CVG_OK);
@@ -92,5 +93,6 @@ cvg__session_on_hello(cvg_session *s, const cvg__msg *m)
             return rc;
         }
     }
-    return s->opts.no_pull || s->peer_pushes ? CVG_OK : cvg__session_send_pull(s);
+    return s->opts.no_pull || s->peer_pushes ? CVG_OK
+                                             : cvg__session_send_pull(s);
 }

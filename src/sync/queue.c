@@ -9,10 +9,10 @@
 
 struct cvg_queue_cursor {
     cvg_txn *t;
-    cvg__log_iter it;  /* our own ops above acked */
+    cvg__log_iter it; /* our own ops above acked */
     cvg_replica_id peer;
-    uint64_t sent;     /* ops up to here were offered in a page */
-    bool active;       /* a session with the peer is open */
+    uint64_t sent;        /* ops up to here were offered in a page */
+    bool active;          /* a session with the peer is open */
     cvg__txn_stamp stamp; /* a write in t ends the walk */
     cvg__buf names;       /* the current op's names, NUL-terminated */
 };

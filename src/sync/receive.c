@@ -61,11 +61,11 @@ check_next_cursor(cvg_session *s, const cvg__msg *m, uint64_t n)
 
 /* What applying a page's ops counted. */
 typedef struct page_count {
-    uint64_t limit;     /* most ops the page may hold */
+    uint64_t limit; /* most ops the page may hold */
     uint64_t got;
     uint64_t dup;
     uint64_t conflicts;
-    bool detailed;      /* the replica's message says which op failed */
+    bool detailed; /* the replica's message says which op failed */
 } page_count;
 
 /* Check and apply one op of a page. */
@@ -231,8 +231,9 @@ cvg__session_on_ops(cvg_session *s, const cvg__msg *m)
 {
     if (!s->pulling) {
         if (!s->pulled) {
-            return cvg__session_fail(s, CVG_EPROTO, s->got_hello ? "a page nobody asked for"
-                                                    : "OPS before HELLO");
+            return cvg__session_fail(
+                s, CVG_EPROTO,
+                s->got_hello ? "a page nobody asked for" : "OPS before HELLO");
         }
         /* A repeated or late page: its answer was applied already. */
         return CVG_OK;
@@ -263,8 +264,9 @@ cvg__session_on_push(cvg_session *s, const cvg__msg *m)
         return cvg__session_fail(s, CVG_EPROTO, "PUSH before HELLO");
     }
     if (!s->peer_pushes) {
-        return cvg__session_fail(s, CVG_EPROTO, "a PUSH from a peer that did not say it "
-                                   "pushes");
+        return cvg__session_fail(s, CVG_EPROTO,
+                                 "a PUSH from a peer that did not say it "
+                                 "pushes");
     }
     if (s->push_in_done) {
         return CVG_OK; /* a repeat of the last: applied already */
@@ -296,8 +298,9 @@ cvg__session_on_ack(cvg_session *s)
         return CVG_OK;
     }
     if (s->stats.pages_sent == 0) {
-        return cvg__session_fail(s, CVG_EPROTO, s->got_hello ? "an ACK for pages never sent"
-                                                : "ACK before HELLO");
+        return cvg__session_fail(
+            s, CVG_EPROTO,
+            s->got_hello ? "an ACK for pages never sent" : "ACK before HELLO");
     }
     if (!s->served) {
         return CVG_OK; /* a late one from a page since superseded */
@@ -317,7 +320,7 @@ cvg__session_on_error(cvg_session *s, const cvg__msg *m)
     cvg__peer_change ch = {.error = CVG_EPEER};
     if ((s->npages > 0 || s->pushed) &&
         (m->code == CVG_EGAP || m->code == CVG_ECLOCK ||
-                          m->code == CVG_ECORRUPT)) {
+         m->code == CVG_ECORRUPT)) {
         ch.fail_code = m->code;
     }
     cvg__session_note(s, &ch);

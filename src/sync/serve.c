@@ -13,8 +13,8 @@
  * without those the peer said it has, in blocks of consecutive ops of one
  * origin. */
 typedef struct page {
-    cvg__buf bytes;      /* the blocks, back to back */
-    size_t *ends;        /* end offset of each block */
+    cvg__buf bytes; /* the blocks, back to back */
+    size_t *ends;   /* end offset of each block */
     size_t nblocks;
     size_t capblocks;
     cvg__block_run run;
@@ -96,10 +96,10 @@ page_enqueue(cvg_session *s, page *p, cvg__msg_type type, uint64_t next,
 typedef struct page_walk {
     uint64_t max_ops;
     uint64_t max_bytes;
-    uint64_t next;     /* the lsn after the last op looked at */
-    uint64_t n;        /* ops in the page */
-    uint64_t own_max;  /* the highest seq of our own ops walked over */
-    bool more;         /* ops are left after the page */
+    uint64_t next;    /* the lsn after the last op looked at */
+    uint64_t n;       /* ops in the page */
+    uint64_t own_max; /* the highest seq of our own ops walked over */
+    bool more;        /* ops are left after the page */
 } page_walk;
 
 /* Fill @p p with our ops from @p it on that the peer lacks, until the
@@ -170,8 +170,7 @@ serve_page(cvg_session *s, uint64_t cursor, page_walk *w)
         cvg_txn_abort(t);
         snprintf(s->why, sizeof s->why,
                  "PULL from lsn %llu, past the end of this log (%llu)",
-                 (unsigned long long)cursor,
-                 (unsigned long long)next_lsn - 1);
+                 (unsigned long long)cursor, (unsigned long long)next_lsn - 1);
         return cvg__session_fail(s, CVG_EPROTO, s->why);
     }
     page p;
@@ -189,8 +188,9 @@ serve_page(cvg_session *s, uint64_t cursor, page_walk *w)
         rc = page_enqueue(s, &p, CVG__MSG_OPS, w->next, w->more);
     }
     page_destroy(&p);
-    return rc == CVG_OK ? CVG_OK
-                        : cvg__session_fail(s, rc, "cannot build a page of ops");
+    return rc == CVG_OK
+               ? CVG_OK
+               : cvg__session_fail(s, rc, "cannot build a page of ops");
 }
 
 int
@@ -215,10 +215,10 @@ cvg__session_on_pull(cvg_session *s, const cvg__msg *m)
     }
     /* A page is built in memory: whatever the peer asks (0 is "no
      * limit"), it is no larger than our own page limits. */
-    w.max_ops = CVG__MIN(m->max_ops ? m->max_ops : UINT64_MAX,
-                         s->opts.page_ops);
-    w.max_bytes = CVG__MIN(m->max_bytes ? m->max_bytes : UINT64_MAX,
-                           s->opts.page_bytes);
+    w.max_ops =
+        CVG__MIN(m->max_ops ? m->max_ops : UINT64_MAX, s->opts.page_ops);
+    w.max_bytes =
+        CVG__MIN(m->max_bytes ? m->max_bytes : UINT64_MAX, s->opts.page_bytes);
     int rc = serve_page(s, m->cursor, &w);
     if (rc != CVG_OK) {
         return rc;

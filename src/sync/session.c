@@ -133,7 +133,8 @@ cvg__session_fail(cvg_session *s, int rc, const char *why)
         m.code = rc;
         m.text.data = (const uint8_t *)why;
         m.text.len = strlen(why);
-        (void)cvg__session_enqueue(s, &m); /* best effort: the error stands anyway */
+        (void)cvg__session_enqueue(
+            s, &m); /* best effort: the error stands anyway */
         cvg__peer_change ch = {.error = rc};
         cvg__session_note(s, &ch);
         cvg__session_store_peer(s);
@@ -240,8 +241,7 @@ cvg_session_done(const cvg_session *s)
 {
     /* The peer acknowledges our last page once it is committed there. */
     return s != NULL && s->error == CVG_OK && s->got_hello && s->pull_done &&
-           (s->acked_all || !s->peer_pulls) &&
-           (s->push_acked || !s->opts.push);
+           (s->acked_all || !s->peer_pulls) && (s->push_acked || !s->opts.push);
 }
 
 int
@@ -251,8 +251,7 @@ cvg_session_error(const cvg_session *s)
 }
 
 void
-cvg_session_stats_get(const cvg_session *s, cvg_session_stats *out,
-                      size_t size)
+cvg_session_stats_get(const cvg_session *s, cvg_session_stats *out, size_t size)
 {
     /* A caller's older (smaller) struct gets the fields it knows. */
     if (s != NULL && out != NULL && size >= sizeof(cvg_session_stats)) {
@@ -298,7 +297,8 @@ cvg_session_input(cvg_session *s, const void *msg, size_t len)
     case CVG__MSG_ERROR:
         return cvg__session_on_error(s, &m);
     default:
-        return cvg__session_fail(s, CVG_EPROTO, "a message this version does not use");
+        return cvg__session_fail(s, CVG_EPROTO,
+                                 "a message this version does not use");
     }
     if (rc == CVG_OK) {
         check_end(s);

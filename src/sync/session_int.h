@@ -35,25 +35,25 @@ struct cvg_session {
     int error;
     bool got_hello;
     bool peer_pulls;
-    bool pulling;    /* a PULL of ours is unanswered */
-    bool pulled;     /* we sent a PULL: pages may come */
+    bool pulling;         /* a PULL of ours is unanswered */
+    bool pulled;          /* we sent a PULL: pages may come */
     uint64_t pull_cursor; /* where our last PULL starts */
-    bool pull_done;  /* we have all the peer had when it answered */
-    bool served;     /* the peer has pulled all we have */
-    bool ended;      /* the END or ERROR event was given */
+    bool pull_done;       /* we have all the peer had when it answered */
+    bool served;          /* the peer has pulled all we have */
+    bool ended;           /* the END or ERROR event was given */
     /* Status learned but not yet stored: it rides on the next page commit,
      * or, when the session ends, waits for the replica's next commit
      * (deferred.c), instead of a durable commit (an fsync) each time
      * something is learned. */
     cvg__peer_change change;
     bool change_dirty;
-    bool acked_all;  /* the peer confirmed our last page */
+    bool acked_all; /* the peer confirmed our last page */
     /* Push (cvg_session_options.push): our own ops go unasked. */
-    bool peer_pushes;    /* the peer's HELLO said it pushes */
-    bool push_in_done;   /* its last PUSH page is committed here */
-    bool pushed;         /* our PUSH pages are queued */
+    bool peer_pushes;      /* the peer's HELLO said it pushes */
+    bool push_in_done;     /* its last PUSH page is committed here */
+    bool pushed;           /* our PUSH pages are queued */
     uint64_t push_own_max; /* the highest seq of ours in them */
-    bool push_acked;     /* the peer confirmed them */
+    bool push_acked;       /* the peer confirmed them */
     cvg__vv peer_vv;
     cvg_session_stats stats;
     cvg__served_page *pages;
@@ -65,7 +65,7 @@ struct cvg_session {
     size_t capout;
     size_t out_head;
     cvg__msg_scratch scratch;
-    char why[256];   /* the detail of a refused page, for the ERROR */
+    char why[256]; /* the detail of a refused page, for the ERROR */
 };
 
 /* session.c */

@@ -21,8 +21,8 @@ count_failed(cvg_txn *t, const cvg_replica_id *peer, uint64_t above,
 {
     uint64_t n = 0;
     cvg__store *s = cvg__replica_store(cvg_txn_replica(t));
-    *rc_out = cvg__failed_list(s, cvg__txn_store_txn(t), peer, above, out,
-                               cap, &n);
+    *rc_out =
+        cvg__failed_list(s, cvg__txn_store_txn(t), peer, above, out, cap, &n);
     return n;
 }
 
@@ -112,8 +112,7 @@ cvg_sync_peers(cvg_replica *r, cvg_replica_id *out, size_t cap,
     rc = cvg__peers_list(s, mt, out, cap, &n);
     /* Peers met since the last commit. */
     const cvg__sync_state *st = cvg__sync_state_find(r);
-    for (size_t i = 0; rc == CVG_OK && st != NULL && i < st->n_deferred;
-         i++) {
+    for (size_t i = 0; rc == CVG_OK && st != NULL && i < st->n_deferred; i++) {
         const cvg_replica_id *id = &st->deferred[i].peer;
         cvg__peer_rec p;
         bool known;
@@ -131,8 +130,8 @@ cvg_sync_peers(cvg_replica *r, cvg_replica_id *out, size_t cap,
 }
 
 int
-cvg_sync_failed(cvg_replica *r, const cvg_replica_id *peer,
-                cvg_failed_op *out, size_t cap, size_t *count_out)
+cvg_sync_failed(cvg_replica *r, const cvg_replica_id *peer, cvg_failed_op *out,
+                size_t cap, size_t *count_out)
 {
     if (r == NULL || peer == NULL || count_out == NULL ||
         (cap > 0 && out == NULL)) {

@@ -22,7 +22,7 @@ typedef struct cvg__peer_deferred {
 /* What sync keeps per replica, in memory. */
 typedef struct cvg__sync_state {
     cvg_replica *r;
-    cvg_replica_id *active;       /* peers with an open session */
+    cvg_replica_id *active; /* peers with an open session */
     size_t n_active;
     size_t cap_active;
     cvg__peer_deferred *deferred; /* peer changes not yet stored */
@@ -54,7 +54,6 @@ void cvg__peer_overlay(const cvg_replica *r, const cvg_replica_id *peer,
                        cvg__peer_rec *p);
 /* Whether a session with @p peer is open; mark one open or closed. */
 bool cvg__peer_active(const cvg_replica *r, const cvg_replica_id *peer);
-void cvg__peer_set_active(cvg_replica *r, const cvg_replica_id *peer,
-                          bool on);
+void cvg__peer_set_active(cvg_replica *r, const cvg_replica_id *peer, bool on);
 
 #endif

@@ -21,8 +21,9 @@
  * Every integer is in its smallest form and the reader accepts no other,
  * so a message decodes one way only and re-encodes to the same bytes.
  */
-#include "../oplog/mpack.h"
 #include "wire.h"
+
+#include "../oplog/mpack.h"
 
 /* The smallest encoding of one entry of each list: a count is checked
  * against the bytes left divided by this before anything is allocated. */
@@ -105,21 +106,21 @@ check_msg(const cvg__msg *m)
         return CVG_EINVAL;
     }
     switch (m->type) {
-        case CVG__MSG_HELLO:
-            return check_vv(m->vv, m->vv_n);
-        case CVG__MSG_PULL:
-            return CVG_OK;
-        case CVG__MSG_OPS:
-        case CVG__MSG_PUSH:
-            return check_blocks(m->blocks, m->n_blocks);
-        case CVG__MSG_ACK:
-            return check_errors(m->errors, m->n_errors);
-        case CVG__MSG_ERROR:
-            if (!code_ok(m->code) || m->text.len > CVG__MSG_TEXT_MAX ||
-                (m->text.len > 0 && m->text.data == NULL)) {
-                return CVG_EINVAL;
-            }
-            return CVG_OK;
+    case CVG__MSG_HELLO:
+        return check_vv(m->vv, m->vv_n);
+    case CVG__MSG_PULL:
+        return CVG_OK;
+    case CVG__MSG_OPS:
+    case CVG__MSG_PUSH:
+        return check_blocks(m->blocks, m->n_blocks);
+    case CVG__MSG_ACK:
+        return check_errors(m->errors, m->n_errors);
+    case CVG__MSG_ERROR:
+        if (!code_ok(m->code) || m->text.len > CVG__MSG_TEXT_MAX ||
+            (m->text.len > 0 && m->text.data == NULL)) {
+            return CVG_EINVAL;
+        }
+        return CVG_OK;
     }
     return CVG_EINVAL;
 }
@@ -153,52 +154,51 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
     CVG__MP_TRY(msgpack_pack_uint32(pk, m->version));
     CVG__MP_TRY(msgpack_pack_uint32(pk, (uint32_t)m->type));
     switch (m->type) {
-        case CVG__MSG_HELLO:
-            CVG__MP_TRY(msgpack_pack_bin_with_body(pk, m->id.bytes, 16));
-            CVG__MP_TRY(msgpack_pack_uint32(pk, m->flags));
-            CVG__MP_TRY(msgpack_pack_uint64(pk, m->vv_n));
-            for (size_t i = 0; i < m->vv_n; i++) {
-                rc = pack_dot(pk, &m->vv[i]);
-                if (rc != CVG_OK) {
-                    return rc;
-                }
+    case CVG__MSG_HELLO:
+        CVG__MP_TRY(msgpack_pack_bin_with_body(pk, m->id.bytes, 16));
+        CVG__MP_TRY(msgpack_pack_uint32(pk, m->flags));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->vv_n));
+        for (size_t i = 0; i < m->vv_n; i++) {
+            rc = pack_dot(pk, &m->vv[i]);
+            if (rc != CVG_OK) {
+                return rc;
             }
-            return CVG_OK;
-        case CVG__MSG_PULL:
-            CVG__MP_TRY(msgpack_pack_uint64(pk, m->cursor));
-            CVG__MP_TRY(msgpack_pack_uint32(pk, m->max_ops));
-            CVG__MP_TRY(msgpack_pack_uint32(pk, m->max_bytes));
-            return CVG_OK;
-        case CVG__MSG_OPS:
-            CVG__MP_TRY(msgpack_pack_uint64(pk, m->next_cursor));
-            CVG__MP_TRY(m->has_more ? msgpack_pack_true(pk)
-                                    : msgpack_pack_false(pk));
-            return pack_blocks(pk, m->blocks, m->n_blocks);
-        case CVG__MSG_PUSH:
-            CVG__MP_TRY(m->has_more ? msgpack_pack_true(pk)
-                                    : msgpack_pack_false(pk));
-            return pack_blocks(pk, m->blocks, m->n_blocks);
-        case CVG__MSG_ACK:
-            CVG__MP_TRY(msgpack_pack_uint64(pk, m->accepted));
-            CVG__MP_TRY(msgpack_pack_uint64(pk, m->duplicates));
-            CVG__MP_TRY(msgpack_pack_uint64(pk, m->conflicts));
-            CVG__MP_TRY(msgpack_pack_uint64(pk, m->n_errors));
-            for (size_t i = 0; i < m->n_errors; i++) {
-                rc = pack_dot(pk, &m->errors[i].dot);
-                if (rc != CVG_OK) {
-                    return rc;
-                }
-                CVG__MP_TRY(msgpack_pack_int64(pk, m->errors[i].code));
+        }
+        return CVG_OK;
+    case CVG__MSG_PULL:
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->cursor));
+        CVG__MP_TRY(msgpack_pack_uint32(pk, m->max_ops));
+        CVG__MP_TRY(msgpack_pack_uint32(pk, m->max_bytes));
+        return CVG_OK;
+    case CVG__MSG_OPS:
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->next_cursor));
+        CVG__MP_TRY(m->has_more ? msgpack_pack_true(pk)
+                                : msgpack_pack_false(pk));
+        return pack_blocks(pk, m->blocks, m->n_blocks);
+    case CVG__MSG_PUSH:
+        CVG__MP_TRY(m->has_more ? msgpack_pack_true(pk)
+                                : msgpack_pack_false(pk));
+        return pack_blocks(pk, m->blocks, m->n_blocks);
+    case CVG__MSG_ACK:
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->accepted));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->duplicates));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->conflicts));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->n_errors));
+        for (size_t i = 0; i < m->n_errors; i++) {
+            rc = pack_dot(pk, &m->errors[i].dot);
+            if (rc != CVG_OK) {
+                return rc;
             }
-            return CVG_OK;
-        case CVG__MSG_ERROR:
-            CVG__MP_TRY(msgpack_pack_int64(pk, m->code));
-            CVG__MP_TRY(msgpack_pack_str(pk, m->text.len));
-            if (m->text.len > 0) {
-                CVG__MP_TRY(
-                    msgpack_pack_str_body(pk, m->text.data, m->text.len));
-            }
-            return CVG_OK;
+            CVG__MP_TRY(msgpack_pack_int64(pk, m->errors[i].code));
+        }
+        return CVG_OK;
+    case CVG__MSG_ERROR:
+        CVG__MP_TRY(msgpack_pack_int64(pk, m->code));
+        CVG__MP_TRY(msgpack_pack_str(pk, m->text.len));
+        if (m->text.len > 0) {
+            CVG__MP_TRY(msgpack_pack_str_body(pk, m->text.data, m->text.len));
+        }
+        return CVG_OK;
     }
     return CVG_EINVAL; /* check_msg() let no other type through */
 }
@@ -395,31 +395,31 @@ read_msg(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
     m->type = (cvg__msg_type)type;
     int rc = CVG_ECORRUPT;
     switch (m->type) {
-        case CVG__MSG_HELLO:
-            rc = read_hello(r, m, s);
-            break;
-        case CVG__MSG_PULL:
-            rc = read_pull(r, m);
-            break;
-        case CVG__MSG_OPS:
-            if (cvg__mp_uint(r, UINT64_MAX, &m->next_cursor) != CVG_OK ||
-                read_bool(r, &m->has_more) != CVG_OK) {
-                return CVG_ECORRUPT;
-            }
-            rc = read_blocks(r, m, s);
-            break;
-        case CVG__MSG_PUSH:
-            if (read_bool(r, &m->has_more) != CVG_OK) {
-                return CVG_ECORRUPT;
-            }
-            rc = read_blocks(r, m, s);
-            break;
-        case CVG__MSG_ACK:
-            rc = read_ack(r, m, s);
-            break;
-        case CVG__MSG_ERROR:
-            rc = read_error(r, m);
-            break;
+    case CVG__MSG_HELLO:
+        rc = read_hello(r, m, s);
+        break;
+    case CVG__MSG_PULL:
+        rc = read_pull(r, m);
+        break;
+    case CVG__MSG_OPS:
+        if (cvg__mp_uint(r, UINT64_MAX, &m->next_cursor) != CVG_OK ||
+            read_bool(r, &m->has_more) != CVG_OK) {
+            return CVG_ECORRUPT;
+        }
+        rc = read_blocks(r, m, s);
+        break;
+    case CVG__MSG_PUSH:
+        if (read_bool(r, &m->has_more) != CVG_OK) {
+            return CVG_ECORRUPT;
+        }
+        rc = read_blocks(r, m, s);
+        break;
+    case CVG__MSG_ACK:
+        rc = read_ack(r, m, s);
+        break;
+    case CVG__MSG_ERROR:
+        rc = read_error(r, m);
+        break;
     }
     if (rc == CVG_OK && cvg__mp_left(r) != 0) {
         rc = CVG_ECORRUPT; /* one message per call: trailing bytes */

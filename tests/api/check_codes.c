@@ -205,9 +205,10 @@ main(int argc, char **argv)
     for (int i = 0; i < nfns; i++) {
         tested += fns[i].seen > 0;
     }
-    printf("check_codes: %d functions, %d with an error code seen in the "
-           "tests; %d records in %d files\n",
-           nfns, tested, pairs, files);
+    printf(
+        "check_codes: %d functions, %d with an error code seen in the "
+        "tests; %d records in %d files\n",
+        nfns, tested, pairs, files);
     if (files == 0) {
         printf("check_codes: nothing was recorded\n");
         bad = 1;

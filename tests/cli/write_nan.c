@@ -2,9 +2,8 @@
  * which the command line cannot write (its VALUE parser takes only finite
  * JSON numbers), so that test_cli.sh can check how `get --json` shows
  * them. */
-#include <math.h>
-
 #include <converge.h>
+#include <math.h>
 
 int
 main(int argc, char **argv)

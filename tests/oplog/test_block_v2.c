@@ -75,10 +75,10 @@ Test(block_v2, hand_made_valid_blocks_decode)
     /* A run: two more increments, same target, ticking clock. */
     cr_expect_eq(decode_v2(3, BODY(FIRST, 0x59, 0x01, 0x01, 0x01)), CVG_DONE);
     /* The first op may head a run too: then each op has a time item. */
-    cr_expect_eq(decode_v2(2, BODY(0x41, 0x01, 0x01, 0x00, 0xa1, 'c', 0x00,
-                                   0xa1, 'k', 0x00, 0xa1, 'f', 0x01, 0x02,
-                                   0x01)),
-                 CVG_DONE);
+    cr_expect_eq(
+        decode_v2(2, BODY(0x41, 0x01, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1, 'k',
+                          0x00, 0xa1, 'f', 0x01, 0x02, 0x01)),
+        CVG_DONE);
     /* A key-only new entry after the first. */
     cr_expect_eq(decode_v2(2, BODY(FIRST, 0x11, 0x00, 0x01, 0xa1, '2', 0x01)),
                  CVG_DONE);
@@ -90,31 +90,31 @@ Test(block_v2, broken_rules_are_corrupt)
 {
     /* SAME or TICK on the first op: there is no previous op. */
     cr_expect_eq(decode_v2(1, BODY(0x09, 0x01)), CVG_ECORRUPT);
-    cr_expect_eq(decode_v2(1, BODY(0x11, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1,
-                                   'k', 0x00, 0xa1, 'f', 0x01)),
+    cr_expect_eq(decode_v2(1, BODY(0x11, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1, 'k',
+                                   0x00, 0xa1, 'f', 0x01)),
                  CVG_ECORRUPT);
     /* NODOTS on a kind without dots. */
-    cr_expect_eq(decode_v2(1, BODY(0x21, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1,
-                                   'k', 0x00, 0xa1, 'f', 0x01)),
+    cr_expect_eq(decode_v2(1, BODY(0x21, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1, 'k',
+                                   0x00, 0xa1, 'f', 0x01)),
                  CVG_ECORRUPT);
     /* A head beyond one byte, kinds 0 and 7. */
     cr_expect_eq(decode_v2(1, BODY(0xcc, 0x81, 0x01)), CVG_ECORRUPT);
-    cr_expect_eq(decode_v2(1, BODY(0x00, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1,
-                                   'k', 0x00, 0xa1, 'f', 0x01)),
+    cr_expect_eq(decode_v2(1, BODY(0x00, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1, 'k',
+                                   0x00, 0xa1, 'f', 0x01)),
                  CVG_ECORRUPT);
-    cr_expect_eq(decode_v2(1, BODY(0x07, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1,
-                                   'k', 0x00, 0xa1, 'f', 0x01)),
+    cr_expect_eq(decode_v2(1, BODY(0x07, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1, 'k',
+                                   0x00, 0xa1, 'f', 0x01)),
                  CVG_ECORRUPT);
     /* A run of 0 more, and a run longer than the block. */
     cr_expect_eq(decode_v2(2, BODY(FIRST, 0x59, 0x00, 0x01)), CVG_ECORRUPT);
     cr_expect_eq(decode_v2(3, BODY(FIRST, 0x59, 0x02, 0x01, 0x01)),
                  CVG_ECORRUPT);
     /* A register set whose dot count is 0: NODOTS is the only form. */
-    cr_expect_eq(decode_v2(1, BODY(0x02, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1,
-                                   'k', 0x00, 0xa1, 'f', 0x01, 0x00)),
+    cr_expect_eq(decode_v2(1, BODY(0x02, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1, 'k',
+                                   0x00, 0xa1, 'f', 0x01, 0x00)),
                  CVG_ECORRUPT);
-    cr_expect_eq(decode_v2(1, BODY(0x22, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1,
-                                   'k', 0x00, 0xa1, 'f', 0x01)),
+    cr_expect_eq(decode_v2(1, BODY(0x22, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa1, 'k',
+                                   0x00, 0xa1, 'f', 0x01)),
                  CVG_DONE);
     /* A key-only entry with no entry before it. */
     cr_expect_eq(decode_v2(1, BODY(0x01, 0x00, 0x00, 0xa1, 'k', 0x01)),
@@ -128,8 +128,8 @@ Test(block_v2, broken_rules_are_corrupt)
     cr_expect_eq(decode_v2(1, BODY(0x01, 0x01, 0x00, 0xa0, 0x00, 0xa1, 'k',
                                    0x00, 0xa1, 'f', 0x01)),
                  CVG_ECORRUPT);
-    cr_expect_eq(decode_v2(1, BODY(0x01, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa2,
-                                   'k', 0x00, 0x00, 0xa1, 'f', 0x01)),
+    cr_expect_eq(decode_v2(1, BODY(0x01, 0x01, 0x00, 0xa1, 'c', 0x00, 0xa2, 'k',
+                                   0x00, 0x00, 0xa1, 'f', 0x01)),
                  CVG_ECORRUPT);
 }
 
@@ -154,7 +154,7 @@ Test(block_v2, name_bombs_are_refused)
     p[n++] = OPS & 0xff;
     p[n++] = 0x05;
     /* First op: counter add on ("c", 440 x 'k', "f"). */
-    const uint8_t first[] = {0x01, 0x01, 0x00, 0xa1,    'c',
+    const uint8_t first[] = {0x01, 0x01, 0x00,     0xa1,      'c',
                              0x00, 0xda, KEY >> 8, KEY & 0xff};
     memcpy(p + n, first, sizeof first);
     n += sizeof first;
@@ -165,8 +165,8 @@ Test(block_v2, name_bombs_are_refused)
     n += sizeof tail;
     /* Then: new entry, key-only, all 440 bytes shared, nothing added. */
     for (int i = 1; i < OPS; i++) {
-        const uint8_t op[] = {0x11, 0x00, 0xcd, KEY >> 8, KEY & 0xff, 0xa0,
-                              0x01};
+        const uint8_t op[] = {0x11,       0x00, 0xcd, KEY >> 8,
+                              KEY & 0xff, 0xa0, 0x01};
         memcpy(p + n, op, sizeof op);
         n += sizeof op;
     }
@@ -207,9 +207,9 @@ static size_t
 encode_and_check(const keyed_ops *k)
 {
     cvg__block_writer w = {0};
-    cr_assert_eq(cvg__block_begin(&w, &k->ops[0].pub.dot.origin,
-                                  k->ops[0].pub.dot.seq),
-                 CVG_OK);
+    cr_assert_eq(
+        cvg__block_begin(&w, &k->ops[0].pub.dot.origin, k->ops[0].pub.dot.seq),
+        CVG_OK);
     for (size_t i = 0; i < k->n; i++) {
         int rc = cvg__block_add(&w, &k->ops[i]);
         cr_assert_eq(rc, CVG_OK, "op %zu: %s", i, cvg_errname(rc));

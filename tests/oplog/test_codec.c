@@ -71,24 +71,24 @@ expect_value_eq(const cvg_value *got, const cvg_value *want, size_t i)
         return;
     }
     switch (want->kind) {
-        case CVG_VALUE_NIL:
-            break;
-        case CVG_VALUE_BOOL:
-            cr_expect_eq(got->as.boolean, want->as.boolean, "op %zu: bool", i);
-            break;
-        case CVG_VALUE_INT:
-            cr_expect_eq(got->as.integer, want->as.integer, "op %zu: int", i);
-            break;
-        case CVG_VALUE_DOUBLE:
-            cr_expect_eq(dbits(got->as.real), dbits(want->as.real),
-                         "op %zu: double bits", i);
-            break;
-        case CVG_VALUE_STRING:
-        case CVG_VALUE_BYTES:
-            cr_expect(bytes_eq(got->as.bytes, want->as.bytes),
-                      "op %zu: bytes (len %zu vs %zu)", i, got->as.bytes.len,
-                      want->as.bytes.len);
-            break;
+    case CVG_VALUE_NIL:
+        break;
+    case CVG_VALUE_BOOL:
+        cr_expect_eq(got->as.boolean, want->as.boolean, "op %zu: bool", i);
+        break;
+    case CVG_VALUE_INT:
+        cr_expect_eq(got->as.integer, want->as.integer, "op %zu: int", i);
+        break;
+    case CVG_VALUE_DOUBLE:
+        cr_expect_eq(dbits(got->as.real), dbits(want->as.real),
+                     "op %zu: double bits", i);
+        break;
+    case CVG_VALUE_STRING:
+    case CVG_VALUE_BYTES:
+        cr_expect(bytes_eq(got->as.bytes, want->as.bytes),
+                  "op %zu: bytes (len %zu vs %zu)", i, got->as.bytes.len,
+                  want->as.bytes.len);
+        break;
     }
 }
 
@@ -332,14 +332,14 @@ gen_int(gen *g)
         256,       65535,     65536,     -128,      -129,
         -32768,    -32769,    INT32_MIN, INT32_MAX, (int64_t)UINT32_MAX + 1};
     switch (gen_below(g, 4)) {
-        case 0:
-            return special[gen_below(g, sizeof special / sizeof special[0])];
-        case 1:
-            return (int64_t)gen_below(g, 200) - 100;
-        case 2:
-            return (int64_t)(cvg_test_rand(&g->rng) >> gen_below(g, 64));
-        default:
-            return (int64_t)cvg_test_rand(&g->rng);
+    case 0:
+        return special[gen_below(g, sizeof special / sizeof special[0])];
+    case 1:
+        return (int64_t)gen_below(g, 200) - 100;
+    case 2:
+        return (int64_t)(cvg_test_rand(&g->rng) >> gen_below(g, 64));
+    default:
+        return (int64_t)cvg_test_rand(&g->rng);
     }
 }
 
@@ -348,45 +348,44 @@ gen_value(gen *g)
 {
     size_t len;
     switch (gen_below(g, 6)) {
-        case 0:
-            return cvg_value_nil();
-        case 1:
-            return cvg_value_bool(gen_below(g, 2));
-        case 2:
-            return cvg_value_int(gen_int(g));
-        case 3: {
-            static const uint64_t special[] = {
-                0x7ff8000000000000ull, 0xfff8000000000001ull,
-                0x7ff0000000000000ull, 0xfff0000000000000ull,
-                0x8000000000000000ull, 0,
-                0x7ff4000000000abcull};
-            if (gen_below(g, 3) == 0) {
-                return cvg_value_double(bitsd(special[gen_below(g, 7)]));
-            }
-            return cvg_value_double(bitsd(cvg_test_rand(&g->rng)));
+    case 0:
+        return cvg_value_nil();
+    case 1:
+        return cvg_value_bool(gen_below(g, 2));
+    case 2:
+        return cvg_value_int(gen_int(g));
+    case 3: {
+        static const uint64_t special[] = {
+            0x7ff8000000000000ull, 0xfff8000000000001ull, 0x7ff0000000000000ull,
+            0xfff0000000000000ull, 0x8000000000000000ull, 0,
+            0x7ff4000000000abcull};
+        if (gen_below(g, 3) == 0) {
+            return cvg_value_double(bitsd(special[gen_below(g, 7)]));
         }
+        return cvg_value_double(bitsd(cvg_test_rand(&g->rng)));
+    }
+    default:
+        switch (gen_below(g, 8)) {
+        case 0:
+            len = 0;
+            break;
+        case 1:
+            len = 31 + gen_below(g, 3);
+            break;
+        case 2:
+            len = 255 + gen_below(g, 3);
+            break;
+        case 3:
+            len = gen_below(g, 2) ? 65535 + gen_below(g, 3) : 70000;
+            break;
         default:
-            switch (gen_below(g, 8)) {
-                case 0:
-                    len = 0;
-                    break;
-                case 1:
-                    len = 31 + gen_below(g, 3);
-                    break;
-                case 2:
-                    len = 255 + gen_below(g, 3);
-                    break;
-                case 3:
-                    len = gen_below(g, 2) ? 65535 + gen_below(g, 3) : 70000;
-                    break;
-                default:
-                    len = gen_below(g, 40);
-            }
-            cvg_value v;
-            v.kind = gen_below(g, 2) ? CVG_VALUE_STRING : CVG_VALUE_BYTES;
-            v.as.bytes.data = g->pool + gen_below(g, NPOOL - len);
-            v.as.bytes.len = len;
-            return v;
+            len = gen_below(g, 40);
+        }
+        cvg_value v;
+        v.kind = gen_below(g, 2) ? CVG_VALUE_STRING : CVG_VALUE_BYTES;
+        v.as.bytes.data = g->pool + gen_below(g, NPOOL - len);
+        v.as.bytes.len = len;
+        return v;
     }
 }
 
@@ -401,14 +400,14 @@ static uint64_t
 gen_seq(gen *g, uint64_t op_seq)
 {
     switch (gen_below(g, 5)) {
-        case 0:
-            return op_seq > 1 ? op_seq - 1 : 1;
-        case 1:
-            return UINT64_MAX - gen_below(g, 3);
-        case 2:
-            return 1 + gen_below(g, 1000);
-        default:
-            return 1 + (cvg_test_rand(&g->rng) >> gen_below(g, 64));
+    case 0:
+        return op_seq > 1 ? op_seq - 1 : 1;
+    case 1:
+        return UINT64_MAX - gen_below(g, 3);
+    case 2:
+        return 1 + gen_below(g, 1000);
+    default:
+        return 1 + (cvg_test_rand(&g->rng) >> gen_below(g, 64));
     }
 }
 
@@ -451,57 +450,57 @@ gen_op(gen *g, cvg__op *op, uint64_t seq)
     /* Honest local times mostly rise a little; hostile ones may do
      * anything, and the delta wraps. */
     switch (gen_below(g, 6)) {
-        case 0:
-            g->hlc += 65536 * gen_below(g, 1000);
-            break;
-        case 1:
-            g->hlc = cvg_test_rand(&g->rng);
-            break;
-        case 2:
-            g->hlc -= gen_below(g, 100);
-            break;
-        default:
-            g->hlc += 1 + gen_below(g, 3);
+    case 0:
+        g->hlc += 65536 * gen_below(g, 1000);
+        break;
+    case 1:
+        g->hlc = cvg_test_rand(&g->rng);
+        break;
+    case 2:
+        g->hlc -= gen_below(g, 100);
+        break;
+    default:
+        g->hlc += 1 + gen_below(g, 3);
     }
     *op = base_op(&g->self, seq, g->hlc, kind, g->colls[gen_below(g, 4)],
                   g->keys[gen_below(g, 50)], f);
     switch (kind) {
-        case CVG_OP_COUNTER_ADD:
-            do {
-                op->pub.delta = gen_int(g);
-            } while (op->pub.delta == 0);
-            break;
-        case CVG_OP_SET_ADD:
-            op->pub.value = gen_value(g);
-            break;
-        case CVG_OP_REGISTER_SET:
-        case CVG_OP_MVREGISTER_SET:
-        case CVG_OP_SET_REMOVE:
-            op->pub.value = gen_value(g);
-            op->pub.observed = gen_dots(g, &op->pub.observed_count, seq, false);
-            break;
-        case CVG_OP_RECORD_DELETE: {
-            op->pub.observed = gen_dots(g, &op->pub.observed_count, seq, true);
-            size_t nc = gen_below(g, 4);
-            cvg__delete_counter *dc = gen_own(g, (nc ? nc : 1) * sizeof *dc);
-            for (size_t i = 0; i < nc; i++) {
-                size_t np;
-                cvg_dot *dots = gen_dots(g, &np, seq, true);
-                cvg__counter_part *parts =
-                    gen_own(g, (np ? np : 1) * sizeof *parts);
-                for (size_t k = 0; k < np; k++) {
-                    parts[k].origin = dots[k].origin;
-                    parts[k].seq = dots[k].seq;
-                    parts[k].sum = gen_int(g);
-                }
-                dc[i].field = B(g->fields[gen_below(g, 19)]);
-                dc[i].parts = np ? parts : NULL;
-                dc[i].n = np;
+    case CVG_OP_COUNTER_ADD:
+        do {
+            op->pub.delta = gen_int(g);
+        } while (op->pub.delta == 0);
+        break;
+    case CVG_OP_SET_ADD:
+        op->pub.value = gen_value(g);
+        break;
+    case CVG_OP_REGISTER_SET:
+    case CVG_OP_MVREGISTER_SET:
+    case CVG_OP_SET_REMOVE:
+        op->pub.value = gen_value(g);
+        op->pub.observed = gen_dots(g, &op->pub.observed_count, seq, false);
+        break;
+    case CVG_OP_RECORD_DELETE: {
+        op->pub.observed = gen_dots(g, &op->pub.observed_count, seq, true);
+        size_t nc = gen_below(g, 4);
+        cvg__delete_counter *dc = gen_own(g, (nc ? nc : 1) * sizeof *dc);
+        for (size_t i = 0; i < nc; i++) {
+            size_t np;
+            cvg_dot *dots = gen_dots(g, &np, seq, true);
+            cvg__counter_part *parts =
+                gen_own(g, (np ? np : 1) * sizeof *parts);
+            for (size_t k = 0; k < np; k++) {
+                parts[k].origin = dots[k].origin;
+                parts[k].seq = dots[k].seq;
+                parts[k].sum = gen_int(g);
             }
-            op->counters = nc ? dc : NULL;
-            op->n_counters = nc;
-            break;
+            dc[i].field = B(g->fields[gen_below(g, 19)]);
+            dc[i].parts = np ? parts : NULL;
+            dc[i].n = np;
         }
+        op->counters = nc ? dc : NULL;
+        op->n_counters = nc;
+        break;
+    }
     }
 }
 

@@ -51,20 +51,20 @@ value_eq(const cvg_value *a, const cvg_value *b)
         return false;
     }
     switch (a->kind) {
-        case CVG_VALUE_NIL:
-            return true;
-        case CVG_VALUE_BOOL:
-            return a->as.boolean == b->as.boolean;
-        case CVG_VALUE_INT:
-            return a->as.integer == b->as.integer;
-        case CVG_VALUE_DOUBLE:
-            return dbits(a->as.real) == dbits(b->as.real);
-        case CVG_VALUE_STRING:
-        case CVG_VALUE_BYTES:
-            return a->as.bytes.len == b->as.bytes.len &&
-                   (a->as.bytes.len == 0 ||
-                    memcmp(a->as.bytes.data, b->as.bytes.data,
-                           a->as.bytes.len) == 0);
+    case CVG_VALUE_NIL:
+        return true;
+    case CVG_VALUE_BOOL:
+        return a->as.boolean == b->as.boolean;
+    case CVG_VALUE_INT:
+        return a->as.integer == b->as.integer;
+    case CVG_VALUE_DOUBLE:
+        return dbits(a->as.real) == dbits(b->as.real);
+    case CVG_VALUE_STRING:
+    case CVG_VALUE_BYTES:
+        return a->as.bytes.len == b->as.bytes.len &&
+               (a->as.bytes.len == 0 ||
+                memcmp(a->as.bytes.data, b->as.bytes.data, a->as.bytes.len) ==
+                    0);
     }
     return false;
 }

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "converge/testing.h"
+
 #include "testutil.h"
 
 /* The README's block. */

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checks.h"
 #include "digest.h"
 #include "replica/replica_int.h"
-#include "checks.h"
 #include "testutil.h"
 
 #define T0 UINT64_C(1700000000000) /* 2023-11-14, in ms */
@@ -131,8 +131,8 @@ Test(clock, local_ops_increase_when_the_wall_clock_goes_back)
     cvg_replica *r = open_clocked(path, &c, 0);
     cvg_txn *t = wtxn(r);
     /* The wall clock, forwards, backwards, forwards, far back. */
-    const int64_t steps[] = {0, -5000, 10, -100000,       0,
-                             7, -1,    -(int64_t)HOUR, 3};
+    const int64_t steps[] = {0,  -5000,          10, -100000, 0, 7,
+                             -1, -(int64_t)HOUR, 3};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         c.now = (uint64_t)((int64_t)T0 + steps[i]);
         cr_assert_eq(cvg_counter_add(t, &CNT, 1, NULL), CVG_OK);
@@ -286,8 +286,7 @@ apply_from(cvg_txn *dst, cvg_replica *from, uint64_t *next)
     cvg_txn *src;
     cr_assert_eq(cvg_txn_begin(from, CVG_TXN_READ_ONLY, &src), CVG_OK);
     cvg__log_iter it;
-    cr_assert_eq(cvg__log_iter_open(&from->store, src->mt, *next, &it),
-                 CVG_OK);
+    cr_assert_eq(cvg__log_iter_open(&from->store, src->mt, *next, &it), CVG_OK);
     cvg__op op;
     int rc;
     while ((rc = cvg__log_iter_next(&it, &op)) == CVG_OK) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "converge.h"
+
 #include "testutil.h"
 
 typedef struct events {
@@ -275,8 +276,8 @@ Test(conflicts, without_a_resolver_siblings_stay)
 static size_t widest;
 
 static int
-take_max_counting(void *ctx, const cvg_key *key, const cvg_value *v,
-                  size_t n, cvg_value *out)
+take_max_counting(void *ctx, const cvg_key *key, const cvg_value *v, size_t n,
+                  cvg_value *out)
 {
     widest = n > widest ? n : widest;
     return take_max(ctx, key, v, n, out);
@@ -311,14 +312,12 @@ Test(conflicts, the_resolver_sees_every_sibling, .timeout = 120)
                                  .resolver = take_max_counting};
     o.policies = &pol;
     o.n_policies = 1;
-    cr_assert_eq(cvg_replica_open(cvg_test_dir("wide-hub"), &o, &hub),
-                 CVG_OK);
+    cr_assert_eq(cvg_replica_open(cvg_test_dir("wide-hub"), &o, &hub), CVG_OK);
     /* The hub writes too, so that the relay's values conflict with it. */
     write_int(hub, CVG_TYPE_MVREGISTER, 1);
     widest = 0;
     cr_assert_eq(cvg_sync_local(hub, relay, NULL), CVG_OK);
-    cr_expect_eq(widest, WRITERS + 1, "the resolver saw %zu siblings",
-                 widest);
+    cr_expect_eq(widest, WRITERS + 1, "the resolver saw %zu siblings", widest);
     cr_expect_eq(mv_count(hub, &first), 1);
     cr_expect_eq(first, 1000 + WRITERS - 1);
     cr_assert_eq(cvg_sync_local(hub, relay, NULL), CVG_OK);

@@ -11,9 +11,9 @@
  * replica is open in the parent while it forks (converge.h forbids it). */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
-#include <lmdb.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <lmdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -307,23 +307,22 @@ check_txn_log(cvg_replica *r)
         cr_assert(memcmp(&op.dot.origin, &id, sizeof id) == 0,
                   "%s: lsn %" PRIu64 " from a foreign origin", ctx, n);
         switch ((n - 1) % 3) {
-            case 0:
-                cr_assert(op.kind == CVG_OP_COUNTER_ADD && key_is(&op, &HITS) &&
-                              op.delta == 1,
-                          "%s: lsn %" PRIu64 " is not the counter add", ctx, n);
-                break;
-            case 1:
-                cr_assert(
-                    op.kind == CVG_OP_REGISTER_SET && key_is(&op, &LAST) &&
-                        op.value.kind == CVG_VALUE_INT &&
-                        op.value.as.integer == (int64_t)first,
-                    "%s: lsn %" PRIu64 " is not the register set", ctx, n);
-                break;
-            default:
-                cr_assert(op.kind == CVG_OP_SET_ADD && key_is(&op, &SEEN) &&
-                              op.value.kind == CVG_VALUE_INT &&
-                              op.value.as.integer == (int64_t)first,
-                          "%s: lsn %" PRIu64 " is not the set add", ctx, n);
+        case 0:
+            cr_assert(op.kind == CVG_OP_COUNTER_ADD && key_is(&op, &HITS) &&
+                          op.delta == 1,
+                      "%s: lsn %" PRIu64 " is not the counter add", ctx, n);
+            break;
+        case 1:
+            cr_assert(op.kind == CVG_OP_REGISTER_SET && key_is(&op, &LAST) &&
+                          op.value.kind == CVG_VALUE_INT &&
+                          op.value.as.integer == (int64_t)first,
+                      "%s: lsn %" PRIu64 " is not the register set", ctx, n);
+            break;
+        default:
+            cr_assert(op.kind == CVG_OP_SET_ADD && key_is(&op, &SEEN) &&
+                          op.value.kind == CVG_VALUE_INT &&
+                          op.value.as.integer == (int64_t)first,
+                      "%s: lsn %" PRIu64 " is not the set add", ctx, n);
         }
     }
     cvg_log_cursor_close(c);

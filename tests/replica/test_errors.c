@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <lmdb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <lmdb.h>
-
-#include "common.h"
 #include "converge.h"
-#include "digest.h"
+
 #include "checks.h"
+#include "common.h"
+#include "digest.h"
 #include "testutil.h"
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -150,8 +150,8 @@ Test(errors, null_arguments_on_writes)
     cr_expect_eq(cvg_counter_add(t, &no_key, 1, NULL), CVG_EINVAL);
     cr_expect_eq(cvg_counter_add(t, &no_field, 1, NULL), CVG_EINVAL);
 
-    int (*regs[2])(cvg_txn *, const cvg_key *, const cvg_value *,
-                   cvg_dot *) = {cvg_register_set, cvg_mvregister_set};
+    int (*regs[2])(cvg_txn *, const cvg_key *, const cvg_value *, cvg_dot *) = {
+        cvg_register_set, cvg_mvregister_set};
     const cvg_key *regkeys[2] = {&REG, &MVR};
     for (int i = 0; i < 2; i++) {
         memset(&d, 0xAB, sizeof d);
@@ -164,8 +164,8 @@ Test(errors, null_arguments_on_writes)
         cr_expect_eq(regs[i](t, &no_field, &v, NULL), CVG_EINVAL);
     }
 
-    int (*sets[2])(cvg_txn *, const cvg_key *, const cvg_value *,
-                   cvg_dot *) = {cvg_set_add, cvg_set_remove};
+    int (*sets[2])(cvg_txn *, const cvg_key *, const cvg_value *, cvg_dot *) = {
+        cvg_set_add, cvg_set_remove};
     cvg_value red = cvg_value_string("red");
     for (int i = 0; i < 2; i++) {
         memset(&d, 0xAB, sizeof d);
@@ -1280,22 +1280,19 @@ Test(errors, each_kind_of_write_invalidates_cursors)
 
 Test(errors, every_code_has_a_distinct_name_and_text)
 {
-    static const int codes[] = {
-        CVG_OK, CVG_DONE,
+    static const int codes[] = {CVG_OK, CVG_DONE,
 #define CODE(name, num, text) CVG_##name,
-        CVG_ERROR_TABLE(CODE)
+                                CVG_ERROR_TABLE(CODE)
 #undef CODE
     };
-    static const char *names[] = {
-        "CVG_OK", "CVG_DONE",
+    static const char *names[] = {"CVG_OK", "CVG_DONE",
 #define NAME(name, num, text) "CVG_" #name,
-        CVG_ERROR_TABLE(NAME)
+                                  CVG_ERROR_TABLE(NAME)
 #undef NAME
     };
-    static const char *texts[] = {
-        NULL, NULL,
+    static const char *texts[] = {NULL, NULL,
 #define TEXT(name, num, text) text,
-        CVG_ERROR_TABLE(TEXT)
+                                  CVG_ERROR_TABLE(TEXT)
 #undef TEXT
     };
     size_t n = sizeof codes / sizeof codes[0];
@@ -1322,8 +1319,7 @@ Test(errors, every_code_has_a_distinct_name_and_text)
             cr_expect_str_eq(ti, texts[i]);
         }
         cr_expect_str_neq(ni, uname, "code %d named like an unknown", codes[i]);
-        cr_expect_str_neq(ti, utext, "code %d reads like an unknown",
-                          codes[i]);
+        cr_expect_str_neq(ti, utext, "code %d reads like an unknown", codes[i]);
         for (size_t j = 0; j < i; j++) {
             cr_expect_neq(codes[i], codes[j], "codes %zu and %zu equal", i, j);
             cr_expect_str_neq(ni, cvg_errname(codes[j]));

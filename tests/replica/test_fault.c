@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checks.h"
 #include "common.h"
 #include "digest.h"
 #include "replica/replica_int.h"
-#include "checks.h"
 #include "testutil.h"
 
 #define MAX_STEPS 20000ul /* no workload here needs this many allocations */
@@ -203,9 +203,9 @@ workload(cvg_replica *r, bool retry)
 }
 
 typedef struct expect {
-    char *d0;     /* digest before the workload */
-    uint64_t n0;  /* ops before */
-    char *d1;     /* digest after it */
+    char *d0;    /* digest before the workload */
+    uint64_t n0; /* ops before */
+    char *d1;    /* digest after it */
     uint64_t n1;
 } expect;
 
@@ -244,23 +244,22 @@ fault_loop(bool retry)
         char *d = cvg_test_state(r);
         uint64_t ops = cvg_test_op_count(r);
         if (rc == CVG_OK) {
-            cr_assert_str_eq(d, x.d1, "n=%lu: a successful run stored the "
-                                      "wrong state",
+            cr_assert_str_eq(d, x.d1,
+                             "n=%lu: a successful run stored the "
+                             "wrong state",
                              n);
             cr_assert_eq(ops, x.n1, "n=%lu", n);
             swallowed += consumed;
         } else {
             cr_assert_eq(rc, CVG_ENOMEM, "n=%lu: %s (%s)", n, cvg_errname(rc),
                          cvg_replica_errmsg(r));
-            cr_assert(consumed, "n=%lu: failed without an injected failure",
-                      n);
+            cr_assert(consumed, "n=%lu: failed without an injected failure", n);
             cr_assert_str_eq(d, x.d0, "n=%lu: a failed run changed the state",
                              n);
             cr_assert_eq(ops, x.n0, "n=%lu: a failed run logged ops", n);
             failures++;
             /* The replica still works: the same run, without faults. */
-            cr_assert_eq(workload(r, false), CVG_OK, "n=%lu: after failure",
-                         n);
+            cr_assert_eq(workload(r, false), CVG_OK, "n=%lu: after failure", n);
             char *d2 = cvg_test_state(r);
             cr_assert_str_eq(d2, x.d1, "n=%lu: after failure", n);
             cr_assert_eq(cvg_test_op_count(r), x.n1);
@@ -274,9 +273,10 @@ fault_loop(bool retry)
     }
     cr_assert_lt(n, MAX_STEPS, "the loop never ended");
     cr_expect_gt(failures, 10, "only %lu failing runs", failures);
-    cr_log_info("retry=%d: %lu allocations, %lu failing runs, %lu failures "
-                "absorbed",
-                retry, n - 1, failures, swallowed);
+    cr_log_info(
+        "retry=%d: %lu allocations, %lu failing runs, %lu failures "
+        "absorbed",
+        retry, n - 1, failures, swallowed);
     free(x.d0);
     free(x.d1);
 }
@@ -332,8 +332,8 @@ Test(fault, enomem_while_loading_a_stored_record_loses_nothing)
         cr_assert_eq(cvg_txn_begin(r, CVG_TXN_READ_ONLY, &rt), CVG_OK);
         int64_t v = -1;
         cr_assert_eq(cvg_counter_get(rt, &CNT, &v), CVG_OK);
-        cr_expect_eq(v, want, "n=%lu: committed counter is %lld, want %lld",
-                     n, (long long)v, (long long)want);
+        cr_expect_eq(v, want, "n=%lu: committed counter is %lld, want %lld", n,
+                     (long long)v, (long long)want);
         cvg_txn_abort(rt);
         cvg_replica_close(r);
         if (rc == CVG_OK && !consumed) {
@@ -361,8 +361,8 @@ Test(fault, enomem_in_a_read_does_not_hide_the_field)
                   cvg_errname(rc));
         int rc2 = cvg_register_get(t, &REG, &out);
         cr_expect(rc2 == CVG_OK || rc2 == CVG_ENOMEM,
-                  "n=%lu: after %s, the register reads %s", n,
-                  cvg_errname(rc), cvg_errname(rc2));
+                  "n=%lu: after %s, the register reads %s", n, cvg_errname(rc),
+                  cvg_errname(rc2));
         cvg_txn_abort(t);
         if (rc == CVG_OK && !consumed) {
             break;
@@ -413,8 +413,8 @@ Test(fault, a_failed_txn_commits_nothing_and_frees_itself, .timeout = 300)
         } else {
             sticky++;
             cr_assert_eq(again, CVG_ENOMEM,
-                         "n=%lu: after step %d failed, a read gives %s (%s)",
-                         n, failed_step, cvg_errname(again),
+                         "n=%lu: after step %d failed, a read gives %s (%s)", n,
+                         failed_step, cvg_errname(again),
                          cvg_replica_errmsg(r));
             cvg_value one = cvg_value_int(1);
             cr_expect_eq(cvg_counter_add(t, &CNT, 1, NULL), CVG_ENOMEM);
@@ -755,8 +755,8 @@ Test(fault, map_full_then_grown, .timeout = 60)
  * fails as a whole and stores nothing. */
 Test(fault, map_full_during_a_flush, .timeout = 60)
 {
-    cvg_replica *r = open_sized(cvg_test_dir("flush-full"), SMALL_MAP,
-                                SMALL_MAP);
+    cvg_replica *r =
+        open_sized(cvg_test_dir("flush-full"), SMALL_MAP, SMALL_MAP);
     char *d0 = cvg_test_state(r);
     cvg_txn *t;
     cr_assert_eq(cvg_txn_begin(r, 0, &t), CVG_OK);
@@ -798,8 +798,8 @@ Test(fault, map_full_during_a_flush, .timeout = 60)
  * it); the commit fails cleanly and works once the reader is gone. */
 Test(fault, map_growth_waits_for_readers, .timeout = 60)
 {
-    cvg_replica *r = open_sized(cvg_test_dir("grow-readers"), SMALL_MAP,
-                                (size_t)64 << 20);
+    cvg_replica *r =
+        open_sized(cvg_test_dir("grow-readers"), SMALL_MAP, (size_t)64 << 20);
     int i;
     for (i = 0; i < 4; i++) {
         cr_assert_eq(fill_txn(r, i), CVG_OK);
@@ -816,7 +816,8 @@ Test(fault, map_growth_waits_for_readers, .timeout = 60)
         }
     }
     cr_assert_eq(rc, CVG_EFULL, "%s", cvg_errname(rc));
-    cr_expect_eq(cvg_test_op_count(r), ops, "nothing of the refused txn stored");
+    cr_expect_eq(cvg_test_op_count(r), ops,
+                 "nothing of the refused txn stored");
     /* The reader still reads its snapshot. */
     cvg_key k0 = {"fill", "k00000-00", "v"};
     cvg_value out;
@@ -844,8 +845,8 @@ Test(fault, map_growth_waits_for_readers, .timeout = 60)
  * what LMDB freed (ASan checks), and the txn commits everything. */
 Test(fault, cursors_opened_before_the_map_grew, .timeout = 60)
 {
-    cvg_replica *r = open_sized(cvg_test_dir("grow-cursors"), SMALL_MAP,
-                                (size_t)64 << 20);
+    cvg_replica *r =
+        open_sized(cvg_test_dir("grow-cursors"), SMALL_MAP, (size_t)64 << 20);
     cvg_txn *t;
     cr_assert_eq(cvg_txn_begin(r, 0, &t), CVG_OK);
     cr_assert_eq(cvg_counter_add(t, &CNT, 1, NULL), CVG_OK);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "converge.h"
+
 #include "testutil.h"
 
 /* Each replica's wall clock: the till's runs a second ahead, so "later"

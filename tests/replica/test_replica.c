@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "converge.h"
+
 #include "testutil.h"
 
 static cvg_replica *

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include "converge.h"
+
 #include "threads_cases.h"
 
 static void

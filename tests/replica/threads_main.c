@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "converge.h"
+
 #include "threads_cases.h"
 
 static const struct {
@@ -16,8 +17,7 @@ static const struct {
     {"replicas_of_different_threads_are_independent",
      cvg_test_threads_own_pairs},
     {"a_ring_of_replicas_behind_one_mutex_each", cvg_test_threads_ring},
-    {"one_replica_shared_under_a_mutex_loses_nothing",
-     cvg_test_threads_shared},
+    {"one_replica_shared_under_a_mutex_loses_nothing", cvg_test_threads_shared},
     {"a_read_txn_moves_between_threads", cvg_test_threads_read_handoff},
     {"fault_injection_is_per_thread", cvg_test_threads_fault_injection},
 };

@@ -33,6 +33,6 @@ cvg_test_reopen_fast(const char *dir, cvg_replica **r, uint64_t seed)
     cvg_replica_close(*r);
     *r = NULL;
     int rc = cvg_replica_open(dir, &o, r);
-    cr_assert_eq(rc, CVG_OK, "seed %llu: open %s: %s",
-                 (unsigned long long)seed, dir, cvg_errname(rc));
+    cr_assert_eq(rc, CVG_OK, "seed %llu: open %s: %s", (unsigned long long)seed,
+                 dir, cvg_errname(rc));
 }

@@ -89,7 +89,8 @@ cvg_test_digest(cvg_replica *r, char **out)
          * cursor stays valid, but keep the walk simple anyway. */
         cvg_bytes fb;
         cvg_type ty;
-        while (rc == CVG_OK && (rc = cvg_field_cursor_next(fc, &fb, &ty)) == 0) {
+        while (rc == CVG_OK &&
+               (rc = cvg_field_cursor_next(fc, &fb, &ty)) == 0) {
             char field[512];
             snprintf(field, sizeof field, "%.*s", (int)fb.len,
                      (const char *)fb.data);

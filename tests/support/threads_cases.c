@@ -13,10 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
 #include "converge.h"
-#include "digest.h"
 #include "converge/testing.h"
+
+#include "common.h"
+#include "digest.h"
 #include "testutil.h"
 
 #define NTHREADS 4
@@ -251,8 +252,8 @@ cvg_test_threads_own_pairs(cvg_test_failure *f)
     /* Each thread opens its replicas itself: opening runs concurrently. */
     int started = 0;
     for (; started < NTHREADS; started++) {
-        if (pthread_create(&th[started], NULL, own_pair_run,
-                           &pairs[started]) != 0) {
+        if (pthread_create(&th[started], NULL, own_pair_run, &pairs[started]) !=
+            0) {
             fail(f, CVG_ELIMIT, "cannot start a thread");
             break;
         }
@@ -451,8 +452,7 @@ cvg_test_threads_shared(cvg_test_failure *f)
     for (; f->rc == CVG_OK && started < NTHREADS; started++) {
         w[started].s = &s;
         w[started].id = started;
-        if (pthread_create(&th[started], NULL, shared_run, &w[started]) !=
-            0) {
+        if (pthread_create(&th[started], NULL, shared_run, &w[started]) != 0) {
             fail(f, CVG_ELIMIT, "cannot start a thread");
             break;
         }
@@ -566,8 +566,8 @@ out:
 /* ---- Fault injection is per thread --------------------------------------- */
 
 typedef struct armer {
-    int fired;      /* times the armed allocation failed, as it should */
-    int stolen;     /* times it did not: another thread used it up */
+    int fired;  /* times the armed allocation failed, as it should */
+    int stolen; /* times it did not: another thread used it up */
 } armer;
 
 static void *
@@ -613,8 +613,8 @@ cvg_test_threads_fault_injection(cvg_test_failure *f)
     }
     pthread_join(th, NULL);
     if (f->rc == CVG_OK && a.stolen != 0) {
-        fail(f, CVG_ENOMEM, "%d armed allocations of %d did not fail",
-             a.stolen, a.stolen + a.fired);
+        fail(f, CVG_ENOMEM, "%d armed allocations of %d did not fail", a.stolen,
+             a.stolen + a.fired);
     }
     cvg_replica_close(r);
     return f->rc;

@@ -59,9 +59,11 @@ random_op(cvg_test_workload *w, cvg_txn *t)
         }
         rc = rc == CVG_ENOTFOUND ? CVG_OK : rc;
     }
-    cr_assert_eq(rc, CVG_OK, "seed %llu: write failed: %s (replay with "
-                 "CVG_TEST_SEED=%llu)", (unsigned long long)w->seed,
-                 cvg_errname(rc), (unsigned long long)w->seed);
+    cr_assert_eq(rc, CVG_OK,
+                 "seed %llu: write failed: %s (replay with "
+                 "CVG_TEST_SEED=%llu)",
+                 (unsigned long long)w->seed, cvg_errname(rc),
+                 (unsigned long long)w->seed);
 }
 
 void
@@ -99,11 +101,10 @@ cvg_test_check_counters(const cvg_test_workload *w, cvg_replica *r)
             cvg_key key = {colls[c], keys[k], "qty"};
             int64_t v = 0;
             int rc = cvg_counter_get(t, &key, &v);
-            cr_assert(rc == CVG_OK ||
-                          (rc == CVG_ENOTFOUND && w->sums[c][k] == 0),
-                      "seed %llu: counter %s/%s: %s",
-                      (unsigned long long)w->seed, colls[c], keys[k],
-                      cvg_errname(rc));
+            cr_assert(
+                rc == CVG_OK || (rc == CVG_ENOTFOUND && w->sums[c][k] == 0),
+                "seed %llu: counter %s/%s: %s", (unsigned long long)w->seed,
+                colls[c], keys[k], cvg_errname(rc));
             cr_assert_eq(v, w->sums[c][k],
                          "seed %llu: counter %s/%s is %lld, expected %lld",
                          (unsigned long long)w->seed, colls[c], keys[k],

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checks.h"
 #include "digest.h"
 #include "replica/replica_int.h"
-#include "checks.h"
 #include "testutil.h"
 #include "workload.h"
 
@@ -22,7 +22,7 @@
 typedef struct world {
     int n;
     char dirs[MAXR + 1][512];
-    cvg_replica *r[MAXR + 1]; /* [MAXR] is the oracle */
+    cvg_replica *r[MAXR + 1];    /* [MAXR] is the oracle */
     uint64_t cursor[MAXR][MAXR]; /* next lsn of j's log that i reads */
     cvg_test_workload wl;
     uint64_t seed;
@@ -55,9 +55,9 @@ pull(world *w, cvg_replica *to, cvg_replica *from, uint64_t cursor,
         cr_assert(arc == CVG_OK || arc == CVG_DONE,
                   "seed %llu: apply lsn %llu: %s (%s); replay with "
                   "CVG_TEST_SEED=%llu",
-                  (unsigned long long)w->seed,
-                  (unsigned long long)op.pub.lsn, cvg_errname(arc),
-                  cvg_replica_errmsg(to), (unsigned long long)w->seed);
+                  (unsigned long long)w->seed, (unsigned long long)op.pub.lsn,
+                  cvg_errname(arc), cvg_replica_errmsg(to),
+                  (unsigned long long)w->seed);
         cursor = op.pub.lsn + 1;
         n++;
     }
@@ -132,8 +132,7 @@ run_seed(uint64_t seed)
         cr_assert_str_eq(di, d0,
                          "seed %llu: replica %d differs from replica 0; "
                          "replay with CVG_TEST_SEED=%llu",
-                         (unsigned long long)seed, i,
-                         (unsigned long long)seed);
+                         (unsigned long long)seed, i, (unsigned long long)seed);
         free(di);
     }
     char *dor;

@@ -184,8 +184,10 @@ world_close(world *w)
 {
     cvg_session_stats st;
     int rc = cvg_sync_local(w->v, w->h, &st);
-    cr_expect_eq(rc, CVG_OK, "seed %llu: honest sync after the attacks: %s "
-                 "(%s)", (unsigned long long)w->seed, cvg_errname(rc),
+    cr_expect_eq(rc, CVG_OK,
+                 "seed %llu: honest sync after the attacks: %s "
+                 "(%s)",
+                 (unsigned long long)w->seed, cvg_errname(rc),
                  cvg_replica_errmsg(w->v));
     (void)st;
     /* V has H's ops, whether they came now or in an attack's control. */
@@ -279,8 +281,7 @@ snap_expect_same(cvg_replica *r, const snap *before, const char *what)
                   memcmp(now.raw.p, before->raw.p, now.raw.len) == 0,
               "%s: the log, dots, state or origins changed", what);
     if (before->digest != NULL) {
-        cr_assert_str_eq(now.digest, before->digest, "%s: state changed",
-                         what);
+        cr_assert_str_eq(now.digest, before->digest, "%s: state changed", what);
     }
     snap_free(&now);
 }
@@ -663,8 +664,8 @@ Test(hostile, truncated_messages_at_every_length)
         sample_msg(&w, st, &b);
         for (size_t len = 0; len < b.len; len++) {
             char what[64];
-            snprintf(what, sizeof what, "%s cut at %zu of %zu",
-                     stage_names[st], len, b.len);
+            snprintf(what, sizeof what, "%s cut at %zu of %zu", stage_names[st],
+                     len, b.len);
             victim v;
             victim_at(&w, &v, st);
             expect_refused(&v, len ? b.p : NULL, len, CVG_ECORRUPT, &before,
@@ -731,13 +732,13 @@ Test(hostile, bad_protocol_versions)
         size_t n;
         int code;
     } cases[] = {
-        {{0x00}, 1, CVG_ECORRUPT},                   /* version 0 */
-        {{0xc0}, 1, CVG_ECORRUPT},                   /* nil */
-        {{0xcc, 0x01}, 2, CVG_ECORRUPT},             /* 1, not smallest */
-        {{0xff}, 1, CVG_ECORRUPT},                   /* -1 */
-        {{0x02}, 1, CVG_EVERSION},                   /* the next version */
+        {{0x00}, 1, CVG_ECORRUPT},       /* version 0 */
+        {{0xc0}, 1, CVG_ECORRUPT},       /* nil */
+        {{0xcc, 0x01}, 2, CVG_ECORRUPT}, /* 1, not smallest */
+        {{0xff}, 1, CVG_ECORRUPT},       /* -1 */
+        {{0x02}, 1, CVG_EVERSION},       /* the next version */
         {{0x7f}, 1, CVG_EVERSION},
-        {{0xcc, 0x80}, 2, CVG_EVERSION},             /* 128 */
+        {{0xcc, 0x80}, 2, CVG_EVERSION}, /* 128 */
         {{0xce, 0xff, 0xff, 0xff, 0xff}, 5, CVG_EVERSION},
     };
     for (stage st = AT_HELLO; st <= AT_ERROR; st++) {
@@ -910,8 +911,8 @@ Test(hostile, bad_lengths)
         }
         m.p[off - 1] = len;
         char what[64];
-        snprintf(what, sizeof what, "block length %u for %u (seed %llu)",
-                 len, b.p[off - 1], (unsigned long long)w.seed);
+        snprintf(what, sizeof what, "block length %u for %u (seed %llu)", len,
+                 b.p[off - 1], (unsigned long long)w.seed);
         page_refused(&w, w.v, &m, CVG_ECORRUPT, &before, what);
         cvg__buf_free(&m);
     }
@@ -1152,8 +1153,7 @@ Test(hostile, blocks_cut_short_or_padded_inside_a_valid_message)
         m.next_cursor = 100;
         encode(&m, &b);
         char what[64];
-        snprintf(what, sizeof what, "block cut at %zu of %zu", len,
-                 whole.len);
+        snprintf(what, sizeof what, "block cut at %zu of %zu", len, whole.len);
         page_refused(&w, w.v, &b, CVG_ECORRUPT, &before, what);
         cvg__buf_free(&padded);
     }
@@ -1196,8 +1196,8 @@ Test(hostile, dot_gaps)
         page p;
         page_init(&p);
         for (uint64_t i = 0; i < 3; i++) {
-            cvg__op op = made_op(own ? &w.mid : &w.sid, first + i,
-                                 CVG_OP_COUNTER_ADD);
+            cvg__op op =
+                made_op(own ? &w.mid : &w.sid, first + i, CVG_OP_COUNTER_ADD);
             page_add(&p, &op);
         }
         ops_msg(&b, &p, 1 + 3);
@@ -1327,8 +1327,8 @@ Test(hostile, clock_too_far_ahead)
     for (int k = 0; k < 60; k++) {
         /* More than a minute (the default limit) ahead, up to the end of
          * the 48-bit millisecond range. */
-        uint64_t ahead = 60001 + cvg_test_below(&w.rng, k < 30 ? 100000
-                                                                : 1ull << 40);
+        uint64_t ahead =
+            60001 + cvg_test_below(&w.rng, k < 30 ? 100000 : 1ull << 40);
         uint64_t ms = NOW_MS + ahead;
         if (ms >= 1ull << 48) {
             ms = (1ull << 48) - 1;
@@ -1377,10 +1377,9 @@ enum {
 };
 
 static const char *edit_names[EDIT_N] = {
-    "value",         "field",          "key",
-    "time",          "kind",           "observed dots",
-    "observed dots", "observed dots",  "delta",
-    "counter parts", "value"};
+    "value", "field",         "key",           "time",
+    "kind",  "observed dots", "observed dots", "observed dots",
+    "delta", "counter parts", "value"};
 
 /* The seq of S's op each edit changes. */
 static uint64_t
@@ -1494,8 +1493,7 @@ Test(hostile, equivocation_in_any_field_is_reported)
                  (unsigned long long)c.seq, edit_names[how]);
         page_refused(&w, w.v, &b, CVG_EEQUIVOCAL, &before, what);
         char want[80];
-        snprintf(want, sizeof want, "%s:%llu", sid,
-                 (unsigned long long)c.seq);
+        snprintf(want, sizeof want, "%s:%llu", sid, (unsigned long long)c.seq);
         const char *msg = cvg_replica_errmsg(w.v);
         cr_expect(strstr(msg, want) != NULL, "%s: '%s' names %s", what, msg,
                   want);
@@ -1804,8 +1802,8 @@ Test(hostile, pull_cursor_past_the_end_of_the_log)
     o.no_pull = true;
     cvg__buf b = {0};
     for (int k = 0; k < 40; k++) {
-        uint64_t cursor = end + 2 + cvg_test_below(&w.rng, k < 20 ? 100
-                                                             : UINT64_MAX / 2);
+        uint64_t cursor =
+            end + 2 + cvg_test_below(&w.rng, k < 20 ? 100 : UINT64_MAX / 2);
         victim v;
         victim_start(&v, w.v, &o, &w.mid, true);
         pull_msg(&b, cursor, 0, 0);
@@ -1857,9 +1855,10 @@ Test(hostile, pull_limits_of_zero_or_huge_are_ours_at_most)
     cvg_session_options_init(&o);
     o.no_pull = true;
     o.page_ops = 8;
-    const uint32_t limits[][2] = {
-        {0, 0}, {UINT32_MAX, UINT32_MAX}, {0, UINT32_MAX}, {UINT32_MAX, 0},
-        {1, 0}, {0, 1}, {8, 1u << 30}};
+    const uint32_t limits[][2] = {{0, 0},          {UINT32_MAX, UINT32_MAX},
+                                  {0, UINT32_MAX}, {UINT32_MAX, 0},
+                                  {1, 0},          {0, 1},
+                                  {8, 1u << 30}};
     cvg__buf b = {0};
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
         victim v;
@@ -1901,8 +1900,8 @@ Test(hostile, page_cursors_that_do_not_fit_the_pull)
     snap before;
     snap_take(w.v, &before, true);
     struct {
-        uint64_t n;    /* ops in the page (new to V: M's 2..) */
-        int64_t next;  /* relative to the PULL's cursor */
+        uint64_t n;   /* ops in the page (new to V: M's 2..) */
+        int64_t next; /* relative to the PULL's cursor */
         bool more;
     } cases[] = {
         {0, -1, false}, {0, -49, false}, {1, -1, false},

@@ -9,11 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checks.h"
-#include "sync/wire.h"
 #include "converge.h"
 #include "converge/testing.h"
+
+#include "checks.h"
 #include "digest.h"
+#include "sync/wire.h"
 #include "testutil.h"
 
 #define OK(call) cr_assert_eq((call), CVG_OK, "%s", #call)
@@ -79,12 +80,24 @@ pump(cvg_session *a, cvg_session *b, counts *ca, counts *cb)
                 moved = true;
                 cr_assert_gt(m.len, 1);
                 switch (m.data[1]) {
-                case 1: c[side]->hello++; break;
-                case 2: c[side]->pull++; break;
-                case 3: c[side]->ops++; break;
-                case 4: c[side]->push++; break;
-                case 5: c[side]->ack++; break;
-                default: c[side]->error++; break;
+                case 1:
+                    c[side]->hello++;
+                    break;
+                case 2:
+                    c[side]->pull++;
+                    break;
+                case 3:
+                    c[side]->ops++;
+                    break;
+                case 4:
+                    c[side]->push++;
+                    break;
+                case 5:
+                    c[side]->ack++;
+                    break;
+                default:
+                    c[side]->error++;
+                    break;
                 }
                 int in = cvg_session_input(to[side], m.data, m.len);
                 cr_assert_eq(in, CVG_OK, "input: %s", cvg_errname(in));

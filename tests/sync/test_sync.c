@@ -12,9 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "digest.h"
 #include "converge/testing.h"
+
 #include "checks.h"
+#include "digest.h"
 #include "testutil.h"
 #include "workload.h"
 

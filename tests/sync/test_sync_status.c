@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "converge.h"
+
 #include "sync/sync_int.h"
 #include "testutil.h"
 
@@ -279,7 +280,8 @@ Test(sync_status, status_waits_for_the_next_commit)
         cvg_replica_id sid;
         cvg_replica_id_get(server.r, &sid);
         cvg_sync_status st;
-        ok = ok && cvg_sync_status_get(till.r, &sid, &st, sizeof st) == CVG_OK &&
+        ok = ok &&
+             cvg_sync_status_get(till.r, &sid, &st, sizeof st) == CVG_OK &&
              st.committed == 3 && st.state == CVG_SYNC_SYNCED &&
              n_deferred(till.r) == 1;
         _exit(ok ? 0 : 1);

@@ -52,60 +52,58 @@ id_eq(const cvg_replica_id *a, const cvg_replica_id *b)
 static void
 expect_msg_eq(const cvg__msg *got, const cvg__msg *want)
 {
-    cr_expect_eq(got->type, want->type, "type %d != %d", got->type,
-                 want->type);
+    cr_expect_eq(got->type, want->type, "type %d != %d", got->type, want->type);
     cr_expect_eq(got->version, want->version);
     if (got->type != want->type) {
         return;
     }
     switch (want->type) {
-        case CVG__MSG_HELLO:
-            cr_expect(id_eq(&got->id, &want->id), "hello id");
-            cr_expect_eq(got->flags, want->flags);
-            cr_expect_eq(got->vv_n, want->vv_n, "vv_n %zu != %zu",
-                         got->vv_n, want->vv_n);
-            for (size_t i = 0; i < want->vv_n && i < got->vv_n; i++) {
-                cr_expect(id_eq(&got->vv[i].origin, &want->vv[i].origin),
-                          "vv[%zu] origin", i);
-                cr_expect_eq(got->vv[i].seq, want->vv[i].seq, "vv[%zu] seq",
-                             i);
-            }
-            break;
-        case CVG__MSG_PULL:
-            cr_expect_eq(got->cursor, want->cursor);
-            cr_expect_eq(got->max_ops, want->max_ops);
-            cr_expect_eq(got->max_bytes, want->max_bytes);
-            break;
-        case CVG__MSG_OPS:
-        case CVG__MSG_PUSH:
-            if (want->type == CVG__MSG_OPS) {
-                cr_expect_eq(got->next_cursor, want->next_cursor);
-                cr_expect_eq(got->has_more, want->has_more);
-            }
-            cr_expect_eq(got->n_blocks, want->n_blocks, "n_blocks %zu != %zu",
-                         got->n_blocks, want->n_blocks);
-            for (size_t i = 0; i < want->n_blocks && i < got->n_blocks; i++) {
-                cr_expect(bytes_eq(got->blocks[i], want->blocks[i]),
-                          "block %zu", i);
-            }
-            break;
-        case CVG__MSG_ACK:
-            cr_expect_eq(got->accepted, want->accepted);
-            cr_expect_eq(got->duplicates, want->duplicates);
-            cr_expect_eq(got->conflicts, want->conflicts);
-            cr_expect_eq(got->n_errors, want->n_errors);
-            for (size_t i = 0; i < want->n_errors && i < got->n_errors; i++) {
-                cr_expect(id_eq(&got->errors[i].dot.origin,
-                                &want->errors[i].dot.origin),
-                          "error %zu origin", i);
-                cr_expect_eq(got->errors[i].dot.seq, want->errors[i].dot.seq);
-                cr_expect_eq(got->errors[i].code, want->errors[i].code);
-            }
-            break;
-        case CVG__MSG_ERROR:
-            cr_expect_eq(got->code, want->code);
-            cr_expect(bytes_eq(got->text, want->text), "error text");
-            break;
+    case CVG__MSG_HELLO:
+        cr_expect(id_eq(&got->id, &want->id), "hello id");
+        cr_expect_eq(got->flags, want->flags);
+        cr_expect_eq(got->vv_n, want->vv_n, "vv_n %zu != %zu", got->vv_n,
+                     want->vv_n);
+        for (size_t i = 0; i < want->vv_n && i < got->vv_n; i++) {
+            cr_expect(id_eq(&got->vv[i].origin, &want->vv[i].origin),
+                      "vv[%zu] origin", i);
+            cr_expect_eq(got->vv[i].seq, want->vv[i].seq, "vv[%zu] seq", i);
+        }
+        break;
+    case CVG__MSG_PULL:
+        cr_expect_eq(got->cursor, want->cursor);
+        cr_expect_eq(got->max_ops, want->max_ops);
+        cr_expect_eq(got->max_bytes, want->max_bytes);
+        break;
+    case CVG__MSG_OPS:
+    case CVG__MSG_PUSH:
+        if (want->type == CVG__MSG_OPS) {
+            cr_expect_eq(got->next_cursor, want->next_cursor);
+            cr_expect_eq(got->has_more, want->has_more);
+        }
+        cr_expect_eq(got->n_blocks, want->n_blocks, "n_blocks %zu != %zu",
+                     got->n_blocks, want->n_blocks);
+        for (size_t i = 0; i < want->n_blocks && i < got->n_blocks; i++) {
+            cr_expect(bytes_eq(got->blocks[i], want->blocks[i]), "block %zu",
+                      i);
+        }
+        break;
+    case CVG__MSG_ACK:
+        cr_expect_eq(got->accepted, want->accepted);
+        cr_expect_eq(got->duplicates, want->duplicates);
+        cr_expect_eq(got->conflicts, want->conflicts);
+        cr_expect_eq(got->n_errors, want->n_errors);
+        for (size_t i = 0; i < want->n_errors && i < got->n_errors; i++) {
+            cr_expect(
+                id_eq(&got->errors[i].dot.origin, &want->errors[i].dot.origin),
+                "error %zu origin", i);
+            cr_expect_eq(got->errors[i].dot.seq, want->errors[i].dot.seq);
+            cr_expect_eq(got->errors[i].code, want->errors[i].code);
+        }
+        break;
+    case CVG__MSG_ERROR:
+        cr_expect_eq(got->code, want->code);
+        cr_expect(bytes_eq(got->text, want->text), "error text");
+        break;
     }
 }
 
@@ -149,9 +147,9 @@ decode_any(const uint8_t *p, size_t len)
     cr_assert(rc == CVG_OK || rc == CVG_ECORRUPT || rc == CVG_EVERSION,
               "unexpected %s", cvg_errname(rc));
     size_t bound = 8 + 2 * len;
-    cr_assert(s.vv_cap <= bound && s.blocks_cap <= bound &&
-                  s.errors_cap <= bound,
-              "scratch grew past the input (%zu bytes)", len);
+    cr_assert(
+        s.vv_cap <= bound && s.blocks_cap <= bound && s.errors_cap <= bound,
+        "scratch grew past the input (%zu bytes)", len);
     if (rc == CVG_OK) {
         cvg__buf b = {0};
         encode_ok(&m, &b);
@@ -194,49 +192,49 @@ sample(int i)
     }
     cvg__msg m;
     switch (i) {
-        case 0:
-            m = msg_of(CVG__MSG_HELLO);
-            m.id = mkid(0xabcdef);
-            m.flags = 1;
-            m.vv = sample_vv;
-            m.vv_n = 3;
-            return m;
-        case 1:
-            m = msg_of(CVG__MSG_PULL);
-            m.cursor = 123456789;
-            m.max_ops = 65536;
-            m.max_bytes = 1u << 20;
-            return m;
-        case 2:
-            m = msg_of(CVG__MSG_OPS);
-            m.next_cursor = 1u << 31;
-            m.has_more = true;
-            m.blocks = sample_blocks;
-            m.n_blocks = 3;
-            return m;
-        case 3:
-            m = msg_of(CVG__MSG_PUSH);
-            m.blocks = sample_blocks;
-            m.n_blocks = 3;
-            return m;
-        case 4:
-            m = msg_of(CVG__MSG_ACK);
-            m.accepted = 1000;
-            m.duplicates = 3;
-            m.conflicts = UINT64_MAX;
-            m.errors = sample_errors;
-            m.n_errors = 3;
-            return m;
-        case 5:
-            m = msg_of(CVG__MSG_ERROR);
-            m.code = CVG_EVERSION;
-            m.text.data = (const uint8_t *)"the peer speaks a newer protocol";
-            m.text.len = strlen((const char *)m.text.data);
-            return m;
-        default:
-            m = msg_of(CVG__MSG_HELLO); /* empty vv */
-            m.id = mkid(1);
-            return m;
+    case 0:
+        m = msg_of(CVG__MSG_HELLO);
+        m.id = mkid(0xabcdef);
+        m.flags = 1;
+        m.vv = sample_vv;
+        m.vv_n = 3;
+        return m;
+    case 1:
+        m = msg_of(CVG__MSG_PULL);
+        m.cursor = 123456789;
+        m.max_ops = 65536;
+        m.max_bytes = 1u << 20;
+        return m;
+    case 2:
+        m = msg_of(CVG__MSG_OPS);
+        m.next_cursor = 1u << 31;
+        m.has_more = true;
+        m.blocks = sample_blocks;
+        m.n_blocks = 3;
+        return m;
+    case 3:
+        m = msg_of(CVG__MSG_PUSH);
+        m.blocks = sample_blocks;
+        m.n_blocks = 3;
+        return m;
+    case 4:
+        m = msg_of(CVG__MSG_ACK);
+        m.accepted = 1000;
+        m.duplicates = 3;
+        m.conflicts = UINT64_MAX;
+        m.errors = sample_errors;
+        m.n_errors = 3;
+        return m;
+    case 5:
+        m = msg_of(CVG__MSG_ERROR);
+        m.code = CVG_EVERSION;
+        m.text.data = (const uint8_t *)"the peer speaks a newer protocol";
+        m.text.len = strlen((const char *)m.text.data);
+        return m;
+    default:
+        m = msg_of(CVG__MSG_HELLO); /* empty vv */
+        m.id = mkid(1);
+        return m;
     }
 }
 
@@ -265,9 +263,10 @@ Test(wire, hello_round_trips)
 
 Test(wire, pull_round_trips_edge_cursors)
 {
-    const uint64_t cursors[] = {0, 1, 127, 128, 255, 256, 65535, 65536,
-                                UINT32_MAX, (uint64_t)UINT32_MAX + 1,
-                                UINT64_MAX};
+    const uint64_t cursors[] = {
+        0,         1,     127,   128,        255,
+        256,       65535, 65536, UINT32_MAX, (uint64_t)UINT32_MAX + 1,
+        UINT64_MAX};
     const uint32_t limits[] = {0, 1, 300, UINT32_MAX};
     for (size_t i = 0; i < sizeof cursors / sizeof *cursors; i++) {
         for (size_t j = 0; j < 4; j++) {
@@ -358,7 +357,8 @@ Test(wire, ack_round_trips_errors)
     m.accepted = UINT64_MAX;
     m.duplicates = 128;
     m.conflicts = (uint64_t)1 << 40;
-    const int32_t codes[] = {-1, -31, -32, -33, -128, -129, -32768, -32769,
+    const int32_t codes[] = {-1,        -31,          -32,         -33,
+                             -128,      -129,         -32768,      -32769,
                              INT32_MIN, CVG_ECORRUPT, CVG_EVERSION};
     size_t nc = sizeof codes / sizeof *codes;
     cvg__ack_error errs[64];
@@ -402,71 +402,69 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
            size_t pool_len, cvg__ack_error *errs, size_t max_n)
 {
     /* Integers biased towards the edges of each msgpack form. */
-#define RU64()                                                           \
-    (cvg_test_below(st, 4) == 0 ? cvg_test_rand(st)                      \
-                                : cvg_test_rand(st) >>                   \
-                                      cvg_test_below(st, 64))
+#define RU64()                                      \
+    (cvg_test_below(st, 4) == 0 ? cvg_test_rand(st) \
+                                : cvg_test_rand(st) >> cvg_test_below(st, 64))
     cvg__msg m = msg_of((cvg__msg_type)(1 + cvg_test_below(st, 6)));
     size_t n = cvg_test_below(st, max_n + 1);
     switch (m.type) {
-        case CVG__MSG_HELLO: {
-            m.id = mkid(cvg_test_rand(st));
-            m.flags = (uint32_t)RU64();
-            uint64_t k = cvg_test_below(st, 1000);
-            for (size_t i = 0; i < n; i++) {
-                k += 1 + cvg_test_below(st, 3);
-                vv[i].origin = mkid(k);
-                /* A random tail: order is decided by the first bytes. */
-                vv[i].origin.bytes[15] = (uint8_t)cvg_test_rand(st);
-                vv[i].seq = RU64();
-                if (vv[i].seq == 0) {
-                    vv[i].seq = 1;
-                }
+    case CVG__MSG_HELLO: {
+        m.id = mkid(cvg_test_rand(st));
+        m.flags = (uint32_t)RU64();
+        uint64_t k = cvg_test_below(st, 1000);
+        for (size_t i = 0; i < n; i++) {
+            k += 1 + cvg_test_below(st, 3);
+            vv[i].origin = mkid(k);
+            /* A random tail: order is decided by the first bytes. */
+            vv[i].origin.bytes[15] = (uint8_t)cvg_test_rand(st);
+            vv[i].seq = RU64();
+            if (vv[i].seq == 0) {
+                vv[i].seq = 1;
             }
-            m.vv = vv;
-            m.vv_n = n;
-            break;
         }
-        case CVG__MSG_PULL:
-            m.cursor = RU64();
-            m.max_ops = (uint32_t)RU64();
-            m.max_bytes = (uint32_t)RU64();
-            break;
-        case CVG__MSG_OPS:
-        case CVG__MSG_PUSH:
-            if (m.type == CVG__MSG_OPS) {
-                m.next_cursor = RU64();
-                m.has_more = cvg_test_below(st, 2) != 0;
-            }
-            for (size_t i = 0; i < n; i++) {
-                size_t len = 1 + cvg_test_below(st, cvg_test_below(st, 2)
-                                                        ? 40
-                                                        : pool_len - 1);
-                blocks[i].data = pool + cvg_test_below(st, pool_len - len + 1);
-                blocks[i].len = len;
-            }
-            m.blocks = blocks;
-            m.n_blocks = n;
-            break;
-        case CVG__MSG_ACK:
-            m.accepted = RU64();
-            m.duplicates = RU64();
-            m.conflicts = RU64();
-            for (size_t i = 0; i < n; i++) {
-                errs[i].dot.origin = mkid(cvg_test_rand(st));
-                errs[i].dot.seq = RU64() | 1;
-                errs[i].code = -(int32_t)(RU64() & INT32_MAX) - 1;
-            }
-            m.errors = errs;
-            m.n_errors = n;
-            break;
-        case CVG__MSG_ERROR: {
-            m.code = -(int32_t)(RU64() & INT32_MAX) - 1;
-            size_t len = cvg_test_below(st, CVG__MSG_TEXT_MAX + 1);
-            m.text.data = len ? pool + cvg_test_below(st, pool_len - len) : NULL;
-            m.text.len = len;
-            break;
+        m.vv = vv;
+        m.vv_n = n;
+        break;
+    }
+    case CVG__MSG_PULL:
+        m.cursor = RU64();
+        m.max_ops = (uint32_t)RU64();
+        m.max_bytes = (uint32_t)RU64();
+        break;
+    case CVG__MSG_OPS:
+    case CVG__MSG_PUSH:
+        if (m.type == CVG__MSG_OPS) {
+            m.next_cursor = RU64();
+            m.has_more = cvg_test_below(st, 2) != 0;
         }
+        for (size_t i = 0; i < n; i++) {
+            size_t len = 1 + cvg_test_below(
+                                 st, cvg_test_below(st, 2) ? 40 : pool_len - 1);
+            blocks[i].data = pool + cvg_test_below(st, pool_len - len + 1);
+            blocks[i].len = len;
+        }
+        m.blocks = blocks;
+        m.n_blocks = n;
+        break;
+    case CVG__MSG_ACK:
+        m.accepted = RU64();
+        m.duplicates = RU64();
+        m.conflicts = RU64();
+        for (size_t i = 0; i < n; i++) {
+            errs[i].dot.origin = mkid(cvg_test_rand(st));
+            errs[i].dot.seq = RU64() | 1;
+            errs[i].code = -(int32_t)(RU64() & INT32_MAX) - 1;
+        }
+        m.errors = errs;
+        m.n_errors = n;
+        break;
+    case CVG__MSG_ERROR: {
+        m.code = -(int32_t)(RU64() & INT32_MAX) - 1;
+        size_t len = cvg_test_below(st, CVG__MSG_TEXT_MAX + 1);
+        m.text.data = len ? pool + cvg_test_below(st, pool_len - len) : NULL;
+        m.text.len = len;
+        break;
+    }
     }
 #undef RU64
     return m;
@@ -523,8 +521,8 @@ Test(wire, layout_bytes_are_fixed)
     cvg__msg m = msg_of(CVG__MSG_PULL);
     m.cursor = 1;
     m.max_bytes = 1u << 20;
-    const uint8_t pull[] = {0x01, 0x02, 0x01, 0x00, 0xce, 0x00, 0x10, 0x00,
-                            0x00};
+    const uint8_t pull[] = {0x01, 0x02, 0x01, 0x00, 0xce,
+                            0x00, 0x10, 0x00, 0x00};
     expect_bytes(&m, pull, sizeof pull);
 
     m = msg_of(CVG__MSG_ERROR);
@@ -555,8 +553,7 @@ Test(wire, layout_bytes_are_fixed)
     m.accepted = 2;
     m.errors = &e;
     m.n_errors = 1;
-    uint8_t ack[8 + 16 + 2] = {0x01, 0x05, 0x02, 0x00, 0x00, 0x01,
-                               0xc4, 0x10};
+    uint8_t ack[8 + 16 + 2] = {0x01, 0x05, 0x02, 0x00, 0x00, 0x01, 0xc4, 0x10};
     memset(ack + 8, 0x11, 16);
     ack[24] = 0x05;
     ack[25] = 0xff;
@@ -625,7 +622,7 @@ Test(wire, trailing_bytes_are_corrupt)
 
 Test(wire, unknown_types_are_corrupt)
 {
-    const uint8_t types[][3] = {{0x00}, {0x07}, {0x7f}, {0xcc, 0xff},
+    const uint8_t types[][3] = {{0x00}, {0x07}, {0x7f},      {0xcc, 0xff},
                                 {0xff}, {0xc0}, {0xcc, 0x01}};
     const size_t lens[] = {1, 1, 1, 2, 1, 1, 2};
     for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
@@ -633,8 +630,7 @@ Test(wire, unknown_types_are_corrupt)
         uint8_t msg[8] = {0x01};
         memcpy(msg + 1, types[i], lens[i]);
         memcpy(msg + 1 + lens[i], "\x01\x00\x00", 3);
-        cr_expect_eq(decode_any(msg, 4 + lens[i]), CVG_ECORRUPT,
-                     "type %zu", i);
+        cr_expect_eq(decode_any(msg, 4 + lens[i]), CVG_ECORRUPT, "type %zu", i);
     }
     cvg__msg m = msg_of((cvg__msg_type)7);
     cvg__buf b = {0};
@@ -730,15 +726,22 @@ Test(wire, hostile_length_prefixes_in_every_position)
     /* str32, bin32, array32, map32 with length 2^32 - 1, the 16-bit and
      * 8-bit forms at their maximum, and huge unsigned integers (counts). */
     const uint8_t hdrs[][9] = {
-        {0xdd, 0xff, 0xff, 0xff, 0xff}, {0xdf, 0xff, 0xff, 0xff, 0xff},
-        {0xdb, 0xff, 0xff, 0xff, 0xff}, {0xc6, 0xff, 0xff, 0xff, 0xff},
-        {0xdc, 0xff, 0xff},             {0xde, 0xff, 0xff},
-        {0xda, 0xff, 0xff},             {0xc5, 0xff, 0xff},
-        {0xd9, 0xff},                   {0xc4, 0xff},
-        {0x9f},                         {0x8f},
-        {0xce, 0xff, 0xff, 0xff, 0xff}, {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                         0xff, 0xff, 0xff},
-        {0xce, 0x00, 0x01, 0x00, 0x00}, {0xce, 0x00, 0x01, 0x00, 0x01}};
+        {0xdd, 0xff, 0xff, 0xff, 0xff},
+        {0xdf, 0xff, 0xff, 0xff, 0xff},
+        {0xdb, 0xff, 0xff, 0xff, 0xff},
+        {0xc6, 0xff, 0xff, 0xff, 0xff},
+        {0xdc, 0xff, 0xff},
+        {0xde, 0xff, 0xff},
+        {0xda, 0xff, 0xff},
+        {0xc5, 0xff, 0xff},
+        {0xd9, 0xff},
+        {0xc4, 0xff},
+        {0x9f},
+        {0x8f},
+        {0xce, 0xff, 0xff, 0xff, 0xff},
+        {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+        {0xce, 0x00, 0x01, 0x00, 0x00},
+        {0xce, 0x00, 0x01, 0x00, 0x01}};
     const size_t hlen[] = {5, 5, 5, 5, 3, 3, 3, 3, 2, 2, 1, 1, 5, 9, 5, 5};
     size_t nh = sizeof hlen / sizeof *hlen;
     cvg__buf b = {0};
@@ -770,9 +773,9 @@ expect_count_refused(int sample_i, size_t count_off, const uint8_t *count,
     cvg__buf c = {0};
     cr_assert_eq(cvg__buf_append(&c, b.p, count_off), CVG_OK);
     cr_assert_eq(cvg__buf_append(&c, count, cn), CVG_OK);
-    cr_assert_eq(cvg__buf_append(&c, b.p + count_off + 1,
-                                 b.len - count_off - 1),
-                 CVG_OK);
+    cr_assert_eq(
+        cvg__buf_append(&c, b.p + count_off + 1, b.len - count_off - 1),
+        CVG_OK);
     cvg__msg_scratch s = {0};
     cvg__msg got;
     cr_expect_eq(cvg__msg_decode(c.p, c.len, &got, &s), CVG_ECORRUPT,
@@ -947,8 +950,8 @@ Test(wire, field_forms_are_checked)
     cr_expect_eq(decode_any(bin16_small, 8), CVG_ECORRUPT);
 
     /* PULL limits past 32 bits. */
-    const uint8_t pull[] = {0x01, 0x02, 0x00, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0,
-                            0x00};
+    const uint8_t pull[] = {0x01, 0x02, 0x00, 0xcf, 0, 0,   0,
+                            1,    0,    0,    0,    0, 0x00};
     cr_expect_eq(decode_any(pull, sizeof pull), CVG_ECORRUPT);
     /* HELLO flags past 32 bits. */
     uint8_t hello[2 + 18 + 9 + 1] = {0x01, 0x01, 0xc4, 0x10};
@@ -960,8 +963,9 @@ Test(wire, field_forms_are_checked)
     cr_expect_eq(decode_any(hello, 26), CVG_ECORRUPT);
 
     /* ACK codes: negative int32 only. */
-    uint8_t ack[] = {0x01, 0x05, 0x00, 0x00, 0x00, 0x01, 0xc4, 0x10, 1, 2, 3,
-                     4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x01, 0xff};
+    uint8_t ack[] = {0x01, 0x05, 0x00, 0x00, 0x00, 0x01, 0xc4, 0x10, 1,
+                     2,    3,    4,    5,    6,    7,    8,    9,    10,
+                     11,   12,   13,   14,   15,   16,   0x01, 0xff};
     cr_expect_eq(decode_any(ack, sizeof ack), CVG_OK);
     ack[25] = 0x00;
     cr_expect_eq(decode_any(ack, sizeof ack), CVG_ECORRUPT);

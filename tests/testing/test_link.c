@@ -13,10 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
 #include "converge/testing.h"
-#include "digest.h"
+
 #include "checks.h"
+#include "common.h"
+#include "digest.h"
 #include "testutil.h"
 #include "workload.h"
 
@@ -129,7 +130,6 @@ clean_run_converges(pair *p, const char *what)
     cvg_test_check_counters(&p->wl, p->r[0]);
     cvg_test_check_counters(&p->wl, p->r[1]);
 }
-
 
 /* ---- Clean link ---------------------------------------------------------- */
 
@@ -585,8 +585,10 @@ Test(link, sync_retried_over_faults_converges)
                   cvg_errname(rc));
         cr_assert_eq(res.done, rc == CVG_OK);
     }
-    cr_assert_eq(rc, CVG_OK, "no sync got through; replay with "
-                 "CVG_TEST_SEED=%llu", (unsigned long long)p.wl.seed);
+    cr_assert_eq(rc, CVG_OK,
+                 "no sync got through; replay with "
+                 "CVG_TEST_SEED=%llu",
+                 (unsigned long long)p.wl.seed);
     char *d0, *d1;
     cr_assert_eq(cvg_test_digest(p.r[0], &d0), CVG_OK);
     cr_assert_eq(cvg_test_digest(p.r[1], &d1), CVG_OK);
