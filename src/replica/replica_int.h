@@ -157,6 +157,8 @@ int cvg__txn_mask_entry(cvg_txn *t, uint32_t plen, cvg__entry **out);
 void cvg__txn_touch(cvg_txn *t, cvg__entry *e);
 /* Add an op to the log blocks of the transaction, at lsn t->next_lsn. */
 int cvg__txn_log(cvg_txn *t, const cvg__op *op);
+/* Free every cached entry (txn_cache.c). */
+void cvg__txn_cache_clear(cvg_txn *t);
 /* Whether a counter entry still has something no delete observed. */
 bool cvg__entry_live(const cvg__entry *e);
 
