@@ -7,6 +7,9 @@ set -u
 
 BIN=${1:?usage: test_cli.sh path/to/converge path/to/cli_write_nan}
 NAN_WRITER=${2:?usage: test_cli.sh path/to/converge path/to/cli_write_nan}
+# Absolute, so that checks may run from another directory.
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+NAN_WRITER=$(cd "$(dirname "$NAN_WRITER")" && pwd)/$(basename "$NAN_WRITER")
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/converge-cli-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 R="$TMP/r"
