@@ -613,9 +613,9 @@ CVG_API CVG_NODISCARD int cvg_register_set(cvg_txn *txn, const cvg_key *key,
                                            cvg_dot *dot_out);
 
 /**
- * The register's value under the collection's strategy (LWW by default),
- * as @p txn sees it. A multi-value register reads as its first sibling
- * under the strategy.
+ * The LWW register's value under the collection's strategy (LWW by
+ * default), as @p txn sees it, with its own writes. A multi-value register
+ * is read with cvg_mvregister_get() (here it is CVG_ETYPE).
  *
  * Ownership: @p key is borrowed for the call; *out is a view valid until @p txn
  * ends or its next write.
