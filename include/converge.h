@@ -540,8 +540,7 @@ CVG_API cvg_replica *cvg_txn_replica(cvg_txn *txn);
  * @param[in]  key      Collection, key and field.
  * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
  * @return CVG_OK, or a negative code and nothing written:
- *   - CVG_EINVAL    NULL argument, an empty name or one with a NUL, a delta
- *                   of 0.
+ *   - CVG_EINVAL    NULL argument, an empty name, a delta of 0.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_EREADONLY @p txn is a read transaction.
  *   - CVG_ETYPE     the field holds a live value of another type.
@@ -549,8 +548,8 @@ CVG_API cvg_replica *cvg_txn_replica(cvg_txn *txn);
  *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
  *                   clock is out of range.
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
- *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
- *                   state is damaged.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
+ *                   where a check needs them; stored state is damaged.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -566,7 +565,7 @@ CVG_API CVG_NODISCARD int cvg_counter_add(cvg_txn *txn, const cvg_key *key,
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_EINVAL    NULL argument, an empty name.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_ENOTFOUND the field holds no live value of this type.
  *   - CVG_ETYPE     the field holds a live value of another type.
@@ -592,8 +591,7 @@ CVG_API CVG_NODISCARD int cvg_counter_get(cvg_txn *txn, const cvg_key *key,
  * @param[in]  key      Collection, key and field.
  * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
  * @return CVG_OK, or a negative code and nothing written:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed
- *                   value.
+ *   - CVG_EINVAL    NULL argument, an empty name, a malformed value.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, a value longer
  *                   than CVG_VALUE_MAX.
  *   - CVG_EREADONLY @p txn is a read transaction.
@@ -601,8 +599,8 @@ CVG_API CVG_NODISCARD int cvg_counter_get(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
  *                   clock is out of range.
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
- *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
- *                   state is damaged.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
+ *                   where a check needs them; stored state is damaged.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -622,7 +620,7 @@ CVG_API CVG_NODISCARD int cvg_register_set(cvg_txn *txn, const cvg_key *key,
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_EINVAL    NULL argument, an empty name.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_ENOTFOUND the field holds no live value of this type.
  *   - CVG_ETYPE     the field holds a live value of another type.
@@ -648,8 +646,7 @@ CVG_API CVG_NODISCARD int cvg_register_get(cvg_txn *txn, const cvg_key *key,
  * @param[in]  key      Collection, key and field.
  * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
  * @return CVG_OK, or a negative code and nothing written:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed
- *                   value.
+ *   - CVG_EINVAL    NULL argument, an empty name, a malformed value.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, a value longer
  *                   than CVG_VALUE_MAX.
  *   - CVG_EREADONLY @p txn is a read transaction.
@@ -657,8 +654,8 @@ CVG_API CVG_NODISCARD int cvg_register_get(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
  *                   clock is out of range.
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
- *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
- *                   state is damaged.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
+ *                   where a check needs them; stored state is damaged.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -679,7 +676,7 @@ CVG_API CVG_NODISCARD int cvg_mvregister_set(cvg_txn *txn, const cvg_key *key,
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_EINVAL    NULL argument, an empty name.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_ENOTFOUND the field holds no live value of this type.
  *   - CVG_ETYPE     the field holds a live value of another type.
@@ -705,8 +702,7 @@ CVG_API CVG_NODISCARD int cvg_mvregister_get(cvg_txn *txn, const cvg_key *key,
  * @param[in]  key      Collection, key and field.
  * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
  * @return CVG_OK, or a negative code and nothing written:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed
- *                   element.
+ *   - CVG_EINVAL    NULL argument, an empty name, a malformed element.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, an element longer
  *                   than CVG_VALUE_MAX.
  *   - CVG_EREADONLY @p txn is a read transaction.
@@ -714,8 +710,8 @@ CVG_API CVG_NODISCARD int cvg_mvregister_get(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
  *                   clock is out of range.
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
- *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
- *                   state is damaged.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
+ *                   where a check needs them; stored state is damaged.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -736,8 +732,7 @@ CVG_API CVG_NODISCARD int cvg_set_add(cvg_txn *txn, const cvg_key *key,
  * @param[in]  key      Collection, key and field.
  * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
  * @return CVG_OK, or a negative code and nothing written:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name, a malformed
- *                   element.
+ *   - CVG_EINVAL    NULL argument, an empty name, a malformed element.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together, an element longer
  *                   than CVG_VALUE_MAX.
  *   - CVG_EREADONLY @p txn is a read transaction.
@@ -746,8 +741,8 @@ CVG_API CVG_NODISCARD int cvg_set_add(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
  *                   clock is out of range.
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
- *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
- *                   state is damaged.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
+ *                   where a check needs them; stored state is damaged.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -765,7 +760,7 @@ CVG_API CVG_NODISCARD int cvg_set_remove(cvg_txn *txn, const cvg_key *key,
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_EINVAL    NULL argument, an empty name.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_ETYPE     the field holds a live value of another type.
  *   - CVG_ETOOBIG   an element longer than CVG_VALUE_MAX.
@@ -791,7 +786,7 @@ CVG_API CVG_NODISCARD int cvg_set_contains(cvg_txn *txn, const cvg_key *key,
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_EINVAL    NULL argument, an empty name.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_ETYPE     the field holds a live value of another type.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
@@ -834,15 +829,15 @@ CVG_API void cvg_set_cursor_close(cvg_set_cursor *cur);
  * @param[in]  key      Collection, key and field.
  * @param[out] dot_out  If not NULL, the new op's dot; zeroed on error.
  * @return CVG_OK, or a negative code and nothing written:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_EINVAL    NULL argument, an empty name.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_EREADONLY @p txn is a read transaction.
  *   - CVG_ENOTFOUND the record has no live field (nothing written).
  *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
  *                   clock is out of range.
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
- *   - CVG_EFULL, CVG_ECORRUPT  no room to look at stored state; stored
- *                   state is damaged.
+ *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
+ *                   where a check needs them; stored state is damaged.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -866,7 +861,7 @@ CVG_API CVG_NODISCARD int cvg_record_delete(cvg_txn *txn, const cvg_key *key,
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_EINVAL    NULL argument, an empty name.
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
  *                   stored state is damaged.
@@ -910,7 +905,7 @@ CVG_API void cvg_field_cursor_close(cvg_field_cursor *cur);
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_EINVAL    NULL argument, an empty name.
  *   - CVG_ETOOBIG   a collection longer than CVG_NAME_MAX.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
  *                   stored state is damaged.
@@ -984,7 +979,7 @@ typedef struct cvg_op {
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
- *   - CVG_EINVAL    NULL argument, an empty name, a NUL in a name.
+ *   - CVG_EINVAL    NULL argument, an empty name.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
  *                   stored state is damaged.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
