@@ -210,7 +210,8 @@ main(int argc, char **argv)
         "tests; %d records in %d files\n",
         nfns, tested, pairs, files);
     if (files == 0) {
-        printf("check_codes: nothing was recorded\n");
+        printf("check_codes: nothing was recorded: it checks what the other "
+               "tests saw, so run it with them\n");
         bad = 1;
     }
     return bad;
