@@ -122,9 +122,9 @@ run 0 log "$cli/a" --json
 run 0 status "$cli/a" --json
 run 0 queue "$cli/a"
 run 0 del "$cli/b" stock sku
-run 1 get "$cli/b" stock sku qty
+run 3 get "$cli/b" stock sku qty
 run 2 inc "$cli/a" stock sku qty 1x
-run 1 get "$cli/none" stock sku qty
+run 3 get "$cli/none" stock sku qty
 run 0 demo "$cli/demo"
 echo "  $n commands ($((SECONDS - start))s)"
 
