@@ -104,7 +104,8 @@ CVG_API const char *cvg_version_string(void);
     X(EEQUIVOCAL, -19, "a peer sent another op under a dot already here") \
     X(EPROTO, -20, "the peer broke the sync protocol")                    \
     X(EFORGED, -21, "an op in this replica's name that it never made")    \
-    X(EPOLICY, -22, "conflict strategies differ from the replica's own")
+    X(EPOLICY, -22, "conflict strategies differ from the replica's own")    \
+    X(EKEY, -23, "the secret key is not this replica's identity")
 
 typedef enum cvg_status {
     CVG_OK = 0,
@@ -240,6 +241,17 @@ typedef enum cvg_durability {
     CVG_RELAXED = 1
 } cvg_durability;
 
+/** Bytes of an identity's Ed25519 public and secret keys (libsodium's
+ * crypto_sign format: the secret key holds the public key too). */
+#define CVG_PUBLIC_KEY_BYTES 32
+#define CVG_SECRET_KEY_BYTES 64
+
+/** Gives a replica's secret key (for a key kept in an OS keychain, say):
+ * write CVG_SECRET_KEY_BYTES into @p sk_out and return 0, or non-zero to
+ * refuse (the open then fails with CVG_EKEY). Called during
+ * cvg_replica_open(), on its thread; @p sk_out is wiped after use. */
+typedef int (*cvg_key_fn)(void *ctx, uint8_t *sk_out);
+
 /** Reads the wall clock in milliseconds since 1970. Tests plug in their own. */
 typedef uint64_t (*cvg_clock_fn)(void *ctx);
 
@@ -342,6 +354,15 @@ typedef struct cvg_replica_options {
     void *conflict_ctx;
     cvg_sync_fn on_sync; /* sync start, end and errors; NULL */
     void *sync_ctx;
+    /* The replica's identity: an Ed25519 key pair, made when the replica
+     * is created, its origin id derived from the public key. By default
+     * the secret key is kept in the replica directory (identity.key, mode
+     * 0600). An app may supply it instead, as bytes or through a callback
+     * (then nothing is written): at creation it becomes the identity; at a
+     * later open it must be that identity's (else CVG_EKEY). */
+    const uint8_t *secret_key; /* CVG_SECRET_KEY_BYTES, or NULL */
+    cvg_key_fn key_fn;         /* used when secret_key is NULL */
+    void *key_ctx;
 } cvg_replica_options;
 
 /** Fill @p opts with the defaults above. */
@@ -371,6 +392,9 @@ CVG_API void cvg_replica_options_init(cvg_replica_options *opts);
  *   - CVG_EBUSY     this process has the directory open already.
  *   - CVG_EVERSION  written by a newer format of the library.
  *   - CVG_ECORRUPT  not a replica, or its meta records are damaged.
+ *   - CVG_EKEY      the secret key supplied (opts->secret_key or key_fn)
+ *                   is not this replica's identity, not a key pair, or the
+ *                   callback refused.
  *   - CVG_EPOLICY   @p opts gives other conflict strategies than the ones
  *                   the replica stores, without replace_policies.
  *   - CVG_EACCES    no permission on the directory or its files.
@@ -402,6 +426,36 @@ CVG_API void cvg_replica_id_get(const cvg_replica *r, cvg_replica_id *out);
 
 /** Write @p id as 32 lowercase hex digits and a NUL into @p buf (33 bytes). */
 CVG_API void cvg_replica_id_hex(const cvg_replica_id *id, char buf[33]);
+
+/**
+ * The replica's public key (its identity) into @p out.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_ENOTFOUND the replica was made by version 0.1, before replicas
+ *                   had identities.
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_replica_public_key(const cvg_replica *r,
+                                                 uint8_t *out);
+
+/**
+ * Make a new identity: an Ed25519 key pair from the system's random
+ * source (libsodium), for a replica to be created with it
+ * (cvg_replica_options.secret_key). Keep @p sk secret; wipe it after use.
+ *
+ * @param[out] pk  CVG_PUBLIC_KEY_BYTES.
+ * @param[out] sk  CVG_SECRET_KEY_BYTES.
+ * @return CVG_OK, or CVG_EINVAL (NULL argument), CVG_EIO (libsodium cannot
+ *   start).
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_identity_generate(uint8_t *pk, uint8_t *sk);
+
+/** The origin id of the identity with public key @p pk: the first 16 bytes
+ * of its BLAKE2b hash (keyed for this use), so every replica can check that
+ * an origin is bound to its key. */
+CVG_API void cvg_identity_origin(const uint8_t *pk, cvg_replica_id *out);
 
 /**
  * Force everything committed to disk (what a CVG_RELAXED replica's commits

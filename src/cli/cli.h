@@ -47,6 +47,11 @@ typedef enum cli_access {
 int cli_open(const char *cmd, const char *dir, cli_access access,
              cvg_replica **out);
 
+/* Open (creating) the replica in @p dir with the secret key in @p key_file
+ * as its identity (cmd_id.c). */
+int cli_open_with_key(const char *cmd, const char *dir, const char *key_file,
+                      cvg_replica **out);
+
 /* ---- Options of the read commands (util.c) ----------------------------- */
 
 #define CLI_OPT_JSON 1u
@@ -54,6 +59,7 @@ int cli_open(const char *cmd, const char *dir, cli_access access,
 #define CLI_OPT_RETRY 4u
 #define CLI_OPT_OPS 8u
 #define CLI_OPT_VALUE_FILE 16u /* --value-file FILE, --bytes-file FILE */
+#define CLI_OPT_KEY 32u        /* --key FILE: a secret key file (init) */
 
 typedef struct cli_opts {
     bool json;
@@ -62,6 +68,7 @@ typedef struct cli_opts {
     bool ops;               /* --ops (queue): list the queued ops */
     const char *value_file; /* the value is this file's text ("-": stdin) */
     bool value_bytes;       /* ... or its bytes (--bytes-file) */
+    const char *key_file;   /* --key FILE */
 } cli_opts;
 
 /* Take the options in @p allowed out of argv[1..argc-1], keeping the other
@@ -206,6 +213,8 @@ int demo_sync_tour(const char *dir);
 /* ---- Commands: argv[0] is the command's name ----------------------------- */
 
 int cmd_init(int argc, char **argv);
+int cmd_id(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 int cmd_inc(int argc, char **argv);
 int cmd_set(int argc, char **argv);
 int cmd_mvset(int argc, char **argv);

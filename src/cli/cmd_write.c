@@ -19,9 +19,17 @@ typedef struct write_req {
 int
 cmd_init(int argc, char **argv)
 {
-    if (argc != 2) {
+    cli_opts opts;
+    char *pos[1];
+    int n;
+    int code = cli_parse_opts(argc, argv, CLI_OPT_KEY, &opts, pos, 1, &n);
+    if (code != CLI_EXIT_OK) {
+        return code;
+    }
+    if (n != 1) {
         return cli_usage(argv[0], "expected DIR");
     }
+    const char *dir = pos[0];
     /* A read-only open creates nothing: use it to refuse to "init" over an
      * existing replica, which would otherwise just be opened. */
     cvg_replica_options o;
@@ -29,13 +37,17 @@ cmd_init(int argc, char **argv)
     o.no_create = true;
     o.read_only = true;
     cvg_replica *r = NULL;
-    if (cvg_replica_open(argv[1], &o, &r) == CVG_OK) {
+    if (cvg_replica_open(dir, &o, &r) == CVG_OK) {
         cvg_replica_close(r);
         fprintf(stderr, "converge: init: '%s' already holds a replica\n",
-                argv[1]);
+                dir);
         return CLI_EXIT_ERR;
     }
-    int code = cli_open(argv[0], argv[1], CLI_CREATE, &r);
+    if (opts.key_file != NULL) {
+        code = cli_open_with_key(argv[0], dir, opts.key_file, &r);
+    } else {
+        code = cli_open(argv[0], dir, CLI_CREATE, &r);
+    }
     if (code != CLI_EXIT_OK) {
         return code;
     }

@@ -27,8 +27,18 @@ static const command commands[] = {
     {"demo", cmd_demo, "[DIR]", "a guided tour: start here", false,
      "Runs two tills and a server that go offline, change the same data\n"
      "and converge, in DIR (a new temporary directory by default).\n"},
-    {"init", cmd_init, "DIR", "create a replica, print its id", false,
-     "Creates DIR and a new replica in it; refuses an existing replica.\n"},
+    {"init", cmd_init, "DIR [--key FILE]", "create a replica, print its id",
+     true,
+     "Creates DIR and a new replica in it, with a new identity (an Ed25519\n"
+     "key pair; the secret key in DIR/identity.key, mode 0600), or the\n"
+     "secret key in FILE (made by keygen; then not copied into DIR).\n"
+     "Refuses an existing replica.\n"},
+    {"id", cmd_id, "DIR [--json]", "the replica's origin id and public key",
+     true, "The origin id is derived from the public key.\n"},
+    {"keygen", cmd_keygen, "FILE", "make a key pair, apart from a replica",
+     false,
+     "Writes a new secret key to FILE (mode 0600; never over a file) and\n"
+     "prints its public key and origin id. Give it to init --key.\n"},
     {"inc", cmd_inc, "DIR COLL KEY FIELD [DELTA]", "add to a counter (1)",
      false, "DELTA is a non-zero int64; negative subtracts.\n"},
     {"set", cmd_set, "DIR COLL KEY FIELD VALUE", "set an LWW register", true,

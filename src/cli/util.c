@@ -118,6 +118,14 @@ take_opt(int argc, char **argv, int *i, unsigned allowed, cli_opts *opts)
         opts->value_file = argv[*i];
         return CLI_EXIT_OK;
     }
+    if ((allowed & CLI_OPT_KEY) && strcmp(a, "--key") == 0) {
+        if (*i + 1 >= argc || opts->key_file != NULL) {
+            return cli_usage(argv[0], "--key needs one FILE");
+        }
+        *i += 1;
+        opts->key_file = argv[*i];
+        return CLI_EXIT_OK;
+    }
     if ((allowed & CLI_OPT_FROM) && strcmp(a, "--from") == 0) {
         if (*i + 1 >= argc) {
             return cli_usage(argv[0], "--from needs an LSN");
@@ -142,6 +150,7 @@ cli_parse_opts(int argc, char **argv, unsigned allowed, cli_opts *opts,
     opts->ops = false;
     opts->value_file = NULL;
     opts->value_bytes = false;
+    opts->key_file = NULL;
     *npos = 0;
     bool options_done = false;
     for (int i = 1; i < argc; i++) {

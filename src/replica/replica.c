@@ -128,6 +128,10 @@ init_meta(void *ctx, cvg__store_txn *mt)
     cvg_replica *r = ctx;
     cvg__store *s = &r->store;
     int rc = cvg__meta_put_id(s, mt, &r->id);
+    if (rc == CVG_OK) {
+        cvg_bytes pk = {r->pk, sizeof r->pk};
+        rc = cvg__meta_put(s, mt, "pk", pk);
+    }
     const char *names[] = {"hlc", "lsn", "gen"};
     for (size_t i = 0; rc == CVG_OK && i < 3; i++) {
         rc = cvg__meta_put_u64(s, mt, names[i], 0);
@@ -155,8 +159,28 @@ create_if_missing(void *ctx, cvg__store_txn *mt)
     return rc;
 }
 
+/* The stored public key, if the replica has one (made by 0.2 on). */
 static int
-load_meta(cvg_replica *r)
+load_pk(cvg_replica *r, cvg__store_txn *mt)
+{
+    cvg_bytes pk;
+    int rc = cvg__meta_get(&r->store, mt, "pk", &pk);
+    if (rc == CVG_ENOTFOUND) {
+        r->has_pk = false;
+        return CVG_OK;
+    }
+    if (rc == CVG_OK && pk.len != sizeof r->pk) {
+        rc = CVG_ECORRUPT;
+    }
+    if (rc == CVG_OK) {
+        memcpy(r->pk, pk.data, sizeof r->pk);
+        r->has_pk = true;
+    }
+    return rc;
+}
+
+static int
+load_meta(cvg_replica *r, const char *dir)
 {
     cvg__store *s = &r->store;
     cvg__store_txn *mt;
@@ -171,7 +195,10 @@ load_meta(cvg_replica *r)
          * time: the write transaction serializes us, and init_meta is only
          * written if the format record is still missing then. */
         cvg__store_abort(mt);
-        randombytes_buf(r->id.bytes, sizeof r->id.bytes);
+        rc = cvg__identity_create(r, dir);
+        if (rc != CVG_OK) {
+            return rc;
+        }
         rc = cvg__store_write(s, false, create_if_missing, r);
         if (rc != CVG_OK) {
             return cvg__replica_fail(r, rc, "cannot create the replica");
@@ -202,6 +229,17 @@ load_meta(cvg_replica *r)
     if (rc != CVG_OK) {
         cvg__store_abort(mt);
         return cvg__replica_fail(r, rc, "replica id missing");
+    }
+    rc = load_pk(r, mt);
+    if (rc != CVG_OK) {
+        cvg__store_abort(mt);
+        return cvg__replica_fail(r, rc, "the replica's public key record "
+                                        "is damaged");
+    }
+    rc = cvg__identity_check(r);
+    if (rc != CVG_OK) {
+        cvg__store_abort(mt);
+        return rc;
     }
     r->gen = UINT64_MAX; /* nothing loaded yet */
     rc = cvg__replica_refresh(r, mt);
@@ -262,7 +300,7 @@ cvg_replica_open(const char *path, const cvg_replica_options *opts,
     rc =
         cvg__store_open(&r->store, path, &r->opts, r->errmsg, sizeof r->errmsg);
     if (rc == CVG_OK) {
-        rc = load_meta(r);
+        rc = load_meta(r, path);
     }
     if (rc == CVG_OK) {
         rc = cvg__policies_settle(r, opts->replace_policies);

@@ -35,6 +35,8 @@ struct cvg_replica {
     size_t n_policies;
     cvg_replica_options opts;
     cvg_replica_id id;
+    uint8_t pk[CVG_PUBLIC_KEY_BYTES]; /* the identity, if has_pk */
+    bool has_pk;                      /* false: made by version 0.1 */
     /* What is committed, as of generation gen (refreshed at the start of a
      * transaction when another process has committed since). */
     cvg__origins origins;
@@ -180,6 +182,13 @@ int cvg__record_entries(cvg_txn *t, uint32_t rplen, cvg__entry ***out,
  * in t->kbuf. */
 int cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
                     uint32_t *plen);
+
+/* The identity (identity.c): made at creation, from the key the app
+ * supplies, a key file left by a crash, or a new one (written to @p dir);
+ * it sets r->pk and r->id. At a later open, check that the stored id is
+ * the public key's and that a supplied key is the replica's (CVG_EKEY). */
+int cvg__identity_create(cvg_replica *r, const char *dir);
+int cvg__identity_check(cvg_replica *r);
 
 /* Call the commit hook, if any (hook.c). */
 int cvg__hook_write(cvg_replica *r, cvg__store_txn *mt);

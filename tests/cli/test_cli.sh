@@ -364,5 +364,21 @@ run keys "$R"
 grep -Fxq 'a\/b/c' "$TMP/out" && grep -Fxq 'a/b\/c' "$TMP/out" && ok ||
     bad "keys escape the separator: $(cat "$TMP/out")"
 
+# --- identities
+expect "id" 0 '^public key  [0-9a-f]{64}$' id "$R"
+grep -Eq '^origin      '"$ID"'$' "$TMP/out" && ok || bad "id's origin is init's"
+expect "id --json" 0 '"public_key":"[0-9a-f]{64}"' id "$R" --json
+[ "$(stat -c %a "$R/identity.key")" = 600 ] && ok || bad "identity.key mode"
+expect "keygen" 0 '^public key  [0-9a-f]{64}$' keygen "$TMP/k1"
+KPK=$(sed -n 's/^public key  //p' "$TMP/out")
+KID=$(sed -n 's/^origin      //p' "$TMP/out")
+[ "$(stat -c %a "$TMP/k1")" = 600 ] && ok || bad "keygen file mode"
+expect_err "keygen never over a file" 1 "cannot write" keygen "$TMP/k1"
+expect "init --key" 0 "^$KID\$" init "$TMP/withkey" --key "$TMP/k1"
+[ ! -e "$TMP/withkey/identity.key" ] && ok || bad "init --key copied the key"
+expect "id of init --key" 0 "^public key  $KPK\$" id "$TMP/withkey"
+printf 'short' >"$TMP/badkey"
+expect_err "init --key of a bad file" 1 "not a secret key" init "$TMP/withbad" --key "$TMP/badkey"
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
