@@ -104,7 +104,7 @@ CVG_API const char *cvg_version_string(void);
     X(EEQUIVOCAL, -19, "a peer sent another op under a dot already here") \
     X(EPROTO, -20, "the peer broke the sync protocol")                    \
     X(EFORGED, -21, "an op in this replica's name that it never made")    \
-    X(EPOLICY, -22, "conflict strategies differ from the replica's own")    \
+    X(EPOLICY, -22, "conflict strategies differ from the replica's own")  \
     X(EKEY, -23, "the secret key is not this replica's identity")
 
 typedef enum cvg_status {
@@ -1359,6 +1359,25 @@ CVG_API CVG_NODISCARD int cvg_sync_failed(cvg_replica *r,
  */
 CVG_API CVG_NODISCARD int cvg_sync_retry_failed(cvg_replica *r,
                                                 const cvg_replica_id *peer);
+
+/**
+ * Forget what this replica believes about @p peer: the pull position in
+ * its log, how far it has our ops, its status and the ops it refused. The
+ * next session with it starts as with a peer never met (what it sends
+ * again that is here already is skipped as duplicates). For a peer that
+ * gave wrong positions (a restored copy, a forged HELLO).
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_EBUSY     a session with @p peer, or a write transaction, is
+ *                   open; or another process wrote while the map grew.
+ *   - CVG_EREADONLY the replica was opened read-only.
+ *   - CVG_EFULL, CVG_ENOMEM, CVG_EIO  storage full; out of memory; an I/O
+ *                   error.
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_sync_peer_forget(cvg_replica *r,
+                                               const cvg_replica_id *peer);
 
 /* The queue op by op: this replica's own ops that the peer does not have
  * yet, oldest first, each with its state (committed ops are not listed). */

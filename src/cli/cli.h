@@ -214,6 +214,7 @@ int demo_sync_tour(const char *dir);
 
 int cmd_init(int argc, char **argv);
 int cmd_id(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_inc(int argc, char **argv);
 int cmd_set(int argc, char **argv);

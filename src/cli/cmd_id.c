@@ -125,8 +125,9 @@ cli_open_with_key(const char *cmd, const char *dir, const char *key_file,
     if (len != CVG_SECRET_KEY_BYTES) {
         wipe(key, len);
         free(key);
-        fprintf(stderr, "converge: %s: '%s' is not a secret key (%d bytes, "
-                        "as keygen writes)\n",
+        fprintf(stderr,
+                "converge: %s: '%s' is not a secret key (%d bytes, "
+                "as keygen writes)\n",
                 cmd, key_file, CVG_SECRET_KEY_BYTES);
         return CLI_EXIT_ERR;
     }

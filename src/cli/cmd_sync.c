@@ -59,3 +59,29 @@ cmd_sync(int argc, char **argv)
     cvg_replica_close(b);
     return code;
 }
+
+int
+cmd_forget(int argc, char **argv)
+{
+    if (argc != 3) {
+        return cli_usage(argv[0], "expected DIR PEER_HEX");
+    }
+    cvg_replica_id peer;
+    if (!cli_parse_replica_id(argv[2], &peer)) {
+        return cli_usage(argv[0], "PEER_HEX '%s' is not 32 hex digits",
+                         argv[2]);
+    }
+    cvg_replica *r;
+    int code = cli_open(argv[0], argv[1], CLI_WRITE, &r);
+    if (code != CLI_EXIT_OK) {
+        return code;
+    }
+    int rc = cvg_sync_peer_forget(r, &peer);
+    if (rc != CVG_OK) {
+        code = cli_fail(argv[0], rc, r);
+    } else {
+        printf("forgot %s: the next sync with it starts over\n", argv[2]);
+    }
+    cvg_replica_close(r);
+    return code;
+}

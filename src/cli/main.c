@@ -67,6 +67,10 @@ static const command commands[] = {
      "failed there.\n"},
     {"sync", cmd_sync, "DIR_A DIR_B", "sync two replicas both ways", false,
      "Both replicas end with each other's ops.\n"},
+    {"forget", cmd_forget, "DIR PEER_HEX", "forget what we know of a peer",
+     false,
+     "Drops the peer's status, positions and refused ops; the next sync\n"
+     "with it starts over (for a peer restored from an older copy).\n"},
     {"queue", cmd_queue, "DIR [PEER_HEX] [--json] [--retry] [--ops]",
      "pending and failed ops per peer", true,
      "--ops lists each queued op with its state; --retry offers the\n"

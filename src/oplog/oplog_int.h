@@ -351,6 +351,9 @@ int cvg__failed_list(cvg__store *s, cvg__store_txn *t,
 /* The code @p peer refused our op @p seq with, or CVG_OK in *code. */
 int cvg__failed_get(cvg__store *s, cvg__store_txn *t,
                     const cvg_replica_id *peer, uint64_t seq, int *code);
+/* Forget everything stored of @p peer: its record and refused ops. */
+int cvg__peer_forget(cvg__store *s, cvg__store_txn *t,
+                     const cvg_replica_id *peer);
 /* Forget the refused ops of @p peer with seq <= @p upto. */
 int cvg__failed_clear(cvg__store *s, cvg__store_txn *t,
                       const cvg_replica_id *peer, uint64_t upto);

@@ -232,3 +232,14 @@ cvg__failed_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
     *code = (int)(int32_t)cvg__get_be32(v.mv_data);
     return CVG_OK;
 }
+
+int
+cvg__peer_forget(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer)
+{
+    MDB_val k = {16, (void *)peer->bytes};
+    int rc = mdb_del(t, s->peers, &k, NULL);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+        return cvg__mdb_err(rc);
+    }
+    return cvg__failed_clear(s, t, peer, UINT64_MAX);
+}

@@ -18,11 +18,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <sodium.h>
 
 #include "replica_int.h"
 
@@ -37,8 +36,8 @@ void
 cvg_identity_origin(const uint8_t *pk, cvg_replica_id *out)
 {
     static const uint8_t domain[] = "converge origin id v1";
-    crypto_generichash(out->bytes, sizeof out->bytes, pk,
-                       CVG_PUBLIC_KEY_BYTES, domain, sizeof domain - 1);
+    crypto_generichash(out->bytes, sizeof out->bytes, pk, CVG_PUBLIC_KEY_BYTES,
+                       domain, sizeof domain - 1);
 }
 
 int

@@ -245,3 +245,13 @@ cvg__peer_set_active(cvg_replica *r, const cvg_replica_id *peer, bool on)
         st->active[st->n_active++] = *peer;
     }
 }
+
+void
+cvg__peer_drop_deferred(cvg_replica *r, const cvg_replica_id *peer)
+{
+    cvg__sync_state *st = cvg__sync_state_find(r);
+    cvg__peer_deferred *d = find(st, peer);
+    if (d != NULL) {
+        *d = st->deferred[--st->n_deferred];
+    }
+}

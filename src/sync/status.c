@@ -181,3 +181,26 @@ cvg_sync_retry_failed(cvg_replica *r, const cvg_replica_id *peer)
     cvg_replica_id id = *peer;
     return cvg__replica_write(r, retry_write, &id);
 }
+
+static int
+forget_write(void *ctx, cvg__store *s, cvg__store_txn *mt)
+{
+    return cvg__peer_forget(s, mt, ctx);
+}
+
+int
+cvg_sync_peer_forget(cvg_replica *r, const cvg_replica_id *peer)
+{
+    if (r == NULL || peer == NULL) {
+        return CVG_EINVAL;
+    }
+    if (cvg__peer_active(r, peer)) {
+        return cvg__replica_fail(r, CVG_EBUSY,
+                                 "a session with that peer is open");
+    }
+    /* What waits for a commit goes first, so it cannot bring the record
+     * back; the rest is stored with this commit. */
+    cvg__peer_drop_deferred(r, peer);
+    cvg_replica_id id = *peer;
+    return cvg__replica_write(r, forget_write, &id);
+}

@@ -52,6 +52,8 @@ int cvg__peer_stage(cvg_replica *r, const cvg_replica_id *peer,
 /* Apply what waits for @p peer to @p p, as read from the store. */
 void cvg__peer_overlay(const cvg_replica *r, const cvg_replica_id *peer,
                        cvg__peer_rec *p);
+/* Drop what waits in memory for @p peer. */
+void cvg__peer_drop_deferred(cvg_replica *r, const cvg_replica_id *peer);
 /* Whether a session with @p peer is open; mark one open or closed. */
 bool cvg__peer_active(const cvg_replica *r, const cvg_replica_id *peer);
 void cvg__peer_set_active(cvg_replica *r, const cvg_replica_id *peer, bool on);

@@ -265,6 +265,10 @@ expect_err "queue own id" 1 "own id" queue "$TMP/qa" "$QA"
 expect_err "queue too many" 2 "too many" queue "$TMP/qa" "$QB" "$QB"
 expect_err "queue bad option" 2 "unknown option" queue "$TMP/qa" --retyr
 expect "sync qa qb again" 0 "1 ops sent" sync "$TMP/qa" "$TMP/qb"
+expect "forget" 0 "^forgot $QB" forget "$TMP/qa" "$QB"
+expect "forgotten: never synced" 1 "" queue "$TMP/qa" "$QB"
+expect_err "forget bad hex" 2 "32 hex digits" forget "$TMP/qa" xyz
+expect "sync after forget" 0 "ops applied" sync "$TMP/qa" "$TMP/qb"
 expect "queue empty again" 0 '^pending seqs +none$' queue "$TMP/qa"
 grep -Eq '^state +synced$' "$TMP/out" && ok || bad "synced again"
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "converge.h"
+
 #include "testutil.h"
 
 static int

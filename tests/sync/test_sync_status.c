@@ -320,3 +320,57 @@ Test(sync_status, status_waits_for_the_next_commit)
     cvg_replica_close(till.r);
     cvg_replica_close(server.r);
 }
+
+/* Forgetting a peer drops what this replica believed about it (status,
+ * positions, refused ops, what waited for a commit); the next sync starts
+ * over from the peer's first op and ends as before, skipping what is here
+ * already. */
+Test(sync_status, forgetting_a_peer_starts_over)
+{
+    side till, server;
+    open_pair(&till, &server, "forget");
+    sell(&till, 5);
+    sell(&server, 3);
+    cr_assert_eq(cvg_sync_local(till.r, server.r, NULL), CVG_OK);
+    cvg_sync_status st = status(&till, &server);
+    cr_expect_eq(st.state, CVG_SYNC_SYNCED);
+    cr_expect_eq(st.committed, 5);
+    cvg_replica_id sid;
+    cvg_replica_id_get(server.r, &sid);
+    cr_assert_eq(cvg_sync_peer_forget(till.r, &sid), CVG_OK);
+    st = status(&till, &server);
+    cr_expect_eq(st.state, CVG_SYNC_OFFLINE);
+    cr_expect_eq(st.committed, 0);
+    cr_expect_eq(st.pending, 5);
+    size_t n = 9;
+    cr_assert_eq(cvg_sync_peers(till.r, NULL, 0, &n), CVG_OK);
+    cr_expect_eq(n, 0, "the peer is no longer listed");
+    /* Across a reopen too: it was stored. */
+    open_side(&till);
+    cr_expect_eq(status(&till, &server).committed, 0);
+    cvg_session_stats ss;
+    cr_assert_eq(cvg_sync_local(till.r, server.r, &ss), CVG_OK);
+    cr_expect_eq(ss.ops_received, 0, "nothing new");
+    cr_expect_eq(ss.ops_duplicate, 0,
+                 "the server leaves out what our HELLO says we have");
+    st = status(&till, &server);
+    cr_expect_eq(st.state, CVG_SYNC_SYNCED);
+    cr_expect_eq(st.committed, 5);
+    /* Not while a session with the peer is open. */
+    cvg_session *s;
+    cr_assert_eq(cvg_session_open(till.r, NULL, &s), CVG_OK);
+    cvg_bytes out;
+    cr_assert_eq(cvg_session_output(s, &out), CVG_OK);
+    cvg_session *t;
+    cr_assert_eq(cvg_session_open(server.r, NULL, &t), CVG_OK);
+    cvg_bytes hello;
+    cr_assert_eq(cvg_session_output(t, &hello), CVG_OK);
+    cr_assert_eq(cvg_session_input(s, hello.data, hello.len), CVG_OK);
+    cr_expect_eq(cvg_sync_peer_forget(till.r, &sid), CVG_EBUSY);
+    cvg_session_close(s);
+    cvg_session_close(t);
+    cr_expect_eq(cvg_sync_peer_forget(till.r, &sid), CVG_OK);
+    cr_expect_eq(cvg_sync_peer_forget(NULL, &sid), CVG_EINVAL);
+    cvg_replica_close(till.r);
+    cvg_replica_close(server.r);
+}
