@@ -258,8 +258,10 @@ typedef uint64_t (*cvg_clock_fn)(void *ctx);
 /* ---- Conflict strategies and events -------------------------------------- */
 
 /** How concurrent writes to a register are settled, per collection. Every
- * replica must be opened with the same strategies to pick the same winners.
- * Counters and sets never conflict: their concurrent writes all count. */
+ * replica must use the same strategies to pick the same winners; each
+ * replica stores its own (see cvg_replica_options.policies), so every
+ * process that opens it reads the same. Counters and sets never conflict:
+ * their concurrent writes all count. */
 typedef enum cvg_strategy {
     /** Default: the write with the higher (hybrid clock, origin id) wins,
      * field by field. */
@@ -277,8 +279,9 @@ typedef enum cvg_strategy {
 
 /**
  * Merge concurrent values of a multi-value register into one.
- * Called on the thread that fed the sync session, after the ops were
- * committed, with @p siblings in canonical order (valid for the call).
+ * Called on the thread that fed the sync session, while the page that
+ * brought the conflict is applied (its value commits with the page), with
+ * every one of the @p n siblings in canonical order (valid for the call).
  * Write the result to @p out (a view that must stay valid until the
  * function returns to the library: point into @p siblings or into memory
  * of @p ctx). Return 0 to write it back, non-zero to leave the siblings.
