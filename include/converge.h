@@ -461,6 +461,34 @@ CVG_API CVG_NODISCARD int cvg_identity_generate(uint8_t *pk, uint8_t *sk);
 CVG_API void cvg_identity_origin(const uint8_t *pk, cvg_replica_id *out);
 
 /**
+ * The origins this replica wrote under before it found itself copied.
+ *
+ * A replica remembers where it lives (device and inodes of its directory
+ * and data file). A writable open that finds it elsewhere (cp -r, a backup
+ * restored, a data file written over) keeps all it holds but writes from
+ * then on under a new origin, derived from the same key, so that the copy
+ * and the original never make two different ops under one seq. The
+ * replica's id (cvg_replica_id_get()) is then the new origin; the origins
+ * left behind are listed here, oldest first, each with the last seq
+ * written under it. A rename changes nothing.
+ *
+ * @param[in]  r          The replica.
+ * @param[out] out        Up to @p cap entries (NULL with cap 0 to count).
+ * @param[in]  cap        Room in @p out.
+ * @param[out] count_out  How many there are in all.
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_ECORRUPT  the record is damaged.
+ *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_replica_previous_origins(cvg_replica *r,
+                                                       cvg_dot *out,
+                                                       size_t cap,
+                                                       size_t *count_out);
+
+/**
  * Force everything committed to disk (what a CVG_RELAXED replica's commits
  * did not wait for), after storing the sync status that waits for the next
  * commit (what sessions learned of their peers). A durable replica's

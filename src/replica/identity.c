@@ -33,11 +33,23 @@ _Static_assert(CVG_SECRET_KEY_BYTES == crypto_sign_SECRETKEYBYTES,
                "secret key size");
 
 void
-cvg_identity_origin(const uint8_t *pk, cvg_replica_id *out)
+cvg__identity_derive(const uint8_t *pk, const uint8_t *inc, size_t inc_len,
+                     cvg_replica_id *out)
 {
     static const uint8_t domain[] = "converge origin id v1";
-    crypto_generichash(out->bytes, sizeof out->bytes, pk, CVG_PUBLIC_KEY_BYTES,
-                       domain, sizeof domain - 1);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, domain, sizeof domain - 1, sizeof out->bytes);
+    crypto_generichash_update(&st, pk, CVG_PUBLIC_KEY_BYTES);
+    if (inc_len > 0) {
+        crypto_generichash_update(&st, inc, inc_len);
+    }
+    crypto_generichash_final(&st, out->bytes, sizeof out->bytes);
+}
+
+void
+cvg_identity_origin(const uint8_t *pk, cvg_replica_id *out)
+{
+    cvg__identity_derive(pk, NULL, 0, out);
 }
 
 int
@@ -208,7 +220,7 @@ cvg__identity_check(cvg_replica *r)
 {
     cvg_replica_id derived;
     if (r->has_pk) {
-        cvg_identity_origin(r->pk, &derived);
+        cvg__identity_derive(r->pk, r->inc, r->inc_len, &derived);
         if (cvg__id_cmp(&derived, &r->id) != 0) {
             return cvg__replica_fail(r, CVG_ECORRUPT,
                                      "the replica's id is not its public "

@@ -106,9 +106,10 @@ cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt)
     if (rc == CVG_OK) {
         rc = cvg__origins_load(&r->store, mt, &r->origins, &r->vv);
     }
-    if (rc == CVG_OK &&
-        (r->origins.n == 0 || cvg__id_cmp(&r->origins.ids[0], &r->id) != 0)) {
-        rc = CVG_ECORRUPT; /* index 0 must be this replica */
+    uint32_t self_idx;
+    if (rc == CVG_OK && cvg__origins_find(&r->origins, &r->id, &self_idx) !=
+                            CVG_OK) {
+        rc = CVG_ECORRUPT; /* this replica's own origin must be there */
     }
     if (rc != CVG_OK) {
         r->gen = UINT64_MAX; /* force a reload next time */
@@ -175,6 +176,17 @@ load_pk(cvg_replica *r, cvg__store_txn *mt)
     if (rc == CVG_OK) {
         memcpy(r->pk, pk.data, sizeof r->pk);
         r->has_pk = true;
+    }
+    /* The extra bytes of an origin taken by a copy (home.c). */
+    cvg_bytes inc;
+    int irc = rc == CVG_OK ? cvg__meta_get(&r->store, mt, "inc", &inc) : rc;
+    if (irc == CVG_OK && inc.len == sizeof r->inc) {
+        memcpy(r->inc, inc.data, sizeof r->inc);
+        r->inc_len = sizeof r->inc;
+    } else if (irc == CVG_OK) {
+        rc = CVG_ECORRUPT;
+    } else if (irc != CVG_ENOTFOUND) {
+        rc = irc;
     }
     return rc;
 }
@@ -244,7 +256,7 @@ load_meta(cvg_replica *r, const char *dir)
     r->gen = UINT64_MAX; /* nothing loaded yet */
     rc = cvg__replica_refresh(r, mt);
     cvg__store_abort(mt);
-    return rc;
+    return rc == CVG_OK ? cvg__home_check(r) : rc;
 }
 
 static int
