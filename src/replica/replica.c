@@ -74,6 +74,19 @@ cvg__replica_self(const cvg_replica *r)
     return &r->id;
 }
 
+const uint8_t *
+cvg__replica_pk(const cvg_replica *r)
+{
+    return r->has_pk ? r->pk : NULL;
+}
+
+cvg_bytes
+cvg__replica_inc(const cvg_replica *r)
+{
+    cvg_bytes b = {r->inc, r->inc_len};
+    return b;
+}
+
 const cvg_replica_options *
 cvg__replica_opts(const cvg_replica *r)
 {
@@ -107,8 +120,8 @@ cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt)
         rc = cvg__origins_load(&r->store, mt, &r->origins, &r->vv);
     }
     uint32_t self_idx;
-    if (rc == CVG_OK && cvg__origins_find(&r->origins, &r->id, &self_idx) !=
-                            CVG_OK) {
+    if (rc == CVG_OK &&
+        cvg__origins_find(&r->origins, &r->id, &self_idx) != CVG_OK) {
         rc = CVG_ECORRUPT; /* this replica's own origin must be there */
     }
     if (rc != CVG_OK) {
@@ -245,10 +258,11 @@ load_meta(cvg_replica *r, const char *dir)
     rc = load_pk(r, mt);
     if (rc != CVG_OK) {
         cvg__store_abort(mt);
-        return cvg__replica_fail(r, rc, "the replica's public key record "
-                                        "is damaged");
+        return cvg__replica_fail(r, rc,
+                                 "the replica's public key record "
+                                 "is damaged");
     }
-    rc = cvg__identity_check(r);
+    rc = cvg__identity_check(r, dir);
     if (rc != CVG_OK) {
         cvg__store_abort(mt);
         return rc;
@@ -336,6 +350,7 @@ cvg_replica_close(cvg_replica *r)
     }
     cvg__hook_close(r);
     cvg__store_close(&r->store);
+    cvg__identity_forget(r);
     cvg__policies_free(r);
     cvg__origins_destroy(&r->origins);
     cvg__vv_destroy(&r->vv);

@@ -44,6 +44,9 @@ struct cvg_replica {
      * copied (home.c). */
     uint8_t inc[CVG__INC_BYTES];
     size_t inc_len;
+    /* The secret key, if the app supplied it or the key file holds it:
+     * sodium_malloc'd, no access between signatures (identity.c). */
+    uint8_t *sk;
     /* What is committed, as of generation gen (refreshed at the start of a
      * transaction when another process has committed since). */
     cvg__origins origins;
@@ -195,11 +198,9 @@ int cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
  * it sets r->pk and r->id. At a later open, check that the stored id is
  * the public key's and that a supplied key is the replica's (CVG_EKEY). */
 int cvg__identity_create(cvg_replica *r, const char *dir);
-int cvg__identity_check(cvg_replica *r);
-/* The origin id of public key @p pk with the extra bytes @p inc (none for
- * a replica's first origin): cvg_identity_origin() when inc_len is 0. */
-void cvg__identity_derive(const uint8_t *pk, const uint8_t *inc,
-                          size_t inc_len, cvg_replica_id *out);
+int cvg__identity_check(cvg_replica *r, const char *dir);
+/* Wipe and free the kept secret key (at close). */
+void cvg__identity_forget(cvg_replica *r);
 /* At a writable open: if the replica is not where it last wrote (a copy,
  * a restored backup), take a new origin for its writes (home.c). */
 int cvg__home_check(cvg_replica *r);
