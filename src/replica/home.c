@@ -110,6 +110,20 @@ cvg__home_check(cvg_replica *r)
     if (rc != CVG_OK) {
         return cvg__replica_fail(r, rc, "cannot stat the replica's files");
     }
+    /* The common case, at home, costs a read, not a write transaction. */
+    cvg__store_txn *rt;
+    rc = cvg__store_begin(&r->store, false, &rt);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc, "cannot begin a transaction");
+    }
+    cvg_bytes home;
+    bool at_home = cvg__meta_get(&r->store, rt, "home", &home) == CVG_OK &&
+                   home.len == sizeof c.here &&
+                   memcmp(home.data, c.here, sizeof c.here) == 0;
+    cvg__store_abort(rt);
+    if (at_home) {
+        return CVG_OK;
+    }
     randombytes_buf(c.inc, sizeof c.inc);
     if (r->has_pk) {
         cvg__identity_derive(r->pk, c.inc, sizeof c.inc, &c.new_id);
