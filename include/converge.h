@@ -463,8 +463,8 @@ CVG_API void cvg_identity_origin(const uint8_t *pk, cvg_replica_id *out);
 /**
  * The origins this replica wrote under before it found itself copied.
  *
- * A replica remembers where it lives (device and inodes of its directory
- * and data file). A writable open that finds it elsewhere (cp -r, a backup
+ * A replica remembers where it lives (device, inodes and birth times of
+ * its directory and data file). A writable open that finds it elsewhere (cp -r, a backup
  * restored, a data file written over) keeps all it holds but writes from
  * then on under a new origin, derived from the same key, so that the copy
  * and the original never make two different ops under one seq. The

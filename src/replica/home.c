@@ -4,7 +4,8 @@
  * one seq: a fork, which no merge can undo and which version vectors hide
  * (both sides claim the same seqs). So a replica remembers where it lives:
  * the meta record "home" holds the device and inode of its directory and
- * the inode of its data file (cvg__store_home). A writable open that finds
+ * the inode of its data file, with their birth times (cvg__store_home). A
+ * writable open that finds
  * itself elsewhere (cp -r, a backup restored, a data file written over)
  * is a copy: it keeps everything it holds, but writes from then on under a
  * new origin, derived from the same key and 16 random bytes (meta "inc"),
