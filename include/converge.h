@@ -464,10 +464,11 @@ CVG_API void cvg_identity_origin(const uint8_t *pk, cvg_replica_id *out);
  * The origins this replica wrote under before it found itself copied.
  *
  * A replica remembers where it lives (device, inodes and birth times of
- * its directory and data file). A writable open that finds it elsewhere (cp -r, a backup
- * restored, a data file written over) keeps all it holds but writes from
- * then on under a new origin, derived from the same key, so that the copy
- * and the original never make two different ops under one seq. The
+ * its directory and data file). A writable open that finds it elsewhere
+ * (cp -r, a backup restored, a data file written over) keeps all it holds
+ * but writes from then on under a new origin, derived from the same key,
+ * so that the copy and the original never make two different ops under
+ * one seq. The
  * replica's id (cvg_replica_id_get()) is then the new origin; the origins
  * left behind are listed here, oldest first, each with the last seq
  * written under it. A rename changes nothing.
