@@ -783,7 +783,7 @@ load_keys(cvg__noise_hs *hs, const cvg__noise_config *cfg)
         hs->has_rs = true;
     }
     for (size_t i = 0; i < cfg->n_psks; i++) {
-        memcpy(hs->psks[i], cfg->psks[i], DHLEN);
+        memcpy(hs->psks[i], cfg->psks + i * DHLEN, DHLEN);
     }
     hs->n_psks = cfg->n_psks;
     return CVG_OK;

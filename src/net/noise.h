@@ -102,9 +102,9 @@ typedef struct cvg__noise_transport {
 typedef struct cvg__noise_config {
     const uint8_t *prologue;
     size_t prologue_len;
-    const uint8_t *s;  /* local static private key, or NULL */
-    const uint8_t *rs; /* remote static public key, or NULL */
-    const uint8_t (*psks)[CVG__NOISE_KEY_BYTES];
+    const uint8_t *s;    /* local static private key, or NULL */
+    const uint8_t *rs;   /* remote static public key, or NULL */
+    const uint8_t *psks; /* n_psks keys of 32 bytes, one after another */
     size_t n_psks;
 } cvg__noise_config;
 

@@ -316,7 +316,7 @@ side_start(side *sd, const char *name, bool initiator)
         .prologue_len = sd->prologue_len,
         .s = sd->has_s ? sd->s : NULL,
         .rs = sd->has_rs ? sd->rs : NULL,
-        .psks = (const uint8_t(*)[32])sd->psks,
+        .psks = sd->psks[0],
         .n_psks = sd->n_psks,
     };
     int rc = cvg__noise_init(&sd->hs, name, initiator, &cfg);
