@@ -94,6 +94,9 @@ session_new(cvg_replica *r, const cvg_session_options *o,
             cvg__msg_scratch *scratch)
 {
     cvg_session *s;
+    /* The session's challenge from a fixed random stream, as when the
+     * seeds were recorded, so the recorded peer's proofs hold. */
+    fuzz_ids_from(SESSION_CHALLENGE_SEED);
     int rc = cvg_session_open(r, o, &s);
     if (rc != CVG_OK) {
         fuzz_fail("cannot open a session: %s", cvg_errname(rc));

@@ -168,6 +168,14 @@ fuzz_open(const char *name, uint64_t id_seed)
     cvg_replica_options o;
     fuzz_options(&o);
     fuzz_ids_from(id_seed);
+    /* A key from the id seed alone, supplied rather than read from a key
+     * file, so a replica rebuilt from a snapshot is the same identity. */
+    static uint8_t keys[8][crypto_sign_SECRETKEYBYTES];
+    uint8_t seed[crypto_sign_SEEDBYTES] = {0}, pk[crypto_sign_PUBLICKEYBYTES];
+    memcpy(seed, &id_seed, sizeof id_seed);
+    uint8_t *sk = keys[id_seed % 8];
+    crypto_sign_seed_keypair(pk, sk, seed);
+    o.secret_key = sk;
     cvg_replica *r;
     int rc = cvg_replica_open(fuzz_path(name), &o, &r);
     if (rc != CVG_OK) {
@@ -210,11 +218,15 @@ fuzz_snapshot_take(const char *name, fuzz_snapshot *out)
 void
 fuzz_snapshot_put(const char *name, const fuzz_snapshot *snap)
 {
-    fuzz_remove(name);
-    if (mkdir(fuzz_path(name), 0700) != 0) {
+    /* The directory, its key file and the data file's inode stay: a
+     * replica that finds its files replaced takes a new origin (it was
+     * copied), and each run must start from the very same replica. */
+    if (mkdir(fuzz_path(name), 0700) != 0 && errno != EEXIST) {
         fuzz_fail("cannot create %s: %s", fuzz_path(name), strerror(errno));
     }
     char file[4300];
+    snprintf(file, sizeof file, "%s/lock.mdb", fuzz_path(name));
+    (void)unlink(file);
     snprintf(file, sizeof file, "%s/data.mdb", fuzz_path(name));
     FILE *f = fopen(file, "wb");
     if (f == NULL || fwrite(snap->data, 1, snap->len, f) != snap->len ||

@@ -80,6 +80,7 @@ record(cvg_replica *local, cvg_replica *peer, uint8_t optbyte,
     cvg_session_options o;
     session_options_from(optbyte, &o);
     cvg_session *a, *b;
+    fuzz_ids_from(SESSION_CHALLENGE_SEED); /* as fuzz_session opens it */
     if (cvg_session_open(local, &o, &a) != CVG_OK ||
         cvg_session_open(peer, peer_opts, &b) != CVG_OK) {
         fuzz_fail("cannot open the sessions");

@@ -12,6 +12,9 @@
 #define SESSION_ID_LOCAL 1
 #define SESSION_ID_PEER 2
 #define SESSION_ID_THIRD 3
+/* The random stream a fuzzed session's challenge is drawn from, fixed so
+ * the proofs in recorded sessions hold when they are replayed. */
+#define SESSION_CHALLENGE_SEED 77
 
 /* The wall clock while a session runs: after every write of the template,
  * so the peer's honest ops are never "too far ahead". */

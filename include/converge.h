@@ -461,6 +461,34 @@ CVG_API CVG_NODISCARD int cvg_identity_generate(uint8_t *pk, uint8_t *sk);
 CVG_API void cvg_identity_origin(const uint8_t *pk, cvg_replica_id *out);
 
 /**
+ * The origins this replica wrote under before it found itself copied.
+ *
+ * A replica remembers where it lives (device and inodes of its directory
+ * and data file). A writable open that finds it elsewhere (cp -r, a backup
+ * restored, a data file written over) keeps all it holds but writes from
+ * then on under a new origin, derived from the same key, so that the copy
+ * and the original never make two different ops under one seq. The
+ * replica's id (cvg_replica_id_get()) is then the new origin; the origins
+ * left behind are listed here, oldest first, each with the last seq
+ * written under it. A rename changes nothing.
+ *
+ * @param[in]  r          The replica.
+ * @param[out] out        Up to @p cap entries (NULL with cap 0 to count).
+ * @param[in]  cap        Room in @p out.
+ * @param[out] count_out  How many there are in all.
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_ECORRUPT  the record is damaged.
+ *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_replica_previous_origins(cvg_replica *r,
+                                                       cvg_dot *out,
+                                                       size_t cap,
+                                                       size_t *count_out);
+
+/**
  * Force everything committed to disk (what a CVG_RELAXED replica's commits
  * did not wait for), after storing the sync status that waits for the next
  * commit (what sessions learned of their peers). A durable replica's
@@ -1108,7 +1136,7 @@ CVG_API CVG_NODISCARD int cvg_txn_version_vector(cvg_txn *txn, cvg_dot *out,
  * cvg_session_input(). */
 typedef struct cvg_session cvg_session;
 
-#define CVG_SESSION_OPTIONS_VERSION 2
+#define CVG_SESSION_OPTIONS_VERSION 3
 
 typedef struct cvg_session_options {
     uint32_t version;    /* CVG_SESSION_OPTIONS_VERSION */
@@ -1121,6 +1149,12 @@ typedef struct cvg_session_options {
      * position in each client's log. Ops we relay from others are not
      * pushed (the server had them first); the peer does not pull from us. */
     bool push;
+    /* Version 3. Bytes both ends' transport agrees on and no one else can
+     * reuse, such as an encrypted channel's handshake hash (at most 64).
+     * Each side proves its identity by signing the other's challenge
+     * together with them, so a proof cannot be replayed into another
+     * channel. Borrowed for the cvg_session_open() call. */
+    cvg_bytes channel_binding;
 } cvg_session_options;
 
 CVG_API void cvg_session_options_init(cvg_session_options *o);
@@ -1141,7 +1175,15 @@ typedef struct cvg_session_stats {
 /**
  * Start a session with one peer; its HELLO is the first output.
  *
- * Ownership: @p opts is copied (a version 1 struct is read as such).
+ * Each side's HELLO carries its id, its public key and a fresh challenge;
+ * each then proves its key with a signature over the other's challenge and
+ * the channel binding (PROVE). A peer whose id is not its key's, or whose
+ * proof fails, ends the session with CVG_EFORGED; until it has proved its
+ * key, nothing it says is stored (status, positions) and its pages are
+ * refused. The replica needs its secret key for this (the key file, or
+ * cvg_replica_options.secret_key or key_fn).
+ *
+ * Ownership: @p opts is copied (a version 1 or 2 struct is read as such).
  * Close the session with cvg_session_close().
  * Thread safety: the session belongs to its replica's thread.
  *
@@ -1149,7 +1191,10 @@ typedef struct cvg_session_stats {
  * @param[in]  opts  NULL for the defaults (cvg_session_options_init()).
  * @param[out] out   The session; NULL on error.
  * @return CVG_OK, or:
- *   - CVG_EINVAL    NULL @p r or @p out, options of an unknown version.
+ *   - CVG_EINVAL    NULL @p r or @p out, options of an unknown version, a
+ *                   channel binding over 64 bytes.
+ *   - CVG_EKEY      the replica has no secret key to prove its identity
+ *                   with (opened without it, or made by version 0.1).
  *   - CVG_ECORRUPT  the replica's meta records are damaged.
  *   - CVG_ELIMIT    LMDB's reader table is full.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
@@ -1188,18 +1233,21 @@ CVG_API CVG_NODISCARD int cvg_session_output(cvg_session *s,
  *   - CVG_EINVAL    NULL @p s (or NULL @p msg with a length), or the peer
  *                   is this replica.
  *   - CVG_ECORRUPT  a malformed message, or malformed ops in a page.
- *   - CVG_EVERSION  a newer protocol or block encoding.
+ *   - CVG_EVERSION  another protocol version (older ones lack the
+ *                   identity proof), or a newer block encoding.
  *   - CVG_EGAP      ops whose dependencies are missing here.
  *   - CVG_ECLOCK    ops too far ahead of the local clock.
  *   - CVG_EEQUIVOCAL an op under a dot this replica has, with other
  *                   content.
- *   - CVG_EFORGED   an op in this replica's name that it never made, or a
+ *   - CVG_EFORGED   an op in this replica's name that it never made, a
  *                   HELLO claiming such ops (forged, or this replica was
- *                   restored from an older copy).
+ *                   restored in place from an older copy), a peer id not
+ *                   derived from its key, or an identity proof that fails.
  *   - CVG_ELIMIT    a page larger than the PULL asked for.
  *   - CVG_EPROTO    a message out of turn or inconsistent with the
- *                   session: a page or ACK nobody asked for, a HELLO from
- *                   a second peer, a cursor past the end of the log.
+ *                   session: a page or ACK nobody asked for, a page before
+ *                   the peer proved its key, a HELLO from a second peer, a
+ *                   cursor past the end of the log.
  *   - CVG_EACCES    a PULL to a session opened with no_serve.
  *   - CVG_EPEER     the peer sent ERROR.
  *   - CVG_EBUSY     a write transaction of the replica is open.
@@ -1237,23 +1285,27 @@ CVG_API void cvg_session_close(cvg_session *s);
  *   - CVG_EINVAL    NULL @p s (or NULL @p msg with a length), or the peer
  *                   is this replica.
  *   - CVG_ECORRUPT  a malformed message, or malformed ops in a page.
- *   - CVG_EVERSION  a newer protocol or block encoding.
+ *   - CVG_EVERSION  another protocol version (older ones lack the
+ *                   identity proof), or a newer block encoding.
  *   - CVG_EGAP      ops whose dependencies are missing here.
  *   - CVG_ECLOCK    ops too far ahead of the local clock.
  *   - CVG_EEQUIVOCAL an op under a dot this replica has, with other
  *                   content.
- *   - CVG_EFORGED   an op in this replica's name that it never made, or a
+ *   - CVG_EFORGED   an op in this replica's name that it never made, a
  *                   HELLO claiming such ops (forged, or this replica was
- *                   restored from an older copy).
+ *                   restored in place from an older copy), a peer id not
+ *                   derived from its key, or an identity proof that fails.
  *   - CVG_ELIMIT    a page larger than the PULL asked for.
  *   - CVG_EPROTO    a message out of turn or inconsistent with the
- *                   session: a page or ACK nobody asked for, a HELLO from
- *                   a second peer, a cursor past the end of the log.
+ *                   session: a page or ACK nobody asked for, a page before
+ *                   the peer proved its key, a HELLO from a second peer, a
+ *                   cursor past the end of the log.
  *   - CVG_EACCES    a PULL to a session opened with no_serve.
  *   - CVG_EPEER     the peer sent ERROR.
  *   - CVG_EBUSY     a write transaction of the replica is open.
  *   - CVG_EFULL, CVG_ENOMEM, CVG_EIO  storage full; out of memory; an I/O
  *                   error.
+ *   - CVG_EKEY      a replica has no secret key (see cvg_session_open()).
  *   - CVG_EMISUSE   the protocol stalled (a defect of the library).
  * @since 0.1
  */

@@ -43,6 +43,30 @@ print_sync_text(FILE *f, const cli_peer *peers, size_t n)
     }
 }
 
+/* Origins this replica wrote under before it found itself copied or
+ * restored (cvg_replica_previous_origins()). */
+typedef struct prev_view {
+    cvg_dot dots[16];
+    size_t n;
+} prev_view;
+
+static void
+print_prev_text(FILE *f, const prev_view *p)
+{
+    if (p->n == 0) {
+        return;
+    }
+    fputs(
+        "copied      this directory was copied or restored; it writes "
+        "under a new origin, and wrote before under\n",
+        f);
+    for (size_t i = 0; i < p->n && i < 16; i++) {
+        fputs("  ", f);
+        cli_print_dot(f, &p->dots[i], false);
+        fputc('\n', f);
+    }
+}
+
 static void
 print_text(FILE *f, const char *id, const cvg_replica_stats *s,
            const cvg_dot *vv, size_t n)
@@ -82,6 +106,17 @@ print_json(FILE *f, const char *id, const cvg_replica_stats *s,
 }
 
 static void
+print_prev_json(FILE *f, const prev_view *p)
+{
+    fputs(",\"previous_origins\":[", f);
+    for (size_t i = 0; i < p->n && i < 16; i++) {
+        fputs(i > 0 ? "," : "", f);
+        cli_json_dot(f, &p->dots[i]);
+    }
+    fputc(']', f);
+}
+
+static void
 print_sync_json(FILE *f, const cli_peer *peers, size_t n)
 {
     fputs(",\"peers\":[", f);
@@ -102,7 +137,11 @@ cli_print_status(FILE *f, cvg_replica *r, bool json)
     cvg_dot *vv = NULL;
     cli_peer *peers = NULL;
     size_t n_vv = 0, n_peers = 0;
+    prev_view prev;
     int rc = cvg_replica_stats_get(r, &stats, sizeof stats);
+    if (rc == CVG_OK) {
+        rc = cvg_replica_previous_origins(r, prev.dots, 16, &prev.n);
+    }
     if (rc == CVG_OK) {
         rc = read_vv(r, &vv, &n_vv);
     }
@@ -116,9 +155,11 @@ cli_print_status(FILE *f, cvg_replica *r, bool json)
         cvg_replica_id_hex(&id, hex);
         if (json) {
             print_json(f, hex, &stats, vv, n_vv);
+            print_prev_json(f, &prev);
             print_sync_json(f, peers, n_peers);
         } else {
             print_text(f, hex, &stats, vv, n_vv);
+            print_prev_text(f, &prev);
             print_sync_text(f, peers, n_peers);
         }
     }

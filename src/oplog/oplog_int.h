@@ -212,6 +212,11 @@ void cvg__store_abort(cvg__store_txn *t);
 int cvg__store_grow(cvg__store *s);
 /* Force what was committed to disk (the relaxed mode does not at commit). */
 int cvg__store_flush(cvg__store *s);
+/* Where the replica lives (store.c): device and inode of its directory and
+ * inode of its data file, as stored in the meta record "home" to tell a
+ * copy or a restored backup from the replica that wrote there. */
+#define CVG__HOME_BYTES 24
+int cvg__store_home(cvg__store *s, uint8_t out[CVG__HOME_BYTES]);
 /* Bytes of the data file in use, and the map's size. */
 void cvg__store_usage(cvg__store *s, uint64_t *file_bytes, uint64_t *map_bytes);
 

@@ -251,6 +251,23 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
     return rc;
 }
 
+/* Where the replica lives: device and inode of its directory and of its
+ * data file. A copy (cp -r, a restored backup, a file written over) has
+ * other inodes; a rename keeps them. */
+int
+cvg__store_home(cvg__store *s, uint8_t out[CVG__HOME_BYTES])
+{
+    int fd = -1;
+    struct stat st;
+    if (mdb_env_get_fd(s->env, &fd) != 0 || fstat(fd, &st) != 0) {
+        return CVG_EIO;
+    }
+    cvg__put_be64(out, (uint64_t)s->dev);
+    cvg__put_be64(out + 8, (uint64_t)s->ino);
+    cvg__put_be64(out + 16, (uint64_t)st.st_ino);
+    return CVG_OK;
+}
+
 void
 cvg__store_close(cvg__store *s)
 {

@@ -33,11 +33,23 @@ _Static_assert(CVG_SECRET_KEY_BYTES == crypto_sign_SECRETKEYBYTES,
                "secret key size");
 
 void
-cvg_identity_origin(const uint8_t *pk, cvg_replica_id *out)
+cvg__identity_derive(const uint8_t *pk, const uint8_t *inc, size_t inc_len,
+                     cvg_replica_id *out)
 {
     static const uint8_t domain[] = "converge origin id v1";
-    crypto_generichash(out->bytes, sizeof out->bytes, pk, CVG_PUBLIC_KEY_BYTES,
-                       domain, sizeof domain - 1);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, domain, sizeof domain - 1, sizeof out->bytes);
+    crypto_generichash_update(&st, pk, CVG_PUBLIC_KEY_BYTES);
+    if (inc_len > 0) {
+        crypto_generichash_update(&st, inc, inc_len);
+    }
+    crypto_generichash_final(&st, out->bytes, sizeof out->bytes);
+}
+
+void
+cvg_identity_origin(const uint8_t *pk, cvg_replica_id *out)
+{
+    cvg__identity_derive(pk, NULL, 0, out);
 }
 
 int
@@ -168,6 +180,46 @@ key_consistent(const uint8_t *sk)
     return same;
 }
 
+/* Keep @p sk (sodium_malloc'd) for signing, out of reach between uses:
+ * no access but while a signature is made. */
+static void
+keep_key(cvg_replica *r, uint8_t *sk)
+{
+    sodium_free(r->sk);
+    r->sk = sk;
+    (void)sodium_mprotect_noaccess(sk);
+}
+
+void
+cvg__identity_forget(cvg_replica *r)
+{
+    sodium_free(r->sk); /* accepts NULL; wipes the key */
+    r->sk = NULL;
+}
+
+bool
+cvg__replica_has_key(const cvg_replica *r)
+{
+    return r->sk != NULL;
+}
+
+int
+cvg__replica_sign(cvg_replica *r, const uint8_t *msg, size_t len,
+                  uint8_t sig[64])
+{
+    if (r->sk == NULL) {
+        memset(sig, 0, 64);
+        return cvg__replica_fail(r, CVG_EKEY,
+                                 "no secret key to prove this replica's "
+                                 "identity: open it with its key "
+                                 "(secret_key or key_fn) or its key file");
+    }
+    (void)sodium_mprotect_readonly(r->sk);
+    crypto_sign_detached(sig, NULL, msg, len, r->sk);
+    (void)sodium_mprotect_noaccess(r->sk);
+    return CVG_OK;
+}
+
 int
 cvg__identity_create(cvg_replica *r, const char *dir)
 {
@@ -198,17 +250,19 @@ cvg__identity_create(cvg_replica *r, const char *dir)
         crypto_sign_ed25519_sk_to_pk(r->pk, sk);
         cvg_identity_origin(r->pk, &r->id);
         r->has_pk = true;
+        keep_key(r, sk);
+        return CVG_OK;
     }
     sodium_free(sk); /* wipes it */
     return rc;
 }
 
 int
-cvg__identity_check(cvg_replica *r)
+cvg__identity_check(cvg_replica *r, const char *dir)
 {
     cvg_replica_id derived;
     if (r->has_pk) {
-        cvg_identity_origin(r->pk, &derived);
+        cvg__identity_derive(r->pk, r->inc, r->inc_len, &derived);
         if (cvg__id_cmp(&derived, &r->id) != 0) {
             return cvg__replica_fail(r, CVG_ECORRUPT,
                                      "the replica's id is not its public "
@@ -221,7 +275,19 @@ cvg__identity_check(cvg_replica *r)
     }
     int rc = supplied_key(r, &r->opts, sk);
     if (rc == CVG_ENOTFOUND) {
-        rc = CVG_OK; /* nothing supplied: nothing to check */
+        /* Nothing supplied: the key file, if there is one that fits. A
+         * replica without it opens, but cannot prove who it is to peers
+         * (cvg__replica_sign says so). */
+        uint8_t pk[CVG_PUBLIC_KEY_BYTES];
+        if (r->has_pk && read_key_file(r, dir, sk) == CVG_OK &&
+            key_consistent(sk)) {
+            crypto_sign_ed25519_sk_to_pk(pk, sk);
+            if (sodium_memcmp(pk, r->pk, sizeof pk) == 0) {
+                keep_key(r, sk);
+                return CVG_OK;
+            }
+        }
+        rc = CVG_OK;
     } else if (rc == CVG_OK) {
         uint8_t pk[CVG_PUBLIC_KEY_BYTES];
         crypto_sign_ed25519_sk_to_pk(pk, sk);
@@ -230,6 +296,9 @@ cvg__identity_check(cvg_replica *r)
             rc = cvg__replica_fail(r, CVG_EKEY,
                                    "the secret key given is not this "
                                    "replica's identity");
+        } else {
+            keep_key(r, sk);
+            return CVG_OK;
         }
     }
     sodium_free(sk);

@@ -74,6 +74,19 @@ cvg__replica_self(const cvg_replica *r)
     return &r->id;
 }
 
+const uint8_t *
+cvg__replica_pk(const cvg_replica *r)
+{
+    return r->has_pk ? r->pk : NULL;
+}
+
+cvg_bytes
+cvg__replica_inc(const cvg_replica *r)
+{
+    cvg_bytes b = {r->inc, r->inc_len};
+    return b;
+}
+
 const cvg_replica_options *
 cvg__replica_opts(const cvg_replica *r)
 {
@@ -106,9 +119,10 @@ cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt)
     if (rc == CVG_OK) {
         rc = cvg__origins_load(&r->store, mt, &r->origins, &r->vv);
     }
+    uint32_t self_idx;
     if (rc == CVG_OK &&
-        (r->origins.n == 0 || cvg__id_cmp(&r->origins.ids[0], &r->id) != 0)) {
-        rc = CVG_ECORRUPT; /* index 0 must be this replica */
+        cvg__origins_find(&r->origins, &r->id, &self_idx) != CVG_OK) {
+        rc = CVG_ECORRUPT; /* this replica's own origin must be there */
     }
     if (rc != CVG_OK) {
         r->gen = UINT64_MAX; /* force a reload next time */
@@ -176,6 +190,17 @@ load_pk(cvg_replica *r, cvg__store_txn *mt)
         memcpy(r->pk, pk.data, sizeof r->pk);
         r->has_pk = true;
     }
+    /* The extra bytes of an origin taken by a copy (home.c). */
+    cvg_bytes inc;
+    int irc = rc == CVG_OK ? cvg__meta_get(&r->store, mt, "inc", &inc) : rc;
+    if (irc == CVG_OK && inc.len == sizeof r->inc) {
+        memcpy(r->inc, inc.data, sizeof r->inc);
+        r->inc_len = sizeof r->inc;
+    } else if (irc == CVG_OK) {
+        rc = CVG_ECORRUPT;
+    } else if (irc != CVG_ENOTFOUND) {
+        rc = irc;
+    }
     return rc;
 }
 
@@ -233,10 +258,11 @@ load_meta(cvg_replica *r, const char *dir)
     rc = load_pk(r, mt);
     if (rc != CVG_OK) {
         cvg__store_abort(mt);
-        return cvg__replica_fail(r, rc, "the replica's public key record "
-                                        "is damaged");
+        return cvg__replica_fail(r, rc,
+                                 "the replica's public key record "
+                                 "is damaged");
     }
-    rc = cvg__identity_check(r);
+    rc = cvg__identity_check(r, dir);
     if (rc != CVG_OK) {
         cvg__store_abort(mt);
         return rc;
@@ -244,7 +270,7 @@ load_meta(cvg_replica *r, const char *dir)
     r->gen = UINT64_MAX; /* nothing loaded yet */
     rc = cvg__replica_refresh(r, mt);
     cvg__store_abort(mt);
-    return rc;
+    return rc == CVG_OK ? cvg__home_check(r) : rc;
 }
 
 static int
@@ -324,6 +350,7 @@ cvg_replica_close(cvg_replica *r)
     }
     cvg__hook_close(r);
     cvg__store_close(&r->store);
+    cvg__identity_forget(r);
     cvg__policies_free(r);
     cvg__origins_destroy(&r->origins);
     cvg__vv_destroy(&r->vv);

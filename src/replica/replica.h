@@ -21,6 +21,20 @@ cvg__store *cvg__replica_store(cvg_replica *r);
 const cvg_replica_id *cvg__replica_self(const cvg_replica *r);
 /* The options the replica was opened with (callbacks, clock, limits). */
 const cvg_replica_options *cvg__replica_opts(const cvg_replica *r);
+/* Who the replica is: its public key (NULL for a replica made by 0.1,
+ * which has none) and the extra bytes its origin id is derived from with
+ * it (cvg__identity_derive). */
+const uint8_t *cvg__replica_pk(const cvg_replica *r);
+cvg_bytes cvg__replica_inc(const cvg_replica *r);
+/* Whether the replica holds its secret key (it can prove who it is). */
+bool cvg__replica_has_key(const cvg_replica *r);
+/* Sign @p msg with the replica's secret key: CVG_EKEY (with a message)
+ * if it was opened without one. */
+int cvg__replica_sign(cvg_replica *r, const uint8_t *msg, size_t len,
+                      uint8_t sig[64]);
+/* The origin id of public key @p pk with the extra bytes @p inc. */
+void cvg__identity_derive(const uint8_t *pk, const uint8_t *inc,
+                          size_t inc_len, cvg_replica_id *out);
 /* The wall clock the replica uses, in ms. */
 uint64_t cvg__replica_now_ms(const cvg_replica *r);
 /* Set the handle's message (printf-like) and return @p rc. */

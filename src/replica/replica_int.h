@@ -9,6 +9,8 @@
 
 #include "replica.h"
 
+#define CVG__INC_BYTES 16
+
 /* A collection's conflict strategy, with our own copy of its name. */
 typedef struct cvg__policy {
     char *collection;
@@ -37,6 +39,14 @@ struct cvg_replica {
     cvg_replica_id id;
     uint8_t pk[CVG_PUBLIC_KEY_BYTES]; /* the identity, if has_pk */
     bool has_pk;                      /* false: made by version 0.1 */
+    /* The bytes the origin id is derived from with the public key: none
+     * for the replica's first origin, random ones after it found itself
+     * copied (home.c). */
+    uint8_t inc[CVG__INC_BYTES];
+    size_t inc_len;
+    /* The secret key, if the app supplied it or the key file holds it:
+     * sodium_malloc'd, no access between signatures (identity.c). */
+    uint8_t *sk;
     /* What is committed, as of generation gen (refreshed at the start of a
      * transaction when another process has committed since). */
     cvg__origins origins;
@@ -188,7 +198,12 @@ int cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field,
  * it sets r->pk and r->id. At a later open, check that the stored id is
  * the public key's and that a supplied key is the replica's (CVG_EKEY). */
 int cvg__identity_create(cvg_replica *r, const char *dir);
-int cvg__identity_check(cvg_replica *r);
+int cvg__identity_check(cvg_replica *r, const char *dir);
+/* Wipe and free the kept secret key (at close). */
+void cvg__identity_forget(cvg_replica *r);
+/* At a writable open: if the replica is not where it last wrote (a copy,
+ * a restored backup), take a new origin for its writes (home.c). */
+int cvg__home_check(cvg_replica *r);
 
 /* Call the commit hook, if any (hook.c). */
 int cvg__hook_write(cvg_replica *r, cvg__store_txn *mt);

@@ -25,6 +25,12 @@ cvg__session_send_pull(cvg_session *s)
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, "cannot read the sync position");
     }
+    /* A position past the end of the peer's log: its log is not the one we
+     * pulled from (a restored copy of it). Start over: blocks we have are
+     * skipped by the version vector. */
+    if (cursor > s->peer_log_end + 1) {
+        cursor = 1;
+    }
     cvg__msg m;
     memset(&m, 0, sizeof m);
     m.type = CVG__MSG_PULL;
@@ -54,6 +60,15 @@ check_next_cursor(cvg_session *s, const cvg__msg *m, uint64_t n)
                  "a page of %llu ops from lsn %llu with next cursor %llu%s",
                  (unsigned long long)n, (unsigned long long)from,
                  (unsigned long long)next, m->has_more ? " and more" : "");
+        return CVG_EPROTO;
+    }
+    /* Pages stop where the peer's HELLO said its log ends: a cursor past
+     * that would make our next pull skip ops it has yet to write. */
+    if (next > s->peer_log_end + 1) {
+        snprintf(s->why, sizeof s->why,
+                 "a page with next cursor %llu, past the end of the peer's "
+                 "log (%llu)",
+                 (unsigned long long)next, (unsigned long long)s->peer_log_end);
         return CVG_EPROTO;
     }
     return CVG_OK;
@@ -226,6 +241,17 @@ send_ack(cvg_session *s)
     return CVG_OK;
 }
 
+/* Pages are stored with what we learned of the peer: only once it has
+ * proved who it is. */
+static int
+check_proven(cvg_session *s)
+{
+    return s->proven ? CVG_OK
+                     : cvg__session_fail(s, CVG_EPROTO,
+                                         "a page before the peer proved "
+                                         "its identity");
+}
+
 int
 cvg__session_on_ops(cvg_session *s, const cvg__msg *m)
 {
@@ -244,9 +270,13 @@ cvg__session_on_ops(cvg_session *s, const cvg__msg *m)
     if (m->has_more && m->next_cursor <= s->pull_cursor) {
         return CVG_OK;
     }
+    int rc = check_proven(s);
+    if (rc != CVG_OK) {
+        return rc;
+    }
     s->pulling = false;
     const char *why = "";
-    int rc = apply_page(s, m, &why);
+    rc = apply_page(s, m, &why);
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, why);
     }
@@ -271,8 +301,12 @@ cvg__session_on_push(cvg_session *s, const cvg__msg *m)
     if (s->push_in_done) {
         return CVG_OK; /* a repeat of the last: applied already */
     }
+    int rc = check_proven(s);
+    if (rc != CVG_OK) {
+        return rc;
+    }
     const char *why = "";
-    int rc = apply_page(s, m, &why);
+    rc = apply_page(s, m, &why);
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, why);
     }

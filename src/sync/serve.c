@@ -125,6 +125,12 @@ walk_log(cvg_session *s, cvg__log_iter *it, page *p, page_walk *w)
         if (rc != CVG_OK) {
             break;
         }
+        if (span.first_lsn > s->log_end) {
+            /* Written since our HELLO, which told the peer where our log
+             * ends: the next session serves it. */
+            rc = CVG_DONE;
+            break;
+        }
         if (span.last_seq <= cvg__vv_get(&s->peer_vv, &span.origin)) {
             if (cvg__id_cmp(&span.origin, self) == 0) {
                 w->own_max = CVG__MAX(w->own_max, span.last_seq);
@@ -162,7 +168,7 @@ serve_page(cvg_session *s, uint64_t cursor, page_walk *w)
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, "cannot read the log");
     }
-    uint64_t next_lsn = cvg__txn_next_lsn(t);
+    uint64_t next_lsn = s->log_end + 1; /* as our HELLO said */
     if (cursor > next_lsn) {
         /* A position we never reached: the peer's is forged, or this
          * replica was restored from an older copy and would hand out

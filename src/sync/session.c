@@ -78,7 +78,9 @@ cvg__session_note(cvg_session *s, const cvg__peer_change *ch)
 void
 cvg__session_store_peer(cvg_session *s)
 {
-    if (s->got_hello && s->change_dirty) {
+    /* Only what a peer that proved its key told us: anyone may claim an
+     * id in a HELLO. */
+    if (s->proven && s->change_dirty) {
         (void)cvg__peer_update(s->r, &s->stats.peer, &s->change);
     }
     memset(&s->change, 0, sizeof s->change);
@@ -172,8 +174,19 @@ cvg_session_open(cvg_replica *r, const cvg_session_options *opts,
     s->r = r;
     /* A caller built against version 1 has a shorter struct. */
     memcpy(&s->opts, opts,
-           opts->version >= 2 ? sizeof s->opts
-                              : offsetof(cvg_session_options, push));
+           opts->version >= 3   ? sizeof s->opts
+           : opts->version >= 2 ? offsetof(cvg_session_options, channel_binding)
+                                : offsetof(cvg_session_options, push));
+    cvg_bytes cb = s->opts.channel_binding;
+    if (cb.len > BINDING_MAX || (cb.len > 0 && cb.data == NULL)) {
+        cvg__free(s);
+        return CVG_EINVAL;
+    }
+    if (cb.len > 0) {
+        memcpy(s->binding, cb.data, cb.len);
+    }
+    s->binding_len = cb.len;
+    s->opts.channel_binding.data = NULL; /* borrowed: not kept */
     s->opts.version = CVG_SESSION_OPTIONS_VERSION;
     if (s->opts.page_ops == 0) {
         s->opts.page_ops = 65536;
@@ -273,7 +286,11 @@ cvg_session_input(cvg_session *s, const void *msg, size_t len)
     cvg__msg m;
     int rc = cvg__msg_decode(msg, len, &m, &s->scratch);
     if (rc == CVG_EVERSION) {
-        return cvg__session_fail(s, rc, "the peer speaks a newer protocol");
+        snprintf(s->why, sizeof s->why,
+                 "the peer speaks sync protocol version %u, this replica "
+                 "version %d",
+                 m.version, CVG_PROTOCOL_VERSION);
+        return cvg__session_fail(s, rc, s->why);
     }
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, "malformed message");
@@ -293,6 +310,9 @@ cvg_session_input(cvg_session *s, const void *msg, size_t len)
         break;
     case CVG__MSG_ACK:
         rc = cvg__session_on_ack(s);
+        break;
+    case CVG__MSG_PROVE:
+        rc = cvg__session_on_prove(s, &m);
         break;
     case CVG__MSG_ERROR:
         return cvg__session_on_error(s, &m);

@@ -29,9 +29,23 @@ typedef struct cvg__served_page {
     uint64_t own_max;
 } cvg__served_page;
 
+/* Most bytes of a channel binding (cvg_session_options.channel_binding). */
+#define BINDING_MAX 64u
+
 struct cvg_session {
     cvg_replica *r;
     cvg_session_options opts;
+    /* Identity: our challenge, the peer's key and challenge from its HELLO,
+     * and whether it proved that key (PROVE) over our challenge and the
+     * channel binding. Nothing learned of the peer is stored before. */
+    uint8_t nonce[CVG__NONCE_BYTES];
+    uint8_t peer_pk[CVG_PUBLIC_KEY_BYTES];
+    uint8_t peer_nonce[CVG__NONCE_BYTES];
+    uint8_t binding[BINDING_MAX];
+    size_t binding_len;
+    bool proven;
+    uint64_t log_end; /* our log's end as our HELLO said: pages stop there */
+    uint64_t peer_log_end; /* the peer's, as its HELLO said */
     int error;
     bool got_hello;
     bool peer_pulls;
@@ -85,6 +99,7 @@ uint64_t cvg__session_confirmed(const cvg_session *s, uint64_t cursor);
 /* handshake.c */
 int cvg__session_send_hello(cvg_session *s);
 int cvg__session_on_hello(cvg_session *s, const cvg__msg *m);
+int cvg__session_on_prove(cvg_session *s, const cvg__msg *m);
 
 /* serve.c */
 int cvg__session_on_pull(cvg_session *s, const cvg__msg *m);

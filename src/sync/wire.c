@@ -9,8 +9,12 @@
  * run of them; n is a count followed by that many entries:
  *
  *   all      version (uint)  type (uint)  then the type's fields
- *   HELLO    id (bin 16)  flags (uint32)  n  n x (origin (bin 16), seq)
- *            flags: 1 the sender will pull, 2 it will push its own ops
+ *   HELLO    id (bin 16)  public key (bin 32)  inc (bin, 0 or 16)
+ *            challenge (bin 32)  log end (uint64)  flags (uint32)
+ *            n  n x (origin (bin 16), seq)
+ *            flags: 1 the sender will pull, 2 it will push its own ops;
+ *            id = cvg__identity_derive(public key, inc)
+ *   PROVE    signature (bin 64) over the peer's challenge (session.c)
  *   PULL     cursor (uint64)  max_ops (uint32)  max_bytes (uint32)
  *   OPS      next_cursor (uint64)  has_more (bool)  n  n x block (bin)
  *   PUSH     has_more (bool)  n  n x block (bin): the sender's own ops
@@ -39,7 +43,7 @@
 static bool
 type_known(uint64_t t)
 {
-    return t >= CVG__MSG_HELLO && t <= CVG__MSG_ERROR;
+    return t >= CVG__MSG_HELLO && t <= CVG__MSG_PROVE;
 }
 
 static bool
@@ -101,13 +105,18 @@ check_errors(const cvg__ack_error *errors, size_t n)
 static int
 check_msg(const cvg__msg *m)
 {
-    if (m->version == 0 || m->version > CVG_PROTOCOL_VERSION ||
-        !type_known((uint64_t)m->type)) {
+    if (m->version != CVG_PROTOCOL_VERSION || !type_known((uint64_t)m->type)) {
         return CVG_EINVAL;
     }
     switch (m->type) {
     case CVG__MSG_HELLO:
+        if (m->pk == NULL || m->nonce == NULL || m->inc.len > CVG__INC_MAX ||
+            (m->inc.len > 0 && m->inc.data == NULL)) {
+            return CVG_EINVAL;
+        }
         return check_vv(m->vv, m->vv_n);
+    case CVG__MSG_PROVE:
+        return m->sig != NULL ? CVG_OK : CVG_EINVAL;
     case CVG__MSG_PULL:
         return CVG_OK;
     case CVG__MSG_OPS:
@@ -156,6 +165,14 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
     switch (m->type) {
     case CVG__MSG_HELLO:
         CVG__MP_TRY(msgpack_pack_bin_with_body(pk, m->id.bytes, 16));
+        CVG__MP_TRY(
+            msgpack_pack_bin_with_body(pk, m->pk, CVG_PUBLIC_KEY_BYTES));
+        CVG__MP_TRY(msgpack_pack_bin(pk, m->inc.len));
+        if (m->inc.len > 0) {
+            CVG__MP_TRY(msgpack_pack_bin_body(pk, m->inc.data, m->inc.len));
+        }
+        CVG__MP_TRY(msgpack_pack_bin_with_body(pk, m->nonce, CVG__NONCE_BYTES));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->log_end));
         CVG__MP_TRY(msgpack_pack_uint32(pk, m->flags));
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->vv_n));
         for (size_t i = 0; i < m->vv_n; i++) {
@@ -165,6 +182,10 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
             }
         }
         return CVG_OK;
+    case CVG__MSG_PROVE:
+        return msgpack_pack_bin_with_body(pk, m->sig, CVG__SIG_BYTES) == 0
+                   ? CVG_OK
+                   : CVG_ENOMEM;
     case CVG__MSG_PULL:
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->cursor));
         CVG__MP_TRY(msgpack_pack_uint32(pk, m->max_ops));
@@ -276,11 +297,21 @@ read_hello(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
 {
     uint64_t flags;
     size_t n;
+    cvg_bytes pk, nonce;
     if (cvg__mp_id(r, &m->id) != CVG_OK ||
+        cvg__mp_bin(r, CVG_PUBLIC_KEY_BYTES, &pk) != CVG_OK ||
+        pk.len != CVG_PUBLIC_KEY_BYTES ||
+        cvg__mp_bin(r, CVG__INC_MAX, &m->inc) != CVG_OK ||
+        (m->inc.len != 0 && m->inc.len != CVG__INC_MAX) ||
+        cvg__mp_bin(r, CVG__NONCE_BYTES, &nonce) != CVG_OK ||
+        nonce.len != CVG__NONCE_BYTES ||
+        cvg__mp_uint(r, UINT64_MAX, &m->log_end) != CVG_OK ||
         cvg__mp_uint(r, UINT32_MAX, &flags) != CVG_OK ||
         cvg__mp_count(r, CVG__MSG_VV_MAX, VV_ENTRY_MIN, &n) != CVG_OK) {
         return CVG_ECORRUPT;
     }
+    m->pk = pk.data;
+    m->nonce = nonce.data;
     m->flags = (uint32_t)flags;
     int rc;
     GROW(s->vv, &s->vv_cap, n, rc);
@@ -386,8 +417,8 @@ read_msg(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
         return CVG_ECORRUPT;
     }
     m->version = (uint32_t)version;
-    if (version > CVG_PROTOCOL_VERSION) {
-        return CVG_EVERSION;
+    if (version != CVG_PROTOCOL_VERSION) {
+        return CVG_EVERSION; /* older ones lack the identity proof */
     }
     if (cvg__mp_uint(r, UINT64_MAX, &type) != CVG_OK || !type_known(type)) {
         return CVG_ECORRUPT;
@@ -401,6 +432,15 @@ read_msg(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
     case CVG__MSG_PULL:
         rc = read_pull(r, m);
         break;
+    case CVG__MSG_PROVE: {
+        cvg_bytes sig;
+        rc = cvg__mp_bin(r, CVG__SIG_BYTES, &sig) == CVG_OK &&
+                     sig.len == CVG__SIG_BYTES
+                 ? CVG_OK
+                 : CVG_ECORRUPT;
+        m->sig = sig.data;
+        break;
+    }
     case CVG__MSG_OPS:
         if (cvg__mp_uint(r, UINT64_MAX, &m->next_cursor) != CVG_OK ||
             read_bool(r, &m->has_more) != CVG_OK) {

@@ -12,7 +12,10 @@
 
 #include "../oplog/oplog_int.h"
 
-#define CVG_PROTOCOL_VERSION 1
+/* Version 2: HELLO carries the sender's public key, a challenge and the
+ * end of its log, and PROVE answers the peer's challenge. A peer of
+ * another version is refused (CVG_EVERSION). */
+#define CVG_PROTOCOL_VERSION 2
 
 typedef enum cvg__msg_type {
     CVG__MSG_HELLO = 1, /* who I am and what I have */
@@ -20,7 +23,8 @@ typedef enum cvg__msg_type {
     CVG__MSG_OPS = 3,   /* a page of ops, answering a PULL */
     CVG__MSG_PUSH = 4,  /* here are my own ops you lack, unasked */
     CVG__MSG_ACK = 5,   /* all pages (OPS or PUSH) are committed here */
-    CVG__MSG_ERROR = 6  /* the session ends, with a reason */
+    CVG__MSG_ERROR = 6, /* the session ends, with a reason */
+    CVG__MSG_PROVE = 7  /* my signature over your challenge */
 } cvg__msg_type;
 
 /* One refused op in an ACK. */
@@ -34,13 +38,22 @@ typedef struct cvg__ack_error {
 #define CVG__MSG_VV_MAX 65536u
 #define CVG__MSG_ERRORS_MAX 65536u
 #define CVG__MSG_TEXT_MAX 1024u
+#define CVG__NONCE_BYTES 32u
+#define CVG__INC_MAX \
+    16u /* the bytes an origin id is derived from, besides
+                          * the public key (a copy's origin) */
+#define CVG__SIG_BYTES 64u
 
 typedef struct cvg__msg {
     cvg__msg_type type;
     uint32_t version; /* protocol version of the sender */
     /* HELLO */
     cvg_replica_id id;
-    const cvg_dot *vv; /* sorted by origin, seq > 0 */
+    const uint8_t *pk;    /* CVG_PUBLIC_KEY_BYTES */
+    cvg_bytes inc;        /* at most CVG__INC_MAX */
+    const uint8_t *nonce; /* CVG__NONCE_BYTES: the challenge */
+    uint64_t log_end;     /* the last lsn of the sender's log */
+    const cvg_dot *vv;    /* sorted by origin, seq > 0 */
     size_t vv_n;
     uint32_t flags;
     /* PULL */
@@ -59,6 +72,8 @@ typedef struct cvg__msg {
     uint64_t conflicts;
     const cvg__ack_error *errors;
     size_t n_errors;
+    /* PROVE */
+    const uint8_t *sig; /* CVG__SIG_BYTES */
     /* ERROR (code also in ACK errors) */
     int32_t code;
     cvg_bytes text;
@@ -80,7 +95,7 @@ typedef struct cvg__msg_scratch {
 
 /* Decode one whole message (trailing bytes are an error). Views point into
  * @p data and @p s. CVG_ECORRUPT for malformed bytes, CVG_EVERSION for a
- * newer protocol version (with m->version set), CVG_ENOMEM. Block contents
+ * protocol version other than ours (with m->version set), CVG_ENOMEM. Block contents
  * are not decoded here, only delimited. */
 int cvg__msg_decode(const uint8_t *data, size_t len, cvg__msg *m,
                     cvg__msg_scratch *s);

@@ -384,5 +384,23 @@ expect "id of init --key" 0 "^public key  $KPK\$" id "$TMP/withkey"
 printf 'short' >"$TMP/badkey"
 expect_err "init --key of a bad file" 1 "not a secret key" init "$TMP/withbad" --key "$TMP/badkey"
 
+# --- a copied directory writes under a new origin: no fork, LWW everywhere
+CA="$TMP/cpA"; CA2="$TMP/cpA2"; CS="$TMP/cpS"
+run init "$CA"; run init "$CS"
+run set "$CA" c k f one
+cp -r "$CA" "$CA2"
+run set "$CA" c k f two
+run set "$CA2" c k f TWO-different
+expect "sync the original" 0 "" sync "$CA" "$CS"
+expect "sync the copy" 0 "" sync "$CA2" "$CS"
+expect "sync the original again" 0 "" sync "$CA" "$CS"
+expect "sync original and copy" 0 "" sync "$CA" "$CA2"
+for d in "$CS" "$CA" "$CA2"; do
+    expect "copy converged: $(basename "$d")" 0 '^"TWO-different"$' get "$d" c k f
+done
+expect "status tells of the copy" 0 '^copied ' status "$CA2"
+expect "status --json lists the old origin" 0 '"previous_origins":\[\{' status "$CA2" --json
+expect "the original was not copied" 0 '"previous_origins":\[\]' status "$CA" --json
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

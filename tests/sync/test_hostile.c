@@ -16,6 +16,7 @@
 #define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 #include <lmdb.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,66 @@ typedef struct world {
     uint64_t seed;
     uint64_t rng;
 } world;
+
+/* ---- Identities ---------------------------------------------------------------
+ * Every peer must prove its key (PROVE over the victim's challenge), so the
+ * attacker has a key of its own, and a test that plays an honest replica
+ * uses that replica's key, read from its key file. */
+typedef struct keyed {
+    cvg_replica_id id;
+    uint8_t pk[CVG_PUBLIC_KEY_BYTES];
+    uint8_t sk[CVG_SECRET_KEY_BYTES];
+} keyed;
+
+static keyed g_keys[64];
+static size_t g_nkeys;
+static uint8_t g_victim_nonce[CVG__NONCE_BYTES]; /* from its last HELLO */
+static const uint8_t g_attacker_nonce[CVG__NONCE_BYTES] = {0xa7, 0x11};
+
+static void
+key_add(const uint8_t *sk)
+{
+    cr_assert_lt(g_nkeys, 64);
+    keyed *k = &g_keys[g_nkeys++];
+    memcpy(k->sk, sk, sizeof k->sk);
+    memcpy(k->pk, sk + 32, sizeof k->pk); /* Ed25519: seed, then pk */
+    cvg_identity_origin(k->pk, &k->id);
+}
+
+static void
+key_read(const char *dir)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/identity.key", dir);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    uint8_t sk[CVG_SECRET_KEY_BYTES];
+    cr_assert_eq(fread(sk, 1, sizeof sk, f), sizeof sk);
+    fclose(f);
+    key_add(sk);
+}
+
+/* Another peer, with a key of its own. */
+static cvg_replica_id
+fresh_peer(void)
+{
+    uint8_t pk[CVG_PUBLIC_KEY_BYTES], sk[CVG_SECRET_KEY_BYTES];
+    cr_assert_eq(cvg_identity_generate(pk, sk), CVG_OK);
+    key_add(sk);
+    return g_keys[g_nkeys - 1].id;
+}
+
+/* The key of @p id; the attacker's for an id nobody holds. */
+static const keyed *
+key_of(const cvg_replica_id *id)
+{
+    for (size_t i = 0; i < g_nkeys; i++) {
+        if (cvg__id_cmp(&g_keys[i].id, id) == 0) {
+            return &g_keys[i];
+        }
+    }
+    return &g_keys[0];
+}
 
 static cvg_replica *
 open_in(const world *w, const char *leaf)
@@ -157,7 +218,17 @@ world_open(world *w, const char *name, uint64_t seed)
     cvg_replica_id_get(w->s, &w->sid);
     cvg_replica_id_get(w->v, &w->vid);
     cvg_replica_id_get(w->h, &w->hid);
-    memset(w->mid.bytes, 0xee, 16);
+    g_nkeys = 0;
+    uint8_t pk[CVG_PUBLIC_KEY_BYTES], sk[CVG_SECRET_KEY_BYTES];
+    OK(cvg_identity_generate(pk, sk));
+    key_add(sk); /* the attacker's: g_keys[0] */
+    w->mid = g_keys[0].id;
+    const char *leaves[] = {"s", "v", "h"};
+    for (int i = 0; i < 3; i++) {
+        char dir[1100];
+        snprintf(dir, sizeof dir, "%s/%s", w->base, leaves[i]);
+        key_read(dir);
+    }
     write_source(w->s);
     /* V has all of S's ops, and three of its own. */
     int rc = cvg_sync_local(w->v, w->s, NULL);
@@ -299,8 +370,17 @@ msg_of(cvg__msg_type type)
 }
 
 static void
-encode(const cvg__msg *m, cvg__buf *b)
+encode(const cvg__msg *m0, cvg__buf *b)
 {
+    /* A HELLO carries the key of the id it claims (the attacker's when
+     * nobody holds that id) and the attacker's challenge. */
+    cvg__msg mm = *m0;
+    const cvg__msg *m = &mm;
+    if (mm.type == CVG__MSG_HELLO && mm.pk == NULL) {
+        mm.pk = key_of(&mm.id)->pk;
+        mm.nonce = g_attacker_nonce;
+        mm.log_end = (uint64_t)1 << 40;
+    }
     b->len = 0;
     int rc = cvg__msg_encode(m, b);
     cr_assert_eq(rc, CVG_OK, "encode: %s", cvg_errname(rc));
@@ -313,6 +393,41 @@ hello_msg(cvg__buf *b, const cvg_replica_id *id, uint32_t flags)
     m.id = *id;
     m.flags = flags;
     encode(&m, b);
+}
+
+/* The proof that @p id holds its key, over the victim's last challenge. */
+static void
+prove_msg(cvg__buf *b, const cvg_replica_id *id)
+{
+    static const char domain[] = "converge session proof v1";
+    uint8_t msg[sizeof domain - 1 + 2 * CVG__NONCE_BYTES + 16], sig[64];
+    size_t n = 0;
+    memcpy(msg, domain, sizeof domain - 1);
+    n += sizeof domain - 1;
+    memcpy(msg + n, g_victim_nonce, CVG__NONCE_BYTES);
+    n += CVG__NONCE_BYTES;
+    memcpy(msg + n, g_attacker_nonce, CVG__NONCE_BYTES);
+    n += CVG__NONCE_BYTES;
+    memcpy(msg + n, id->bytes, 16);
+    n += 16;
+    crypto_sign_detached(sig, NULL, msg, n, key_of(id)->sk);
+    cvg__msg m = msg_of(CVG__MSG_PROVE);
+    m.sig = sig;
+    encode(&m, b);
+}
+
+/* HELLO from @p id, then its proof. */
+static void
+hello_proven(cvg_session *s, const cvg_replica_id *id, uint32_t flags)
+{
+    cvg__buf b = {0};
+    hello_msg(&b, id, flags);
+    int rc = cvg_session_input(s, b.p, b.len);
+    cr_assert_eq(rc, CVG_OK, "HELLO: %s", cvg_errname(rc));
+    prove_msg(&b, id);
+    rc = cvg_session_input(s, b.p, b.len);
+    cr_assert_eq(rc, CVG_OK, "PROVE: %s", cvg_errname(rc));
+    cvg__buf_free(&b);
 }
 
 static void
@@ -501,6 +616,9 @@ drain(cvg_session *s, int *code_out, cvg__msg_type *last, cvg__msg *pull)
         if (m.type == CVG__MSG_PULL && pull != NULL) {
             *pull = m;
         }
+        if (m.type == CVG__MSG_HELLO) {
+            memcpy(g_victim_nonce, m.nonce, CVG__NONCE_BYTES);
+        }
         if (last != NULL) {
             *last = m.type;
         }
@@ -519,11 +637,7 @@ victim_start(victim *v, cvg_replica *r, const cvg_session_options *o,
     v->r = r;
     OK(cvg_session_open(r, o, &v->s));
     drain(v->s, NULL, NULL, NULL); /* its HELLO */
-    cvg__buf b = {0};
-    hello_msg(&b, peer, peer_pulls ? 1 : 0);
-    int rc = cvg_session_input(v->s, b.p, b.len);
-    cr_assert_eq(rc, CVG_OK, "HELLO: %s", cvg_errname(rc));
-    cvg__buf_free(&b);
+    hello_proven(v->s, peer, peer_pulls ? 1 : 0);
     cvg__msg pull;
     memset(&pull, 0, sizeof pull);
     drain(v->s, NULL, NULL, &pull);
@@ -734,9 +848,10 @@ Test(hostile, bad_protocol_versions)
     } cases[] = {
         {{0x00}, 1, CVG_ECORRUPT},       /* version 0 */
         {{0xc0}, 1, CVG_ECORRUPT},       /* nil */
-        {{0xcc, 0x01}, 2, CVG_ECORRUPT}, /* 1, not smallest */
+        {{0xcc, 0x02}, 2, CVG_ECORRUPT}, /* 2, not smallest */
         {{0xff}, 1, CVG_ECORRUPT},       /* -1 */
-        {{0x02}, 1, CVG_EVERSION},       /* the next version */
+        {{0x01}, 1, CVG_EVERSION},       /* the last version, unsigned */
+        {{0x03}, 1, CVG_EVERSION},       /* the next version */
         {{0x7f}, 1, CVG_EVERSION},
         {{0xcc, 0x80}, 2, CVG_EVERSION}, /* 128 */
         {{0xce, 0xff, 0xff, 0xff, 0xff}, 5, CVG_EVERSION},
@@ -830,10 +945,7 @@ Test(hostile, pushes_of_ops_of_another_origin)
     for (int honest = 0; honest < 2; honest++) {
         victim v;
         victim_open(&v, w.v);
-        cvg__buf h = {0};
-        hello_msg(&h, honest ? &w.sid : &w.mid, 2 /* pushes */);
-        OK(cvg_session_input(v.s, h.p, h.len));
-        cvg__buf_free(&h);
+        hello_proven(v.s, honest ? &w.sid : &w.mid, 2 /* pushes */);
         cvg__msg none;
         memset(&none, 0, sizeof none);
         drain(v.s, NULL, NULL, &none);
@@ -946,7 +1058,7 @@ Test(hostile, counts_and_sizes_over_the_limits)
     encode(&m, &ok);
     /* The same bytes with count n + 1 and one more entry. */
     cr_assert_eq(n, 65536u);
-    const uint8_t *at = memmem(ok.p, 30, "\xce\x00\x01\x00\x00", 5);
+    const uint8_t *at = memmem(ok.p, 120, "\xce\x00\x01\x00\x00", 5);
     cr_assert_not_null(at, "the count in its uint32 form");
     size_t pos = (size_t)(at - ok.p);
     cr_assert_eq(cvg__buf_append(&b, ok.p, ok.len), CVG_OK);
@@ -974,7 +1086,7 @@ Test(hostile, counts_and_sizes_over_the_limits)
 
     /* An ERROR text over CVG__MSG_TEXT_MAX. */
     b.len = 0;
-    cr_assert_eq(cvg__buf_append(&b, "\x01\x06\xf3\xda\x04\x01", 6), CVG_OK);
+    cr_assert_eq(cvg__buf_append(&b, "\x02\x06\xf3\xda\x04\x01", 6), CVG_OK);
     for (int i = 0; i <= (int)CVG__MSG_TEXT_MAX; i++) {
         cr_assert_eq(cvg__buf_append(&b, "x", 1), CVG_OK);
     }
@@ -1581,8 +1693,7 @@ Test(hostile, equal_duplicates_are_skipped_silently)
     snap before;
     snap_take(w.v, &before, true);
     /* The same page again, from another peer: all duplicates. */
-    cvg_replica_id again = w.mid;
-    again.bytes[0] ^= 1;
+    cvg_replica_id again = fresh_peer();
     page_taken(&w, &again, &relayed, 0, S_OPS + 3, "repeated page");
     snap_expect_same(w.v, &before, "repeated page");
     /* S's ops twice in one page, as the block writer makes them. */
@@ -1591,7 +1702,7 @@ Test(hostile, equal_duplicates_are_skipped_silently)
     page_from_log(w.s, &w.sid, 1, S_OPS, NULL, NULL, &p);
     page_cut(&p);
     page_from_log(w.s, &w.sid, 1, S_OPS, NULL, NULL, &p);
-    again.bytes[0] ^= 2;
+    again = fresh_peer();
     ops_msg(&b, &p, 1 + 2 * S_OPS);
     page_taken(&w, &again, &b, 0, 2 * S_OPS, "every op twice");
     snap_expect_same(w.v, &before, "every op twice");
@@ -1605,7 +1716,7 @@ Test(hostile, equal_duplicates_are_skipped_silently)
         }
         page_cut(&p);
     }
-    again.bytes[0] ^= 4;
+    again = fresh_peer();
     ops_msg(&b, &p, 1 + 6);
     page_taken(&w, &again, &b, 3, 3, "new ops twice");
     page_free(&p);
@@ -1954,12 +2065,12 @@ Test(hostile, errors_with_codes_that_are_not_errors)
     world_open(&w, "hostile-error-code", 23);
     snap before;
     snap_take(w.v, &before, true);
-    /* version 1, type ERROR, code, empty text. */
+    /* version 2, type ERROR, code, empty text. */
     const uint8_t codes[][3] = {{0x00}, {0x01}, {0x7f}, {0xcc, 0xff}};
     const size_t lens[] = {1, 1, 1, 2};
     for (size_t i = 0; i < 4; i++) {
         cvg__buf b = {0};
-        cr_assert_eq(cvg__buf_append(&b, "\x01\x06", 2), CVG_OK);
+        cr_assert_eq(cvg__buf_append(&b, "\x02\x06", 2), CVG_OK);
         cr_assert_eq(cvg__buf_append(&b, codes[i], lens[i]), CVG_OK);
         cr_assert_eq(cvg__buf_append(&b, "\xa0", 1), CVG_OK);
         victim v;
@@ -1968,6 +2079,164 @@ Test(hostile, errors_with_codes_that_are_not_errors)
         victim_end(&v);
         cvg__buf_free(&b);
     }
+    snap_free(&before);
+    world_close(&w);
+}
+
+/* ---- Identities --------------------------------------------------------------
+ * A peer is who its key says: its id must be derived from the key its
+ * HELLO carries, and it must prove it holds that key over this session's
+ * challenge before anything it says is stored or any page is taken. */
+
+/* What V believes of peer @p id, to compare before and after. */
+static cvg_sync_status
+status_of(world *w, const cvg_replica_id *id)
+{
+    cvg_sync_status st;
+    OK(cvg_sync_status_get(w->v, id, &st, sizeof st));
+    return st;
+}
+
+static void
+expect_status_same(const cvg_sync_status *a, const cvg_sync_status *b,
+                   const char *what)
+{
+    cr_expect(a->state == b->state && a->committed == b->committed &&
+                  a->pending == b->pending && a->failed == b->failed &&
+                  a->last_sync_ms == b->last_sync_ms,
+              "%s: what V believes of the peer changed", what);
+}
+
+Test(hostile, ids_not_derived_from_their_key)
+{
+    world w;
+    world_open(&w, "hostile-id-key", 24);
+    snap before;
+    snap_take(w.v, &before, true);
+    /* S's id with the attacker's key. */
+    cvg__msg m = msg_of(CVG__MSG_HELLO);
+    m.id = w.sid;
+    m.pk = g_keys[0].pk;
+    m.nonce = g_attacker_nonce;
+    cvg__buf b = {0};
+    encode(&m, &b);
+    victim v;
+    victim_open(&v, w.v);
+    expect_refused(&v, b.p, b.len, CVG_EFORGED, &before,
+                   "S's id with another key");
+    victim_end(&v);
+    /* The attacker's key with a copy's bytes that do not give its id. */
+    static const uint8_t inc[16] = {1, 2, 3};
+    m.id = w.mid;
+    m.inc = (cvg_bytes){inc, sizeof inc};
+    encode(&m, &b);
+    victim_open(&v, w.v);
+    expect_refused(&v, b.p, b.len, CVG_EFORGED, &before,
+                   "an id that is not the key's with its inc");
+    victim_end(&v);
+    cvg__buf_free(&b);
+    snap_free(&before);
+    world_close(&w);
+}
+
+/* The attacker says HELLO as S, with S's public key, but cannot prove it:
+ * its proofs, a page it sends with a far cursor, and its claim to hold V's
+ * ops change nothing V believes of S, and V then syncs with the real S. */
+Test(hostile, a_peer_claiming_another_id_cannot_prove_it)
+{
+    world w;
+    world_open(&w, "hostile-id-claim", 25);
+    snap before;
+    snap_take(w.v, &before, true);
+    cvg_sync_status st0 = status_of(&w, &w.sid);
+    cvg_dot claim = {w.vid, 3}; /* "I hold all of V's ops" */
+    cvg__msg m = msg_of(CVG__MSG_HELLO);
+    m.id = w.sid;
+    m.flags = 1;
+    m.vv = &claim;
+    m.vv_n = 1;
+    cvg__buf hello = {0}, b = {0};
+    encode(&m, &hello);
+    for (int attack = 0; attack < 4; attack++) {
+        victim v;
+        victim_open(&v, w.v);
+        OK(cvg_session_input(v.s, hello.p, hello.len));
+        drain(v.s, NULL, NULL, NULL);
+        const char *what = "";
+        if (attack == 0) {
+            /* A page with a cursor of 10^12, before any proof. */
+            page p;
+            page_init(&p);
+            page_from_log(w.s, &w.sid, 1, 2, NULL, NULL, &p);
+            ops_msg(&b, &p, 1000000000000ull);
+            page_free(&p);
+            expect_refused(&v, b.p, b.len, CVG_EPROTO, &before,
+                           "a page before the proof");
+            what = "page";
+        } else {
+            /* A proof signed with the attacker's key, one over another
+             * challenge, and one for another id. */
+            uint8_t saved[CVG__NONCE_BYTES];
+            memcpy(saved, g_victim_nonce, sizeof saved);
+            if (attack == 1) {
+                g_keys[0].id = w.sid; /* sign as "S" with our key */
+                prove_msg(&b, &w.sid);
+                g_keys[0].id = w.mid;
+            } else if (attack == 2) {
+                g_victim_nonce[0] ^= 1; /* an old session's challenge */
+                prove_msg(&b, &w.sid);
+            } else {
+                prove_msg(&b, &w.hid); /* H's real proof, not S's */
+            }
+            memcpy(g_victim_nonce, saved, sizeof saved);
+            expect_refused(&v, b.p, b.len, CVG_EFORGED, &before,
+                           "a proof that is not S's over this session");
+            what = "proof";
+        }
+        victim_end(&v);
+        cvg_sync_status st = status_of(&w, &w.sid);
+        expect_status_same(&st0, &st, what);
+    }
+    cvg__buf_free(&hello);
+    cvg__buf_free(&b);
+    /* The real S: V's cursor and status for it were never touched. */
+    int rc = cvg_sync_local(w.v, w.s, NULL);
+    cr_expect_eq(rc, CVG_OK, "the real S: %s (%s)", cvg_errname(rc),
+                 cvg_replica_errmsg(w.v));
+    snap_free(&before);
+    world_close(&w);
+}
+
+/* A proven peer's page may not end past the log end its HELLO gave: a
+ * cursor there would make later pulls skip what it writes next. */
+Test(hostile, page_cursors_past_the_peers_log_end)
+{
+    world w;
+    world_open(&w, "hostile-log-end", 26);
+    snap before;
+    snap_take(w.v, &before, true);
+    victim v;
+    victim_open(&v, w.v);
+    cvg__msg m = msg_of(CVG__MSG_HELLO);
+    m.id = w.mid;
+    m.pk = g_keys[0].pk;
+    m.nonce = g_attacker_nonce;
+    m.log_end = 10;
+    cvg__buf b = {0};
+    encode(&m, &b);
+    OK(cvg_session_input(v.s, b.p, b.len));
+    prove_msg(&b, &w.mid);
+    OK(cvg_session_input(v.s, b.p, b.len));
+    drain(v.s, NULL, NULL, NULL);
+    page p;
+    page_init(&p);
+    page_from_log(w.s, &w.sid, 1, 2, NULL, NULL, &p);
+    ops_msg(&b, &p, 12);
+    page_free(&p);
+    expect_refused(&v, b.p, b.len, CVG_EPROTO, &before,
+                   "a next cursor past the peer's log end");
+    victim_end(&v);
+    cvg__buf_free(&b);
     snap_free(&before);
     world_close(&w);
 }

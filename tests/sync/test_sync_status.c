@@ -366,6 +366,11 @@ Test(sync_status, forgetting_a_peer_starts_over)
     cvg_bytes hello;
     cr_assert_eq(cvg_session_output(t, &hello), CVG_OK);
     cr_assert_eq(cvg_session_input(s, hello.data, hello.len), CVG_OK);
+    /* The server answers our HELLO with its proof: then it is in session. */
+    cr_assert_eq(cvg_session_input(t, out.data, out.len), CVG_OK);
+    cvg_bytes proof;
+    cr_assert_eq(cvg_session_output(t, &proof), CVG_OK);
+    cr_assert_eq(cvg_session_input(s, proof.data, proof.len), CVG_OK);
     cr_expect_eq(cvg_sync_peer_forget(till.r, &sid), CVG_EBUSY);
     cvg_session_close(s);
     cvg_session_close(t);

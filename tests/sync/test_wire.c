@@ -33,8 +33,18 @@ msg_of(cvg__msg_type type)
     memset(&m, 0, sizeof m);
     m.type = type;
     m.version = CVG_PROTOCOL_VERSION;
+    /* Fixed bytes for the fields HELLO and PROVE must carry; the layout
+     * tests below count them (HELLO_ID_BYTES). */
+    static const uint8_t key[64] = {0x5a};
+    m.pk = key;
+    m.nonce = key + 32;
+    m.sig = key;
     return m;
 }
+
+/* What HELLO holds between its id and its flags: public key (bin 32),
+ * inc (an empty bin), challenge (bin 32), log end 0 (one byte). */
+#define HELLO_ID_BYTES (34 + 2 + 34 + 1)
 
 static bool
 bytes_eq(cvg_bytes a, cvg_bytes b)
@@ -58,8 +68,15 @@ expect_msg_eq(const cvg__msg *got, const cvg__msg *want)
         return;
     }
     switch (want->type) {
+    case CVG__MSG_PROVE:
+        cr_expect_eq(memcmp(got->sig, want->sig, CVG__SIG_BYTES), 0);
+        break;
     case CVG__MSG_HELLO:
         cr_expect(id_eq(&got->id, &want->id), "hello id");
+        cr_expect_eq(memcmp(got->pk, want->pk, CVG_PUBLIC_KEY_BYTES), 0);
+        cr_expect_eq(memcmp(got->nonce, want->nonce, CVG__NONCE_BYTES), 0);
+        cr_expect(bytes_eq(got->inc, want->inc), "hello inc");
+        cr_expect_eq(got->log_end, want->log_end);
         cr_expect_eq(got->flags, want->flags);
         cr_expect_eq(got->vv_n, want->vv_n, "vv_n %zu != %zu", got->vv_n,
                      want->vv_n);
@@ -157,7 +174,7 @@ decode_any(const uint8_t *p, size_t len)
                   "accepted a non-canonical encoding");
         cvg__buf_free(&b);
     } else if (rc == CVG_EVERSION) {
-        cr_assert_gt(m.version, CVG_PROTOCOL_VERSION);
+        cr_assert_neq(m.version, CVG_PROTOCOL_VERSION);
     }
     cvg__msg_scratch_destroy(&s);
     return rc;
@@ -405,11 +422,18 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
 #define RU64()                                      \
     (cvg_test_below(st, 4) == 0 ? cvg_test_rand(st) \
                                 : cvg_test_rand(st) >> cvg_test_below(st, 64))
-    cvg__msg m = msg_of((cvg__msg_type)(1 + cvg_test_below(st, 6)));
+    cvg__msg m = msg_of((cvg__msg_type)(1 + cvg_test_below(st, 7)));
     size_t n = cvg_test_below(st, max_n + 1);
     switch (m.type) {
+    case CVG__MSG_PROVE:
+        break;
     case CVG__MSG_HELLO: {
         m.id = mkid(cvg_test_rand(st));
+        m.log_end = RU64();
+        if (cvg_test_below(st, 2) == 0) {
+            m.inc.data = pool;
+            m.inc.len = CVG__INC_MAX;
+        }
         m.flags = (uint32_t)RU64();
         uint64_t k = cvg_test_below(st, 1000);
         for (size_t i = 0; i < n; i++) {
@@ -521,7 +545,7 @@ Test(wire, layout_bytes_are_fixed)
     cvg__msg m = msg_of(CVG__MSG_PULL);
     m.cursor = 1;
     m.max_bytes = 1u << 20;
-    const uint8_t pull[] = {0x01, 0x02, 0x01, 0x00, 0xce,
+    const uint8_t pull[] = {0x02, 0x02, 0x01, 0x00, 0xce,
                             0x00, 0x10, 0x00, 0x00};
     expect_bytes(&m, pull, sizeof pull);
 
@@ -529,7 +553,7 @@ Test(wire, layout_bytes_are_fixed)
     m.code = CVG_ECORRUPT; /* -3 */
     m.text.data = (const uint8_t *)"x";
     m.text.len = 1;
-    const uint8_t err[] = {0x01, 0x06, 0xfd, 0xa1, 'x'};
+    const uint8_t err[] = {0x02, 0x06, 0xfd, 0xa1, 'x'};
     expect_bytes(&m, err, sizeof err);
 
     static const uint8_t blk[2] = {0xaa, 0xbb};
@@ -539,12 +563,12 @@ Test(wire, layout_bytes_are_fixed)
     m.has_more = true;
     m.blocks = &b;
     m.n_blocks = 1;
-    const uint8_t ops[] = {0x01, 0x03, 0xcd, 0x01, 0x2c, 0xc3,
+    const uint8_t ops[] = {0x02, 0x03, 0xcd, 0x01, 0x2c, 0xc3,
                            0x01, 0xc4, 0x02, 0xaa, 0xbb};
     expect_bytes(&m, ops, sizeof ops);
 
     m = msg_of(CVG__MSG_PUSH);
-    const uint8_t push[] = {0x01, 0x04, 0xc2, 0x00};
+    const uint8_t push[] = {0x02, 0x04, 0xc2, 0x00};
     expect_bytes(&m, push, sizeof push);
 
     cvg__ack_error e = {{mkid(0), 5}, -1};
@@ -553,7 +577,7 @@ Test(wire, layout_bytes_are_fixed)
     m.accepted = 2;
     m.errors = &e;
     m.n_errors = 1;
-    uint8_t ack[8 + 16 + 2] = {0x01, 0x05, 0x02, 0x00, 0x00, 0x01, 0xc4, 0x10};
+    uint8_t ack[8 + 16 + 2] = {0x02, 0x05, 0x02, 0x00, 0x00, 0x01, 0xc4, 0x10};
     memset(ack + 8, 0x11, 16);
     ack[24] = 0x05;
     ack[25] = 0xff;
@@ -566,14 +590,27 @@ Test(wire, layout_bytes_are_fixed)
     m.flags = 1;
     m.vv = &d;
     m.vv_n = 1;
-    uint8_t hello[2 + 18 + 2 + 18 + 1] = {0x01, 0x01, 0xc4, 0x10};
+    uint8_t hello[2 + 18 + HELLO_ID_BYTES + 2 + 18 + 1] = {0x02, 0x01, 0xc4,
+                                                           0x10};
     memset(hello + 4, 0x33, 16);
-    hello[20] = 0x01;
-    hello[21] = 0x01;
-    hello[22] = 0xc4;
-    hello[23] = 0x10;
-    memset(hello + 24, 0x22, 16);
-    hello[40] = 0x07;
+    uint8_t *h = hello + 20;
+    *h++ = 0xc4;
+    *h++ = 0x20;
+    memcpy(h, m.pk, 32);
+    h += 32;
+    *h++ = 0xc4;
+    *h++ = 0x00;
+    *h++ = 0xc4;
+    *h++ = 0x20;
+    memcpy(h, m.nonce, 32);
+    h += 32;
+    *h++ = 0x00; /* log end */
+    h[0] = 0x01;
+    h[1] = 0x01;
+    h[2] = 0xc4;
+    h[3] = 0x10;
+    memset(h + 4, 0x22, 16);
+    h[20] = 0x07;
     expect_bytes(&m, hello, sizeof hello);
 }
 
@@ -622,17 +659,17 @@ Test(wire, trailing_bytes_are_corrupt)
 
 Test(wire, unknown_types_are_corrupt)
 {
-    const uint8_t types[][3] = {{0x00}, {0x07}, {0x7f},      {0xcc, 0xff},
+    const uint8_t types[][3] = {{0x00}, {0x08}, {0x7f},      {0xcc, 0xff},
                                 {0xff}, {0xc0}, {0xcc, 0x01}};
     const size_t lens[] = {1, 1, 1, 2, 1, 1, 2};
     for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
         /* A PULL's body after the type, so only the type is wrong. */
-        uint8_t msg[8] = {0x01};
+        uint8_t msg[8] = {CVG_PROTOCOL_VERSION};
         memcpy(msg + 1, types[i], lens[i]);
         memcpy(msg + 1 + lens[i], "\x01\x00\x00", 3);
         cr_expect_eq(decode_any(msg, 4 + lens[i]), CVG_ECORRUPT, "type %zu", i);
     }
-    cvg__msg m = msg_of((cvg__msg_type)7);
+    cvg__msg m = msg_of((cvg__msg_type)8);
     cvg__buf b = {0};
     cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
     m.type = (cvg__msg_type)0;
@@ -645,14 +682,18 @@ Test(wire, versions)
 {
     cvg__msg_scratch s = {0};
     cvg__msg m;
-    /* Version 2: reported with the version, whatever follows. */
-    const uint8_t v2[] = {0x02, 0x02, 0x01, 0x00, 0x00};
-    cr_expect_eq(cvg__msg_decode(v2, sizeof v2, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 2);
-    cr_expect_eq(cvg__msg_decode(v2, 1, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 2);
-    const uint8_t v2_junk[] = {0x02, 0xdd, 0xff, 0xff, 0xff, 0xff};
-    cr_expect_eq(cvg__msg_decode(v2_junk, sizeof v2_junk, &m, &s),
+    /* Version 3, and version 1 (which had no identity proof): reported
+     * with the version, whatever follows. */
+    const uint8_t v3[] = {0x03, 0x02, 0x01, 0x00, 0x00};
+    cr_expect_eq(cvg__msg_decode(v3, sizeof v3, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 3);
+    cr_expect_eq(cvg__msg_decode(v3, 1, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 3);
+    const uint8_t v1[] = {0x01, 0x02, 0x01, 0x00, 0x00};
+    cr_expect_eq(cvg__msg_decode(v1, sizeof v1, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 1);
+    const uint8_t v3_junk[] = {0x03, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    cr_expect_eq(cvg__msg_decode(v3_junk, sizeof v3_junk, &m, &s),
                  CVG_EVERSION);
     const uint8_t vmax[] = {0xce, 0xff, 0xff, 0xff, 0xff, 0x01};
     cr_expect_eq(cvg__msg_decode(vmax, sizeof vmax, &m, &s), CVG_EVERSION);
@@ -687,7 +728,7 @@ Test(wire, bad_arguments)
 {
     cvg__msg_scratch s = {0};
     cvg__msg m;
-    const uint8_t pull[] = {0x01, 0x02, 0x01, 0x00, 0x00};
+    const uint8_t pull[] = {0x02, 0x02, 0x01, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(NULL, 0, &m, &s), CVG_ECORRUPT);
     cr_expect_eq(cvg__msg_decode(NULL, 3, &m, &s), CVG_EINVAL);
     cr_expect_eq(cvg__msg_decode(pull, sizeof pull, NULL, &s), CVG_EINVAL);
@@ -799,10 +840,10 @@ Test(wire, huge_counts_are_refused_before_allocating)
         {0xff},                         /* nor a negative number */
     };
     const size_t cn[] = {3, 5, 5, 5, 9, 5, 1};
-    /* HELLO: 2 + 18 + flags (1); OPS: 2 + cursor (5) + bool (1);
+    /* HELLO: 2 + 18 + identity fields + flags (1); OPS: 2 + cursor (5) + bool (1);
      * PUSH: 2 + bool (1); ACK: 2 + three counters (3 + 1 + 9). */
     const int which[] = {0, 2, 3, 4};
-    const size_t off[] = {21, 8, 3, 15};
+    const size_t off[] = {21 + HELLO_ID_BYTES, 8, 3, 15};
     for (size_t i = 0; i < 4; i++) {
         for (size_t k = 0; k < sizeof cn / sizeof *cn; k++) {
             expect_count_refused(which[i], off[i], counts[k], cn[k]);
@@ -816,7 +857,7 @@ Test(wire, a_count_one_over_the_cap_is_refused_with_the_bytes_there)
      * it. */
     size_t n = CVG__MSG_BLOCKS_MAX + 1;
     cvg__buf b = {0};
-    const uint8_t head[] = {0x01, 0x04, 0xc2, 0xce, 0x00, 0x01, 0x00, 0x01};
+    const uint8_t head[] = {0x02, 0x04, 0xc2, 0xce, 0x00, 0x01, 0x00, 0x01};
     cr_assert_eq(cvg__buf_append(&b, head, sizeof head), CVG_OK);
     for (size_t i = 0; i < n; i++) {
         const uint8_t blk[] = {0xc4, 0x01, 0x00};
@@ -831,8 +872,9 @@ Test(wire, a_count_one_over_the_cap_is_refused_with_the_bytes_there)
 }
 
 /* A HELLO with two vv entries of one-byte seqs, 60 bytes: the id's bin
- * header at 2, flags at 20, the count at 21, then entry i's bin header at
- * 22 + 19 * i, its origin at 24 + 19 * i and its seq at 40 + 19 * i. */
+ * header at 2, the identity fields (HELLO_ID_BYTES), then flags, the
+ * count, and entry i's bin header at 22 + 19 * i, its origin at 24 + 19 * i
+ * and its seq at 40 + 19 * i, each plus HELLO_ID_BYTES. */
 static void
 hello_two(cvg__buf *b)
 {
@@ -842,7 +884,7 @@ hello_two(cvg__buf *b)
     m.vv = vv;
     m.vv_n = 2;
     encode_ok(&m, b);
-    cr_assert_eq(b->len, 60);
+    cr_assert_eq(b->len, 60 + HELLO_ID_BYTES);
 }
 
 Test(wire, hello_vv_must_be_sorted_unique_and_positive)
@@ -852,37 +894,37 @@ Test(wire, hello_vv_must_be_sorted_unique_and_positive)
     cr_expect_eq(decode_any(b.p, b.len), CVG_OK);
     /* Swap the origins: unsorted. */
     uint8_t tmp[16];
-    memcpy(tmp, b.p + 24, 16);
-    memcpy(b.p + 24, b.p + 43, 16);
-    memcpy(b.p + 43, tmp, 16);
+    memcpy(tmp, b.p + 24 + HELLO_ID_BYTES, 16);
+    memcpy(b.p + 24 + HELLO_ID_BYTES, b.p + 43 + HELLO_ID_BYTES, 16);
+    memcpy(b.p + 43 + HELLO_ID_BYTES, tmp, 16);
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     /* The same origin twice. */
-    memcpy(b.p + 24, b.p + 43, 16);
+    memcpy(b.p + 24 + HELLO_ID_BYTES, b.p + 43 + HELLO_ID_BYTES, 16);
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     /* A zero seq. */
     hello_two(&b);
-    b.p[40] = 0x00;
+    b.p[40 + HELLO_ID_BYTES] = 0x00;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     hello_two(&b);
-    b.p[59] = 0x00;
+    b.p[59 + HELLO_ID_BYTES] = 0x00;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     /* An origin of 15 or 17 bytes, or as a str. */
     hello_two(&b);
-    b.p[23] = 0x0f;
+    b.p[23 + HELLO_ID_BYTES] = 0x0f;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
-    b.p[23] = 0x11;
+    b.p[23 + HELLO_ID_BYTES] = 0x11;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     hello_two(&b);
     b.p[2] = 0xd9;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     /* A seq in a larger form than needed. */
     hello_two(&b);
-    b.len = 40;
+    b.len = 40 + HELLO_ID_BYTES;
     const uint8_t wide[] = {0xcc, 0x05};
     cr_assert_eq(cvg__buf_append(&b, wide, 2), CVG_OK);
     cvg__buf c = {0};
     hello_two(&c);
-    cr_assert_eq(cvg__buf_append(&b, c.p + 41, 19), CVG_OK);
+    cr_assert_eq(cvg__buf_append(&b, c.p + 41 + HELLO_ID_BYTES, 19), CVG_OK);
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     cvg__buf_free(&c);
 
@@ -932,38 +974,45 @@ Test(wire, field_forms_are_checked)
     /* A block as a str, or empty. */
     b.p[5] = 0xa1;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
-    const uint8_t empty_block[] = {0x01, 0x04, 0xc2, 0x01, 0xc4, 0x00};
+    const uint8_t empty_block[] = {0x02, 0x04, 0xc2, 0x01, 0xc4, 0x00};
     cr_expect_eq(decode_any(empty_block, 6), CVG_ECORRUPT);
     /* Enough bytes for the count check to pass: the empty one itself is
      * refused, wherever it is. */
-    const uint8_t empty_first[] = {0x01, 0x04, 0xc2, 0x02, 0xc4,
+    const uint8_t empty_first[] = {0x02, 0x04, 0xc2, 0x02, 0xc4,
                                    0x00, 0xc4, 0x02, 0xaa, 0xbb};
     cr_expect_eq(decode_any(empty_first, 10), CVG_ECORRUPT);
-    const uint8_t empty_last[] = {0x01, 0x04, 0xc2, 0x02, 0xc4,
+    const uint8_t empty_last[] = {0x02, 0x04, 0xc2, 0x02, 0xc4,
                                   0x02, 0xaa, 0xbb, 0xc4, 0x00};
     cr_expect_eq(decode_any(empty_last, 10), CVG_ECORRUPT);
-    const uint8_t none_empty[] = {0x01, 0x04, 0xc2, 0x02, 0xc4,
+    const uint8_t none_empty[] = {0x02, 0x04, 0xc2, 0x02, 0xc4,
                                   0x01, 0xaa, 0xc4, 0x01, 0xbb};
     cr_expect_eq(decode_any(none_empty, 10), CVG_OK);
-    const uint8_t bin16_small[] = {0x01, 0x04, 0xc2, 0x01,
+    const uint8_t bin16_small[] = {0x02, 0x04, 0xc2, 0x01,
                                    0xc5, 0x00, 0x01, 0x07};
     cr_expect_eq(decode_any(bin16_small, 8), CVG_ECORRUPT);
 
     /* PULL limits past 32 bits. */
-    const uint8_t pull[] = {0x01, 0x02, 0x00, 0xcf, 0, 0,   0,
+    const uint8_t pull[] = {0x02, 0x02, 0x00, 0xcf, 0, 0,   0,
                             1,    0,    0,    0,    0, 0x00};
     cr_expect_eq(decode_any(pull, sizeof pull), CVG_ECORRUPT);
     /* HELLO flags past 32 bits. */
-    uint8_t hello[2 + 18 + 9 + 1] = {0x01, 0x01, 0xc4, 0x10};
-    hello[20] = 0xcf;
-    hello[24] = 0x01;
+    cvg__msg hm = msg_of(CVG__MSG_HELLO);
+    cvg__buf hb = {0};
+    encode_ok(&hm, &hb);
+    const size_t fl = 20 + HELLO_ID_BYTES; /* where the flags are */
+    cr_assert_eq(hb.len, fl + 2);
+    uint8_t hello[20 + HELLO_ID_BYTES + 9 + 1] = {0};
+    memcpy(hello, hb.p, fl);
+    cvg__buf_free(&hb);
+    hello[fl] = 0xcf;
+    hello[fl + 4] = 0x01;
     cr_expect_eq(decode_any(hello, sizeof hello), CVG_ECORRUPT);
-    hello[24] = 0x00;
-    hello[20] = 0xce; /* not the smallest form either */
-    cr_expect_eq(decode_any(hello, 26), CVG_ECORRUPT);
+    hello[fl + 4] = 0x00;
+    hello[fl] = 0xce; /* not the smallest form either */
+    cr_expect_eq(decode_any(hello, fl + 6), CVG_ECORRUPT);
 
     /* ACK codes: negative int32 only. */
-    uint8_t ack[] = {0x01, 0x05, 0x00, 0x00, 0x00, 0x01, 0xc4, 0x10, 1,
+    uint8_t ack[] = {0x02, 0x05, 0x00, 0x00, 0x00, 0x01, 0xc4, 0x10, 1,
                      2,    3,    4,    5,    6,    7,    8,    9,    10,
                      11,   12,   13,   14,   15,   16,   0x01, 0xff};
     cr_expect_eq(decode_any(ack, sizeof ack), CVG_OK);
@@ -985,18 +1034,18 @@ Test(wire, field_forms_are_checked)
     cvg__buf_free(&w);
 
     /* ERROR: a negative code, a str of at most the cap. */
-    const uint8_t err_ok[] = {0x01, 0x06, 0xd2, 0x80, 0x00, 0x00, 0x00, 0xa0};
+    const uint8_t err_ok[] = {0x02, 0x06, 0xd2, 0x80, 0x00, 0x00, 0x00, 0xa0};
     cr_expect_eq(decode_any(err_ok, sizeof err_ok), CVG_OK);
-    const uint8_t err_zero[] = {0x01, 0x06, 0x00, 0xa0};
+    const uint8_t err_zero[] = {0x02, 0x06, 0x00, 0xa0};
     cr_expect_eq(decode_any(err_zero, sizeof err_zero), CVG_ECORRUPT);
-    const uint8_t err_pos[] = {0x01, 0x06, 0x03, 0xa0};
+    const uint8_t err_pos[] = {0x02, 0x06, 0x03, 0xa0};
     cr_expect_eq(decode_any(err_pos, sizeof err_pos), CVG_ECORRUPT);
-    const uint8_t err_bin[] = {0x01, 0x06, 0xff, 0xc4, 0x00};
+    const uint8_t err_bin[] = {0x02, 0x06, 0xff, 0xc4, 0x00};
     cr_expect_eq(decode_any(err_bin, sizeof err_bin), CVG_ECORRUPT);
-    const uint8_t err_nil[] = {0x01, 0x06, 0xff, 0xc0};
+    const uint8_t err_nil[] = {0x02, 0x06, 0xff, 0xc0};
     cr_expect_eq(decode_any(err_nil, sizeof err_nil), CVG_ECORRUPT);
     b.len = 0;
-    const uint8_t err_head[] = {0x01, 0x06, 0xff, 0xda, 0x04, 0x01};
+    const uint8_t err_head[] = {0x02, 0x06, 0xff, 0xda, 0x04, 0x01};
     cr_assert_eq(cvg__buf_append(&b, err_head, sizeof err_head), CVG_OK);
     for (size_t i = 0; i < CVG__MSG_TEXT_MAX + 1; i++) {
         cr_assert_eq(cvg__buf_append(&b, "t", 1), CVG_OK);
