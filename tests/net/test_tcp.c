@@ -310,3 +310,33 @@ Test(tcp, server_bad_arguments)
     cvg_server_close(NULL);
     cvg_replica_close(r);
 }
+
+Test(tcp, over_max_clients_closed_at_once, .timeout = 60)
+{
+    cvg_server_options so;
+    cvg_server_options_init(&so);
+    so.max_clients = 1;
+    server_box b;
+    cr_assert(start(&b, "127.0.0.1", &so));
+    /* A client that never speaks holds the only place. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(cvg_server_port(b.srv)),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cvg_replica *c = open_dir("client");
+    char url[96];
+    url_of(&b, "127.0.0.1", url, sizeof url);
+    int rc = cvg_net_sync(c, url, NULL, NULL);
+    cr_assert_eq(rc, CVG_EIO, "%s", cvg_errname(rc));
+    close(fd);
+    /* Once the server sees that close, the place is free again. */
+    for (int i = 0; i < 100 && rc != CVG_OK; i++) {
+        usleep(20 * 1000);
+        rc = cvg_net_sync(c, url, NULL, NULL);
+    }
+    cr_assert_eq(rc, CVG_OK, "%s", cvg_errname(rc));
+    stop(&b);
+    cvg_replica_close(c);
+    cvg_replica_close(b.r);
+}
