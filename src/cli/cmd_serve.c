@@ -188,8 +188,8 @@ cmd_serve(int argc, char **argv)
             so.allow_count ? "only the listed keys may connect"
                            : "any key may connect");
     rc = cvg_server_run(s);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    /* The handlers stay: a second signal (timeout(1) sends its own to the
+     * whole group) must not kill the process while it stores and closes. */
     serving = NULL;
     cvg_server_close(s);
     if (rc != CVG_OK) {

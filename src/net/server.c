@@ -7,6 +7,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include <netdb.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ struct cvg_server {
     uint16_t port;
     bool ran;
     bool stopped;
+    atomic_flag stop_sent; /* one wake-up only: later stops do nothing */
 };
 
 void
@@ -189,6 +191,7 @@ cvg_server_open(cvg_replica *r, const char *listen, const cvg_server_options *o,
         return CVG_ENOMEM;
     }
     s->r = r;
+    atomic_flag_clear(&s->stop_sent);
     int rc = copy_options(s, o);
     if (rc != CVG_OK) {
         free(s);
@@ -237,7 +240,9 @@ cvg_server_run(cvg_server *s)
 void
 cvg_server_stop(cvg_server *s)
 {
-    if (s != NULL) {
+    /* Lock-free, so safe in a signal handler; after the first stop the
+     * async handle may be closing, and must not be sent to again. */
+    if (s != NULL && !atomic_flag_test_and_set(&s->stop_sent)) {
         (void)uv_async_send(&s->wake);
     }
 }

@@ -450,7 +450,9 @@ done
 expect "allowed client syncs" 0 "" sync "$N1" "tcp://127.0.0.1:$PORT"
 expect_err "unlisted client refused" 1 "EPEER" sync "$N2" "tcp://127.0.0.1:$PORT"
 kill -TERM "$SPID" 2>/dev/null
-wait "$SPID" && ok || bad "serve --allow exit after SIGTERM"
+wait "$SPID"
+SCODE=$?
+[ "$SCODE" -eq 0 ] && ok || bad "serve --allow exit $SCODE after SIGTERM: $(cat "$TMP/serve.err")"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
