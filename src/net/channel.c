@@ -33,9 +33,18 @@
 /* The last byte of a transport plaintext. */
 enum { FLAG_MORE = 0, FLAG_END = 1, FLAG_CLOSE = 2 };
 
-/* Buffers larger than this are freed once their content is handed out,
- * so that one 16 MiB message does not stay in memory for the session. */
+/* A buffer larger than this is freed once its content is handed out if
+ * that content used less than a quarter of it: one 16 MiB message does
+ * not stay in memory for the session, and a run of large messages does
+ * not pay for fresh pages each time (that made 1 MiB messages 3.5 times
+ * slower per byte than 64 KiB ones). */
 #define KEEP_MAX ((size_t)1 << 20)
+
+static bool
+oversized(const cvg__buf *b)
+{
+    return b->cap > KEEP_MAX && b->len < b->cap / 4;
+}
 
 /* ---- Buffers ------------------------------------------------------------- */
 
@@ -81,7 +90,7 @@ release_msg(cvg__channel *ch)
 {
     if (ch->delivered) {
         ch->delivered = false;
-        if (ch->msg.cap > KEEP_MAX) {
+        if (oversized(&ch->msg)) {
             msg_free(&ch->msg);
         }
         ch->msg.len = 0;
@@ -95,10 +104,10 @@ release_out(cvg__channel *ch)
 {
     if (ch->out_taken) {
         ch->out_taken = false;
-        ch->out.len = 0;
-        if (ch->out.cap > KEEP_MAX) {
+        if (oversized(&ch->out)) {
             cvg__buf_free(&ch->out);
         }
+        ch->out.len = 0;
     }
 }
 

@@ -500,6 +500,16 @@ Test(channel, a_received_message_can_be_echoed)
     expect_received(&a, 0, m, 3u << 20);
     free(out);
     free(m);
+    /* The large buffer stays while it serves large messages, and goes
+     * once a small one is handed out. */
+    cr_expect_geq(b.ch->msg.cap, 3u << 20);
+    send_ok(&a, (const uint8_t *)"small", 5);
+    out = take(&a, &len);
+    cr_assert_eq(cvg__channel_feed(b.ch, out, len, &used, &got), CVG_OK);
+    cr_expect_geq(b.ch->msg.cap, 3u << 20, "still in use");
+    cr_assert_eq(cvg__channel_feed(b.ch, NULL, 0, &used, &got), CVG_DONE);
+    cr_expect_eq(b.ch->msg.cap, 0, "freed");
+    free(out);
     peer_end(&a);
     peer_end(&b);
 }
