@@ -58,16 +58,17 @@ msg_free(cvg__buf *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Room for @p extra more bytes. Not cvg__buf_reserve(): realloc would
- * leave copies of the plaintext behind in freed memory. */
+/* Room for @p extra more bytes, growing by doubling but never past
+ * @p limit unless asked to. Not cvg__buf_reserve(): realloc would leave
+ * copies of the plaintext behind in freed memory. */
 static int
-msg_reserve(cvg__buf *b, size_t extra)
+msg_reserve(cvg__buf *b, size_t extra, size_t limit)
 {
     if (extra <= b->cap - b->len) {
         return CVG_OK;
     }
     size_t cap = CVG__MAX(b->cap * 2, (size_t)4096);
-    cap = CVG__MAX(cap, b->len + extra);
+    cap = CVG__MAX(CVG__MIN(cap, limit), b->len + extra);
     uint8_t *p = cvg__alloc(cap);
     if (p == NULL) {
         return CVG_ENOMEM;
@@ -314,7 +315,8 @@ read_transport(cvg__channel *ch, const uint8_t *body, size_t len,
     if (frag > ch->max_message - m->len) {
         return CVG_ETOOBIG;
     }
-    int rc = msg_reserve(m, frag + 1);
+    /* The flag byte lands after the fragment: the cap plus one. */
+    int rc = msg_reserve(m, frag + 1, ch->max_message + 1);
     if (rc != CVG_OK) {
         return rc;
     }

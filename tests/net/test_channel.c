@@ -543,6 +543,7 @@ Test(channel, the_cap_on_both_sides)
     o.max_message = cap;
     peer_start(&a, &o);
     options_of(&o, &b, false, NULL);
+    o.max_message = cap + 20000;
     peer_start(&b, &o);
     cr_assert_eq(pump(&a, &b, &rng, 0), CVG_OK);
     uint8_t *m = pattern_bytes(cap + 1, 1);
@@ -554,6 +555,8 @@ Test(channel, the_cap_on_both_sides)
     send_ok(&a, m, cap);
     cr_assert_eq(pump(&a, &b, &rng, 0), CVG_OK);
     expect_received(&b, 0, m, cap);
+    cr_expect_leq(b.ch->msg.cap, cap + 20000 + 1,
+                  "the buffer grows by doubling, but not past the cap");
 
     /* The responder allows more; the initiator's cap refuses it at the
      * frame that would cross it, before decrypting. */
