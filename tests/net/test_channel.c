@@ -500,6 +500,16 @@ Test(channel, a_received_message_can_be_echoed)
     expect_received(&a, 0, m, 3u << 20);
     free(out);
     free(m);
+    /* The large buffer stays while it serves large messages, and goes
+     * once a small one is handed out. */
+    cr_expect_geq(b.ch->msg.cap, 3u << 20);
+    send_ok(&a, (const uint8_t *)"small", 5);
+    out = take(&a, &len);
+    cr_assert_eq(cvg__channel_feed(b.ch, out, len, &used, &got), CVG_OK);
+    cr_expect_geq(b.ch->msg.cap, 3u << 20, "still in use");
+    cr_assert_eq(cvg__channel_feed(b.ch, NULL, 0, &used, &got), CVG_DONE);
+    cr_expect_eq(b.ch->msg.cap, 0, "freed");
+    free(out);
     peer_end(&a);
     peer_end(&b);
 }
@@ -533,6 +543,7 @@ Test(channel, the_cap_on_both_sides)
     o.max_message = cap;
     peer_start(&a, &o);
     options_of(&o, &b, false, NULL);
+    o.max_message = cap + 20000;
     peer_start(&b, &o);
     cr_assert_eq(pump(&a, &b, &rng, 0), CVG_OK);
     uint8_t *m = pattern_bytes(cap + 1, 1);
@@ -544,6 +555,8 @@ Test(channel, the_cap_on_both_sides)
     send_ok(&a, m, cap);
     cr_assert_eq(pump(&a, &b, &rng, 0), CVG_OK);
     expect_received(&b, 0, m, cap);
+    cr_expect_leq(b.ch->msg.cap, cap + 20000 + 1,
+                  "the buffer grows by doubling, but not past the cap");
 
     /* The responder allows more; the initiator's cap refuses it at the
      * frame that would cross it, before decrypting. */
