@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   gcc make cmake pkg-config          # build
-  liblmdb-dev libsodium-dev libmsgpack-dev   # the library
+  liblmdb-dev libsodium-dev libmsgpack-dev libuv1-dev  # the library
   libcriterion-dev python3           # tests
 )
 if [ "${1:-}" = fuzz ]; then

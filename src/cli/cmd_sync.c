@@ -23,6 +23,23 @@ same_dir(const char *a, const char *b)
 int
 cmd_sync(int argc, char **argv)
 {
+    /* Options are the network form's (--pin); the local form has none
+     * but -h and "--". */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strncmp(argv[i], "tcp://", 6) == 0) {
+            return cmd_sync_net(argc, argv);
+        }
+    }
+    cli_opts o;
+    char *pos[4];
+    int n;
+    int pc = cli_parse_opts(argc, argv, 0, &o, pos + 1, 3, &n);
+    if (pc != CLI_EXIT_OK) {
+        return pc;
+    }
+    pos[0] = argv[0];
+    argv = pos;
+    argc = n + 1;
     if (argc != 3) {
         return cli_usage(argv[0], "expected DIR_A DIR_B");
     }

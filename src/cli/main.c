@@ -65,8 +65,18 @@ static const command commands[] = {
      true,
      "Per peer: this replica's own ops pending, syncing, committed and\n"
      "failed there.\n"},
-    {"sync", cmd_sync, "DIR_A DIR_B", "sync two replicas both ways", false,
-     "Both replicas end with each other's ops.\n"},
+    {"sync", cmd_sync, "DIR_A DIR_B | DIR tcp://HOST:PORT",
+     "sync two replicas both ways", true,
+     "Both replicas end with each other's ops. With tcp://HOST:PORT (an\n"
+     "IPv6 address in brackets: tcp://[::1]:7000) the other is a server\n"
+     "(see serve), over an encrypted channel; add --pin KEY (64 hex\n"
+     "digits, as id prints it) to refuse a server with another key.\n"},
+    {"serve", cmd_serve, "DIR --listen HOST:PORT [--allow FILE]",
+     "serve the replica to sync clients", true,
+     "Serves sync clients over TCP (an encrypted channel) until SIGINT or\n"
+     "SIGTERM, then lets the sessions under way end. Port 0 takes a free\n"
+     "port; the line on stderr says which. --allow FILE: only the public\n"
+     "keys in FILE (one of 64 hex digits a line, # comments) may sync.\n"},
     {"forget", cmd_forget, "DIR PEER_HEX", "forget what we know of a peer",
      false,
      "Drops the peer's status, positions and refused ops; the next sync\n"

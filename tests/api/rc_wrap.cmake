@@ -13,6 +13,7 @@ string(APPEND _body "#ifndef CVG_RC_WRAP_H\n#define CVG_RC_WRAP_H\n")
 # what glibc's features.h set.
 string(APPEND _body "#ifndef _GNU_SOURCE\n#define _GNU_SOURCE\n#endif\n")
 string(APPEND _body "#include <converge.h>\n#include <converge/testing.h>\n")
+string(APPEND _body "#include <converge/net.h>\n")
 string(APPEND _body "int cvg_test_rc_seen(const char *fn, int rc);\n")
 string(REPLACE "|" ";" HEADERS "${HEADERS}")
 foreach(h ${HEADERS})

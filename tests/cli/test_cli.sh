@@ -402,5 +402,57 @@ expect "status tells of the copy" 0 '^copied ' status "$CA2"
 expect "status --json lists the old origin" 0 '"previous_origins":\[\{' status "$CA2" --json
 expect "the original was not copied" 0 '"previous_origins":\[\]' status "$CA" --json
 
+# --- serve and sync over TCP on loopback: a free port (0), read back from
+# the startup line; two clients converge through the server; SIGTERM ends it
+NS="$TMP/netS"; N1="$TMP/net1"; N2="$TMP/net2"
+run init "$NS"; run init "$N1"; run init "$N2"
+run inc "$N1" c k n 2
+run inc "$N2" c k n 3
+timeout 60 "$BIN" serve "$NS" --listen 127.0.0.1:0 2>"$TMP/serve.err" &
+SPID=$!
+PORT=
+for _ in $(seq 100); do
+    PORT=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\); any key may connect$/\1/p' "$TMP/serve.err")
+    [ -n "$PORT" ] && break
+    sleep 0.1
+done
+if [ -z "$PORT" ]; then
+    bad "serve printed no port: $(cat "$TMP/serve.err")"
+else
+    ok
+    URL="tcp://127.0.0.1:$PORT"
+    expect "net sync 1" 0 "ops sent" sync "$N1" "$URL"
+    expect "net sync 2" 0 "ops sent" sync "$N2" "$URL"
+    expect "net sync 1 again" 0 "" sync "$N1" "$URL"
+    expect "net converged 1" 0 '^5$' get "$N1" c k n
+    expect "net converged 2" 0 '^5$' get "$N2" c k n
+    expect_err "net sync --pin of another key" 1 "EKEY" sync "$N1" "$URL" --pin "$(printf '0%.0s' $(seq 64))"
+    expect_err "net sync --pin not hex" 2 "not 64 hex" sync "$N1" "$URL" --pin xyz
+fi
+kill -TERM "$SPID" 2>/dev/null
+wait "$SPID"
+SCODE=$?
+[ "$SCODE" -eq 0 ] && ok || bad "serve exit $SCODE after SIGTERM: $(cat "$TMP/serve.err")"
+expect "server has both" 0 '^5$' get "$NS" c k n
+expect_err "serve needs --listen" 2 "expected DIR --listen" serve "$NS"
+expect_err "serve on a bad address" 1 "EINVAL|EIO" serve "$NS" --listen nowhere
+run id "$N1"
+printf '# one key\n%s\n' "$(sed -n 's/^public key  //p' "$TMP/out")" >"$TMP/allow"
+timeout 60 "$BIN" serve "$NS" --listen 127.0.0.1:0 --allow "$TMP/allow" 2>"$TMP/serve.err" &
+SPID=$!
+PORT=
+for _ in $(seq 100); do
+    PORT=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\); only the listed keys may connect$/\1/p' "$TMP/serve.err")
+    [ -n "$PORT" ] && break
+    sleep 0.1
+done
+[ -n "$PORT" ] && ok || bad "serve --allow printed no port: $(cat "$TMP/serve.err")"
+expect "allowed client syncs" 0 "" sync "$N1" "tcp://127.0.0.1:$PORT"
+expect_err "unlisted client refused" 1 "EPEER" sync "$N2" "tcp://127.0.0.1:$PORT"
+kill -TERM "$SPID" 2>/dev/null
+wait "$SPID"
+SCODE=$?
+[ "$SCODE" -eq 0 ] && ok || bad "serve --allow exit $SCODE after SIGTERM: $(cat "$TMP/serve.err")"
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -1,0 +1,81 @@
+/*
+ * One TCP connection carrying a channel (channel.h) and, once its
+ * handshake is done, one sync session: the glue between libuv's sockets,
+ * the sans-IO channel and the sans-IO session. The client (client.c) and
+ * the server (server.c) each make connections and learn, through
+ * on_closed, how each ended.
+ */
+#ifndef CVG_NET_TCP_H
+#define CVG_NET_TCP_H
+
+#include <uv.h>
+
+#include "converge/net.h"
+
+#include "../replica/replica.h"
+#include "channel.h"
+
+/* Stop reading while more than this waits to be written (backpressure: a
+ * peer that sends but does not read cannot make us queue without end). */
+#define CVG__TCP_WRITE_HIGH (4u << 20)
+#define CVG__TCP_TIMEOUT_MS 10000u
+
+typedef struct cvg__conn cvg__conn;
+
+typedef struct cvg__conn_options {
+    bool initiator;
+    cvg_session_options session;
+    uint32_t handshake_timeout_ms;
+    uint32_t idle_timeout_ms;
+    /* The peer's origin must be this one (a client's pin) ... */
+    const cvg_replica_id *pin;
+    /* ... or one of these (a server's allow list); neither: any. */
+    const cvg_replica_id *allow;
+    size_t allow_count;
+    void (*on_closed)(cvg__conn *c);
+    void *user;
+} cvg__conn_options;
+
+struct cvg__conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    cvg_replica *r;
+    cvg__conn_options o;
+    cvg__channel ch;
+    bool ch_live;
+    cvg_session *s;
+    int rc;                  /* the first error, or CVG_OK */
+    size_t queued;           /* bytes handed to uv_write, not yet written */
+    bool reading;            /* uv_read_start in force */
+    bool ending;             /* no more input: flush, then close */
+    bool wait_peer;          /* ... after the peer's close too */
+    bool checked;            /* the peer's id passed the pin or allow list */
+    bool closing;            /* uv_close called */
+    int handles;             /* open libuv handles (tcp, timer) */
+    cvg_session_stats stats; /* kept when the session closes */
+    cvg__conn *next;         /* the server's list */
+};
+
+/* A connection on @p loop with its tcp and timer handles made (the caller
+ * connects or accepts into c->tcp), or NULL for no memory. */
+cvg__conn *cvg__conn_new(uv_loop_t *loop, cvg_replica *r,
+                         const cvg__conn_options *o);
+/* The socket is connected: start the channel, reading and the clock. */
+void cvg__conn_start(cvg__conn *c);
+/* End the connection now with @p rc (kept if it is the first); on_closed
+ * follows once libuv has closed the handles, then the caller frees @p c
+ * with cvg__conn_free(). */
+void cvg__conn_abort(cvg__conn *c, int rc, const char *why);
+/* The outcome: the session's error, else the connection's. */
+int cvg__conn_result(const cvg__conn *c);
+void cvg__conn_free(cvg__conn *c);
+
+/* Split "HOST:PORT" or "[V6]:PORT" into @p host (room for NI_MAXHOST) and
+ * @p port (room for 6): false if malformed. */
+bool cvg__net_split(const char *s, char *host, size_t host_cap, char *port);
+/* The addresses of @p host : @p port (uv_freeaddrinfo() them), or an
+ * error set on @p r (CVG_EIO). */
+int cvg__net_resolve(uv_loop_t *loop, cvg_replica *r, const char *host,
+                     const char *port, bool passive, struct addrinfo **out);
+
+#endif /* CVG_NET_TCP_H */
