@@ -33,6 +33,8 @@
 /* The last byte of a transport plaintext. */
 enum { FLAG_MORE = 0, FLAG_END = 1, FLAG_CLOSE = 2 };
 
+/* ---- Buffers ------------------------------------------------------------- */
+
 /* A buffer larger than this is freed once its content is handed out if
  * that content used less than a quarter of it: one 16 MiB message does
  * not stay in memory for the session, and a run of large messages does
@@ -45,8 +47,6 @@ oversized(const cvg__buf *b)
 {
     return b->cap > KEEP_MAX && b->len < b->cap / 4;
 }
-
-/* ---- Buffers ------------------------------------------------------------- */
 
 static void
 msg_free(cvg__buf *b)

@@ -437,8 +437,9 @@ decrypt_and_hash(cvg__noise_hs *hs, const uint8_t *in, size_t len, uint8_t *out,
         *out_len = len;
         return CVG_OK;
     }
-    *out_len = len - TAGLEN;
-    return cipher_decrypt(&hs->cs, h, sizeof h, in, len, out);
+    int rc = cipher_decrypt(&hs->cs, h, sizeof h, in, len, out);
+    *out_len = rc == CVG_OK ? len - TAGLEN : 0;
+    return rc;
 }
 
 /* ---- HandshakeState ---------------------------------------------------- */
