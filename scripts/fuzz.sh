@@ -20,7 +20,7 @@ seconds=${CVG_FUZZ_SECONDS:-60}
 jobs=${CVG_FUZZ_JOBS:-1}
 build=${CVG_FUZZ_BUILD_DIR:-build-fuzz}
 work=${CVG_FUZZ_WORK_DIR:-$build/fuzz-work}
-read -r -a targets <<<"${CVG_FUZZ_TARGETS:-op_decode sync_msg session merge}"
+read -r -a targets <<<"${CVG_FUZZ_TARGETS:-op_decode sync_msg session merge channel}"
 
 # Memory limits. A single allocation above 64 MiB is a finding: the largest
 # the library makes on purpose is a 1 MiB value or a 1.5 MiB array of a

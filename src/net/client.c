@@ -57,8 +57,8 @@ cvg__net_resolve(uv_loop_t *loop, cvg_replica *r, const char *host,
     /* No callback: resolved on this thread, before the loop runs. */
     int e = uv_getaddrinfo(loop, &req, NULL, host, port, &hints);
     if (e < 0) {
-        return cvg__replica_fail(r, CVG_EIO, "cannot resolve %s: %s", host,
-                                 uv_strerror(e));
+        return cvg__sync_fail(r, CVG_EIO, "cannot resolve %s: %s", host,
+                              uv_strerror(e));
     }
     *out = req.addrinfo;
     return CVG_OK;
@@ -151,12 +151,12 @@ run(client *cl, const char *host, const char *port, cvg_session_stats *st)
         uv_run(&cl->loop, UV_RUN_DEFAULT);
         rc = cvg__conn_result(cl->c);
         if (cl->last_err != 0) {
-            rc = cvg__replica_fail(cl->r, CVG_EIO, "cannot connect to %s: %s",
-                                   cl->url, uv_strerror(cl->last_err));
+            rc = cvg__sync_fail(cl->r, CVG_EIO, "cannot connect to %s: %s",
+                                cl->url, uv_strerror(cl->last_err));
         } else if (rc == CVG_OK &&
                    !(cl->c->s != NULL && cvg_session_done(cl->c->s))) {
-            rc = cvg__replica_fail(cl->r, CVG_EIO,
-                                   "%s: the connection ended early", cl->url);
+            rc = cvg__sync_fail(cl->r, CVG_EIO,
+                                "%s: the connection ended early", cl->url);
         }
         if (st != NULL) {
             *st = cl->c->stats;
@@ -185,8 +185,8 @@ cvg_net_sync(cvg_replica *r, const char *url, const cvg_net_options *o,
     char host[NI_MAXHOST], port[6];
     if (strncmp(url, "tcp://", 6) != 0 ||
         !cvg__net_split(url + 6, host, sizeof host, port)) {
-        return cvg__replica_fail(r, CVG_EINVAL, "'%s' is not tcp://HOST:PORT",
-                                 url);
+        return cvg__sync_fail(r, CVG_EINVAL, "'%s' is not tcp://HOST:PORT",
+                              url);
     }
     client cl;
     memset(&cl, 0, sizeof cl);
@@ -206,7 +206,7 @@ cvg_net_sync(cvg_replica *r, const char *url, const cvg_net_options *o,
     cl.co.on_closed = on_closed;
     cl.co.user = &cl;
     if (uv_loop_init(&cl.loop) != 0) {
-        return cvg__replica_fail(r, CVG_EIO, "cannot start an event loop");
+        return cvg__sync_fail(r, CVG_EIO, "cannot start an event loop");
     }
     int rc = run(&cl, host, port, stats_out);
     uv_run(&cl.loop, UV_RUN_DEFAULT); /* nothing is left; for safety */

@@ -110,8 +110,8 @@ bind_listen(cvg_server *s, const char *listen)
 {
     char host[NI_MAXHOST], port[6];
     if (!cvg__net_split(listen, host, sizeof host, port)) {
-        return cvg__replica_fail(s->r, CVG_EINVAL, "'%s' is not HOST:PORT",
-                                 listen);
+        return cvg__sync_fail(s->r, CVG_EINVAL, "'%s' is not HOST:PORT",
+                              listen);
     }
     struct addrinfo *ai;
     int rc = cvg__net_resolve(&s->loop, s->r, host, port, true, &ai);
@@ -124,8 +124,8 @@ bind_listen(cvg_server *s, const char *listen)
         e = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
     }
     if (e != 0) {
-        return cvg__replica_fail(s->r, CVG_EIO, "cannot listen on %s: %s",
-                                 listen, uv_strerror(e));
+        return cvg__sync_fail(s->r, CVG_EIO, "cannot listen on %s: %s", listen,
+                              uv_strerror(e));
     }
     struct sockaddr_storage ss;
     int len = sizeof ss;
@@ -200,7 +200,7 @@ cvg_server_open(cvg_replica *r, const char *listen, const cvg_server_options *o,
     if (uv_loop_init(&s->loop) != 0) {
         free(s->allow);
         free(s);
-        return cvg__replica_fail(r, CVG_EIO, "cannot start an event loop");
+        return cvg__sync_fail(r, CVG_EIO, "cannot start an event loop");
     }
     uv_tcp_init(&s->loop, &s->listener);
     uv_async_init(&s->loop, &s->wake, on_wake);

@@ -63,7 +63,7 @@ fail(cvg__conn *c, int rc, const char *why)
     if (c->rc == CVG_OK) {
         c->rc = rc;
         if (c->s == NULL || cvg_session_error(c->s) == CVG_OK) {
-            cvg__replica_fail(c->r, rc, "%s", why);
+            cvg__sync_fail(c->r, rc, "%s", why);
         }
     }
 }

@@ -12,7 +12,7 @@
 
 #include "converge/net.h"
 
-#include "../replica/replica.h"
+#include "../sync/sync_int.h"
 #include "channel.h"
 
 /* Stop reading while more than this waits to be written (backpressure: a

@@ -1,7 +1,11 @@
 /*
  * Two replicas of one process synced both ways: two sessions run against
- * each other in memory (the protocol, not a shortcut).
+ * each other in memory (the protocol, not a shortcut). Also the one call
+ * the network floor makes of the replica through sync: cvg__sync_fail.
  */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "session_int.h"
 
 int
@@ -42,4 +46,15 @@ cvg_sync_local(cvg_replica *a, cvg_replica *b, cvg_session_stats *stats_out)
     cvg_session_close(sa);
     cvg_session_close(sb);
     return rc;
+}
+
+int
+cvg__sync_fail(cvg_replica *r, int rc, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return cvg__replica_fail(r, rc, "%s", msg);
 }

@@ -58,4 +58,12 @@ void cvg__peer_drop_deferred(cvg_replica *r, const cvg_replica_id *peer);
 bool cvg__peer_active(const cvg_replica *r, const cvg_replica_id *peer);
 void cvg__peer_set_active(cvg_replica *r, const cvg_replica_id *peer, bool on);
 
+/* ---- For the floor above (src/net) ----------------------------------------
+ * The network reaches the replica only through sync: sessions by the
+ * public API, and this, to describe a failure of its own (a connection
+ * refused, a timeout) in the replica's message. printf-like; returns
+ * @p rc. */
+int cvg__sync_fail(cvg_replica *r, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif
