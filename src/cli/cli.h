@@ -209,6 +209,8 @@ int demo_show_committed(cvg_replica *r, const char *const *paths,
 int demo_show_one(cvg_replica *r, const char *path, cvg_type type);
 /* The two-tills-and-a-server scene, in replicas under @p dir. */
 int demo_sync_tour(const char *dir);
+/* The network scene (demo_net.c): a server and two tills on loopback. */
+int demo_net_tour(const char *dir);
 
 /* ---- Commands: argv[0] is the command's name ----------------------------- */
 

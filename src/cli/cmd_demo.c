@@ -50,8 +50,8 @@ scene_open(demo *d)
     char hex[33];
     cvg_replica_id_get(d->r, &id);
     cvg_replica_id_hex(&id, hex);
-    printf("  replica till-1 in %s\n  id %s (random, 16 bytes)\n", d->till1,
-           hex);
+    printf("  replica till-1 in %s\n  id %s (from its Ed25519 public key)\n",
+           d->till1, hex);
     puts(
         "  Every write is an op named by a dot, origin:seq (the origin\n"
         "  shortened to 8 hex digits here), stored in the op log and in the\n"
@@ -260,6 +260,12 @@ scene_offline(demo *d)
     return demo_sync_tour(d->dir);
 }
 
+static int
+scene_network(demo *d)
+{
+    return demo_net_tour(d->dir);
+}
+
 /* The tour, in order. */
 static const scene scenes[] = {
     {"1. Two tills and a server: offline, then converge", scene_offline},
@@ -272,6 +278,7 @@ static const scene scenes[] = {
     {"8. Persistence: reopen", scene_reopen},
     {"9. The operation log", scene_log},
     {"10. Status", scene_status},
+    {"11. Over the network: a server and two tills on loopback", scene_network},
 };
 
 /* ---- Driver ------------------------------------------------------------- */
