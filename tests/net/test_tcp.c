@@ -1,8 +1,9 @@
 /*
  * Sync over TCP on loopback: a server on its own thread with a replica,
  * clients syncing through cvg_net_sync(). Convergence of three clients
- * over IPv4 and IPv6, a wrong pin, an allow list, a closed port, and
- * garbage bytes that must cost the server one connection only. Every wait
+ * over IPv4 and IPv6, a wrong pin, an allow list, a closed port, garbage
+ * bytes that must cost the server one connection only, and the timeouts
+ * of both ends against a peer that says nothing. Every wait
  * is bounded by the connections' timeouts and the server's stop.
  */
 #include <arpa/inet.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "converge.h"
@@ -339,4 +341,79 @@ Test(tcp, over_max_clients_closed_at_once, .timeout = 60)
     stop(&b);
     cvg_replica_close(c);
     cvg_replica_close(b.r);
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A client that connects and says nothing is closed once the server's
+ * handshake time is up, and the server goes on serving. */
+Test(tcp, a_silent_client_is_closed_after_the_handshake_timeout, .timeout = 30)
+{
+    cvg_server_options o;
+    cvg_server_options_init(&o);
+    o.handshake_timeout_ms = 300;
+    server_box b;
+    cr_assert(start(&b, "127.0.0.1", &o));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(cvg_server_port(b.srv)),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    double t0 = now_s();
+    uint8_t buf[256];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+    }
+    double waited = now_s() - t0;
+    close(fd);
+    cr_expect_leq(n, 0);
+    cr_expect_geq(waited, 0.2, "closed after %.3f s, before its time", waited);
+    cr_expect_lt(waited, 5.0, "closed only after %.3f s", waited);
+    cvg_replica *c = open_dir("client");
+    add(c, "c", 1);
+    char url[96];
+    url_of(&b, "127.0.0.1", url, sizeof url);
+    OK(cvg_net_sync(c, url, NULL, NULL));
+    stop(&b);
+    cr_expect_eq(get(b.r, "c"), 1);
+    cvg_replica_close(c);
+    cvg_replica_close(b.r);
+}
+
+/* A server that accepts but never answers: the client gives up with
+ * CVG_EIO once its timeout is up, and its replica is unchanged. */
+Test(tcp, a_silent_server_times_the_client_out, .timeout = 30)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = 0,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(lfd, 4), 0);
+    socklen_t len = sizeof a;
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    cvg_replica *c = open_dir("client");
+    add(c, "c", 2);
+    char url[96];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u",
+             (unsigned)ntohs(a.sin_port));
+    cvg_net_options o;
+    cvg_net_options_init(&o);
+    o.timeout_ms = 300;
+    double t0 = now_s();
+    int rc = cvg_net_sync(c, url, &o, NULL);
+    double waited = now_s() - t0;
+    cr_expect_eq(rc, CVG_EIO, "%s", cvg_errname(rc));
+    cr_expect_gt(strlen(cvg_replica_errmsg(c)), 0);
+    cr_expect_geq(waited, 0.2, "gave up after %.3f s, before its time", waited);
+    cr_expect_lt(waited, 5.0, "gave up only after %.3f s", waited);
+    cr_expect_eq(get(c, "c"), 2);
+    close(lfd);
+    cvg_replica_close(c);
 }
