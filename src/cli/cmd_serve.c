@@ -24,37 +24,6 @@ on_signal(int sig)
     cvg_server_stop(serving);
 }
 
-static int
-hex_digit(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-bool
-cli_parse_key(const char *s, uint8_t *out)
-{
-    if (strlen(s) != 2 * CVG_PUBLIC_KEY_BYTES) {
-        return false;
-    }
-    for (size_t i = 0; i < CVG_PUBLIC_KEY_BYTES; i++) {
-        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return false;
-        }
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
-}
-
 /* One 64-hex key per line; blank lines and '#' comments skipped. */
 static int
 read_keys(const char *cmd, const char *path, uint8_t (**out)[32], size_t *n)

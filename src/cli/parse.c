@@ -81,22 +81,35 @@ hex_digit(char c)
     return -1;
 }
 
+/* Exactly 2 * @p n hex digits (either case) into @p n bytes. */
+static bool
+hex_exact(const char *s, uint8_t *out, size_t n)
+{
+    if (strlen(s) != 2 * n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return false;
+        }
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
 bool
 cli_parse_replica_id(const char *s, cvg_replica_id *out)
 {
     /* Exactly the 32 digits cvg_replica_id_hex() writes (either case), so
      * a truncated copy and paste is an error, not a different replica. */
-    if (strlen(s) != 2 * sizeof out->bytes) {
-        return false;
-    }
-    for (size_t i = 0; i < sizeof out->bytes; i++) {
-        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return false;
-        }
-        out->bytes[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
+    return hex_exact(s, out->bytes, sizeof out->bytes);
+}
+
+bool
+cli_parse_key(const char *s, uint8_t *out)
+{
+    return hex_exact(s, out, CVG_PUBLIC_KEY_BYTES);
 }
 
 static int
