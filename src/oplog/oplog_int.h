@@ -179,6 +179,8 @@ typedef struct MDB_txn cvg__store_txn;
 typedef struct cvg__store {
     struct MDB_env *env;
     unsigned int meta, log, dots, state, origins, peers, queue; /* MDB_dbi */
+    unsigned int history; /* MDB_dbi, if has_history */
+    bool has_history;     /* false: a read-only open of an older replica */
     size_t map_size;
     size_t map_max;
     bool read_only;
@@ -420,5 +422,110 @@ int cvg__op_names_terminate(cvg_op *op, cvg__buf *buf);
 /* The lsn of op @p dot, or CVG_ENOTFOUND. */
 int cvg__log_find(cvg__store *s, cvg__store_txn *t, const cvg_dot *dot,
                   uint64_t *lsn_out);
+
+/* ---- Signed history (history.c, history_store.c) ----------------------------
+ * Per origin, a running hash over its ops in seq order in a canonical
+ * encoding; the origin signs its digest at a seq (a signature point). */
+#include <sodium.h>
+
+#define CVG__HISTORY_SEGMENT 1024u /* ops per segment of the stream */
+#define CVG__DIGEST_BYTES 32
+#define CVG__SIG_BYTES 64
+#define CVG__INC_MAX 16 /* extra bytes of a derived origin id */
+#define CVG__POINT_MSG_BYTES (23 + 16 + 8 + CVG__DIGEST_BYTES)
+
+/* The hash of an origin's history up to seq. */
+typedef struct cvg__history {
+    crypto_generichash_state st;
+    cvg_replica_id origin;
+    uint64_t seq; /* the ops hashed: 1..seq */
+} cvg__history;
+
+/* A segment that filled up while adding an op: the digest at its end,
+ * which the chain record of segment seg keeps. */
+typedef struct cvg__history_seal {
+    bool sealed;
+    uint64_t seg;
+    uint8_t digest[CVG__DIGEST_BYTES];
+} cvg__history_seal;
+
+/* An origin's signature over its history's digest at seq, with the key
+ * that makes it checkable (when has_key: the origin id must be
+ * cvg__identity_derive(pk, inc)). */
+typedef struct cvg__point {
+    cvg_replica_id origin;
+    uint64_t seq;
+    uint8_t sig[CVG__SIG_BYTES];
+    bool has_key;
+    uint8_t pk[32];
+    uint8_t inc[CVG__INC_MAX];
+    uint8_t inc_len;
+} cvg__point;
+
+/* The canonical bytes of @p op, appended to @p out. */
+int cvg__op_canon(const cvg__op *op, cvg__buf *out);
+/* Start segment @p seg of @p origin's stream from the digest before it. */
+void cvg__history_begin(cvg__history *h, const cvg_replica_id *origin,
+                        uint64_t seg, const uint8_t prev[CVG__DIGEST_BYTES]);
+/* Hash the next op (its dot must be (origin, seq + 1): else CVG_EINVAL);
+ * @p scratch is a buffer to encode into. */
+int cvg__history_add(cvg__history *h, const cvg__op *op, cvg__buf *scratch,
+                     cvg__history_seal *seal);
+/* The digest at h->seq (zeros at seq 0). */
+void cvg__history_digest(const cvg__history *h, uint8_t out[CVG__DIGEST_BYTES]);
+/* The bytes an origin signs for the digest at @p seq. */
+void cvg__history_message(const cvg_replica_id *origin, uint64_t seq,
+                          const uint8_t digest[CVG__DIGEST_BYTES],
+                          uint8_t out[CVG__POINT_MSG_BYTES]);
+/* The stream of @p origin at @p seq, from the chain record and the log:
+ * at most a segment's ops are read. CVG_ECORRUPT if they are not all
+ * there. */
+int cvg__history_build(cvg__store *s, cvg__store_txn *t,
+                       const cvg_replica_id *origin, uint64_t seq,
+                       cvg__history *out);
+
+/* The history database: chain records (origin, segment) -> the digest at
+ * the segment's end; points (origin, seq) -> signature; keys origin ->
+ * public key and extra bytes; forks origin -> the evidence. Getters give
+ * CVG_ENOTFOUND for an absent record. */
+int cvg__chain_get(cvg__store *s, cvg__store_txn *t,
+                   const cvg_replica_id *origin, uint64_t seg,
+                   uint8_t out[CVG__DIGEST_BYTES]);
+int cvg__chain_put(cvg__store *s, cvg__store_txn *t,
+                   const cvg_replica_id *origin, uint64_t seg,
+                   const uint8_t digest[CVG__DIGEST_BYTES]);
+int cvg__point_get(cvg__store *s, cvg__store_txn *t,
+                   const cvg_replica_id *origin, uint64_t seq,
+                   uint8_t sig[CVG__SIG_BYTES]);
+int cvg__point_put(cvg__store *s, cvg__store_txn *t,
+                   const cvg_replica_id *origin, uint64_t seq,
+                   const uint8_t sig[CVG__SIG_BYTES]);
+/* The seq of @p origin's first point at or after @p from. */
+int cvg__point_next(cvg__store *s, cvg__store_txn *t,
+                    const cvg_replica_id *origin, uint64_t from,
+                    uint64_t *seq_out);
+int cvg__key_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *origin,
+                 uint8_t pk[32], uint8_t inc[CVG__INC_MAX], uint8_t *inc_len);
+int cvg__key_put(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *origin,
+                 const uint8_t pk[32], const uint8_t *inc, uint8_t inc_len);
+
+/* Two signed heads of one origin that cannot both be true. */
+typedef struct cvg__fork_rec {
+    uint64_t found_ms;
+    uint64_t seq_a; /* the other history's signed head */
+    uint8_t head_a[CVG__DIGEST_BYTES];
+    uint8_t sig_a[CVG__SIG_BYTES];
+    uint64_t seq_b; /* the head of the history held here, signed */
+    uint8_t head_b[CVG__DIGEST_BYTES];
+    uint8_t sig_b[CVG__SIG_BYTES];
+} cvg__fork_rec;
+
+int cvg__fork_get(cvg__store *s, cvg__store_txn *t,
+                  const cvg_replica_id *origin, cvg__fork_rec *out);
+int cvg__fork_put(cvg__store *s, cvg__store_txn *t,
+                  const cvg_replica_id *origin, const cvg__fork_rec *f);
+/* The forked origins: up to @p cap into @p out, the total in *count. */
+int cvg__forks_list(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out,
+                    cvg__fork_rec *recs, size_t cap, size_t *count);
 
 #endif /* CVG_OPLOG_INT_H */

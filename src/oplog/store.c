@@ -79,7 +79,11 @@ open_dbs(cvg__store *s, cvg__store_txn *t, unsigned flags)
             return rc;
         }
     }
-    return MDB_SUCCESS;
+    /* Added in 0.2: a read-only open of a replica made before has none
+     * (and nothing signed to read); a writable open creates it. */
+    int rc = mdb_dbi_open(t, "history", flags, &s->history);
+    s->has_history = rc == MDB_SUCCESS;
+    return rc == MDB_NOTFOUND && (flags & MDB_CREATE) == 0 ? MDB_SUCCESS : rc;
 }
 
 /* The directory: made if missing and allowed, refused if it is not one,
