@@ -352,6 +352,7 @@ cvg_replica_close(cvg_replica *r)
     cvg__store_close(&r->store);
     cvg__identity_forget(r);
     cvg__policies_free(r);
+    cvg__replica_history_free(r);
     cvg__origins_destroy(&r->origins);
     cvg__vv_destroy(&r->vv);
     cvg__free(r);

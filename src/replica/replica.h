@@ -33,8 +33,8 @@ bool cvg__replica_has_key(const cvg_replica *r);
 int cvg__replica_sign(cvg_replica *r, const uint8_t *msg, size_t len,
                       uint8_t sig[64]);
 /* The origin id of public key @p pk with the extra bytes @p inc. */
-void cvg__identity_derive(const uint8_t *pk, const uint8_t *inc,
-                          size_t inc_len, cvg_replica_id *out);
+void cvg__identity_derive(const uint8_t *pk, const uint8_t *inc, size_t inc_len,
+                          cvg_replica_id *out);
 /* The wall clock the replica uses, in ms. */
 uint64_t cvg__replica_now_ms(const cvg_replica *r);
 /* Set the handle's message (printf-like) and return @p rc. */
@@ -119,6 +119,34 @@ int cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict);
 bool cvg__txn_keep_begin(cvg_txn *t, const cvg__block_reader *rd,
                          cvg_bytes block);
 int cvg__txn_keep_end(cvg_txn *t);
+
+/* ---- Signed history (history.c) ----------------------------------------------
+ * Every origin's ops are hashed in seq order as they are applied; an
+ * origin signs the digest at a seq (a point) where its ops leave. */
+
+/* The digest of @p origin's history at @p seq (which @p t must hold). */
+int cvg__txn_history_digest(cvg_txn *t, const cvg_replica_id *origin,
+                            uint64_t seq, uint8_t out[CVG__DIGEST_BYTES]);
+/* The public key and extra bytes of @p origin: CVG_ENOTFOUND if unknown. */
+int cvg__txn_origin_key(cvg_txn *t, const cvg_replica_id *origin,
+                        uint8_t pk[32], uint8_t inc[CVG__INC_MAX],
+                        uint8_t *inc_len);
+/* Whether @p origin is one of ours (our key) and we hold the secret key:
+ * then we sign its points ourselves. */
+bool cvg__txn_signs_for(cvg_txn *t, const cvg_replica_id *origin);
+/* The point of @p origin at @p seq: signed now if it is ours, else as
+ * stored (CVG_ENOTFOUND if none); with its key if @p with_key. */
+int cvg__txn_point(cvg_txn *t, const cvg_replica_id *origin, uint64_t seq,
+                   bool with_key, cvg__point *out);
+/* Whether @p p is its origin's signature over @p digest: CVG_OK or
+ * CVG_EFORGED (also for an unknown key, or a key not the origin's). */
+int cvg__txn_point_check(cvg_txn *t, const cvg__point *p,
+                         const uint8_t digest[CVG__DIGEST_BYTES]);
+/* Every origin whose ops @p t took from a peer must be covered, at its new
+ * seq, by one of @p pts with a valid signature: else CVG_EFORGED (with a
+ * message), and the transaction must be aborted. The points are stored
+ * with the commit. */
+int cvg__txn_check_points(cvg_txn *t, const cvg__point *pts, size_t n);
 
 /* ---- Conflicts ---------------------------------------------------------------
  * Register writes from peers that meet concurrent ones are collected while

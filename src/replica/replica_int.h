@@ -58,6 +58,11 @@ struct cvg_replica {
     cvg__commit_hook hook;  /* set by the floor above (sync) */
     bool has_hook;
     unsigned readers; /* open read transactions */
+    /* Each origin's history stream at its committed seq, by origin index
+     * (history.c): built when first needed. */
+    cvg__history **hist;
+    size_t nhist;
+    bool self_key_stored; /* the history database has our key */
     char errmsg[256];
 };
 
@@ -93,6 +98,27 @@ typedef struct cvg__pending_block {
     uint64_t last_seq;
     bool stored; /* put into the current LMDB transaction */
 } cvg__pending_block;
+
+/* The history streams a write transaction extends (copies), the
+ * segments that filled up, and the points a page brought (history.c). */
+typedef struct cvg__txn_stream {
+    cvg__history h;
+} cvg__txn_stream;
+
+typedef struct cvg__txn_seal {
+    cvg_replica_id origin;
+    cvg__history_seal seal;
+} cvg__txn_seal;
+
+typedef struct cvg__txn_history {
+    cvg__txn_stream *streams;
+    size_t n, cap, last;
+    cvg__txn_seal *seals;
+    size_t nseals, capseals;
+    cvg__point *points;
+    size_t npoints, cappoints;
+    cvg__buf canon; /* an op's canonical bytes, to hash */
+} cvg__txn_history;
 
 struct cvg_txn {
     cvg_replica *r;
@@ -143,6 +169,8 @@ struct cvg_txn {
     /* Stored ops looked up to check duplicates from peers (remote.c). */
     struct cvg__op_lookup *dups;
 
+    cvg__txn_history hist;
+
     cvg__buf kbuf; /* key under construction */
     cvg__buf vbuf; /* state record under construction */
 };
@@ -167,6 +195,14 @@ int cvg__txn_type_clash(cvg_txn *t, uint32_t plen, uint8_t type, bool *clash);
 int cvg__txn_mask_entry(cvg_txn *t, uint32_t plen, cvg__entry **out);
 /* Mark @p e changed (to be written) and keep its field's mask exact. */
 void cvg__txn_touch(cvg_txn *t, cvg__entry *e);
+/* History (history.c): hash an op applied in @p t into its origin's
+ * stream; store what the commit adds; hand the streams to the replica
+ * once committed; free them. */
+int cvg__txn_history_add(cvg_txn *t, const cvg__op *op);
+int cvg__txn_history_write(cvg_txn *t);
+void cvg__txn_history_publish(cvg_txn *t);
+void cvg__txn_history_free(cvg_txn *t);
+void cvg__replica_history_free(cvg_replica *r);
 /* Add an op to the log blocks of the transaction, at lsn t->next_lsn. */
 int cvg__txn_log(cvg_txn *t, const cvg__op *op);
 /* Free every cached entry (txn_cache.c). */

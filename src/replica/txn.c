@@ -196,6 +196,7 @@ txn_free(cvg_txn *t)
     cvg__buf_free(&t->vbuf);
     cvg__vv_destroy(&t->vv);
     cvg__conflicts_free(t->conflicts, t->nconflicts);
+    cvg__txn_history_free(t);
     cvg__op_lookup_destroy(t->dups);
     cvg__free(t->dups);
     cvg__free(t);
@@ -232,8 +233,12 @@ write_meta(cvg_txn *t)
             return rc;
         }
     }
+    int rc = cvg__txn_history_write(t);
+    if (rc != CVG_OK) {
+        return rc;
+    }
     /* The floor above stores what waited for a commit (sync's records). */
-    int rc = cvg__hook_write(r, t->mt);
+    rc = cvg__hook_write(r, t->mt);
     if (rc != CVG_OK) {
         return rc;
     }
@@ -286,6 +291,7 @@ cvg_txn_commit(cvg_txn *t)
     }
     /* Publish what is now committed. */
     cvg__hook_committed(r);
+    cvg__txn_history_publish(t);
     cvg__vv tmp = r->vv;
     r->vv = t->vv;
     t->vv = tmp;

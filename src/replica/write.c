@@ -141,6 +141,11 @@ submit(cvg_txn *t, cvg__op *op, cvg__entry *e, cvg_dot *dot_out)
     op->pub.lsn = t->next_lsn;
     rc = cvg__txn_log(t, op);
     if (rc == CVG_OK) {
+        /* Before the version vector moves: a record delete's observed
+         * dots may be that vector itself. */
+        rc = cvg__txn_history_add(t, op);
+    }
+    if (rc == CVG_OK) {
         rc = cvg__vv_set(&t->vv, &op->pub.dot.origin, op->pub.dot.seq);
     }
     if (rc != CVG_OK) {
