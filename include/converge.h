@@ -1491,7 +1491,10 @@ CVG_API void cvg_sync_queue_close(cvg_queue_cursor *cur);
 typedef enum cvg_sync_event_kind {
     CVG_SYNC_EVENT_START = 1, /* the peer said hello */
     CVG_SYNC_EVENT_END = 2,   /* both directions complete */
-    CVG_SYNC_EVENT_ERROR = 3  /* the session ended with an error */
+    CVG_SYNC_EVENT_ERROR = 3, /* the session ended with an error */
+    /* Two histories of one origin met: its key signed both. Its ops are
+     * refused from now on (cvg_replica_forks()). @since 0.2 */
+    CVG_SYNC_EVENT_FORK = 4
 } cvg_sync_event_kind;
 
 /** A sync event; called on the thread feeding the session. It may read the
@@ -1501,6 +1504,8 @@ struct cvg_sync_event {
     cvg_replica_id peer;
     cvg_session_stats stats; /* so far */
     int error;               /* ERROR: the code */
+    cvg_dot fork; /* FORK: the origin, and the seq where the histories
+                   * were compared */
 };
 
 #ifdef __cplusplus

@@ -76,9 +76,15 @@ cvg__session_send_hello(cvg_session *s)
         m.log_end = s->log_end;
         m.vv = vv->e;
         m.vv_n = vv->n;
+        uint8_t *heads = NULL;
+        rc = cvg__session_heads(s, t, vv, &heads);
+        m.heads = heads;
         m.flags = (s->opts.no_pull ? 0 : HELLO_PULLS) |
                   (s->opts.push ? HELLO_PUSHES : 0);
-        rc = cvg__session_enqueue(s, &m);
+        if (rc == CVG_OK) {
+            rc = cvg__session_enqueue(s, &m);
+        }
+        cvg__free(heads);
         cvg_txn_abort(t);
     }
     return rc;
@@ -124,7 +130,8 @@ cvg__session_on_prove(cvg_session *s, const cvg__msg *m)
     s->proven = true;
     cvg__peer_set_active(s->r, &s->stats.peer, true);
     cvg__session_event(s, CVG_SYNC_EVENT_START, CVG_OK);
-    return CVG_OK;
+    /* Now that we know who sent them, compare its heads with ours. */
+    return cvg__session_check_forks(s);
 }
 
 /* The peer's id must be its public key's. */
@@ -176,6 +183,10 @@ cvg__session_on_hello(cvg_session *s, const cvg__msg *m)
         if (rc != CVG_OK) {
             return cvg__session_fail(s, rc, "out of memory");
         }
+    }
+    rc = cvg__session_keep_heads(s, m);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "out of memory");
     }
     /* A peer with more of our ops than we made: it lies, or this replica
      * was restored from an older copy its home check did not catch (the

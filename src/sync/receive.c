@@ -196,7 +196,8 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     }
     cvg__txn_collect_conflicts(t);
     bool push = m->type == CVG__MSG_PUSH;
-    page_count c = {.limit = push ? PUSH_PAGE_OPS : s->opts.page_ops};
+    page_count c = {.limit = push ? PUSH_PAGE_OPS
+                                  : CVG__PAGE_OPS_HARD(s->opts.page_ops)};
     cvg__block_reader rd;
     memset(&rd, 0, sizeof rd);
     for (size_t i = 0; rc == CVG_OK && i < m->n_blocks; i++) {
@@ -205,6 +206,11 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     cvg__block_reader_destroy(&rd);
     if (rc == CVG_OK && !push) {
         rc = check_next_cursor(s, m, c.got + c.dup);
+    }
+    if (rc == CVG_OK) {
+        /* Every origin's new ops must be covered by its signature. */
+        rc = cvg__txn_check_points(t, m->points, m->n_points);
+        c.detailed = rc != CVG_OK;
     }
     if (rc != CVG_OK) {
         *why = page_why(s, rc, &c);

@@ -4,6 +4,16 @@
  * order, without those the peer's HELLO says it has, in blocks of
  * consecutive ops of one origin, up to the page limits of both sides. A
  * pusher instead sends its own ops the peer lacks, unasked, in PUSH pages.
+ *
+ * Every page carries, for each origin in it, that origin's signature over
+ * its history at the origin's last seq in the page (a point): we sign for
+ * our own origins on the spot, and for others we relay the points they
+ * came with. So a page of relayed ops may end only where every origin in
+ * it ends at a point we hold: the walk remembers the last such place (a
+ * cut) and, when a page must end elsewhere, goes back to it. Points come
+ * with every page we take in, and a page is one transaction, so in our
+ * log every origin is at a point after each page taken in: cuts are as
+ * frequent as the pages that brought the ops.
  */
 #include <stdio.h>
 
@@ -12,12 +22,38 @@
 /* A page of our log for the peer: ops from a cursor on, in log order,
  * without those the peer said it has, in blocks of consecutive ops of one
  * origin. */
+/* An origin in the page being built. */
+typedef struct track {
+    cvg_replica_id origin;
+    bool ours;           /* we sign its points */
+    uint64_t next_point; /* its first stored point at or after the last
+                          * seq asked about (0: not asked, UINT64_MAX: none) */
+    uint64_t last;       /* its last seq in the page */
+    uint64_t cut_last;   /* ... at the cut */
+    bool clean;          /* a point covers last */
+} track;
+
+/* The last place where every origin in the page ended at a point. */
+typedef struct page_cut {
+    size_t bytes_len;
+    size_t nblocks;
+    uint64_t next;
+    uint64_t n;
+    uint64_t own_max;
+} page_cut;
+
 typedef struct page {
     cvg__buf bytes; /* the blocks, back to back */
     size_t *ends;   /* end offset of each block */
     size_t nblocks;
     size_t capblocks;
     cvg__block_run run;
+    track *tracks;
+    size_t ntracks, captracks, last_track;
+    size_t unclean; /* origins whose last seq no point covers */
+    page_cut cut;
+    cvg__point *points; /* what the page carries, once finished */
+    size_t npoints, cappoints;
 } page;
 
 static int
@@ -52,7 +88,155 @@ page_destroy(page *p)
 {
     cvg__buf_free(&p->bytes);
     cvg__free(p->ends);
+    cvg__free(p->tracks);
+    cvg__free(p->points);
     cvg__block_run_destroy(&p->run);
+}
+
+static int
+find_track(page *p, cvg_txn *t, const cvg_replica_id *origin, track **out)
+{
+    if (p->last_track < p->ntracks &&
+        cvg__id_cmp(&p->tracks[p->last_track].origin, origin) == 0) {
+        *out = &p->tracks[p->last_track];
+        return CVG_OK;
+    }
+    for (size_t i = 0; i < p->ntracks; i++) {
+        if (cvg__id_cmp(&p->tracks[i].origin, origin) == 0) {
+            p->last_track = i;
+            *out = &p->tracks[i];
+            return CVG_OK;
+        }
+    }
+    void *arr = p->tracks;
+    int rc = cvg__grow(&arr, &p->captracks, p->ntracks + 1, sizeof *p->tracks);
+    p->tracks = arr;
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    track *tr = &p->tracks[p->ntracks];
+    memset(tr, 0, sizeof *tr);
+    tr->origin = *origin;
+    tr->ours = cvg__txn_signs_for(t, origin);
+    tr->clean = true;
+    p->last_track = p->ntracks++;
+    *out = tr;
+    return CVG_OK;
+}
+
+/* Whether a point of ours will cover seq @p seq of @p tr's origin. */
+static int
+covered(cvg_session *s, cvg_txn *t, track *tr, uint64_t seq, bool *out)
+{
+    if (tr->ours) {
+        *out = true;
+        return CVG_OK;
+    }
+    if (tr->next_point < seq) {
+        uint64_t at;
+        int rc = cvg__point_next(cvg__replica_store(s->r),
+                                 cvg__txn_store_txn(t), &tr->origin, seq, &at);
+        if (rc != CVG_OK && rc != CVG_ENOTFOUND) {
+            return rc;
+        }
+        tr->next_point = rc == CVG_OK ? at : UINT64_MAX;
+    }
+    *out = tr->next_point == seq;
+    return CVG_OK;
+}
+
+/* The page is whole up to here: remember the place. */
+static int
+take_cut(page *p, uint64_t next, uint64_t n, uint64_t own_max)
+{
+    int rc = cvg__block_run_close(&p->run);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    p->cut.bytes_len = p->bytes.len;
+    p->cut.nblocks = p->nblocks;
+    p->cut.next = next;
+    p->cut.n = n;
+    p->cut.own_max = own_max;
+    for (size_t i = 0; i < p->ntracks; i++) {
+        p->tracks[i].cut_last = p->tracks[i].last;
+    }
+    return CVG_OK;
+}
+
+/* Add @p op to the page, keeping the cut. */
+static int
+page_add(cvg_session *s, page *p, cvg_txn *t, const cvg__op *op, uint64_t n,
+         uint64_t own_max)
+{
+    track *tr;
+    bool clean;
+    int rc = find_track(p, t, &op->pub.dot.origin, &tr);
+    if (rc == CVG_OK) {
+        rc = covered(s, t, tr, op->pub.dot.seq, &clean);
+    }
+    if (rc == CVG_OK && p->unclean == 0 && !clean) {
+        rc = take_cut(p, op->pub.lsn, n, own_max);
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__block_run_add(&p->run, op);
+    }
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    tr->last = op->pub.dot.seq;
+    if (tr->clean != clean) {
+        p->unclean += clean ? (size_t)-1 : 1;
+        tr->clean = clean;
+    }
+    return CVG_OK;
+}
+
+/* The page ends where no point covers it: go back to the cut. */
+static void
+page_back_to_cut(page *p)
+{
+    cvg__block_run_destroy(&p->run); /* the open block, past the cut */
+    p->bytes.len = p->cut.bytes_len;
+    p->nblocks = p->cut.nblocks;
+    for (size_t i = 0; i < p->ntracks; i++) {
+        p->tracks[i].last = p->tracks[i].cut_last;
+    }
+    p->unclean = 0;
+}
+
+/* The points the page carries: one per origin in it, at its last seq, with
+ * the key of an origin the peer had nothing of. */
+static int
+page_points(cvg_session *s, cvg_txn *t, page *p)
+{
+    p->npoints = 0;
+    for (size_t i = 0; i < p->ntracks; i++) {
+        const track *tr = &p->tracks[i];
+        uint64_t had = cvg__vv_get(&s->peer_vv, &tr->origin);
+        if (tr->last <= had) {
+            continue;
+        }
+        void *arr = p->points;
+        int rc =
+            cvg__grow(&arr, &p->cappoints, p->npoints + 1, sizeof *p->points);
+        p->points = arr;
+        if (rc == CVG_OK) {
+            rc = cvg__txn_point(t, &tr->origin, tr->last, had == 0,
+                                &p->points[p->npoints]);
+        }
+        if (rc != CVG_OK) {
+            char hex[33];
+            cvg_replica_id_hex(&tr->origin, hex);
+            snprintf(s->why, sizeof s->why,
+                     "no signature of origin %s at seq %llu to send with its "
+                     "ops: %s",
+                     hex, (unsigned long long)tr->last, cvg_strerror(rc));
+            return rc == CVG_ENOTFOUND ? CVG_ECORRUPT : rc;
+        }
+        p->npoints++;
+    }
+    return CVG_OK;
 }
 
 /* Finish @p p's open block and queue its blocks as one OPS or PUSH message;
@@ -81,6 +265,8 @@ page_enqueue(cvg_session *s, page *p, cvg__msg_type type, uint64_t next,
         m.n_blocks = p->nblocks;
         m.next_cursor = next;
         m.has_more = more;
+        m.points = p->points;
+        m.n_points = p->npoints;
         rc = cvg__session_enqueue(s, &m);
     }
     cvg__free(blocks);
@@ -88,6 +274,10 @@ page_enqueue(cvg_session *s, page *p, cvg__msg_type type, uint64_t next,
         s->stats.pages_sent++;
         p->bytes.len = 0;
         p->nblocks = 0;
+        p->npoints = 0;
+        for (size_t i = 0; i < p->ntracks; i++) {
+            p->tracks[i].last = 0;
+        }
     }
     return rc;
 }
@@ -105,17 +295,25 @@ typedef struct page_walk {
 /* Fill @p p with our ops from @p it on that the peer lacks, until the
  * page limits or the end of the log. */
 static int
-walk_log(cvg_session *s, cvg__log_iter *it, page *p, page_walk *w)
+walk_log(cvg_session *s, cvg_txn *t, cvg__log_iter *it, page *p, page_walk *w)
 {
     const cvg_replica_id *self = cvg__replica_self(s->r);
     cvg__op op;
     int rc = CVG_OK;
+    /* Past the limits, a page goes on to the next cut, but not far. */
+    uint64_t hard_ops = CVG__PAGE_OPS_HARD(w->max_ops);
+    uint64_t hard_bytes = CVG__PAGE_BYTES_HARD(w->max_bytes);
     for (;;) {
         size_t open_len = p->run.open ? p->run.w.out.len : 0;
-        if (w->n >= w->max_ops || p->bytes.len + open_len >= w->max_bytes) {
-            /* Full: is anything left? */
-            rc = cvg__log_iter_next(it, &op);
-            w->more = rc == CVG_OK;
+        bool full =
+            w->n >= w->max_ops || p->bytes.len + open_len >= w->max_bytes;
+        bool too_full =
+            w->n >= hard_ops || p->bytes.len + open_len >= hard_bytes;
+        if (full && (p->unclean == 0 || too_full)) {
+            /* Full: is anything left, up to the end our HELLO gave? */
+            cvg__log_span span;
+            rc = cvg__log_iter_span(it, &span);
+            w->more = rc == CVG_OK && span.first_lsn <= s->log_end;
             return rc == CVG_OK || rc == CVG_DONE ? CVG_OK : rc;
         }
         /* Whole blocks the peer has are skipped by their header: a peer
@@ -150,7 +348,7 @@ walk_log(cvg_session *s, cvg__log_iter *it, page *p, page_walk *w)
         if (cvg__vv_contains(&s->peer_vv, &op.pub.dot)) {
             continue; /* the peer said it has this one */
         }
-        rc = cvg__block_run_add(&p->run, &op);
+        rc = page_add(s, p, t, &op, w->n, w->own_max);
         if (rc != CVG_OK) {
             break;
         }
@@ -186,17 +384,42 @@ serve_page(cvg_session *s, uint64_t cursor, page_walk *w)
                             cursor, &it);
     w->next = cursor ? cursor : 1;
     if (rc == CVG_OK) {
-        rc = walk_log(s, &it, &p, w);
+        rc = walk_log(s, t, &it, &p, w);
     }
     cvg__log_iter_close(&it);
+    s->why[0] = '\0';
+    if (rc == CVG_OK && p.unclean > 0) {
+        /* Ended where some origin has no point: back to the last cut. */
+        if (p.cut.n == 0) {
+            snprintf(s->why, sizeof s->why,
+                     "ops from lsn %llu on have no signature of their origin "
+                     "here: they cannot be relayed",
+                     (unsigned long long)p.cut.next);
+            rc = CVG_ECORRUPT;
+        } else {
+            page_back_to_cut(&p);
+            w->next = p.cut.next;
+            w->n = p.cut.n;
+            w->own_max = p.cut.own_max;
+            w->more = true;
+        }
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__block_run_close(&p.run);
+    }
+    if (rc == CVG_OK) {
+        rc = page_points(s, t, &p);
+    }
     cvg_txn_abort(t);
     if (rc == CVG_OK) {
         rc = page_enqueue(s, &p, CVG__MSG_OPS, w->next, w->more);
     }
     page_destroy(&p);
-    return rc == CVG_OK
-               ? CVG_OK
-               : cvg__session_fail(s, rc, "cannot build a page of ops");
+    return rc == CVG_OK ? CVG_OK
+                        : cvg__session_fail(s, rc,
+                                            s->why[0] ? s->why
+                                                      : "cannot build a page "
+                                                        "of ops");
 }
 
 int
@@ -275,7 +498,7 @@ cvg__session_push_own(cvg_session *s)
         cvg__op op;
         rc = cvg__log_iter_next(&it, &op);
         if (rc == CVG_OK) {
-            rc = cvg__block_run_add(&p.run, &op);
+            rc = page_add(s, &p, t, &op, n, own_max);
         }
         if (rc != CVG_OK) {
             break;
@@ -283,12 +506,24 @@ cvg__session_push_own(cvg_session *s)
         own_max = op.pub.dot.seq;
         size_t open_len = p.run.open ? p.run.w.out.len : 0;
         if (++n == max_ops || p.bytes.len + open_len >= s->opts.page_bytes) {
-            rc = page_enqueue(s, &p, CVG__MSG_PUSH, 0, true);
+            rc = cvg__block_run_close(&p.run);
+            if (rc == CVG_OK) {
+                rc = page_points(s, t, &p);
+            }
+            if (rc == CVG_OK) {
+                rc = page_enqueue(s, &p, CVG__MSG_PUSH, 0, true);
+            }
             n = 0;
         }
     }
     rc = rc == CVG_DONE ? CVG_OK : rc;
     cvg__log_iter_close(&it);
+    if (rc == CVG_OK) {
+        rc = cvg__block_run_close(&p.run);
+    }
+    if (rc == CVG_OK) {
+        rc = page_points(s, t, &p);
+    }
     cvg_txn_abort(t);
     if (rc == CVG_OK) {
         rc = page_enqueue(s, &p, CVG__MSG_PUSH, 0, false); /* the last */

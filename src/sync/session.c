@@ -53,7 +53,7 @@ cvg__session_event(cvg_session *s, cvg_sync_event_kind kind, int error)
 {
     const cvg_replica_options *o = cvg__replica_opts(s->r);
     if (o->on_sync != NULL) {
-        cvg_sync_event e = {kind, s->stats.peer, s->stats, error};
+        cvg_sync_event e = {kind, s->stats.peer, s->stats, error, s->fork_dot};
         o->on_sync(o->sync_ctx, &e);
     }
 }
@@ -221,6 +221,8 @@ cvg_session_close(cvg_session *s)
     }
     cvg__free(s->out);
     cvg__vv_destroy(&s->peer_vv);
+    cvg__free(s->peer_heads_at);
+    cvg__free(s->peer_heads);
     cvg__msg_scratch_destroy(&s->scratch);
     cvg__free(s);
 }
@@ -310,6 +312,9 @@ cvg_session_input(cvg_session *s, const void *msg, size_t len)
         break;
     case CVG__MSG_ACK:
         rc = cvg__session_on_ack(s);
+        break;
+    case CVG__MSG_FORK:
+        rc = cvg__session_on_fork(s, &m);
         break;
     case CVG__MSG_PROVE:
         rc = cvg__session_on_prove(s, &m);

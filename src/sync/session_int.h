@@ -69,6 +69,13 @@ struct cvg_session {
     uint64_t push_own_max; /* the highest seq of ours in them */
     bool push_acked;       /* the peer confirmed them */
     cvg__vv peer_vv;
+    /* The peer's history head of each origin in its HELLO (by the order
+     * of peer_vv's entries as it sent them), checked against ours once it
+     * has proved its key (fork.c). */
+    cvg_dot *peer_heads_at;
+    uint8_t *peer_heads;
+    size_t n_peer_heads;
+    cvg_dot fork_dot; /* the last fork found, for its event */
     cvg_session_stats stats;
     cvg__served_page *pages;
     size_t npages;
@@ -100,6 +107,14 @@ uint64_t cvg__session_confirmed(const cvg_session *s, uint64_t cursor);
 int cvg__session_send_hello(cvg_session *s);
 int cvg__session_on_hello(cvg_session *s, const cvg__msg *m);
 int cvg__session_on_prove(cvg_session *s, const cvg__msg *m);
+
+/* fork.c */
+/* Our heads for the entries of @p vv (CVG__HEAD_BYTES each), allocated. */
+int cvg__session_heads(cvg_session *s, cvg_txn *t, const cvg__vv *vv,
+                       uint8_t **out);
+int cvg__session_keep_heads(cvg_session *s, const cvg__msg *m);
+int cvg__session_check_forks(cvg_session *s);
+int cvg__session_on_fork(cvg_session *s, const cvg__msg *m);
 
 /* serve.c */
 int cvg__session_on_pull(cvg_session *s, const cvg__msg *m);

@@ -11,13 +11,19 @@
  *   all      version (uint)  type (uint)  then the type's fields
  *   HELLO    id (bin 16)  public key (bin 32)  inc (bin, 0 or 16)
  *            challenge (bin 32)  log end (uint64)  flags (uint32)
- *            n  n x (origin (bin 16), seq)
+ *            n  n x (origin (bin 16), seq, head (bin 16))
  *            flags: 1 the sender will pull, 2 it will push its own ops;
  *            id = cvg__identity_derive(public key, inc)
  *   PROVE    signature (bin 64) over the peer's challenge (session.c)
  *   PULL     cursor (uint64)  max_ops (uint32)  max_bytes (uint32)
  *   OPS      next_cursor (uint64)  has_more (bool)  n  n x block (bin)
+ *            points
  *   PUSH     has_more (bool)  n  n x block (bin): the sender's own ops
+ *            points
+ *   points   n  n x (origin (bin 16), seq, signature (bin 64),
+ *            public key (bin, 0 or 32), inc (bin, 0 or 16; 0 without key))
+ *   FORK     origin (bin 16)  seq  digest (bin 32)  signature (bin 64)
+ *            want (uint64: a seq, or 0)
  *   ACK      accepted  duplicates  conflicts (uint64)
  *            n  n x (origin (bin 16), seq, code (negative int32))
  *   ERROR    code (negative int32)  text (str, at most CVG__MSG_TEXT_MAX)
@@ -31,9 +37,10 @@
 
 /* The smallest encoding of one entry of each list: a count is checked
  * against the bytes left divided by this before anything is allocated. */
-#define VV_ENTRY_MIN 19u    /* bin 16 (2 + 16 bytes), seq (1) */
 #define BLOCK_MIN 3u        /* bin 8 header (2), at least one byte */
 #define ERROR_ENTRY_MIN 20u /* bin 16 (18), seq (1), code (1) */
+#define HELLO_ENTRY_MIN 37u /* bin 16, seq (1), bin 16 */
+#define POINT_MIN 89u       /* bin 16, seq (1), bin 64 (66), 2 empty bins */
 
 /* ---- Checks -------------------------------------------------------------- */
 
@@ -43,7 +50,7 @@
 static bool
 type_known(uint64_t t)
 {
-    return t >= CVG__MSG_HELLO && t <= CVG__MSG_PROVE;
+    return t >= CVG__MSG_HELLO && t <= CVG__MSG_FORK;
 }
 
 static bool
@@ -89,6 +96,22 @@ check_blocks(const cvg_bytes *blocks, size_t n)
 }
 
 static int
+check_points(const cvg__point *p, size_t n)
+{
+    if (n > CVG__MSG_POINTS_MAX || (n > 0 && p == NULL)) {
+        return CVG_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p[i].seq == 0 || p[i].inc_len > CVG__INC_MAX ||
+            (p[i].inc_len != 0 && p[i].inc_len != CVG__INC_MAX) ||
+            (!p[i].has_key && p[i].inc_len != 0)) {
+            return CVG_EINVAL;
+        }
+    }
+    return CVG_OK;
+}
+
+static int
 check_errors(const cvg__ack_error *errors, size_t n)
 {
     if (n > CVG__MSG_ERRORS_MAX || (n > 0 && errors == NULL)) {
@@ -114,6 +137,9 @@ check_msg(const cvg__msg *m)
             (m->inc.len > 0 && m->inc.data == NULL)) {
             return CVG_EINVAL;
         }
+        if (m->vv_n > 0 && m->heads == NULL) {
+            return CVG_EINVAL;
+        }
         return check_vv(m->vv, m->vv_n);
     case CVG__MSG_PROVE:
         return m->sig != NULL ? CVG_OK : CVG_EINVAL;
@@ -121,7 +147,11 @@ check_msg(const cvg__msg *m)
         return CVG_OK;
     case CVG__MSG_OPS:
     case CVG__MSG_PUSH:
-        return check_blocks(m->blocks, m->n_blocks);
+        return check_blocks(m->blocks, m->n_blocks) == CVG_OK
+                   ? check_points(m->points, m->n_points)
+                   : CVG_EINVAL;
+    case CVG__MSG_FORK:
+        return m->fork.seq > 0 && m->fork_head != NULL ? CVG_OK : CVG_EINVAL;
     case CVG__MSG_ACK:
         return check_errors(m->errors, m->n_errors);
     case CVG__MSG_ERROR:
@@ -156,6 +186,21 @@ pack_blocks(msgpack_packer *pk, const cvg_bytes *blocks, size_t n)
 }
 
 static int
+pack_points(msgpack_packer *pk, const cvg__point *p, size_t n)
+{
+    CVG__MP_TRY(msgpack_pack_uint64(pk, n));
+    for (size_t i = 0; i < n; i++) {
+        CVG__MP_TRY(msgpack_pack_bin_with_body(pk, p[i].origin.bytes, 16));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, p[i].seq));
+        CVG__MP_TRY(msgpack_pack_bin_with_body(pk, p[i].sig, CVG__SIG_BYTES));
+        CVG__MP_TRY(
+            msgpack_pack_bin_with_body(pk, p[i].pk, p[i].has_key ? 32 : 0));
+        CVG__MP_TRY(msgpack_pack_bin_with_body(pk, p[i].inc, p[i].inc_len));
+    }
+    return CVG_OK;
+}
+
+static int
 pack_msg(msgpack_packer *pk, const cvg__msg *m)
 {
     int rc;
@@ -180,7 +225,18 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
             if (rc != CVG_OK) {
                 return rc;
             }
+            CVG__MP_TRY(msgpack_pack_bin_with_body(
+                pk, m->heads + i * CVG__HEAD_BYTES, CVG__HEAD_BYTES));
         }
+        return CVG_OK;
+    case CVG__MSG_FORK:
+        CVG__MP_TRY(msgpack_pack_bin_with_body(pk, m->fork.origin.bytes, 16));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->fork.seq));
+        CVG__MP_TRY(
+            msgpack_pack_bin_with_body(pk, m->fork_head, CVG__DIGEST_BYTES));
+        CVG__MP_TRY(
+            msgpack_pack_bin_with_body(pk, m->fork.sig, CVG__SIG_BYTES));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->fork_want));
         return CVG_OK;
     case CVG__MSG_PROVE:
         return msgpack_pack_bin_with_body(pk, m->sig, CVG__SIG_BYTES) == 0
@@ -195,11 +251,13 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->next_cursor));
         CVG__MP_TRY(m->has_more ? msgpack_pack_true(pk)
                                 : msgpack_pack_false(pk));
-        return pack_blocks(pk, m->blocks, m->n_blocks);
+        rc = pack_blocks(pk, m->blocks, m->n_blocks);
+        return rc == CVG_OK ? pack_points(pk, m->points, m->n_points) : rc;
     case CVG__MSG_PUSH:
         CVG__MP_TRY(m->has_more ? msgpack_pack_true(pk)
                                 : msgpack_pack_false(pk));
-        return pack_blocks(pk, m->blocks, m->n_blocks);
+        rc = pack_blocks(pk, m->blocks, m->n_blocks);
+        return rc == CVG_OK ? pack_points(pk, m->points, m->n_points) : rc;
     case CVG__MSG_ACK:
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->accepted));
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->duplicates));
@@ -307,7 +365,7 @@ read_hello(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
         nonce.len != CVG__NONCE_BYTES ||
         cvg__mp_uint(r, UINT64_MAX, &m->log_end) != CVG_OK ||
         cvg__mp_uint(r, UINT32_MAX, &flags) != CVG_OK ||
-        cvg__mp_count(r, CVG__MSG_VV_MAX, VV_ENTRY_MIN, &n) != CVG_OK) {
+        cvg__mp_count(r, CVG__MSG_VV_MAX, HELLO_ENTRY_MIN, &n) != CVG_OK) {
         return CVG_ECORRUPT;
     }
     m->pk = pk.data;
@@ -315,18 +373,26 @@ read_hello(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
     m->flags = (uint32_t)flags;
     int rc;
     GROW(s->vv, &s->vv_cap, n, rc);
+    if (rc == CVG_OK) {
+        GROW(s->heads, &s->heads_cap, n * CVG__HEAD_BYTES, rc);
+    }
     if (rc != CVG_OK) {
         return rc;
     }
     for (size_t i = 0; i < n; i++) {
-        if (read_dot(r, &s->vv[i]) != CVG_OK) {
+        cvg_bytes head;
+        if (read_dot(r, &s->vv[i]) != CVG_OK ||
+            cvg__mp_bin(r, CVG__HEAD_BYTES, &head) != CVG_OK ||
+            head.len != CVG__HEAD_BYTES) {
             return CVG_ECORRUPT;
         }
+        memcpy(s->heads + i * CVG__HEAD_BYTES, head.data, CVG__HEAD_BYTES);
         if (i > 0 && cvg__id_cmp(&s->vv[i - 1].origin, &s->vv[i].origin) >= 0) {
             return CVG_ECORRUPT; /* unsorted, or an origin twice */
         }
     }
     m->vv = n > 0 ? s->vv : NULL;
+    m->heads = n > 0 ? s->heads : NULL;
     m->vv_n = n;
     return CVG_OK;
 }
@@ -368,6 +434,74 @@ read_blocks(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
     }
     m->blocks = n > 0 ? s->blocks : NULL;
     m->n_blocks = n;
+    return CVG_OK;
+}
+
+/* Exactly @p len bytes of bin, copied. */
+static int
+read_fixed(cvg__mp *r, size_t len, uint8_t *out)
+{
+    cvg_bytes b;
+    if (cvg__mp_bin(r, len, &b) != CVG_OK || b.len != len) {
+        return CVG_ECORRUPT;
+    }
+    memcpy(out, b.data, len);
+    return CVG_OK;
+}
+
+static int
+read_points(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
+{
+    size_t n;
+    if (cvg__mp_count(r, CVG__MSG_POINTS_MAX, POINT_MIN, &n) != CVG_OK) {
+        return CVG_ECORRUPT;
+    }
+    int rc;
+    GROW(s->points, &s->points_cap, n, rc);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cvg__point *p = &s->points[i];
+        cvg_bytes key, inc;
+        memset(p, 0, sizeof *p);
+        if (cvg__mp_id(r, &p->origin) != CVG_OK ||
+            cvg__mp_uint(r, UINT64_MAX, &p->seq) != CVG_OK || p->seq == 0 ||
+            read_fixed(r, CVG__SIG_BYTES, p->sig) != CVG_OK ||
+            cvg__mp_bin(r, 32, &key) != CVG_OK ||
+            (key.len != 0 && key.len != 32) ||
+            cvg__mp_bin(r, CVG__INC_MAX, &inc) != CVG_OK ||
+            (inc.len != 0 && (inc.len != CVG__INC_MAX || key.len == 0))) {
+            return CVG_ECORRUPT;
+        }
+        p->has_key = key.len == 32;
+        if (p->has_key) {
+            memcpy(p->pk, key.data, 32);
+        }
+        p->inc_len = (uint8_t)inc.len;
+        if (inc.len) {
+            memcpy(p->inc, inc.data, inc.len);
+        }
+    }
+    m->points = n > 0 ? s->points : NULL;
+    m->n_points = n;
+    return CVG_OK;
+}
+
+static int
+read_fork(cvg__mp *r, cvg__msg *m)
+{
+    cvg_bytes head;
+    if (cvg__mp_id(r, &m->fork.origin) != CVG_OK ||
+        cvg__mp_uint(r, UINT64_MAX, &m->fork.seq) != CVG_OK ||
+        m->fork.seq == 0 ||
+        cvg__mp_bin(r, CVG__DIGEST_BYTES, &head) != CVG_OK ||
+        head.len != CVG__DIGEST_BYTES ||
+        read_fixed(r, CVG__SIG_BYTES, m->fork.sig) != CVG_OK ||
+        cvg__mp_uint(r, UINT64_MAX, &m->fork_want) != CVG_OK) {
+        return CVG_ECORRUPT;
+    }
+    m->fork_head = head.data;
     return CVG_OK;
 }
 
@@ -447,12 +581,21 @@ read_msg(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
             return CVG_ECORRUPT;
         }
         rc = read_blocks(r, m, s);
+        if (rc == CVG_OK) {
+            rc = read_points(r, m, s);
+        }
         break;
     case CVG__MSG_PUSH:
         if (read_bool(r, &m->has_more) != CVG_OK) {
             return CVG_ECORRUPT;
         }
         rc = read_blocks(r, m, s);
+        if (rc == CVG_OK) {
+            rc = read_points(r, m, s);
+        }
+        break;
+    case CVG__MSG_FORK:
+        rc = read_fork(r, m);
         break;
     case CVG__MSG_ACK:
         rc = read_ack(r, m, s);
@@ -504,5 +647,7 @@ cvg__msg_scratch_destroy(cvg__msg_scratch *s)
     cvg__free(s->vv);
     cvg__free(s->blocks);
     cvg__free(s->errors);
+    cvg__free(s->heads);
+    cvg__free(s->points);
     memset(s, 0, sizeof *s);
 }

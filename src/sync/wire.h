@@ -13,9 +13,11 @@
 #include "../oplog/oplog_int.h"
 
 /* Version 2: HELLO carries the sender's public key, a challenge and the
- * end of its log, and PROVE answers the peer's challenge. A peer of
- * another version is refused (CVG_EVERSION). */
-#define CVG_PROTOCOL_VERSION 2
+ * end of its log, and PROVE answers the peer's challenge. Version 3: pages
+ * carry their origins' signature points, HELLO a history head per origin,
+ * and FORK the signed heads of two histories. A peer of another version
+ * is refused (CVG_EVERSION). */
+#define CVG_PROTOCOL_VERSION 3
 
 typedef enum cvg__msg_type {
     CVG__MSG_HELLO = 1, /* who I am and what I have */
@@ -24,7 +26,8 @@ typedef enum cvg__msg_type {
     CVG__MSG_PUSH = 4,  /* here are my own ops you lack, unasked */
     CVG__MSG_ACK = 5,   /* all pages (OPS or PUSH) are committed here */
     CVG__MSG_ERROR = 6, /* the session ends, with a reason */
-    CVG__MSG_PROVE = 7  /* my signature over your challenge */
+    CVG__MSG_PROVE = 7, /* my signature over your challenge */
+    CVG__MSG_FORK = 8   /* my signed head of an origin we disagree on */
 } cvg__msg_type;
 
 /* One refused op in an ACK. */
@@ -39,10 +42,15 @@ typedef struct cvg__ack_error {
 #define CVG__MSG_ERRORS_MAX 65536u
 #define CVG__MSG_TEXT_MAX 1024u
 #define CVG__NONCE_BYTES 32u
-#define CVG__INC_MAX \
-    16u /* the bytes an origin id is derived from, besides
-                          * the public key (a copy's origin) */
-#define CVG__SIG_BYTES 64u
+#define CVG__MSG_POINTS_MAX 65536u
+/* A page of relayed ops can end only where every origin in it ends at a
+ * signature point (src/sync/serve.c), so it may run past the page limits it was
+ * asked for, to the next such place, but never past these. */
+#define CVG__PAGE_OPS_HARD(soft) \
+    CVG__MAX(2 * (uint64_t)(soft), (uint64_t)2 << 16)
+#define CVG__PAGE_BYTES_HARD(soft) \
+    CVG__MAX(2 * (uint64_t)(soft), (uint64_t)4 << 20)
+#define CVG__HEAD_BYTES 16u /* a history head in HELLO: a digest's prefix */
 
 typedef struct cvg__msg {
     cvg__msg_type type;
@@ -54,6 +62,8 @@ typedef struct cvg__msg {
     const uint8_t *nonce; /* CVG__NONCE_BYTES: the challenge */
     uint64_t log_end;     /* the last lsn of the sender's log */
     const cvg_dot *vv;    /* sorted by origin, seq > 0 */
+    const uint8_t *heads; /* per vv entry, CVG__HEAD_BYTES: the digest's
+                           * prefix of that origin's history at that seq */
     size_t vv_n;
     uint32_t flags;
     /* PULL */
@@ -63,9 +73,16 @@ typedef struct cvg__msg {
     /* OPS and PUSH */
     const cvg_bytes *blocks;
     size_t n_blocks;
-    uint64_t next_cursor; /* OPS: where the next PULL starts */
-    bool has_more;        /* OPS: the log goes on past next_cursor;
+    uint64_t next_cursor;     /* OPS: where the next PULL starts */
+    bool has_more;            /* OPS: the log goes on past next_cursor;
                            * PUSH: more PUSH pages follow */
+    const cvg__point *points; /* per origin in the page, at its last seq */
+    size_t n_points;
+    /* FORK: the sender's signed head of an origin (no key), the digest it
+     * signs, and the seq of the receiver's head it asks for (0: none). */
+    cvg__point fork;
+    const uint8_t *fork_head; /* CVG__DIGEST_BYTES */
+    uint64_t fork_want;
     /* ACK */
     uint64_t accepted;
     uint64_t duplicates;
@@ -91,6 +108,10 @@ typedef struct cvg__msg_scratch {
     size_t blocks_cap;
     cvg__ack_error *errors;
     size_t errors_cap;
+    uint8_t *heads;
+    size_t heads_cap;
+    cvg__point *points;
+    size_t points_cap;
 } cvg__msg_scratch;
 
 /* Decode one whole message (trailing bytes are an error). Views point into

@@ -141,11 +141,13 @@ Test(push, a_client_pushes_its_ops_and_pulls_the_rest)
     pump(sc, ss, &cc, &cs);
     cr_assert(cvg_session_done(sc) && cvg_session_done(ss));
     /* The client pushed 50 ops in ceil(50 / 7) pages and pulled the
-     * server's 50 in pages of 7 too; the server only answered, and never
-     * pulled. */
+     * server's 30 in pages of 7 too, but the 20 the server relays from
+     * "other" came with one signature, at their last seq: they travel in
+     * one page (with the server's last 2). The server only answered, and
+     * never pulled. */
     cr_expect_eq(cc.push, 8);
-    cr_expect_eq(cc.pull, 8);
-    cr_expect_eq(cs.ops, 8);
+    cr_expect_eq(cc.pull, 5, "pulls %d", (int)cc.pull);
+    cr_expect_eq(cs.ops, 5);
     cr_expect_eq(cs.pull, 0);
     cr_expect_eq(cs.push, 0);
     cr_expect_eq(cs.ack, 1);

@@ -39,6 +39,11 @@ msg_of(cvg__msg_type type)
     m.pk = key;
     m.nonce = key + 32;
     m.sig = key;
+    /* History heads for up to the most VV entries a HELLO may hold. */
+    static uint8_t heads[(CVG__MSG_VV_MAX + 1) * CVG__HEAD_BYTES];
+    m.heads = heads;
+    m.fork.seq = 1;
+    m.fork_head = key;
     return m;
 }
 
@@ -71,6 +76,14 @@ expect_msg_eq(const cvg__msg *got, const cvg__msg *want)
     case CVG__MSG_PROVE:
         cr_expect_eq(memcmp(got->sig, want->sig, CVG__SIG_BYTES), 0);
         break;
+    case CVG__MSG_FORK:
+        cr_expect(id_eq(&got->fork.origin, &want->fork.origin), "fork id");
+        cr_expect_eq(got->fork.seq, want->fork.seq);
+        cr_expect_eq(got->fork_want, want->fork_want);
+        cr_expect_eq(memcmp(got->fork.sig, want->fork.sig, CVG__SIG_BYTES), 0);
+        cr_expect_eq(memcmp(got->fork_head, want->fork_head, CVG__DIGEST_BYTES),
+                     0);
+        break;
     case CVG__MSG_HELLO:
         cr_expect(id_eq(&got->id, &want->id), "hello id");
         cr_expect_eq(memcmp(got->pk, want->pk, CVG_PUBLIC_KEY_BYTES), 0);
@@ -84,6 +97,10 @@ expect_msg_eq(const cvg__msg *got, const cvg__msg *want)
             cr_expect(id_eq(&got->vv[i].origin, &want->vv[i].origin),
                       "vv[%zu] origin", i);
             cr_expect_eq(got->vv[i].seq, want->vv[i].seq, "vv[%zu] seq", i);
+            cr_expect_eq(
+                memcmp(got->heads + i * CVG__HEAD_BYTES,
+                       want->heads + i * CVG__HEAD_BYTES, CVG__HEAD_BYTES),
+                0, "vv[%zu] head", i);
         }
         break;
     case CVG__MSG_PULL:
@@ -102,6 +119,18 @@ expect_msg_eq(const cvg__msg *got, const cvg__msg *want)
         for (size_t i = 0; i < want->n_blocks && i < got->n_blocks; i++) {
             cr_expect(bytes_eq(got->blocks[i], want->blocks[i]), "block %zu",
                       i);
+        }
+        cr_expect_eq(got->n_points, want->n_points);
+        for (size_t i = 0; i < want->n_points && i < got->n_points; i++) {
+            const cvg__point *a = &got->points[i], *b = &want->points[i];
+            cr_expect(id_eq(&a->origin, &b->origin), "point %zu origin", i);
+            cr_expect_eq(a->seq, b->seq);
+            cr_expect_eq(memcmp(a->sig, b->sig, CVG__SIG_BYTES), 0);
+            cr_expect_eq(a->has_key, b->has_key);
+            cr_expect_eq(a->inc_len, b->inc_len);
+            if (b->has_key) {
+                cr_expect_eq(memcmp(a->pk, b->pk, 32), 0);
+            }
         }
         break;
     case CVG__MSG_ACK:
@@ -422,10 +451,18 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
 #define RU64()                                      \
     (cvg_test_below(st, 4) == 0 ? cvg_test_rand(st) \
                                 : cvg_test_rand(st) >> cvg_test_below(st, 64))
-    cvg__msg m = msg_of((cvg__msg_type)(1 + cvg_test_below(st, 7)));
+    cvg__msg m = msg_of((cvg__msg_type)(1 + cvg_test_below(st, 8)));
     size_t n = cvg_test_below(st, max_n + 1);
+    static cvg__point points[64];
     switch (m.type) {
     case CVG__MSG_PROVE:
+        break;
+    case CVG__MSG_FORK:
+        m.fork.origin = mkid(cvg_test_rand(st));
+        m.fork.seq = RU64() | 1;
+        m.fork_want = RU64();
+        memcpy(m.fork.sig, pool, CVG__SIG_BYTES);
+        m.fork_head = pool + 64;
         break;
     case CVG__MSG_HELLO: {
         m.id = mkid(cvg_test_rand(st));
@@ -469,6 +506,20 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
         }
         m.blocks = blocks;
         m.n_blocks = n;
+        m.n_points = cvg_test_below(st, 4);
+        for (size_t i = 0; i < m.n_points; i++) {
+            cvg__point *p = &points[i];
+            memset(p, 0, sizeof *p);
+            p->origin = mkid(cvg_test_rand(st));
+            p->seq = RU64() | 1;
+            memcpy(p->sig, pool + i, CVG__SIG_BYTES);
+            p->has_key = cvg_test_below(st, 2) != 0;
+            if (p->has_key) {
+                memcpy(p->pk, pool + 100 + i, 32);
+                p->inc_len = cvg_test_below(st, 2) ? CVG__INC_MAX : 0;
+            }
+        }
+        m.points = points;
         break;
     case CVG__MSG_ACK:
         m.accepted = RU64();
@@ -545,7 +596,7 @@ Test(wire, layout_bytes_are_fixed)
     cvg__msg m = msg_of(CVG__MSG_PULL);
     m.cursor = 1;
     m.max_bytes = 1u << 20;
-    const uint8_t pull[] = {0x02, 0x02, 0x01, 0x00, 0xce,
+    const uint8_t pull[] = {0x03, 0x02, 0x01, 0x00, 0xce,
                             0x00, 0x10, 0x00, 0x00};
     expect_bytes(&m, pull, sizeof pull);
 
@@ -553,7 +604,7 @@ Test(wire, layout_bytes_are_fixed)
     m.code = CVG_ECORRUPT; /* -3 */
     m.text.data = (const uint8_t *)"x";
     m.text.len = 1;
-    const uint8_t err[] = {0x02, 0x06, 0xfd, 0xa1, 'x'};
+    const uint8_t err[] = {0x03, 0x06, 0xfd, 0xa1, 'x'};
     expect_bytes(&m, err, sizeof err);
 
     static const uint8_t blk[2] = {0xaa, 0xbb};
@@ -563,12 +614,12 @@ Test(wire, layout_bytes_are_fixed)
     m.has_more = true;
     m.blocks = &b;
     m.n_blocks = 1;
-    const uint8_t ops[] = {0x02, 0x03, 0xcd, 0x01, 0x2c, 0xc3,
-                           0x01, 0xc4, 0x02, 0xaa, 0xbb};
+    const uint8_t ops[] = {0x03, 0x03, 0xcd, 0x01, 0x2c, 0xc3,
+                           0x01, 0xc4, 0x02, 0xaa, 0xbb, 0x00};
     expect_bytes(&m, ops, sizeof ops);
 
     m = msg_of(CVG__MSG_PUSH);
-    const uint8_t push[] = {0x02, 0x04, 0xc2, 0x00};
+    const uint8_t push[] = {0x03, 0x04, 0xc2, 0x00, 0x00};
     expect_bytes(&m, push, sizeof push);
 
     cvg__ack_error e = {{mkid(0), 5}, -1};
@@ -577,7 +628,7 @@ Test(wire, layout_bytes_are_fixed)
     m.accepted = 2;
     m.errors = &e;
     m.n_errors = 1;
-    uint8_t ack[8 + 16 + 2] = {0x02, 0x05, 0x02, 0x00, 0x00, 0x01, 0xc4, 0x10};
+    uint8_t ack[8 + 16 + 2] = {0x03, 0x05, 0x02, 0x00, 0x00, 0x01, 0xc4, 0x10};
     memset(ack + 8, 0x11, 16);
     ack[24] = 0x05;
     ack[25] = 0xff;
@@ -590,8 +641,8 @@ Test(wire, layout_bytes_are_fixed)
     m.flags = 1;
     m.vv = &d;
     m.vv_n = 1;
-    uint8_t hello[2 + 18 + HELLO_ID_BYTES + 2 + 18 + 1] = {0x02, 0x01, 0xc4,
-                                                           0x10};
+    uint8_t hello[2 + 18 + HELLO_ID_BYTES + 2 + 18 + 1 + 18] = {0x03, 0x01,
+                                                                0xc4, 0x10};
     memset(hello + 4, 0x33, 16);
     uint8_t *h = hello + 20;
     *h++ = 0xc4;
@@ -611,6 +662,8 @@ Test(wire, layout_bytes_are_fixed)
     h[3] = 0x10;
     memset(h + 4, 0x22, 16);
     h[20] = 0x07;
+    h[21] = 0xc4; /* the head: the zeros msg_of() points at */
+    h[22] = 0x10;
     expect_bytes(&m, hello, sizeof hello);
 }
 
@@ -659,7 +712,7 @@ Test(wire, trailing_bytes_are_corrupt)
 
 Test(wire, unknown_types_are_corrupt)
 {
-    const uint8_t types[][3] = {{0x00}, {0x08}, {0x7f},      {0xcc, 0xff},
+    const uint8_t types[][3] = {{0x00}, {0x09}, {0x7f},      {0xcc, 0xff},
                                 {0xff}, {0xc0}, {0xcc, 0x01}};
     const size_t lens[] = {1, 1, 1, 2, 1, 1, 2};
     for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
@@ -669,7 +722,7 @@ Test(wire, unknown_types_are_corrupt)
         memcpy(msg + 1 + lens[i], "\x01\x00\x00", 3);
         cr_expect_eq(decode_any(msg, 4 + lens[i]), CVG_ECORRUPT, "type %zu", i);
     }
-    cvg__msg m = msg_of((cvg__msg_type)8);
+    cvg__msg m = msg_of((cvg__msg_type)9);
     cvg__buf b = {0};
     cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
     m.type = (cvg__msg_type)0;
@@ -682,17 +735,17 @@ Test(wire, versions)
 {
     cvg__msg_scratch s = {0};
     cvg__msg m;
-    /* Version 3, and version 1 (which had no identity proof): reported
+    /* Version 4, and version 2 (which had no signed history): reported
      * with the version, whatever follows. */
-    const uint8_t v3[] = {0x03, 0x02, 0x01, 0x00, 0x00};
+    const uint8_t v3[] = {0x04, 0x02, 0x01, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(v3, sizeof v3, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 3);
+    cr_expect_eq(m.version, 4);
     cr_expect_eq(cvg__msg_decode(v3, 1, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 3);
-    const uint8_t v1[] = {0x01, 0x02, 0x01, 0x00, 0x00};
+    cr_expect_eq(m.version, 4);
+    const uint8_t v1[] = {0x02, 0x02, 0x01, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(v1, sizeof v1, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 1);
-    const uint8_t v3_junk[] = {0x03, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    cr_expect_eq(m.version, 2);
+    const uint8_t v3_junk[] = {0x04, 0xdd, 0xff, 0xff, 0xff, 0xff};
     cr_expect_eq(cvg__msg_decode(v3_junk, sizeof v3_junk, &m, &s),
                  CVG_EVERSION);
     const uint8_t vmax[] = {0xce, 0xff, 0xff, 0xff, 0xff, 0x01};
@@ -728,7 +781,7 @@ Test(wire, bad_arguments)
 {
     cvg__msg_scratch s = {0};
     cvg__msg m;
-    const uint8_t pull[] = {0x02, 0x02, 0x01, 0x00, 0x00};
+    const uint8_t pull[] = {0x03, 0x02, 0x01, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(NULL, 0, &m, &s), CVG_ECORRUPT);
     cr_expect_eq(cvg__msg_decode(NULL, 3, &m, &s), CVG_EINVAL);
     cr_expect_eq(cvg__msg_decode(pull, sizeof pull, NULL, &s), CVG_EINVAL);
@@ -857,24 +910,25 @@ Test(wire, a_count_one_over_the_cap_is_refused_with_the_bytes_there)
      * it. */
     size_t n = CVG__MSG_BLOCKS_MAX + 1;
     cvg__buf b = {0};
-    const uint8_t head[] = {0x02, 0x04, 0xc2, 0xce, 0x00, 0x01, 0x00, 0x01};
+    const uint8_t head[] = {0x03, 0x04, 0xc2, 0xce, 0x00, 0x01, 0x00, 0x01};
     cr_assert_eq(cvg__buf_append(&b, head, sizeof head), CVG_OK);
     for (size_t i = 0; i < n; i++) {
         const uint8_t blk[] = {0xc4, 0x01, 0x00};
         cr_assert_eq(cvg__buf_append(&b, blk, 3), CVG_OK);
     }
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
-    /* One fewer block, with the count at the cap: fine. */
+    /* One fewer block, with the count at the cap (and no points): fine. */
     b.p[7] = 0x00;
     b.len -= 3;
+    cr_assert_eq(cvg__buf_append(&b, "\x00", 1), CVG_OK);
     cr_expect_eq(decode_any(b.p, b.len), CVG_OK);
     cvg__buf_free(&b);
 }
 
-/* A HELLO with two vv entries of one-byte seqs, 60 bytes: the id's bin
+/* A HELLO with two vv entries of one-byte seqs, 96 bytes: the id's bin
  * header at 2, the identity fields (HELLO_ID_BYTES), then flags, the
- * count, and entry i's bin header at 22 + 19 * i, its origin at 24 + 19 * i
- * and its seq at 40 + 19 * i, each plus HELLO_ID_BYTES. */
+ * count, and entry i's bin header at 22 + 37 * i, its origin at 24 + 37 * i,
+ * its seq at 40 + 37 * i and its head after, each plus HELLO_ID_BYTES. */
 static void
 hello_two(cvg__buf *b)
 {
@@ -884,7 +938,7 @@ hello_two(cvg__buf *b)
     m.vv = vv;
     m.vv_n = 2;
     encode_ok(&m, b);
-    cr_assert_eq(b->len, 60 + HELLO_ID_BYTES);
+    cr_assert_eq(b->len, 96 + HELLO_ID_BYTES);
 }
 
 Test(wire, hello_vv_must_be_sorted_unique_and_positive)
@@ -895,11 +949,11 @@ Test(wire, hello_vv_must_be_sorted_unique_and_positive)
     /* Swap the origins: unsorted. */
     uint8_t tmp[16];
     memcpy(tmp, b.p + 24 + HELLO_ID_BYTES, 16);
-    memcpy(b.p + 24 + HELLO_ID_BYTES, b.p + 43 + HELLO_ID_BYTES, 16);
-    memcpy(b.p + 43 + HELLO_ID_BYTES, tmp, 16);
+    memcpy(b.p + 24 + HELLO_ID_BYTES, b.p + 61 + HELLO_ID_BYTES, 16);
+    memcpy(b.p + 61 + HELLO_ID_BYTES, tmp, 16);
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     /* The same origin twice. */
-    memcpy(b.p + 24 + HELLO_ID_BYTES, b.p + 43 + HELLO_ID_BYTES, 16);
+    memcpy(b.p + 24 + HELLO_ID_BYTES, b.p + 61 + HELLO_ID_BYTES, 16);
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     /* A zero seq. */
     hello_two(&b);
@@ -974,25 +1028,25 @@ Test(wire, field_forms_are_checked)
     /* A block as a str, or empty. */
     b.p[5] = 0xa1;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
-    const uint8_t empty_block[] = {0x02, 0x04, 0xc2, 0x01, 0xc4, 0x00};
+    const uint8_t empty_block[] = {0x03, 0x04, 0xc2, 0x01, 0xc4, 0x00};
     cr_expect_eq(decode_any(empty_block, 6), CVG_ECORRUPT);
     /* Enough bytes for the count check to pass: the empty one itself is
      * refused, wherever it is. */
-    const uint8_t empty_first[] = {0x02, 0x04, 0xc2, 0x02, 0xc4,
+    const uint8_t empty_first[] = {0x03, 0x04, 0xc2, 0x02, 0xc4,
                                    0x00, 0xc4, 0x02, 0xaa, 0xbb};
     cr_expect_eq(decode_any(empty_first, 10), CVG_ECORRUPT);
-    const uint8_t empty_last[] = {0x02, 0x04, 0xc2, 0x02, 0xc4,
+    const uint8_t empty_last[] = {0x03, 0x04, 0xc2, 0x02, 0xc4,
                                   0x02, 0xaa, 0xbb, 0xc4, 0x00};
     cr_expect_eq(decode_any(empty_last, 10), CVG_ECORRUPT);
-    const uint8_t none_empty[] = {0x02, 0x04, 0xc2, 0x02, 0xc4,
-                                  0x01, 0xaa, 0xc4, 0x01, 0xbb};
-    cr_expect_eq(decode_any(none_empty, 10), CVG_OK);
-    const uint8_t bin16_small[] = {0x02, 0x04, 0xc2, 0x01,
+    const uint8_t none_empty[] = {0x03, 0x04, 0xc2, 0x02, 0xc4, 0x01,
+                                  0xaa, 0xc4, 0x01, 0xbb, 0x00};
+    cr_expect_eq(decode_any(none_empty, 11), CVG_OK);
+    const uint8_t bin16_small[] = {0x03, 0x04, 0xc2, 0x01,
                                    0xc5, 0x00, 0x01, 0x07};
     cr_expect_eq(decode_any(bin16_small, 8), CVG_ECORRUPT);
 
     /* PULL limits past 32 bits. */
-    const uint8_t pull[] = {0x02, 0x02, 0x00, 0xcf, 0, 0,   0,
+    const uint8_t pull[] = {0x03, 0x02, 0x00, 0xcf, 0, 0,   0,
                             1,    0,    0,    0,    0, 0x00};
     cr_expect_eq(decode_any(pull, sizeof pull), CVG_ECORRUPT);
     /* HELLO flags past 32 bits. */
@@ -1012,7 +1066,7 @@ Test(wire, field_forms_are_checked)
     cr_expect_eq(decode_any(hello, fl + 6), CVG_ECORRUPT);
 
     /* ACK codes: negative int32 only. */
-    uint8_t ack[] = {0x02, 0x05, 0x00, 0x00, 0x00, 0x01, 0xc4, 0x10, 1,
+    uint8_t ack[] = {0x03, 0x05, 0x00, 0x00, 0x00, 0x01, 0xc4, 0x10, 1,
                      2,    3,    4,    5,    6,    7,    8,    9,    10,
                      11,   12,   13,   14,   15,   16,   0x01, 0xff};
     cr_expect_eq(decode_any(ack, sizeof ack), CVG_OK);
@@ -1034,18 +1088,18 @@ Test(wire, field_forms_are_checked)
     cvg__buf_free(&w);
 
     /* ERROR: a negative code, a str of at most the cap. */
-    const uint8_t err_ok[] = {0x02, 0x06, 0xd2, 0x80, 0x00, 0x00, 0x00, 0xa0};
+    const uint8_t err_ok[] = {0x03, 0x06, 0xd2, 0x80, 0x00, 0x00, 0x00, 0xa0};
     cr_expect_eq(decode_any(err_ok, sizeof err_ok), CVG_OK);
-    const uint8_t err_zero[] = {0x02, 0x06, 0x00, 0xa0};
+    const uint8_t err_zero[] = {0x03, 0x06, 0x00, 0xa0};
     cr_expect_eq(decode_any(err_zero, sizeof err_zero), CVG_ECORRUPT);
-    const uint8_t err_pos[] = {0x02, 0x06, 0x03, 0xa0};
+    const uint8_t err_pos[] = {0x03, 0x06, 0x03, 0xa0};
     cr_expect_eq(decode_any(err_pos, sizeof err_pos), CVG_ECORRUPT);
-    const uint8_t err_bin[] = {0x02, 0x06, 0xff, 0xc4, 0x00};
+    const uint8_t err_bin[] = {0x03, 0x06, 0xff, 0xc4, 0x00};
     cr_expect_eq(decode_any(err_bin, sizeof err_bin), CVG_ECORRUPT);
-    const uint8_t err_nil[] = {0x02, 0x06, 0xff, 0xc0};
+    const uint8_t err_nil[] = {0x03, 0x06, 0xff, 0xc0};
     cr_expect_eq(decode_any(err_nil, sizeof err_nil), CVG_ECORRUPT);
     b.len = 0;
-    const uint8_t err_head[] = {0x02, 0x06, 0xff, 0xda, 0x04, 0x01};
+    const uint8_t err_head[] = {0x03, 0x06, 0xff, 0xda, 0x04, 0x01};
     cr_assert_eq(cvg__buf_append(&b, err_head, sizeof err_head), CVG_OK);
     for (size_t i = 0; i < CVG__MSG_TEXT_MAX + 1; i++) {
         cr_assert_eq(cvg__buf_append(&b, "t", 1), CVG_OK);
