@@ -489,6 +489,38 @@ CVG_API CVG_NODISCARD int cvg_replica_previous_origins(cvg_replica *r,
                                                        size_t cap,
                                                        size_t *count_out);
 
+/** A fork: two histories of one origin, both signed by its key. */
+typedef struct cvg_fork {
+    cvg_replica_id origin;
+    uint64_t seq;      /* where the other history's signed head is */
+    uint64_t our_seq;  /* where the signed head of ours is (0: none) */
+    uint64_t found_ms; /* when it was found (the replica's clock) */
+} cvg_fork;
+
+/**
+ * The origins found to have forked.
+ *
+ * Every sync compares the history heads of the origins both sides hold.
+ * Where one origin's key signed two different histories (a cloned key, a
+ * copy of a replica that was not noticed as one), the replica keeps the
+ * two signed heads as proof, reports a CVG_SYNC_EVENT_FORK, and refuses
+ * that origin's ops from then on (CVG_EEQUIVOCAL). What it holds of the
+ * origin stays. See docs/architecture.md, "Forks", for recovery.
+ *
+ * @param[in]  r          The replica.
+ * @param[out] out        Up to @p cap entries (NULL with cap 0 to count).
+ * @param[in]  cap        Room in @p out.
+ * @param[out] count_out  How many there are in all.
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_ECORRUPT  a record is damaged.
+ *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_replica_forks(cvg_replica *r, cvg_fork *out,
+                                            size_t cap, size_t *count_out);
+
 /**
  * Force everything committed to disk (what a CVG_RELAXED replica's commits
  * did not wait for), after storing the sync status that waits for the next

@@ -67,6 +67,47 @@ print_prev_text(FILE *f, const prev_view *p)
     }
 }
 
+/* Origins whose key signed two histories (cvg_replica_forks()). */
+typedef struct fork_view {
+    cvg_fork forks[16];
+    size_t n;
+} fork_view;
+
+static void
+print_forks_text(FILE *f, const fork_view *v)
+{
+    if (v->n == 0) {
+        return;
+    }
+    fputs(
+        "forked      these origins signed two histories; their ops are "
+        "refused from now on\n",
+        f);
+    for (size_t i = 0; i < v->n && i < 16; i++) {
+        char hex[33];
+        cvg_replica_id_hex(&v->forks[i].origin, hex);
+        fprintf(f,
+                "  %s other history at seq %" PRIu64 ", ours at %" PRIu64 "\n",
+                hex, v->forks[i].seq, v->forks[i].our_seq);
+    }
+}
+
+static void
+print_forks_json(FILE *f, const fork_view *v)
+{
+    fputs(",\"forks\":[", f);
+    for (size_t i = 0; i < v->n && i < 16; i++) {
+        char hex[33];
+        cvg_replica_id_hex(&v->forks[i].origin, hex);
+        fprintf(f,
+                "%s{\"origin\":\"%s\",\"seq\":%" PRIu64 ",\"our_seq\":%" PRIu64
+                ",\"found_ms\":%" PRIu64 "}",
+                i > 0 ? "," : "", hex, v->forks[i].seq, v->forks[i].our_seq,
+                v->forks[i].found_ms);
+    }
+    fputc(']', f);
+}
+
 static void
 print_text(FILE *f, const char *id, const cvg_replica_stats *s,
            const cvg_dot *vv, size_t n)
@@ -138,9 +179,13 @@ cli_print_status(FILE *f, cvg_replica *r, bool json)
     cli_peer *peers = NULL;
     size_t n_vv = 0, n_peers = 0;
     prev_view prev;
+    fork_view forks;
     int rc = cvg_replica_stats_get(r, &stats, sizeof stats);
     if (rc == CVG_OK) {
         rc = cvg_replica_previous_origins(r, prev.dots, 16, &prev.n);
+    }
+    if (rc == CVG_OK) {
+        rc = cvg_replica_forks(r, forks.forks, 16, &forks.n);
     }
     if (rc == CVG_OK) {
         rc = read_vv(r, &vv, &n_vv);
@@ -156,10 +201,12 @@ cli_print_status(FILE *f, cvg_replica *r, bool json)
         if (json) {
             print_json(f, hex, &stats, vv, n_vv);
             print_prev_json(f, &prev);
+            print_forks_json(f, &forks);
             print_sync_json(f, peers, n_peers);
         } else {
             print_text(f, hex, &stats, vv, n_vv);
             print_prev_text(f, &prev);
+            print_forks_text(f, &forks);
             print_sync_text(f, peers, n_peers);
         }
     }

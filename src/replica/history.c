@@ -369,3 +369,48 @@ cvg__txn_check_points(cvg_txn *t, const cvg__point *pts, size_t n)
     }
     return CVG_OK;
 }
+
+/* ---- Forks ---------------------------------------------------------------- */
+
+int
+cvg_replica_forks(cvg_replica *r, cvg_fork *out, size_t cap, size_t *count_out)
+{
+    if (count_out != NULL) {
+        *count_out = 0;
+    }
+    if (r == NULL || count_out == NULL || (out == NULL && cap > 0)) {
+        return CVG_EINVAL;
+    }
+    cvg_replica_id *ids = NULL;
+    cvg__fork_rec *recs = NULL;
+    if (cap > 0) {
+        ids = cvg__alloc(cap * sizeof *ids);
+        recs = cvg__alloc(cap * sizeof *recs);
+        if (ids == NULL || recs == NULL) {
+            cvg__free(ids);
+            cvg__free(recs);
+            return CVG_ENOMEM;
+        }
+    }
+    cvg__store_txn *mt;
+    int rc = cvg__store_begin(&r->store, false, &mt);
+    size_t n = 0;
+    if (rc == CVG_OK) {
+        rc = cvg__forks_list(&r->store, mt, ids, recs, cap, &n);
+        cvg__store_abort(mt);
+    }
+    for (size_t i = 0; rc == CVG_OK && i < n && i < cap; i++) {
+        out[i].origin = ids[i];
+        out[i].seq = recs[i].seq_a;
+        out[i].our_seq = recs[i].seq_b;
+        out[i].found_ms = recs[i].found_ms;
+    }
+    cvg__free(ids);
+    cvg__free(recs);
+    if (rc != CVG_OK) {
+        return cvg__replica_fail(r, rc, "cannot read the forks: %s",
+                                 cvg_strerror(rc));
+    }
+    *count_out = n;
+    return CVG_OK;
+}

@@ -78,8 +78,15 @@ check_home(void *vctx, cvg__store_txn *mt)
         memcmp(home.data, c->here, sizeof c->here) == 0) {
         return CVG_OK;
     }
-    /* A copy: a new origin for what it writes from now on. */
+    /* A copy: a new origin for what it writes from now on. Both origins
+     * are of our key: we sign for either (history.c). */
     rc = append_prev(s, mt, &r->id, cvg__vv_get(&r->vv, &r->id));
+    if (rc == CVG_OK && r->has_pk) {
+        rc = cvg__key_put(s, mt, &r->id, r->pk, r->inc, (uint8_t)r->inc_len);
+    }
+    if (rc == CVG_OK && r->has_pk) {
+        rc = cvg__key_put(s, mt, &c->new_id, r->pk, c->inc, sizeof c->inc);
+    }
     if (rc == CVG_OK) {
         rc = cvg__meta_put_id(s, mt, &c->new_id);
     }
