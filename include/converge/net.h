@@ -258,7 +258,8 @@ CVG_API void cvg_syncer_options_init(cvg_syncer_options *o);
  *                 o->net), backoff_min_ms over backoff_max_ms, an unknown
  *                 jitter.
  *   - CVG_ELIMIT  the system cannot start another thread.
- *   - CVG_EIO     the syncer's wake-up pipe cannot be made.
+ *   - CVG_EIO     libsodium cannot start, or the syncer's wake-up pipe
+ *                 cannot be made.
  *   - CVG_ENOMEM  out of memory.
  * @since 0.2
  */
@@ -268,13 +269,14 @@ CVG_API CVG_NODISCARD int cvg_syncer_start(cvg_replica *r,
 
 /** Say that the app committed: a round follows within debounce_ms (if
  * the server answered last time; while backing off, the change waits for
- * the next retry). Never blocks. Thread safety: any thread. Accepts NULL.
- * @since 0.2 */
+ * the next retry). Never blocks. Thread safety: any thread, until
+ * cvg_syncer_stop(). Accepts NULL. @since 0.2 */
 CVG_API void cvg_syncer_notify(cvg_syncer *s);
 
 /** Ask for a round now, cutting short the wait between rounds, the backoff
  * included (for an app that learns the network is back). Never blocks.
- * Thread safety: any thread. Accepts NULL. @since 0.2 */
+ * Thread safety: any thread, until cvg_syncer_stop(). Accepts NULL.
+ * @since 0.2 */
 CVG_API void cvg_syncer_sync_now(cvg_syncer *s);
 
 /**
