@@ -7,7 +7,8 @@
 # The scenarios run as a plain program (tests/replica/threads_main.c), not
 # through Criterion: Criterion's sandbox maps its arena at random addresses
 # in ranges TSan reserves, so Criterion programs abort at start under TSan.
-# The library starts no threads; the scenarios' threads are the callers'.
+# The library starts no threads but the syncer's, which the command-line
+# test drives (converge connect); the scenarios' threads are the callers'.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -25,7 +26,8 @@ CC=$cc cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug \
 # Only what runs here: Criterion programs cannot start under TSan.
 replays=$(cmake --build "$build" --target help | grep -o 'replay_[a-z_]*' |
   sort -u)
-cmake --build "$build" -j 2 --target threads_main converge cli_write_nan $replays \
+cmake --build "$build" -j 2 --target threads_main syncer_main converge \
+  cli_write_nan $replays \
   >/dev/null
 
 # halt_on_error: the first report fails the step (exit code 66).
@@ -44,6 +46,9 @@ for i in 1 2 3 4 5; do
   }
 done
 cat "$tmp/threads.out"
+
+echo "== tsan: the syncer's threads"
+"$build/tests/syncer_main"
 
 echo "== tsan: command line"
 bash tests/cli/test_cli.sh "$build/converge" "$build/tests/cli_write_nan"

@@ -15,6 +15,10 @@
  * a time). cvg_server_stop() is the only call for other threads and
  * signal handlers.
  *
+ * A syncer (cvg_syncer_start()) runs cvg_net_sync() in rounds on a thread
+ * of its own, while the app goes on writing: the app and the syncer share
+ * the replica through the syncer's lock (cvg_syncer_lock()).
+ *
  * Not included by converge.h; link the same library.
  */
 #ifndef CONVERGE_NET_H
@@ -146,6 +150,173 @@ CVG_API void cvg_server_stop(cvg_server *s);
 /** Close @p s (after cvg_server_run() returned, or if it never ran), and
  * free it. Accepts NULL. @since 0.2 */
 CVG_API void cvg_server_close(cvg_server *s);
+
+/* ---- A syncer: rounds of sync on a thread of its own --------------------- */
+
+typedef struct cvg_syncer cvg_syncer;
+
+/** What a syncer is doing, as its status callback reports it. */
+typedef enum cvg_syncer_state {
+    /* A round begins after a failure (or at the start): the syncer checks
+     * that the server accepts a connection, without the lock. */
+    CVG_SYNCER_CONNECTING = 0,
+    /* The server accepts: one cvg_net_sync() under way, the lock held. */
+    CVG_SYNCER_SYNCING = 1,
+    /* The round ended with both sides done. */
+    CVG_SYNCER_SYNCED = 2,
+    /* The server could not be reached, the connection was cut or timed
+     * out (CVG_EIO), or the replica was busy (CVG_EBUSY). */
+    CVG_SYNCER_OFFLINE = 3,
+    /* The round failed otherwise: a wrong server key (CVG_EKEY), the
+     * server refused us or ended the session (CVG_EPEER), the protocol,
+     * the data or memory (as cvg_net_sync() says). */
+    CVG_SYNCER_ERROR = 4
+} cvg_syncer_state;
+
+/** How a retry delay is drawn from the backoff (libsodium's
+ * randombytes_uniform()), so that clients cut off together do not come
+ * back together. */
+typedef enum cvg_syncer_jitter {
+    CVG_SYNCER_JITTER_HALF = 0, /* between half the backoff and all of it */
+    CVG_SYNCER_JITTER_FULL = 1, /* between 0 and the backoff */
+    CVG_SYNCER_JITTER_NONE = 2  /* the backoff itself */
+} cvg_syncer_jitter;
+
+/** One change of state. Views valid for the callback only. */
+typedef struct cvg_syncer_event {
+    cvg_syncer_state state;
+    int rc;                /* OFFLINE, ERROR: the round's code; else CVG_OK */
+    const char *message;   /* OFFLINE, ERROR: what failed; else "" */
+    uint64_t ops_received; /* SYNCED: ops the round applied here */
+    uint64_t ops_sent;     /* SYNCED: ops the round sent */
+    uint32_t failures;     /* failed rounds in a row; 0 after SYNCED */
+    /* SYNCED, OFFLINE, ERROR: the wait before the next round, jitter
+     * included (after SYNCED a notify may shorten it); else 0. */
+    uint32_t next_ms;
+} cvg_syncer_event;
+
+/** Called on the syncer's thread at each change of state, without the
+ * lock held: it may call cvg_syncer_lock(), _unlock(), _notify() and
+ * _sync_now(), but not cvg_syncer_stop(). A round waits for it. */
+typedef void (*cvg_syncer_fn)(void *ctx, const cvg_syncer_event *e);
+
+#define CVG_SYNCER_OPTIONS_VERSION 1
+
+typedef struct cvg_syncer_options {
+    uint32_t version; /* CVG_SYNCER_OPTIONS_VERSION */
+    /* The server, "tcp://HOST:PORT" as for cvg_net_sync(). Copied. */
+    const char *url;
+    /* The options of each round's cvg_net_sync() (version 0: the
+     * defaults); server_key is copied. Its timeout_ms bounds each wait of
+     * a round, and so how long the lock is held waiting for a server. */
+    cvg_net_options net;
+    /* Between rounds while the server answers: 0 for 10000 ms. */
+    uint32_t interval_ms;
+    /* From a cvg_syncer_notify() to the round it asks for, so that a
+     * burst of commits goes in one round: 0 for 200 ms. */
+    uint32_t debounce_ms;
+    /* After the first failed round in a row the backoff is backoff_min_ms,
+     * doubled at each further one up to backoff_max_ms: 0 for 500 ms and
+     * 30000 ms. The wait is drawn from it by @c jitter. */
+    uint32_t backoff_min_ms;
+    uint32_t backoff_max_ms;
+    cvg_syncer_jitter jitter; /* default CVG_SYNCER_JITTER_HALF */
+    /* Told of each change of state, if not NULL. */
+    cvg_syncer_fn on_status;
+    void *ctx;
+} cvg_syncer_options;
+
+/** Fill @p o with the defaults (url NULL). @since 0.2 */
+CVG_API void cvg_syncer_options_init(cvg_syncer_options *o);
+
+/**
+ * Start syncing @p r with the server at o->url on a new thread: a round
+ * at once, then one every interval, one soon after each
+ * cvg_syncer_notify(), and after a failure one at each backoff.
+ *
+ * A round is one cvg_net_sync() with the syncer's lock held, so that the
+ * app's writes never meet it; after a failed round the syncer first
+ * checks, without the lock, that the server accepts a TCP connection
+ * (a connection opened and closed at once), so that while the server is
+ * down or unreachable the app's writes never wait for the network. Writes
+ * made while offline go in the first round that succeeds (the op log
+ * keeps them). Busy answers are backed off like any failure: the
+ * protocol carries no retry-after (a server at its max_clients closes the
+ * connection, CVG_EIO; a server whose session failed ends it, CVG_EPEER).
+ *
+ * Ownership: @p o and its strings are copied. @p r stays the app's; from
+ * now until cvg_syncer_stop() the app uses it only between
+ * cvg_syncer_lock() and cvg_syncer_unlock(). The replica's own callbacks
+ * (conflicts, sync events) run on the syncer's thread during a round.
+ *
+ * @param[in]  r    The replica.
+ * @param[in]  o    The options; o->url is required.
+ * @param[out] out  The syncer; NULL on error.
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL  NULL @p r, @p o, @p out or o->url, a url that is not
+ *                 tcp://HOST:PORT, options of an unknown version (o or
+ *                 o->net), backoff_min_ms over backoff_max_ms, an unknown
+ *                 jitter.
+ *   - CVG_ELIMIT  the system cannot start another thread.
+ *   - CVG_EIO     libsodium cannot start, or the syncer's wake-up pipe
+ *                 cannot be made.
+ *   - CVG_ENOMEM  out of memory.
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_syncer_start(cvg_replica *r,
+                                           const cvg_syncer_options *o,
+                                           cvg_syncer **out);
+
+/** Say that the app committed: a round follows within debounce_ms (if
+ * the server answered last time; while backing off, the change waits for
+ * the next retry). Never blocks. Thread safety: any thread, until
+ * cvg_syncer_stop(). Accepts NULL. @since 0.2 */
+CVG_API void cvg_syncer_notify(cvg_syncer *s);
+
+/** Ask for a round now, cutting short the wait between rounds, the backoff
+ * included (for an app that learns the network is back). Never blocks.
+ * Thread safety: any thread, until cvg_syncer_stop(). Accepts NULL.
+ * @since 0.2 */
+CVG_API void cvg_syncer_sync_now(cvg_syncer *s);
+
+/**
+ * Take the syncer's lock on its replica, waiting for a round under way to
+ * end (bounded by the round's timeouts). While a syncer runs, a replica
+ * handle is used by one thread at a time, so the app holds the lock
+ * around all its own use of the replica: each transaction from begin to
+ * commit or abort, its reads, and cvg_replica_errmsg() after a failure.
+ * Not recursive: lock once, unlock once, on the same thread.
+ *
+ * Example: a write made while the syncer runs.
+ *     cvg_syncer_lock(syncer);
+ *     cvg_txn *t;
+ *     cvg_key k = {"stock", "sku-1", "qty"};
+ *     int rc = cvg_txn_begin(r, 0, &t);
+ *     if (rc == CVG_OK) {
+ *         rc = cvg_counter_add(t, &k, -1, NULL);
+ *         rc = rc == CVG_OK ? cvg_txn_commit(t) : (cvg_txn_abort(t), rc);
+ *     }
+ *     cvg_syncer_unlock(syncer);
+ *     if (rc == CVG_OK) {
+ *         cvg_syncer_notify(syncer);
+ *     }
+ *
+ * Thread safety: any thread, the status callback included. @since 0.2
+ */
+CVG_API void cvg_syncer_lock(cvg_syncer *s);
+
+/** Give the lock back. @since 0.2 */
+CVG_API void cvg_syncer_unlock(cvg_syncer *s);
+
+/**
+ * Stop the syncer, wait for its thread to end, and free it. A wait between
+ * rounds ends at once; a round under way runs to its end, which the
+ * timeouts of o->net bound (and name resolution, for a host name). The
+ * app then has the replica to itself again. Accepts NULL. Not from the
+ * status callback (it would wait for itself): there it does nothing.
+ * @since 0.2
+ */
+CVG_API void cvg_syncer_stop(cvg_syncer *s);
 
 #ifdef __cplusplus
 }

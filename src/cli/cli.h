@@ -234,6 +234,8 @@ int cmd_queue(int argc, char **argv);
 /* Network (cmd_serve.c): the server, and sync's tcp:// form. */
 int cmd_serve(int argc, char **argv);
 int cmd_sync_net(int argc, char **argv);
+/* The background syncer in the foreground (cmd_connect.c). */
+int cmd_connect(int argc, char **argv);
 /* A public key: exactly 64 hex digits, into 32 bytes. */
 bool cli_parse_key(const char *s, uint8_t *out);
 

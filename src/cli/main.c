@@ -77,6 +77,14 @@ static const command commands[] = {
      "SIGTERM, then lets the sessions under way end. Port 0 takes a free\n"
      "port; the line on stderr says which. --allow FILE: only the public\n"
      "keys in FILE (one of 64 hex digits a line, # comments) may sync.\n"},
+    {"connect", cmd_connect, "DIR tcp://HOST:PORT [OPTIONS]",
+     "keep the replica in sync with a server", true,
+     "Options: --pin KEY (as for sync), --interval MS, --for SECONDS.\n"
+     "Syncs at once, then every MS ms (default 10000), and retries with a\n"
+     "growing delay while the server cannot be reached. Prints a line per\n"
+     "change of state: CONNECTING, SYNCING, SYNCED (with the ops in and\n"
+     "out), OFFLINE or ERROR (with the reason). Runs until SIGINT or\n"
+     "SIGTERM, or for SECONDS; exits 0 if the last round synced.\n"},
     {"forget", cmd_forget, "DIR PEER_HEX", "forget what we know of a peer",
      false,
      "Drops the peer's status, positions and refused ops; the next sync\n"

@@ -12,9 +12,11 @@ set(_prelude [=[
 
 #include <converge.h>
 #include <converge/testing.h>
+#include <converge/net.h>
 
 /* What the snippets take from the app around them. */
 cvg_replica *r, *till, *server;
+cvg_syncer *syncer;
 typedef struct app_msg {
     const uint8_t *data;
     size_t len;

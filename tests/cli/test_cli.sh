@@ -457,5 +457,45 @@ wait "$SPID"
 SCODE=$?
 [ "$SCODE" -eq 0 ] && ok || bad "serve --allow exit $SCODE after SIGTERM: $(cat "$TMP/serve.err")"
 
+# --- connect: the syncer in the foreground for a bounded run (--for); a
+# write on the server side made while it runs reaches the client, and the
+# client's reaches the server; with the server gone, OFFLINE and exit 1
+NC="$TMP/netC"
+run init "$NC"
+run inc "$NC" c mine n 6
+timeout 60 "$BIN" serve "$NS" --listen 127.0.0.1:0 2>"$TMP/serve.err" &
+SPID=$!
+PORT=
+for _ in $(seq 100); do
+    PORT=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\); any key may connect$/\1/p' "$TMP/serve.err")
+    [ -n "$PORT" ] && break
+    sleep 0.1
+done
+[ -n "$PORT" ] && ok || bad "serve for connect printed no port: $(cat "$TMP/serve.err")"
+timeout 30 "$BIN" connect "$NC" "tcp://127.0.0.1:$PORT" --interval 200 --for 3 \
+    >"$TMP/connect.out" 2>"$TMP/connect.err" &
+CPID=$!
+for _ in $(seq 100); do
+    grep -q ' SYNCED ' "$TMP/connect.out" && break
+    sleep 0.05
+done
+grep -q ' SYNCED ' "$TMP/connect.out" && ok || bad "connect: no first round: $(cat "$TMP/connect.out" "$TMP/connect.err")"
+run inc "$NS" c theirs n 4
+wait "$CPID"
+CCODE=$?
+[ "$CCODE" -eq 0 ] && ok || bad "connect exit $CCODE: $(cat "$TMP/connect.out" "$TMP/connect.err")"
+[ "$(grep -c ' SYNCED ops in [1-9]' "$TMP/connect.out")" -ge 2 ] && ok ||
+    bad "connect: not two rounds that took ops: $(cat "$TMP/connect.out")"
+grep -Eq '^[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3} CONNECTING$' "$TMP/connect.out" && ok ||
+    bad "connect: no CONNECTING line: $(cat "$TMP/connect.out")"
+expect "connect: the server's write reached the client" 0 '^4$' get "$NC" c theirs n
+kill -TERM "$SPID" 2>/dev/null
+wait "$SPID"
+expect "connect: the client's write reached the server" 0 '^6$' get "$NS" c mine n
+expect "connect with the server gone" 1 ' OFFLINE +CVG_EIO: cannot connect' \
+    connect "$NC" "tcp://127.0.0.1:$PORT" --for 1
+expect_err "connect: a bad url" 2 "not tcp://HOST:PORT" connect "$NC" http://x:1
+expect_err "connect: a bad --for" 2 "is not a number of seconds" connect "$NC" "tcp://127.0.0.1:$PORT" --for 0
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
