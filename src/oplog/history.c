@@ -34,6 +34,7 @@ cvg__history_begin(cvg__history *h, const cvg_replica_id *origin, uint64_t seg,
     crypto_generichash_update(&h->st, prev, CVG__DIGEST_BYTES);
     h->origin = *origin;
     h->seq = seg * CVG__HISTORY_SEGMENT;
+    h->in_seg = 0;
 }
 
 void
@@ -174,8 +175,9 @@ cvg__history_add(cvg__history *h, const cvg__op *op, cvg__buf *scratch,
     if (rc != CVG_OK) {
         return rc;
     }
-    if (h->seq > 0 && h->seq % CVG__HISTORY_SEGMENT == 0) {
-        /* The segment is full: its digest starts the next one. */
+    if (h->in_seg == CVG__HISTORY_SEGMENT) {
+        /* The segment is full: its digest starts the next one. (A stream
+         * begun at a segment's start has hashed nothing of it yet.) */
         seal->sealed = true;
         seal->seg = h->seq / CVG__HISTORY_SEGMENT - 1;
         cvg__history_digest(h, seal->digest);
@@ -183,6 +185,7 @@ cvg__history_add(cvg__history *h, const cvg__op *op, cvg__buf *scratch,
     }
     crypto_generichash_update(&h->st, scratch->p, scratch->len);
     h->seq++;
+    h->in_seg++;
     return CVG_OK;
 }
 

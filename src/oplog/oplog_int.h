@@ -438,7 +438,8 @@ int cvg__log_find(cvg__store *s, cvg__store_txn *t, const cvg_dot *dot,
 typedef struct cvg__history {
     crypto_generichash_state st;
     cvg_replica_id origin;
-    uint64_t seq; /* the ops hashed: 1..seq */
+    uint64_t seq;     /* the ops hashed: 1..seq */
+    uint32_t in_seg;  /* of which in the current segment */
 } cvg__history;
 
 /* A segment that filled up while adding an op: the digest at its end,

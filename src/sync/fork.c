@@ -91,6 +91,14 @@ send_fork(cvg_session *s, cvg_txn *t, const cvg_replica_id *origin,
     return cvg__session_enqueue(s, &m);
 }
 
+static bool
+known_fork(cvg_session *s, cvg_txn *t, const cvg_replica_id *origin)
+{
+    cvg__fork_rec f;
+    return cvg__fork_get(cvg__replica_store(s->r), cvg__txn_store_txn(t),
+                         origin, &f) == CVG_OK;
+}
+
 int
 cvg__session_check_forks(cvg_session *s)
 {
@@ -106,6 +114,9 @@ cvg__session_check_forks(cvg_session *s)
         uint64_t ours = cvg__vv_get(vv, &at->origin);
         if (ours < at->seq || (ours > at->seq && rebuilds++ >= REBUILDS_MAX)) {
             continue; /* the peer has more: it compares (or ops travel) */
+        }
+        if (known_fork(s, t, &at->origin)) {
+            continue; /* proven before: its ops are refused already */
         }
         uint8_t d[CVG__DIGEST_BYTES];
         rc = cvg__txn_history_digest(t, &at->origin, at->seq, d);
@@ -198,7 +209,7 @@ cvg__session_on_fork(cvg_session *s, const cvg__msg *m)
     }
     uint8_t d[CVG__DIGEST_BYTES];
     bool differs = false;
-    if (rc == CVG_OK && ours >= m->fork.seq) {
+    if (rc == CVG_OK && ours >= m->fork.seq && !known_fork(s, t, origin)) {
         rc = cvg__txn_history_digest(t, origin, m->fork.seq, d);
         differs = rc == CVG_OK &&
                   sodium_memcmp(d, m->fork_head, CVG__DIGEST_BYTES) != 0;

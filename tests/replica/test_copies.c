@@ -86,6 +86,14 @@ sub(char *out, size_t len, const char *base, const char *name)
     snprintf(out, len, "%s/%s", base, name);
 }
 
+static void
+expect_no_fork(cvg_replica *r)
+{
+    size_t n = 99;
+    cr_assert_eq(cvg_replica_forks(r, NULL, 0, &n), CVG_OK);
+    cr_expect_eq(n, 0, "no fork reported");
+}
+
 static size_t
 previous(cvg_replica *r, cvg_dot *out)
 {
@@ -193,6 +201,9 @@ Test(copies, cp_r_then_different_writes_converge_without_a_fork)
     expect_value(rs, "TWO-different");
     expect_value(ra, "TWO-different");
     expect_value(ra2, "TWO-different");
+    expect_no_fork(ra);
+    expect_no_fork(ra2);
+    expect_no_fork(rs);
     cvg_replica_close(ra);
     cvg_replica_close(ra2);
     cvg_replica_close(rs);
@@ -228,6 +239,8 @@ Test(copies, a_restored_older_backup_learns_its_later_ops_back)
     expect_value(rs, "four");
     cvg_dot prev[4];
     cr_expect_eq(previous(ra, prev), 1);
+    expect_no_fork(ra);
+    expect_no_fork(rs);
     cvg_replica_close(ra);
     cvg_replica_close(rs);
 }
