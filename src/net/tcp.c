@@ -339,7 +339,12 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     cvg__conn *c = st->data;
     if (n > 0 && !c->closing) {
-        arm_timer(c);
+        /* The handshake's clock runs from the connection's start, so a
+         * peer trickling its handshake a byte at a time still meets it;
+         * once the session is open, each read restarts the idle clock. */
+        if (c->s != NULL) {
+            arm_timer(c);
+        }
         feed(c, (const uint8_t *)buf->base, (size_t)n);
     } else if (n < 0 && !c->closing) {
         if (c->ending && cvg__channel_peer_closed(&c->ch)) {
