@@ -33,6 +33,7 @@ typedef struct write_req {
 } write_req;
 
 static void pump(cvg__conn *c);
+static void resume(cvg__conn *c);
 
 static void
 handle_closed(uv_handle_t *h)
@@ -149,9 +150,11 @@ on_written(uv_write_t *req, int status)
         return;
     }
     if (c->queued <= CVG__TCP_WRITE_HIGH / 2 && !c->ending) {
-        set_reading(c, true);
+        resume(c);
     }
-    maybe_end(c);
+    if (!c->closing) {
+        maybe_end(c);
+    }
 }
 
 /* Hand the channel's pending bytes to the socket (copied: the channel's
@@ -330,8 +333,39 @@ feed(cvg__conn *c, const uint8_t *p, size_t len)
         deliver(c, msg);
         p += used;
         len -= used;
+        if (c->queued > CVG__TCP_WRITE_HIGH && len > 0 && !c->closing) {
+            /* Each message may be answered by a page: keep the rest of
+             * this read until the writes drain, or a read of small PULLs
+             * would queue a page for each. */
+            c->held = malloc(len);
+            if (c->held == NULL) {
+                cvg__conn_abort(c, CVG_ENOMEM, "no memory for input");
+                return;
+            }
+            memcpy(c->held, p, len);
+            c->held_len = len;
+            break;
+        }
     }
     pump(c);
+}
+
+/* The writes have drained: feed what was held back, then read again. */
+static void
+resume(cvg__conn *c)
+{
+    if (c->held != NULL) {
+        uint8_t *p = c->held;
+        size_t len = c->held_len;
+        c->held = NULL;
+        c->held_len = 0;
+        feed(c, p, len);
+        free(p);
+    }
+    if (!c->closing && c->held == NULL && !c->ending &&
+        c->queued <= CVG__TCP_WRITE_HIGH) {
+        set_reading(c, true);
+    }
 }
 
 static void
@@ -415,6 +449,7 @@ cvg__conn_free(cvg__conn *c)
         return;
     }
     cvg_session_close(c->s);
+    free(c->held);
     if (c->ch_live) {
         cvg__channel_destroy(&c->ch);
     }

@@ -15,8 +15,9 @@
 #include "../sync/sync_int.h"
 #include "channel.h"
 
-/* Stop reading while more than this waits to be written (backpressure: a
- * peer that sends but does not read cannot make us queue without end). */
+/* Stop reading while more than this waits to be written, and take in no
+ * more of what was read (backpressure: a peer that sends but does not read
+ * cannot make us queue without end); read again under half of it. */
 #define CVG__TCP_WRITE_HIGH (4u << 20)
 #define CVG__TCP_TIMEOUT_MS 10000u
 
@@ -54,6 +55,9 @@ struct cvg__conn {
     int handles;             /* open libuv handles (tcp, timer) */
     cvg_session_stats stats; /* kept when the session closes */
     cvg__conn *next;         /* the server's list */
+    /* Input not yet fed to the channel, kept while the writes drain. */
+    uint8_t *held;
+    size_t held_len;
 };
 
 /* A connection on @p loop with its tcp and timer handles made (the caller
