@@ -21,9 +21,11 @@
 #define _XOPEN_SOURCE 700
 #include "tcp.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct write_req {
     uv_write_t req;
@@ -454,4 +456,27 @@ cvg__conn_free(cvg__conn *c)
         cvg__channel_destroy(&c->ch);
     }
     free(c);
+}
+
+void
+cvg__sigpipe_block(cvg__sigpipe *g)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+void
+cvg__sigpipe_unblock(const cvg__sigpipe *g)
+{
+    if (!sigismember(&g->old, SIGPIPE)) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&set, NULL, &zero) == SIGPIPE) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }

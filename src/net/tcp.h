@@ -8,6 +8,7 @@
 #ifndef CVG_NET_TCP_H
 #define CVG_NET_TCP_H
 
+#include <signal.h>
 #include <uv.h>
 
 #include "converge/net.h"
@@ -73,6 +74,18 @@ void cvg__conn_abort(cvg__conn *c, int rc, const char *why);
 /* The outcome: the session's error, else the connection's. */
 int cvg__conn_result(const cvg__conn *c);
 void cvg__conn_free(cvg__conn *c);
+
+/* A write to a connection the peer has reset raises SIGPIPE, whose
+ * default action ends the process, and libuv cannot write with
+ * MSG_NOSIGNAL. So the thread that runs a loop blocks SIGPIPE for the run
+ * (the write then fails with EPIPE, a cut connection like any other) and
+ * takes the one that may be pending before it restores its mask. The
+ * process's disposition stays the app's. */
+typedef struct cvg__sigpipe {
+    sigset_t old;
+} cvg__sigpipe;
+void cvg__sigpipe_block(cvg__sigpipe *g);
+void cvg__sigpipe_unblock(const cvg__sigpipe *g);
 
 /* Split "HOST:PORT" or "[V6]:PORT" into @p host (room for NI_MAXHOST) and
  * @p port (room for 6): false if malformed. */

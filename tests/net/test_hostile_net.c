@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -424,6 +425,44 @@ Test(hostile_net, a_client_that_never_reads, .timeout = 60)
     cvg_replica_close(me);
     static const char *const names[] = {"honest0", "honest1"};
     finish(&b, names, 2);
+}
+
+/* Clients that ask for pages and reset the connection while the server
+ * writes them: its writes fail with EPIPE, which must end those
+ * connections, not the process (SIGPIPE's default action). */
+Test(hostile_net, resets_while_the_server_writes, .timeout = 60)
+{
+    signal(SIGPIPE, SIG_DFL);
+    cvg_replica *sr = open_dir("server");
+    cvg_txn *t;
+    OK(cvg_txn_begin(sr, 0, &t));
+    cvg_key key = {"c", "big", "n"};
+    for (int i = 0; i < 100000; i++) {
+        OK(cvg_counter_add(t, &key, 1, NULL));
+    }
+    OK(cvg_txn_commit(t));
+    server_box b;
+    start_on(&b, sr, NULL);
+    cvg_replica *me = open_dir("me");
+    for (int k = 0; k < 30; k++) {
+        cvg_raw *c = proven(&b, me);
+        cvg_bytes pull;
+        OK(cvg_raw_held(c, &pull));
+        for (int i = 0; i < 400; i++) {
+            uint8_t *f;
+            size_t flen;
+            OK(cvg_raw_seal(c, pull.data, pull.len, &f, &flen));
+            (void)cvg_raw_write(c, f, flen);
+            free(f);
+        }
+        usleep((useconds_t)(k * 3000));
+        /* Unread bytes at close: the kernel sends a reset. */
+        cvg_raw_free(c);
+    }
+    honest(&b, "honest");
+    cvg_replica_close(me);
+    static const char *const names[] = {"honest"};
+    finish(&b, names, 1);
 }
 
 Test(hostile_net, replayed_reordered_and_misdirected_frames, .timeout = 60)
