@@ -335,10 +335,11 @@ feed(cvg__conn *c, const uint8_t *p, size_t len)
         deliver(c, msg);
         p += used;
         len -= used;
-        if (c->queued > CVG__TCP_WRITE_HIGH && len > 0 && !c->closing) {
+        if (c->queued >= CVG__TCP_TURN && len > 0 && !c->closing) {
             /* Each message may be answered by a page: keep the rest of
-             * this read until the writes drain, or a read of small PULLs
-             * would queue a page for each. */
+             * this read until what was queued is written, or a read of
+             * small PULLs would queue a page for each, and hold the loop
+             * (and every other connection) while it builds them. */
             c->held = malloc(len);
             if (c->held == NULL) {
                 cvg__conn_abort(c, CVG_ENOMEM, "no memory for input");
@@ -346,6 +347,7 @@ feed(cvg__conn *c, const uint8_t *p, size_t len)
             }
             memcpy(c->held, p, len);
             c->held_len = len;
+            set_reading(c, false); /* the held bytes come first */
             break;
         }
     }

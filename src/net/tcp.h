@@ -20,6 +20,10 @@
  * more of what was read (backpressure: a peer that sends but does not read
  * cannot make us queue without end); read again under half of it. */
 #define CVG__TCP_WRITE_HIGH (4u << 20)
+/* A message whose answer leaves this much queued is the last one taken in
+ * before those writes complete: the rest of the read waits a turn of the
+ * loop, so one peer's PULLs cannot keep the loop building its pages. */
+#define CVG__TCP_TURN (64u << 10)
 #define CVG__TCP_TIMEOUT_MS 10000u
 
 typedef struct cvg__conn cvg__conn;

@@ -27,6 +27,20 @@
 #include "net_raw.h"
 
 #define MIB (1024.0 * 1024.0)
+
+/* Under AddressSanitizer freed blocks wait in quarantine and every block
+ * has redzones, so the resident set says nothing of the server's bounds:
+ * they are printed, not checked. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MEMORY_CHECKED false
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEMORY_CHECKED false
+#endif
+#endif
+#ifndef MEMORY_CHECKED
+#define MEMORY_CHECKED true
+#endif
 #define RAW_TIMEOUT_MS 5000
 
 /* A fresh client with one op of its own syncs, and the server has it. */
@@ -86,7 +100,9 @@ expect_growth_below(size_t peak0, double mib, const char *what)
 {
     double grew = (double)(cvg_raw_peak_rss_bytes() - peak0) / MIB;
     cr_log_info("%s: peak RSS grew %.1f MiB", what, grew);
-    cr_expect_lt(grew, mib, "%s: peak RSS grew %.1f MiB", what, grew);
+    if (MEMORY_CHECKED) {
+        cr_expect_lt(grew, mib, "%s: peak RSS grew %.1f MiB", what, grew);
+    }
 }
 
 /* In place: the server's thread holds a pointer to @p b. */
@@ -308,9 +324,9 @@ Test(hostile_net, a_thousand_idle_connections_and_max_clients, .timeout = 120)
     cr_expect_eq(refused, N - MAX);
     /* Server and test in one process: ours are freed, only fds stay. An
      * idle channel holds no frame buffer (it held 64 KiB inline). */
-    cr_expect_lt((double)(rss1 - rss0) / (double)MAX, 40.0 * 1024,
-                 "%.1f KiB per idle connection",
-                 (double)(rss1 - rss0) / 1024.0 / MAX);
+    cr_expect(!MEMORY_CHECKED || (double)(rss1 - rss0) / MAX < 40.0 * 1024,
+              "%.1f KiB per idle connection",
+              (double)(rss1 - rss0) / 1024.0 / MAX);
 
     /* Full: an honest client is turned away at once. */
     cvg_replica *h = open_dir("honest");
