@@ -1,6 +1,7 @@
 /*
  * converge_bench: shared types of the driver (bench.c), the helpers
- * (util.c) and the workloads (wl_*.c). Only the public API is used.
+ * (util.c) and the workloads (wl_*.c). Only the public API is used, but
+ * for the raw clients of net_idle_1k (wl_net.c).
  */
 #ifndef CVG_BENCH_H
 #define CVG_BENCH_H
@@ -127,6 +128,9 @@ void wl_single_relaxed(const bench_ctx *ctx, bench_run *out);
 void wl_sync_full(const bench_ctx *ctx, bench_run *out);
 void wl_sync_conflict(const bench_ctx *ctx, bench_run *out);
 void wl_sync_incremental(const bench_ctx *ctx, bench_run *out);
+void wl_net_sync(const bench_ctx *ctx, bench_run *out);
+void wl_net_handshakes(const bench_ctx *ctx, bench_run *out);
+void wl_net_idle(const bench_ctx *ctx, bench_run *out);
 
 /* Where counter_1m keeps its last replica for reopen_1m. */
 #define BENCH_COUNTER_KEPT "counter_1m.replica"

@@ -19,6 +19,12 @@
  * of its own, while the app goes on writing: the app and the syncer share
  * the replica through the syncer's lock (cvg_syncer_lock()).
  *
+ * A peer that resets its connection makes the next write to it raise
+ * SIGPIPE; cvg_net_sync(), cvg_server_run() and cvg_server_close() block
+ * it on their thread while they run and take a pending one before they
+ * return, so the connection ends (as cut) and the process does not. The
+ * process's disposition of SIGPIPE is left as the app set it.
+ *
  * Not included by converge.h; link the same library.
  */
 #ifndef CONVERGE_NET_H

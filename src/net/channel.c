@@ -6,8 +6,9 @@
  * length, checked at once (a handshake frame over its longest possible
  * size, or a transport frame too short for tag and flag, is refused before
  * its body arrives); the body is read where it lies in the caller's bytes
- * when it is whole there, else gathered in the inline frame buffer, so
- * feeding one byte at a time costs a copy and nothing else. Handshake
+ * when it is whole there, else gathered in a frame buffer (64 KiB, taken
+ * for that frame and freed after it, so an idle channel holds a few KiB),
+ * so feeding one byte at a time costs a copy and nothing else. Handshake
  * frames go to cvg__noise_read() and answer with the next handshake
  * message; transport frames are decrypted straight into the reassembly
  * buffer, after the message's part so far, and the flag byte at their end
@@ -121,6 +122,8 @@ fail(cvg__channel *ch, int rc)
     cvg__noise_transport_wipe(&ch->t);
     msg_free(&ch->msg);
     cvg__buf_free(&ch->out);
+    cvg__free(ch->frame);
+    ch->frame = NULL;
     ch->delivered = ch->out_taken = false;
     ch->state = CVG__CHANNEL_FAILED;
     ch->error = rc;
@@ -142,6 +145,7 @@ cvg__channel_destroy(cvg__channel *ch)
     }
     msg_free(&ch->msg);
     cvg__buf_free(&ch->out);
+    cvg__free(ch->frame);
     sodium_memzero(ch, sizeof *ch);
 }
 
@@ -394,6 +398,12 @@ feed_step(cvg__channel *ch, const uint8_t *in, size_t len, size_t *used,
         *used = need; /* whole in the caller's bytes: read it there */
         return end_frame(ch, in, need, delivered);
     }
+    if (ch->frame == NULL) {
+        ch->frame = cvg__alloc(CVG__NOISE_MSG_MAX);
+        if (ch->frame == NULL) {
+            return CVG_ENOMEM;
+        }
+    }
     size_t n = CVG__MIN(need, len);
     memcpy(ch->frame + ch->frame_have, in, n);
     ch->frame_have += n;
@@ -401,7 +411,11 @@ feed_step(cvg__channel *ch, const uint8_t *in, size_t len, size_t *used,
     if (ch->frame_have < ch->frame_len) {
         return CVG_OK;
     }
-    return end_frame(ch, ch->frame, ch->frame_len, delivered);
+    int rc = end_frame(ch, ch->frame, ch->frame_len, delivered);
+    /* Freed with each frame it gathered, so an idle channel holds none. */
+    cvg__free(ch->frame);
+    ch->frame = NULL;
+    return rc;
 }
 
 int

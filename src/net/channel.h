@@ -74,7 +74,8 @@ typedef struct cvg__channel_options {
 } cvg__channel_options;
 
 /* Caller-owned; its fields are private to channel.c (tests may read
- * them). About 70 KiB: one frame is buffered inline. */
+ * them). About 4 KiB; a frame cut across feeds is gathered in a buffer of
+ * its own, taken for that frame only. */
 typedef struct cvg__channel {
     cvg__channel_state state;
     int error; /* the code that killed it */
@@ -97,7 +98,8 @@ typedef struct cvg__channel {
     size_t head_len;
     size_t frame_len;
     size_t frame_have;
-    uint8_t frame[CVG__NOISE_MSG_MAX];
+    /* CVG__NOISE_MSG_MAX bytes while a frame is gathered, else NULL. */
+    uint8_t *frame;
     cvg__buf msg; /* the application message being reassembled */
     cvg__buf out; /* frames waiting for cvg__channel_output() */
 } cvg__channel;

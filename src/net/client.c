@@ -208,8 +208,11 @@ cvg_net_sync(cvg_replica *r, const char *url, const cvg_net_options *o,
     if (uv_loop_init(&cl.loop) != 0) {
         return cvg__sync_fail(r, CVG_EIO, "cannot start an event loop");
     }
+    cvg__sigpipe g;
+    cvg__sigpipe_block(&g);
     int rc = run(&cl, host, port, stats_out);
     uv_run(&cl.loop, UV_RUN_DEFAULT); /* nothing is left; for safety */
+    cvg__sigpipe_unblock(&g);
     (void)uv_loop_close(&cl.loop);
     return rc;
 }

@@ -233,7 +233,10 @@ cvg_server_run(cvg_server *s)
         return CVG_EMISUSE;
     }
     s->ran = true;
+    cvg__sigpipe g;
+    cvg__sigpipe_block(&g);
     uv_run(&s->loop, UV_RUN_DEFAULT);
+    cvg__sigpipe_unblock(&g);
     return CVG_OK;
 }
 
@@ -259,7 +262,10 @@ cvg_server_close(cvg_server *s)
     for (cvg__conn *c = s->conns; c != NULL; c = c->next) {
         cvg__conn_abort(c, CVG_EIO, "the server closed");
     }
+    cvg__sigpipe g;
+    cvg__sigpipe_block(&g);
     uv_run(&s->loop, UV_RUN_DEFAULT);
+    cvg__sigpipe_unblock(&g);
     (void)uv_loop_close(&s->loop);
     free(s->allow);
     free(s);

@@ -21,9 +21,11 @@
 #define _XOPEN_SOURCE 700
 #include "tcp.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct write_req {
     uv_write_t req;
@@ -33,6 +35,7 @@ typedef struct write_req {
 } write_req;
 
 static void pump(cvg__conn *c);
+static void resume(cvg__conn *c);
 
 static void
 handle_closed(uv_handle_t *h)
@@ -149,9 +152,11 @@ on_written(uv_write_t *req, int status)
         return;
     }
     if (c->queued <= CVG__TCP_WRITE_HIGH / 2 && !c->ending) {
-        set_reading(c, true);
+        resume(c);
     }
-    maybe_end(c);
+    if (!c->closing) {
+        maybe_end(c);
+    }
 }
 
 /* Hand the channel's pending bytes to the socket (copied: the channel's
@@ -330,8 +335,41 @@ feed(cvg__conn *c, const uint8_t *p, size_t len)
         deliver(c, msg);
         p += used;
         len -= used;
+        if (c->queued >= CVG__TCP_TURN && len > 0 && !c->closing) {
+            /* Each message may be answered by a page: keep the rest of
+             * this read until what was queued is written, or a read of
+             * small PULLs would queue a page for each, and hold the loop
+             * (and every other connection) while it builds them. */
+            c->held = malloc(len);
+            if (c->held == NULL) {
+                cvg__conn_abort(c, CVG_ENOMEM, "no memory for input");
+                return;
+            }
+            memcpy(c->held, p, len);
+            c->held_len = len;
+            set_reading(c, false); /* the held bytes come first */
+            break;
+        }
     }
     pump(c);
+}
+
+/* The writes have drained: feed what was held back, then read again. */
+static void
+resume(cvg__conn *c)
+{
+    if (c->held != NULL) {
+        uint8_t *p = c->held;
+        size_t len = c->held_len;
+        c->held = NULL;
+        c->held_len = 0;
+        feed(c, p, len);
+        free(p);
+    }
+    if (!c->closing && c->held == NULL && !c->ending &&
+        c->queued <= CVG__TCP_WRITE_HIGH) {
+        set_reading(c, true);
+    }
 }
 
 static void
@@ -339,7 +377,12 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     cvg__conn *c = st->data;
     if (n > 0 && !c->closing) {
-        arm_timer(c);
+        /* The handshake's clock runs from the connection's start, so a
+         * peer trickling its handshake a byte at a time still meets it;
+         * once the session is open, each read restarts the idle clock. */
+        if (c->s != NULL) {
+            arm_timer(c);
+        }
         feed(c, (const uint8_t *)buf->base, (size_t)n);
     } else if (n < 0 && !c->closing) {
         if (c->ending && cvg__channel_peer_closed(&c->ch)) {
@@ -410,8 +453,32 @@ cvg__conn_free(cvg__conn *c)
         return;
     }
     cvg_session_close(c->s);
+    free(c->held);
     if (c->ch_live) {
         cvg__channel_destroy(&c->ch);
     }
     free(c);
+}
+
+void
+cvg__sigpipe_block(cvg__sigpipe *g)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+void
+cvg__sigpipe_unblock(const cvg__sigpipe *g)
+{
+    if (!sigismember(&g->old, SIGPIPE)) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&set, NULL, &zero) == SIGPIPE) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }

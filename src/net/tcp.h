@@ -8,6 +8,7 @@
 #ifndef CVG_NET_TCP_H
 #define CVG_NET_TCP_H
 
+#include <signal.h>
 #include <uv.h>
 
 #include "converge/net.h"
@@ -15,9 +16,14 @@
 #include "../sync/sync_int.h"
 #include "channel.h"
 
-/* Stop reading while more than this waits to be written (backpressure: a
- * peer that sends but does not read cannot make us queue without end). */
+/* Stop reading while more than this waits to be written, and take in no
+ * more of what was read (backpressure: a peer that sends but does not read
+ * cannot make us queue without end); read again under half of it. */
 #define CVG__TCP_WRITE_HIGH (4u << 20)
+/* A message whose answer leaves this much queued is the last one taken in
+ * before those writes complete: the rest of the read waits a turn of the
+ * loop, so one peer's PULLs cannot keep the loop building its pages. */
+#define CVG__TCP_TURN (64u << 10)
 #define CVG__TCP_TIMEOUT_MS 10000u
 
 typedef struct cvg__conn cvg__conn;
@@ -54,6 +60,9 @@ struct cvg__conn {
     int handles;             /* open libuv handles (tcp, timer) */
     cvg_session_stats stats; /* kept when the session closes */
     cvg__conn *next;         /* the server's list */
+    /* Input not yet fed to the channel, kept while the writes drain. */
+    uint8_t *held;
+    size_t held_len;
 };
 
 /* A connection on @p loop with its tcp and timer handles made (the caller
@@ -69,6 +78,18 @@ void cvg__conn_abort(cvg__conn *c, int rc, const char *why);
 /* The outcome: the session's error, else the connection's. */
 int cvg__conn_result(const cvg__conn *c);
 void cvg__conn_free(cvg__conn *c);
+
+/* A write to a connection the peer has reset raises SIGPIPE, whose
+ * default action ends the process, and libuv cannot write with
+ * MSG_NOSIGNAL. So the thread that runs a loop blocks SIGPIPE for the run
+ * (the write then fails with EPIPE, a cut connection like any other) and
+ * takes the one that may be pending before it restores its mask. The
+ * process's disposition stays the app's. */
+typedef struct cvg__sigpipe {
+    sigset_t old;
+} cvg__sigpipe;
+void cvg__sigpipe_block(cvg__sigpipe *g);
+void cvg__sigpipe_unblock(const cvg__sigpipe *g);
 
 /* Split "HOST:PORT" or "[V6]:PORT" into @p host (room for NI_MAXHOST) and
  * @p port (room for 6): false if malformed. */
