@@ -32,6 +32,18 @@ int cvg__hlc_receive(uint64_t *clock, uint64_t remote, uint64_t now_ms,
 /* ---- Ids, dots, version vectors ------------------------------------------ */
 
 int cvg__id_cmp(const cvg_replica_id *a, const cvg_replica_id *b);
+/* Whether two ids are equal: two loads and compares, for the paths that
+ * run for every op (no call, no byte loop). */
+static inline bool
+cvg__id_eq(const cvg_replica_id *a, const cvg_replica_id *b)
+{
+    uint64_t a0, a1, b0, b1;
+    memcpy(&a0, a->bytes, 8);
+    memcpy(&a1, a->bytes + 8, 8);
+    memcpy(&b0, b->bytes, 8);
+    memcpy(&b1, b->bytes + 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
 /* By origin id, then seq. */
 int cvg__dot_cmp(const cvg_dot *a, const cvg_dot *b);
 

@@ -428,18 +428,25 @@ int cvg__log_find(cvg__store *s, cvg__store_txn *t, const cvg_dot *dot,
  * encoding; the origin signs its digest at a seq (a signature point). */
 #include <sodium.h>
 
-#define CVG__HISTORY_SEGMENT 1024u /* ops per segment of the stream */
+#define CVG__HISTORY_SEGMENT 4096u /* ops per segment of the stream */
 #define CVG__DIGEST_BYTES 32
 #define CVG__SIG_BYTES 64
 #define CVG__INC_MAX 16 /* extra bytes of a derived origin id */
 #define CVG__POINT_MSG_BYTES (23 + 16 + 8 + CVG__DIGEST_BYTES)
 
-/* The hash of an origin's history up to seq. */
+#define CVG__HISTORY_TARGET_MAX 64 /* a target this long is compared */
+
+/* The hash of an origin's history up to seq, and what the canonical
+ * encoding of the next op refers to: the previous op of the segment's
+ * time and target (history.c). */
 typedef struct cvg__history {
     crypto_generichash_state st;
     cvg_replica_id origin;
-    uint64_t seq;     /* the ops hashed: 1..seq */
-    uint32_t in_seg;  /* of which in the current segment */
+    uint64_t seq;    /* the ops hashed: 1..seq */
+    uint32_t in_seg; /* of which in the current segment */
+    uint64_t prev_hlc;
+    uint16_t prev_len; /* 0: no previous target to refer to */
+    uint8_t prev_target[CVG__HISTORY_TARGET_MAX];
 } cvg__history;
 
 /* A segment that filled up while adding an op: the digest at its end,
@@ -463,8 +470,6 @@ typedef struct cvg__point {
     uint8_t inc_len;
 } cvg__point;
 
-/* The canonical bytes of @p op, appended to @p out. */
-int cvg__op_canon(const cvg__op *op, cvg__buf *out);
 /* Start segment @p seg of @p origin's stream from the digest before it. */
 void cvg__history_begin(cvg__history *h, const cvg_replica_id *origin,
                         uint64_t seg, const uint8_t prev[CVG__DIGEST_BYTES]);

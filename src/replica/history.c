@@ -2,9 +2,10 @@
  * Each origin's signed history, kept as ops are applied (src/oplog/history.c
  * says how it hashes). The replica holds, per origin, the hash stream at
  * the seq it has committed (built from the log the first time it is
- * needed, at most a segment's ops); a write transaction works on copies of
- * the streams it extends, so an abort leaves the replica's untouched, and
- * publishes them at commit. A commit stores the segments that filled up
+ * needed, at most a segment's ops). A write transaction takes the streams
+ * it extends out of that cache (no copy: a commit of one op must not pay
+ * for one) and puts them back at commit; an abort drops them, and they are
+ * built again from the log when next needed. A commit stores the segments that filled up
  * and the signature points and keys a page brought.
  *
  * Signing happens where ops leave (a page served), never per commit: the
@@ -20,18 +21,27 @@ cached(const cvg_replica *r, uint32_t idx)
     return idx < r->nhist ? r->hist[idx] : NULL;
 }
 
-static void
-cache_put(cvg_replica *r, uint32_t idx, const cvg__history *h)
+static bool
+cache_room(cvg_replica *r, uint32_t idx)
 {
     if (idx >= r->nhist) {
         void *arr = r->hist;
         size_t cap = r->nhist;
         if (cvg__grow(&arr, &cap, idx + 1, sizeof *r->hist) != CVG_OK) {
-            return; /* a cache: without it, the stream is built again */
+            return false; /* a cache: without it, the stream is built again */
         }
         r->hist = arr;
         memset(r->hist + r->nhist, 0, (cap - r->nhist) * sizeof *r->hist);
         r->nhist = cap;
+    }
+    return true;
+}
+
+static void
+cache_put(cvg_replica *r, uint32_t idx, const cvg__history *h)
+{
+    if (!cache_room(r, idx)) {
+        return;
     }
     if (r->hist[idx] == NULL) {
         r->hist[idx] = cvg__alloc(sizeof *h);
@@ -62,9 +72,9 @@ stream_at(cvg_txn *t, const cvg_replica_id *origin, uint64_t seq,
     cvg_replica *r = t->r;
     cvg__txn_history *x = &t->hist;
     for (size_t i = 0; i < x->n; i++) {
-        if (x->streams[i].h.seq == seq &&
-            cvg__id_cmp(&x->streams[i].h.origin, origin) == 0) {
-            *out = x->streams[i].h;
+        if (x->streams[i].h->seq == seq &&
+            cvg__id_cmp(&x->streams[i].h->origin, origin) == 0) {
+            *out = *x->streams[i].h;
             return CVG_OK;
         }
     }
@@ -96,21 +106,20 @@ cvg__txn_history_digest(cvg_txn *t, const cvg_replica_id *origin, uint64_t seq,
 
 /* ---- A transaction's streams ------------------------------------------- */
 
-/* The transaction's stream of @p origin, made (at what is committed) the
- * first time. */
+/* The transaction's stream of @p origin, taken from the cache (or built,
+ * at what is committed) the first time. */
 static int
 txn_stream(cvg_txn *t, const cvg_replica_id *origin, cvg__history **out)
 {
     cvg__txn_history *x = &t->hist;
-    if (x->last < x->n &&
-        cvg__id_cmp(&x->streams[x->last].h.origin, origin) == 0) {
-        *out = &x->streams[x->last].h;
+    if (x->last < x->n && cvg__id_eq(&x->streams[x->last].h->origin, origin)) {
+        *out = x->streams[x->last].h;
         return CVG_OK;
     }
     for (size_t i = 0; i < x->n; i++) {
-        if (cvg__id_cmp(&x->streams[i].h.origin, origin) == 0) {
+        if (cvg__id_eq(&x->streams[i].h->origin, origin)) {
             x->last = i;
-            *out = &x->streams[i].h;
+            *out = x->streams[i].h;
             return CVG_OK;
         }
     }
@@ -120,13 +129,33 @@ txn_stream(cvg_txn *t, const cvg_replica_id *origin, cvg__history **out)
     if (rc != CVG_OK) {
         return rc;
     }
-    cvg__txn_stream *s = &x->streams[x->n];
-    rc = stream_at(t, origin, cvg__vv_get(&t->r->vv, origin), &s->h);
-    if (rc != CVG_OK) {
-        return rc;
+    cvg_replica *r = t->r;
+    uint64_t seq = cvg__vv_get(&r->vv, origin);
+    uint32_t idx;
+    cvg__history *h = NULL;
+    if (cvg__origins_find(&r->origins, origin, &idx) == CVG_OK) {
+        h = cached(r, idx);
+        if (h != NULL && h->seq == seq &&
+            cvg__id_cmp(&h->origin, origin) == 0) {
+            r->hist[idx] = NULL; /* ours until commit */
+        } else {
+            h = NULL;
+        }
     }
+    if (h == NULL) {
+        h = cvg__alloc(sizeof *h);
+        if (h == NULL) {
+            return CVG_ENOMEM;
+        }
+        rc = cvg__history_build(&r->store, t->mt, origin, seq, h);
+        if (rc != CVG_OK) {
+            cvg__free(h);
+            return rc;
+        }
+    }
+    x->streams[x->n].h = h;
     x->last = x->n++;
-    *out = &s->h;
+    *out = h;
     return CVG_OK;
 }
 
@@ -187,9 +216,12 @@ cvg__txn_history_publish(cvg_txn *t)
     cvg__txn_history *x = &t->hist;
     for (size_t i = 0; i < x->n; i++) {
         uint32_t idx;
-        if (cvg__origins_find(&r->origins, &x->streams[i].h.origin, &idx) ==
-            CVG_OK) {
-            cache_put(r, idx, &x->streams[i].h);
+        cvg__history *h = x->streams[i].h;
+        if (cvg__origins_find(&r->origins, &h->origin, &idx) == CVG_OK &&
+            cache_room(r, idx)) {
+            cvg__free(r->hist[idx]);
+            r->hist[idx] = h;
+            x->streams[i].h = NULL;
         }
     }
     if (r->has_pk) {
@@ -201,6 +233,9 @@ void
 cvg__txn_history_free(cvg_txn *t)
 {
     cvg__txn_history *x = &t->hist;
+    for (size_t i = 0; i < x->n; i++) {
+        cvg__free(x->streams[i].h); /* aborted: built again when needed */
+    }
     cvg__free(x->streams);
     cvg__free(x->seals);
     cvg__free(x->points);
@@ -315,7 +350,7 @@ cvg__txn_check_points(cvg_txn *t, const cvg__point *pts, size_t n)
     cvg__txn_history *x = &t->hist;
     char hex[33];
     for (size_t i = 0; i < x->n; i++) {
-        const cvg__history *h = &x->streams[i].h;
+        const cvg__history *h = x->streams[i].h;
         if (cvg__id_cmp(&h->origin, &r->id) == 0 ||
             h->seq == cvg__vv_get(&r->vv, &h->origin)) {
             continue; /* our own ops (a resolver's), or nothing new */

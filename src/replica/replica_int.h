@@ -102,7 +102,7 @@ typedef struct cvg__pending_block {
 /* The history streams a write transaction extends (copies), the
  * segments that filled up, and the points a page brought (history.c). */
 typedef struct cvg__txn_stream {
-    cvg__history h;
+    cvg__history *h; /* taken from the replica's cache, or built */
 } cvg__txn_stream;
 
 typedef struct cvg__txn_seal {

@@ -97,7 +97,7 @@ static int
 find_track(page *p, cvg_txn *t, const cvg_replica_id *origin, track **out)
 {
     if (p->last_track < p->ntracks &&
-        cvg__id_cmp(&p->tracks[p->last_track].origin, origin) == 0) {
+        cvg__id_eq(&p->tracks[p->last_track].origin, origin)) {
         *out = &p->tracks[p->last_track];
         return CVG_OK;
     }

@@ -59,10 +59,12 @@ digest_both(cvg_replica *r, uint64_t seq, uint8_t cached[32], uint8_t built[32])
 Test(history, built_and_kept_streams_agree_across_segments)
 {
     const int sizes[] = {1, 7, 1000, 1500};
-    const uint64_t ends[] = {1, 1023, 1024, 1025, 2047, 2048, 2049, 2600};
+    const uint64_t S = CVG__HISTORY_SEGMENT;
+    const uint64_t ends[] = {1,         S - 1, S,         S + 1,
+                             2 * S - 1, 2 * S, 2 * S + 1, 2 * S + 500};
     for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
         for (size_t e = 0; e < sizeof ends / sizeof *ends; e++) {
-            if (sizes[s] == 1 && ends[e] > 1100) {
+            if (sizes[s] < 1000 && ends[e] > S + 1) {
                 continue; /* a commit per op: keep it short */
             }
             char name[64];
@@ -83,7 +85,7 @@ Test(history, the_digest_does_not_depend_on_transactions)
     /* The ops of a few big transactions, hashed one by one as they come
      * from the log, and rebuilt from the chain record: one digest. */
     cvg_replica *r1 = open_dir("history-group");
-    write_ops(r1, 2100, 1000);
+    write_ops(r1, 2 * CVG__HISTORY_SEGMENT + 100, 1000);
     cvg_replica_id id;
     cvg_replica_id_get(r1, &id);
     cvg_txn *t;
@@ -102,7 +104,8 @@ Test(history, the_digest_does_not_depend_on_transactions)
     cvg__log_iter_close(&it);
     uint8_t d1[32], d2[32];
     cvg__history_digest(&one, d1);
-    OK(cvg__history_build(&r1->store, t->mt, &id, 2100, &many));
+    OK(cvg__history_build(&r1->store, t->mt, &id,
+                          2 * CVG__HISTORY_SEGMENT + 100, &many));
     cvg__history_digest(&many, d2);
     cr_expect(memcmp(d1, d2, 32) == 0);
     cvg_txn_abort(t);
@@ -162,4 +165,54 @@ Test(history, every_field_of_an_op_changes_the_digest)
     m.pub.key = (cvg_bytes){(const uint8_t *)"", 0};
     digest_of(&m, d);
     cr_expect(memcmp(d, d0, 32) != 0);
+}
+
+/* The second op's target is left out when it is the first's: a second op
+ * on another target must still give another digest, and so must a time
+ * that differs only as a delta. */
+static void
+digest_of_two(const cvg__op *a, const cvg__op *b, uint8_t out[32])
+{
+    static const uint8_t zero[32];
+    cvg__history h;
+    cvg__history_begin(&h, &a->pub.dot.origin, 0, zero);
+    cvg__buf scratch = {0};
+    cvg__history_seal seal;
+    OK(cvg__history_add(&h, a, &scratch, &seal));
+    OK(cvg__history_add(&h, b, &scratch, &seal));
+    cvg__buf_free(&scratch);
+    cvg__history_digest(&h, out);
+}
+
+Test(history, a_run_on_one_target_is_told_from_two_targets)
+{
+    cvg__op a;
+    memset(&a, 0, sizeof a);
+    a.pub.dot.seq = 1;
+    a.pub.hlc = 1000;
+    a.pub.kind = CVG_OP_COUNTER_ADD;
+    a.pub.collection = (cvg_bytes){(const uint8_t *)"c", 1};
+    a.pub.key = (cvg_bytes){(const uint8_t *)"k", 1};
+    a.pub.field = (cvg_bytes){(const uint8_t *)"f", 1};
+    a.pub.delta = 1;
+    cvg__op b = a;
+    b.pub.dot.seq = 2;
+    b.pub.hlc = 1001;
+    uint8_t same[32], d[32];
+    digest_of_two(&a, &b, same);
+    cvg__op b2 = b;
+    b2.pub.key = (cvg_bytes){(const uint8_t *)"j", 1};
+    digest_of_two(&a, &b2, d);
+    cr_expect(memcmp(d, same, 32) != 0, "another target");
+    b2 = b;
+    b2.pub.hlc = 1002;
+    digest_of_two(&a, &b2, d);
+    cr_expect(memcmp(d, same, 32) != 0, "another time");
+    b2 = b;
+    b2.pub.delta = -1;
+    digest_of_two(&a, &b2, d);
+    cr_expect(memcmp(d, same, 32) != 0, "another delta");
+    /* The same ops twice: the same digest (nothing but the ops counts). */
+    digest_of_two(&a, &b, d);
+    cr_expect(memcmp(d, same, 32) == 0);
 }

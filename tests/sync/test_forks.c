@@ -47,17 +47,20 @@ open_dir(const char *name, const uint8_t *sk, seen *events)
     return r;
 }
 
+/* @p n register sets, in transactions of up to 500. */
 static void
 write_n(cvg_replica *r, int n, const char *value)
 {
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i += 500) {
         cvg_txn *t;
-        char key[16];
-        snprintf(key, sizeof key, "k%d", i);
-        cvg_key k = {"c", key, "f"};
-        cvg_value v = cvg_value_string(value);
         OK(cvg_txn_begin(r, 0, &t));
-        OK(cvg_register_set(t, &k, &v, NULL));
+        for (int j = i; j < n && j < i + 500; j++) {
+            char key[16];
+            snprintf(key, sizeof key, "k%d", j % 300);
+            cvg_key k = {"c", key, "f"};
+            cvg_value v = cvg_value_string(value);
+            OK(cvg_register_set(t, &k, &v, NULL));
+        }
         OK(cvg_txn_commit(t));
     }
 }
@@ -191,7 +194,7 @@ Test(forks, honest_replicas_never_report_one)
     for (int step = 0; step < 60; step++) {
         int i = (int)cvg_test_below(&rng, 4), j = (int)cvg_test_below(&rng, 4);
         if (cvg_test_below(&rng, 3) == 0) {
-            write_n(r[i], 1 + (int)cvg_test_below(&rng, 1200), "v");
+            write_n(r[i], 1 + (int)cvg_test_below(&rng, 3000), "v");
         } else if (i != j) {
             int rc = cvg_sync_local(r[i], r[j], NULL);
             cr_assert_eq(rc, CVG_OK, "seed %llu step %d: %s (%s / %s)",
