@@ -5,15 +5,15 @@
  * needed, at most a segment's ops). A write transaction takes the streams
  * it extends out of that cache (no copy: a commit of one op must not pay
  * for one) and puts them back at commit; an abort drops them, and they are
- * built again from the log when next needed. A commit stores the segments that filled up
- * and the signature points and keys a page brought.
+ * built again from the log when next needed. A commit stores the segments
+ * that filled up and the signature points and keys a page brought.
  *
  * Signing happens where ops leave (a page served), never per commit: the
  * hash costs a few tens of nanoseconds per op, a signature about 25 us.
  */
 #include "replica_int.h"
 
-/* ---- The replica's streams ------------------------------------------------ */
+/* ---- The replica's streams ----------------------------------------------- */
 
 static cvg__history *
 cached(const cvg_replica *r, uint32_t idx)
@@ -243,7 +243,7 @@ cvg__txn_history_free(cvg_txn *t)
     memset(x, 0, sizeof *x);
 }
 
-/* ---- Keys and signatures --------------------------------------------------- */
+/* ---- Keys and signatures ------------------------------------------------- */
 
 int
 cvg__txn_origin_key(cvg_txn *t, const cvg_replica_id *origin, uint8_t pk[32],
@@ -405,7 +405,7 @@ cvg__txn_check_points(cvg_txn *t, const cvg__point *pts, size_t n)
     return CVG_OK;
 }
 
-/* ---- Forks ---------------------------------------------------------------- */
+/* ---- Forks --------------------------------------------------------------- */
 
 int
 cvg_replica_forks(cvg_replica *r, cvg_fork *out, size_t cap, size_t *count_out)

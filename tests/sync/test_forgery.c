@@ -126,7 +126,7 @@ snap_expect_same(cvg_replica *r, const snap *before, const char *what)
     cvg__buf_free(&now.raw);
 }
 
-/* ---- The relay in the middle ------------------------------------------------*/
+/* ---- The relay in the middle --------------------------------------------- */
 
 typedef struct world {
     cvg_replica *c, *r, *v;
@@ -186,7 +186,7 @@ typedef struct page_edit {
     size_t n;
     cvg__point points[8];
     size_t npoints;
-    uint8_t arena[8192]; /* copies of what the ops point into */
+    _Alignas(8) uint8_t arena[8192]; /* copies of what the ops point into */
     size_t used;
 } page_edit;
 
@@ -195,6 +195,7 @@ typedef void (*edit_fn)(world *w, page_edit *e);
 static const uint8_t *
 keep(page_edit *e, const void *p, size_t n)
 {
+    e->used = (e->used + 7) & ~(size_t)7; /* dots are read as structs */
     cr_assert_leq(e->used + n, sizeof e->arena);
     uint8_t *q = e->arena + e->used;
     if (n) {
@@ -561,7 +562,7 @@ edit_resigned_by_c(world *w, page_edit *e)
     resign(e, point_of(e, &w->cid), w->csk);
 }
 
-/* ---- The matrix -------------------------------------------------------------*/
+/* ---- The matrix ---------------------------------------------------------- */
 
 static void
 expect_refused(const char *name, edit_fn edit, int code)

@@ -494,7 +494,7 @@ encode(const cvg__msg *m0, cvg__buf *b)
         mm.nonce = g_attacker_nonce;
         mm.log_end = (uint64_t)1 << 40;
     }
-    static uint8_t zero_heads[1024 * CVG__HEAD_BYTES];
+    static uint8_t zero_heads[(CVG__MSG_VV_MAX + 1) * CVG__HEAD_BYTES];
     if (mm.type == CVG__MSG_HELLO && mm.heads == NULL) {
         mm.heads = zero_heads; /* heads that match nobody's history */
     }
