@@ -45,6 +45,22 @@ get(cvg__store *s, cvg__store_txn *t, const uint8_t *kb, size_t klen,
     return CVG_OK;
 }
 
+/* A record of exactly @p len bytes, copied to @p out. */
+static int
+get_fixed(cvg__store *s, cvg__store_txn *t, const uint8_t *kb, size_t klen,
+          void *out, size_t len)
+{
+    cvg_bytes v = {NULL, 0};
+    int rc = get(s, t, kb, klen, &v);
+    if (rc == CVG_OK && v.len != len) {
+        rc = CVG_ECORRUPT;
+    }
+    if (rc == CVG_OK) {
+        memcpy(out, v.data, len);
+    }
+    return rc;
+}
+
 static int
 put(cvg__store *s, cvg__store_txn *t, const uint8_t *kb, size_t klen,
     const void *val, size_t vlen)
@@ -61,15 +77,8 @@ cvg__chain_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *origin,
                uint64_t seg, uint8_t out[CVG__DIGEST_BYTES])
 {
     uint8_t kb[25];
-    cvg_bytes v = {NULL, 0};
-    int rc = get(s, t, kb, make_key(kb, 'c', origin, seg, true), &v);
-    if (rc == CVG_OK && v.len != CVG__DIGEST_BYTES) {
-        rc = CVG_ECORRUPT;
-    }
-    if (rc == CVG_OK) {
-        memcpy(out, v.data, CVG__DIGEST_BYTES);
-    }
-    return rc;
+    return get_fixed(s, t, kb, make_key(kb, 'c', origin, seg, true), out,
+                     CVG__DIGEST_BYTES);
 }
 
 int
@@ -86,15 +95,8 @@ cvg__point_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *origin,
                uint64_t seq, uint8_t sig[CVG__SIG_BYTES])
 {
     uint8_t kb[25];
-    cvg_bytes v = {NULL, 0};
-    int rc = get(s, t, kb, make_key(kb, 'p', origin, seq, true), &v);
-    if (rc == CVG_OK && v.len != CVG__SIG_BYTES) {
-        rc = CVG_ECORRUPT;
-    }
-    if (rc == CVG_OK) {
-        memcpy(sig, v.data, CVG__SIG_BYTES);
-    }
-    return rc;
+    return get_fixed(s, t, kb, make_key(kb, 'p', origin, seq, true), sig,
+                     CVG__SIG_BYTES);
 }
 
 int

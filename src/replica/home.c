@@ -24,7 +24,7 @@
 typedef struct home_ctx {
     cvg_replica *r;
     uint8_t here[CVG__HOME_BYTES];
-    uint8_t inc[CVG__INC_BYTES];
+    uint8_t inc[CVG__INC_MAX];
     cvg_replica_id new_id;
     bool moved; /* out: the replica took new_id */
 } home_ctx;

@@ -9,8 +9,6 @@
 
 #include "replica.h"
 
-#define CVG__INC_BYTES 16
-
 /* A collection's conflict strategy, with our own copy of its name. */
 typedef struct cvg__policy {
     char *collection;
@@ -42,7 +40,7 @@ struct cvg_replica {
     /* The bytes the origin id is derived from with the public key: none
      * for the replica's first origin, random ones after it found itself
      * copied (home.c). */
-    uint8_t inc[CVG__INC_BYTES];
+    uint8_t inc[CVG__INC_MAX];
     size_t inc_len;
     /* The secret key, if the app supplied it or the key file holds it:
      * sodium_malloc'd, no access between signatures (identity.c). */

@@ -2,7 +2,8 @@
  * What the network tests share: a cvg_server on a thread of its own with
  * a replica in a fresh directory, counters to write and read, a clock.
  * Static functions with Criterion's asserts, for the test files of
- * tests/net/ that run servers (test_hostile_net.c, test_load.c).
+ * tests/net/ that run servers (test_tcp.c, test_hostile_net.c,
+ * test_load.c).
  */
 #ifndef CVG_TEST_NET_HARNESS_H
 #define CVG_TEST_NET_HARNESS_H
@@ -45,14 +46,27 @@ serve_thread(void *arg)
     return (void *)(intptr_t)rc;
 }
 
+/* Serve b->r on @p addr ("HOST:PORT", port 0 for a free one): the code
+ * of cvg_server_open(), which a test of an address that cannot be bound
+ * (no IPv6) expects. */
+static inline int
+start_at(server_box *b, const char *addr, const cvg_server_options *o)
+{
+    int rc = cvg_server_open(b->r, addr, o, &b->srv);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    cr_assert_neq(cvg_server_port(b->srv), 0);
+    cr_assert_eq(pthread_create(&b->th, NULL, serve_thread, b), 0);
+    return CVG_OK;
+}
+
 /* A server of @p r (opened "server" if NULL) on 127.0.0.1, a free port. */
 static inline void
 start_on(server_box *b, cvg_replica *r, const cvg_server_options *o)
 {
     b->r = r != NULL ? r : open_dir("server");
-    OK(cvg_server_open(b->r, "127.0.0.1:0", o, &b->srv));
-    cr_assert_neq(cvg_server_port(b->srv), 0);
-    cr_assert_eq(pthread_create(&b->th, NULL, serve_thread, b), 0);
+    OK(start_at(b, "127.0.0.1:0", o));
 }
 
 /* Stop and close the server; its replica stays open. */
@@ -67,9 +81,15 @@ stop(server_box *b)
 }
 
 static inline void
+url_at(const server_box *b, const char *host, char *out, size_t cap)
+{
+    snprintf(out, cap, "tcp://%s:%u", host, (unsigned)cvg_server_port(b->srv));
+}
+
+static inline void
 url_of(const server_box *b, char *out, size_t cap)
 {
-    snprintf(out, cap, "tcp://127.0.0.1:%u", (unsigned)cvg_server_port(b->srv));
+    url_at(b, "127.0.0.1", out, cap);
 }
 
 static inline void

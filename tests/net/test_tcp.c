@@ -17,92 +17,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "converge.h"
-#include "converge/net.h"
-
 #include "checks.h"
-#include "testutil.h"
+#include "harness.h"
 
-#define OK(call) cr_assert_eq((call), CVG_OK, "%s", #call)
-
-typedef struct server_box {
-    cvg_replica *r;
-    cvg_server *srv;
-    pthread_t th;
-} server_box;
-
-static cvg_replica *
-open_dir(const char *name)
-{
-    cvg_replica_options o;
-    cvg_replica_options_init(&o);
-    o.durability = CVG_RELAXED;
-    cvg_replica *r = NULL;
-    OK(cvg_replica_open(cvg_test_dir(name), &o, &r));
-    return r;
-}
-
-static void *
-serve(void *arg)
-{
-    server_box *b = arg;
-    int rc = cvg_server_run(b->srv);
-    return (void *)(intptr_t)rc;
-}
-
-/* A server on @p host port 0; false if the address cannot be bound. */
+/* A server on @p host, a free port; false if the address cannot be
+ * bound (a machine without IPv6). */
 static bool
 start(server_box *b, const char *host, const cvg_server_options *o)
 {
     b->r = open_dir("server");
     char addr[64];
     snprintf(addr, sizeof addr, "%s:0", host);
-    int rc = cvg_server_open(b->r, addr, o, &b->srv);
-    if (rc != CVG_OK) {
-        return false;
-    }
-    cr_assert_neq(cvg_server_port(b->srv), 0);
-    cr_assert_eq(pthread_create(&b->th, NULL, serve, b), 0);
-    return true;
-}
-
-static void
-stop(server_box *b)
-{
-    cvg_server_stop(b->srv);
-    void *ret;
-    cr_assert_eq(pthread_join(b->th, &ret), 0);
-    cr_assert_eq((intptr_t)ret, CVG_OK);
-    cvg_server_close(b->srv);
-}
-
-static void
-url_of(const server_box *b, const char *host, char *out, size_t cap)
-{
-    snprintf(out, cap, "tcp://%s:%u", host, (unsigned)cvg_server_port(b->srv));
-}
-
-static void
-add(cvg_replica *r, const char *key, int64_t n)
-{
-    cvg_txn *t;
-    OK(cvg_txn_begin(r, 0, &t));
-    cvg_key k = {"c", key, "n"};
-    OK(cvg_counter_add(t, &k, n, NULL));
-    OK(cvg_txn_commit(t));
-}
-
-static int64_t
-get(cvg_replica *r, const char *key)
-{
-    cvg_txn *t;
-    OK(cvg_txn_begin(r, CVG_TXN_READ_ONLY, &t));
-    cvg_key k = {"c", key, "n"};
-    int64_t v = 0;
-    int rc = cvg_counter_get(t, &k, &v);
-    cr_assert(rc == CVG_OK || rc == CVG_ENOTFOUND);
-    cvg_txn_abort(t);
-    return v;
+    return start_at(b, addr, o) == CVG_OK;
 }
 
 static void
@@ -114,7 +40,7 @@ three_clients(const char *host)
         cr_skip_test("cannot listen on %s", host);
     }
     char url[96];
-    url_of(&b, host, url, sizeof url);
+    url_at(&b, host, url, sizeof url);
     cvg_replica *c[3];
     char name[16];
     for (int i = 0; i < 3; i++) {
@@ -171,7 +97,7 @@ Test(tcp, wrong_pin_fails_and_changes_nothing, .timeout = 60)
     cvg_net_options_init(&o);
     o.server_key = other;
     char url[96];
-    url_of(&b, "127.0.0.1", url, sizeof url);
+    url_of(&b, url, sizeof url);
     int rc = cvg_net_sync(c, url, &o, NULL);
     cr_assert_eq(rc, CVG_EKEY, "%s", cvg_errname(rc));
     cr_assert_eq(get(c, "s"), 0);
@@ -200,7 +126,7 @@ Test(tcp, wrong_pin_leaves_server_unchanged, .timeout = 60)
     cvg_net_options_init(&o);
     o.server_key = other;
     char url[96];
-    url_of(&b, "127.0.0.1", url, sizeof url);
+    url_of(&b, url, sizeof url);
     cr_assert_eq(cvg_net_sync(c, url, &o, NULL), CVG_EKEY);
     stop(&b);
     cr_assert_eq(get(b.r, "c"), 0);
@@ -224,7 +150,7 @@ Test(tcp, allow_list_refuses_unlisted, .timeout = 60)
     server_box b;
     cr_assert(start(&b, "127.0.0.1", &so));
     char url[96];
-    url_of(&b, "127.0.0.1", url, sizeof url);
+    url_of(&b, url, sizeof url);
     int rc = cvg_net_sync(bad, url, NULL, NULL);
     cr_assert_eq(rc, CVG_EPEER, "%s (%s)", cvg_errname(rc),
                  cvg_replica_errmsg(bad));
@@ -288,7 +214,7 @@ Test(tcp, garbage_costs_one_connection, .timeout = 60)
     cvg_replica *c = open_dir("client");
     add(c, "c", 3);
     char url[96];
-    url_of(&b, "127.0.0.1", url, sizeof url);
+    url_of(&b, url, sizeof url);
     OK(cvg_net_sync(c, url, NULL, NULL));
     stop(&b);
     cr_assert_eq(get(b.r, "c"), 3);
@@ -328,7 +254,7 @@ Test(tcp, over_max_clients_closed_at_once, .timeout = 60)
     cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     cvg_replica *c = open_dir("client");
     char url[96];
-    url_of(&b, "127.0.0.1", url, sizeof url);
+    url_of(&b, url, sizeof url);
     int rc = cvg_net_sync(c, url, NULL, NULL);
     cr_assert_eq(rc, CVG_EIO, "%s", cvg_errname(rc));
     close(fd);
@@ -341,14 +267,6 @@ Test(tcp, over_max_clients_closed_at_once, .timeout = 60)
     stop(&b);
     cvg_replica_close(c);
     cvg_replica_close(b.r);
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* A client that connects and says nothing is closed once the server's
@@ -378,7 +296,7 @@ Test(tcp, a_silent_client_is_closed_after_the_handshake_timeout, .timeout = 30)
     cvg_replica *c = open_dir("client");
     add(c, "c", 1);
     char url[96];
-    url_of(&b, "127.0.0.1", url, sizeof url);
+    url_of(&b, url, sizeof url);
     OK(cvg_net_sync(c, url, NULL, NULL));
     stop(&b);
     cr_expect_eq(get(b.r, "c"), 1);

@@ -638,37 +638,35 @@ Test(forgery, a_relay_that_drops_or_swaps_signatures)
     expect_refused("forge-swap", edit_swap_sigs, CVG_EFORGED);
 }
 
-/* A truncated signature does not even parse: the page is malformed. */
+/* A truncated signature does not even parse: the page is malformed (and a
+ * malformed message ends a session with its code, test_hostile.c), while
+ * the same point with all 64 bytes does. */
 Test(forgery, a_truncated_signature)
 {
-    world w;
-    world_open(&w, "forge-trunc");
-    snap before;
-    snap_take(w.v, &before);
-    cvg__msg m;
-    memset(&m, 0, sizeof m);
-    /* One point with 63 bytes of signature. */
-    const uint8_t bytes[] = {
+    cvg_replica_id origin;
+    memset(origin.bytes, 0x5c, sizeof origin.bytes);
+    /* OPS: next cursor 1, no more, no blocks, one point with 63 bytes of
+     * signature, no key. */
+    const uint8_t head[] = {
         CVG_PROTOCOL_VERSION, 0x03, 0x01, 0xc2, 0x00, 0x01, 0xc4, 0x10};
     cvg__buf b = {0};
-    OK(cvg__buf_append(&b, bytes, sizeof bytes));
-    OK(cvg__buf_append(&b, w.cid.bytes, 16));
-    const uint8_t tail[] = {0x01, 0xc4, 0x3f};
-    OK(cvg__buf_append(&b, tail, sizeof tail));
-    uint8_t sig[63] = {0};
-    OK(cvg__buf_append(&b, sig, sizeof sig));
+    OK(cvg__buf_append(&b, head, sizeof head));
+    OK(cvg__buf_append(&b, origin.bytes, 16));
+    const uint8_t seq_sig[] = {0x01, 0xc4, 0x3f};
+    OK(cvg__buf_append(&b, seq_sig, sizeof seq_sig));
+    uint8_t sig[64] = {0};
+    OK(cvg__buf_append(&b, sig, 63));
     OK(cvg__buf_append(&b, "\xc4\x00\xc4\x00", 4));
+    cvg__msg m;
     cvg__msg_scratch sc = {0};
     cr_expect_eq(cvg__msg_decode(b.p, b.len, &m, &sc), CVG_ECORRUPT);
     /* With 64 bytes it parses. */
-    b.p[sizeof bytes + 16 + 2] = 0x40;
+    b.p[sizeof head + 16 + 2] = 0x40;
     b.len -= 4;
     OK(cvg__buf_append(&b, "\x00\xc4\x00\xc4\x00", 5));
-    cr_expect_eq(cvg__msg_decode(b.p, b.len, &m, &sc), CVG_OK);
+    cr_assert_eq(cvg__msg_decode(b.p, b.len, &m, &sc), CVG_OK);
+    cr_expect_eq(m.n_points, 1);
+    cr_expect_eq(m.points[0].seq, 1);
     cvg__msg_scratch_destroy(&sc);
     cvg__buf_free(&b);
-    snap_expect_same(w.v, &before, "forge-trunc");
-    free(before.digest);
-    cvg__buf_free(&before.raw);
-    world_close(&w);
 }
