@@ -1360,15 +1360,41 @@ typedef enum cvg_sync_state {
     CVG_SYNC_ERROR = 3    /* the last session ended with an error */
 } cvg_sync_state;
 
+/** Bytes of cvg_sync_status.address, its NUL included: room for the
+ * longest "[IPv6]:PORT" (53 characters). */
+#define CVG_SYNC_ADDRESS_MAX 64
+
+/** Where this replica's own ops stand with one peer, and what it knows of
+ * that peer. Times are wall milliseconds of the replica's clock
+ * (cvg_replica_options.clock), 0 for never. */
 typedef struct cvg_sync_status {
     cvg_sync_state state;
-    uint64_t pending;
-    uint64_t syncing;
-    uint64_t committed;
-    uint64_t failed;
-    uint64_t last_sync_ms; /* wall time of the last completed session; 0 */
-    uint64_t last_attempt_ms;
-    int last_error; /* CVG_OK or the code that ended the last one */
+    uint64_t pending;         /* our ops the peer has not got yet */
+    uint64_t syncing;         /* ... sent in pages it has not confirmed yet */
+    uint64_t committed;       /* ... it has (our seqs 1..committed) */
+    uint64_t failed;          /* ... it refused (cvg_sync_failed() says why) */
+    uint64_t last_sync_ms;    /* the last session that completed ended */
+    uint64_t last_attempt_ms; /* the last session began (the peer's HELLO) */
+    int last_error;           /* CVG_OK or the code that ended the last one */
+    /* The fields below were appended after 0.2.0 (see the size parameter
+     * of cvg_sync_status_get()). */
+    /* The peer's Ed25519 public key, which its id is derived from; valid
+     * when has_key, that is once the peer proved it holds the key in a
+     * session (replicas that last met before this field was kept have
+     * none until their next session). */
+    uint8_t key[CVG_PUBLIC_KEY_BYTES];
+    bool has_key;
+    /* Where the peer was last seen: the far end of the last TCP connection
+     * (made or accepted) of a session in which it proved its key, as
+     * "IP:PORT" or "[IPv6]:PORT", NUL-terminated; for a client that
+     * connected to us, the port is the one it connected from. "" if
+     * unknown: it was only met in sessions of this process
+     * (cvg_sync_local()) or over a transport of the app's own. At most
+     * CVG_SYNC_ADDRESS_MAX - 1 characters, all printable ASCII. */
+    char address[CVG_SYNC_ADDRESS_MAX];
+    /* The last message of the peer in a session in which it had proved its
+     * key (the proof itself included); 0 if never. */
+    uint64_t last_contact_ms;
 } cvg_sync_status;
 
 /**
@@ -1379,14 +1405,19 @@ typedef struct cvg_sync_status {
  * @param[in]  r     The replica.
  * @param[in]  peer  The peer's id.
  * @param[out] out   Filled in; zeroed on error.
- * @param[in]  size  sizeof *out as the caller was built (see
- *                   cvg_replica_stats_get()).
+ * @param[in]  size  sizeof *out as the caller was built: a struct of an
+ *                   older release gets the fields it has (one built
+ *                   before key was appended ends at last_error), a newer
+ *                   one gets zeros past ours.
  * @return CVG_OK, or:
- *   - CVG_EINVAL    NULL argument, or @p size too small.
- *   - CVG_ECORRUPT  a peer record is damaged.
+ *   - CVG_EINVAL    NULL argument, or @p size smaller than
+ *                   offsetof(cvg_sync_status, key), the struct of 0.2.0.
+ *   - CVG_ECORRUPT  a peer record is damaged (a length past its bytes, an
+ *                   address too long or not printable).
  *   - CVG_ELIMIT    LMDB's reader table is full.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
- * @since 0.1 (@p size since 0.2)
+ * @since 0.1 (@p size since 0.2; key, address and last contact after
+ *        0.2.0)
  */
 CVG_API CVG_NODISCARD int cvg_sync_status_get(cvg_replica *r,
                                               const cvg_replica_id *peer,

@@ -264,6 +264,19 @@ open_session(cvg__conn *c)
         cvg__conn_abort(c, rc, "cannot open the session");
         return;
     }
+    /* The far end of the socket, for the peer's record (kept once it has
+     * proved its key), whichever side connected. */
+    struct sockaddr_storage sa;
+    int salen = sizeof sa;
+    char ip[INET6_ADDRSTRLEN], addr[CVG_SYNC_ADDRESS_MAX];
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0 &&
+        uv_ip_name((struct sockaddr *)&sa, ip, sizeof ip) == 0) {
+        bool v6 = sa.ss_family == AF_INET6;
+        snprintf(addr, sizeof addr, v6 ? "[%s]:%u" : "%s:%u", ip,
+                 (unsigned)ntohs(v6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                    : ((struct sockaddr_in *)&sa)->sin_port));
+        cvg__session_set_address(c->s, addr);
+    }
     arm_timer(c);
 }
 

@@ -319,10 +319,17 @@ typedef struct cvg__peer_rec {
     uint64_t last_ok_ms;
     uint64_t last_attempt_ms;
     int last_error;
+    /* Who and where: the key it proved, its last contact, the address it
+     * was last seen at ("" if unknown; printable, NUL-terminated). */
+    bool has_key;
+    uint8_t key[CVG_PUBLIC_KEY_BYTES];
+    uint64_t last_contact_ms;
+    char addr[CVG_SYNC_ADDRESS_MAX];
 } cvg__peer_rec;
 
 /* A change to a peer record: maxima for acked and sent, times when not 0,
- * and, with fail_code, the sent but unacknowledged ops become failed. */
+ * and, with fail_code, the sent but unacknowledged ops become failed; the
+ * key and the address replace the stored ones when given. */
 typedef struct cvg__peer_change {
     uint64_t acked;
     uint64_t sent;
@@ -330,7 +337,18 @@ typedef struct cvg__peer_change {
     uint64_t ok_ms;
     int error;
     int fail_code;
+    uint64_t contact_ms;
+    bool has_key;
+    uint8_t key[CVG_PUBLIC_KEY_BYTES];
+    char addr[CVG_SYNC_ADDRESS_MAX]; /* "" for none */
 } cvg__peer_change;
+
+/* Whether @p s is an address a peer record may hold: 1 to
+ * CVG_SYNC_ADDRESS_MAX - 1 printable ASCII characters. */
+bool cvg__peer_addr_ok(const char *s, size_t len);
+/* Fold the later change @p ch into @p into, so that applying the result
+ * equals applying both in turn. */
+void cvg__peer_change_merge(cvg__peer_change *into, const cvg__peer_change *ch);
 
 /* The record of @p peer; a peer never met gives cursor 1 and zeros, and
  * *known false if @p known is not NULL. */

@@ -5,16 +5,51 @@
  * sync status and queue are computed from that, not stored per op, because
  * our ops are seqs 1..N of our origin and "pending" is a range. Refused ops
  * are the exception: one record each in the queue database, keyed by peer
- * and seq, until they are retried or the peer has them.
+ * and seq, until they are retried or the peer has them. A record also
+ * says who the peer is and where it was: the key it proved, its last
+ * contact and the address it was last seen at.
+ *
+ * The record, big-endian:
+ *   0   u64 cursor, u64 acked, u64 sent, u64 last_ok_ms,
+ *       u64 last_attempt_ms, i64 last_error              (48 bytes)
+ *   48  u8 flags (bit 0: a key follows; no other bit is used)
+ *   49  32 bytes: the key, zeros without one
+ *   81  u64 last_contact_ms
+ *   89  u8 n, then n bytes: the address, printable ASCII, no NUL
+ * Records of 48 bytes, written before the peer's key and address were
+ * kept, read as such with those empty. The rest is read as hostile bytes:
+ * the length must be exactly what n says, n at most
+ * CVG_SYNC_ADDRESS_MAX - 1, the address printable and the unused flags
+ * zero, or the record is CVG_ECORRUPT. (A library from before this
+ * format reads any record longer than 48 bytes as damaged.)
  */
 #include <lmdb.h>
 
 #include "oplog_int.h"
 
-#define REC_SIZE 48
+#define REC_V1_SIZE 48
+#define REC_FIXED 90 /* the longer record without its address */
+#define REC_MAX (REC_FIXED + CVG_SYNC_ADDRESS_MAX - 1)
+#define FLAG_KEY 1u
 
-static void
-rec_encode(const cvg__peer_rec *p, uint8_t b[REC_SIZE])
+bool
+cvg__peer_addr_ok(const char *s, size_t len)
+{
+    if (len == 0 || len >= CVG_SYNC_ADDRESS_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e) {
+            return false; /* no NUL, no control byte, nothing past ASCII */
+        }
+    }
+    return true;
+}
+
+/* The record's bytes into @p b; its length. */
+static size_t
+rec_encode(const cvg__peer_rec *p, uint8_t b[REC_MAX])
 {
     cvg__put_be64(b, p->cursor);
     cvg__put_be64(b + 8, p->acked);
@@ -22,6 +57,45 @@ rec_encode(const cvg__peer_rec *p, uint8_t b[REC_SIZE])
     cvg__put_be64(b + 24, p->last_ok_ms);
     cvg__put_be64(b + 32, p->last_attempt_ms);
     cvg__put_be64(b + 40, (uint64_t)(int64_t)p->last_error);
+    b[48] = p->has_key ? FLAG_KEY : 0;
+    if (p->has_key) {
+        memcpy(b + 49, p->key, CVG_PUBLIC_KEY_BYTES);
+    } else {
+        memset(b + 49, 0, CVG_PUBLIC_KEY_BYTES);
+    }
+    cvg__put_be64(b + 81, p->last_contact_ms);
+    /* Only what the checks let in reaches a record; anything else would
+     * make it unreadable, so it is left out. */
+    const char *nul = memchr(p->addr, '\0', sizeof p->addr);
+    size_t n = nul != NULL ? (size_t)(nul - p->addr) : 0;
+    if (!cvg__peer_addr_ok(p->addr, n)) {
+        n = 0;
+    }
+    b[89] = (uint8_t)n;
+    memcpy(b + REC_FIXED, p->addr, n);
+    return REC_FIXED + n;
+}
+
+/* The fields after the first 48 bytes of a longer record. */
+static int
+rec_decode_who(const uint8_t *b, size_t len, cvg__peer_rec *out)
+{
+    if (len < REC_FIXED || (b[48] & ~FLAG_KEY) != 0) {
+        return CVG_ECORRUPT;
+    }
+    size_t n = b[89];
+    if (len != REC_FIXED + n || n >= sizeof out->addr ||
+        (n > 0 && !cvg__peer_addr_ok((const char *)b + REC_FIXED, n))) {
+        return CVG_ECORRUPT;
+    }
+    out->has_key = (b[48] & FLAG_KEY) != 0;
+    if (out->has_key) {
+        memcpy(out->key, b + 49, CVG_PUBLIC_KEY_BYTES);
+    }
+    out->last_contact_ms = cvg__get_be64(b + 81);
+    memcpy(out->addr, b + REC_FIXED, n);
+    out->addr[n] = '\0';
+    return CVG_OK;
 }
 
 int
@@ -41,10 +115,15 @@ cvg__peer_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
     if (mrc != MDB_SUCCESS) {
         return cvg__mdb_err(mrc);
     }
-    if (v.mv_size != REC_SIZE) {
-        return CVG_ECORRUPT;
-    }
     const uint8_t *b = v.mv_data;
+    if (v.mv_size != REC_V1_SIZE) {
+        int rc = rec_decode_who(b, v.mv_size, out);
+        if (rc != CVG_OK) {
+            memset(out, 0, sizeof *out);
+            out->cursor = 1;
+            return rc;
+        }
+    }
     out->cursor = cvg__get_be64(b);
     out->acked = cvg__get_be64(b + 8);
     out->sent = cvg__get_be64(b + 16);
@@ -61,9 +140,9 @@ int
 cvg__peer_put(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
               const cvg__peer_rec *p)
 {
-    uint8_t b[REC_SIZE];
-    rec_encode(p, b);
-    MDB_val k = {16, (void *)peer->bytes}, v = {REC_SIZE, b};
+    uint8_t b[REC_MAX];
+    size_t n = rec_encode(p, b);
+    MDB_val k = {16, (void *)peer->bytes}, v = {n, b};
     return cvg__mdb_err(mdb_put(t, s->peers, &k, &v, 0));
 }
 
@@ -107,6 +186,36 @@ cvg__failed_clear(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
 }
 
 void
+cvg__peer_change_merge(cvg__peer_change *into, const cvg__peer_change *ch)
+{
+    into->acked = CVG__MAX(into->acked, ch->acked);
+    into->sent = CVG__MAX(into->sent, ch->sent);
+    if (ch->attempt_ms) {
+        into->attempt_ms = ch->attempt_ms;
+    }
+    if (ch->ok_ms) {
+        into->ok_ms = ch->ok_ms;
+        into->error = CVG_OK; /* a later success clears an earlier error */
+    }
+    if (ch->error) {
+        into->error = ch->error;
+    }
+    if (ch->fail_code) {
+        into->fail_code = ch->fail_code;
+    }
+    if (ch->contact_ms) {
+        into->contact_ms = ch->contact_ms;
+    }
+    if (ch->has_key) {
+        into->has_key = true;
+        memcpy(into->key, ch->key, sizeof into->key);
+    }
+    if (ch->addr[0] != '\0') {
+        memcpy(into->addr, ch->addr, sizeof into->addr);
+    }
+}
+
+void
 cvg__peer_rec_merge(cvg__peer_rec *p, const cvg__peer_change *ch,
                     const uint64_t *cursor)
 {
@@ -124,6 +233,16 @@ cvg__peer_rec_merge(cvg__peer_rec *p, const cvg__peer_change *ch,
     }
     if (ch->error) {
         p->last_error = ch->error;
+    }
+    if (ch->contact_ms) {
+        p->last_contact_ms = ch->contact_ms;
+    }
+    if (ch->has_key) {
+        p->has_key = true;
+        memcpy(p->key, ch->key, sizeof p->key);
+    }
+    if (ch->addr[0] != '\0') {
+        memcpy(p->addr, ch->addr, sizeof p->addr);
     }
 }
 

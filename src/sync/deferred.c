@@ -24,28 +24,6 @@ find(const cvg__sync_state *st, const cvg_replica_id *peer)
     return NULL;
 }
 
-/* Fold the later change @p ch into @p into, so that applying the result
- * equals applying both in turn. */
-static void
-merge(cvg__peer_change *into, const cvg__peer_change *ch)
-{
-    into->acked = CVG__MAX(into->acked, ch->acked);
-    into->sent = CVG__MAX(into->sent, ch->sent);
-    if (ch->attempt_ms) {
-        into->attempt_ms = ch->attempt_ms;
-    }
-    if (ch->ok_ms) {
-        into->ok_ms = ch->ok_ms;
-        into->error = CVG_OK; /* a later success clears an earlier error */
-    }
-    if (ch->error) {
-        into->error = ch->error;
-    }
-    if (ch->fail_code) {
-        into->fail_code = ch->fail_code;
-    }
-}
-
 static int
 defer(cvg__sync_state *st, const cvg_replica_id *peer,
       const cvg__peer_change *ch, const uint64_t *cursor)
@@ -63,7 +41,7 @@ defer(cvg__sync_state *st, const cvg_replica_id *peer,
         memset(d, 0, sizeof *d);
         d->peer = *peer;
     }
-    merge(&d->ch, ch);
+    cvg__peer_change_merge(&d->ch, ch);
     if (cursor != NULL) {
         d->has_cursor = true;
         d->cursor = *cursor;

@@ -12,7 +12,9 @@
  *
  * From the peer's HELLO a session learns what the peer lacks (so pages
  * leave out what it has), what it holds of our own ops, and where its log
- * ends (a page that claims to end past it is refused).
+ * ends (a page that claims to end past it is refused). Once the peer has
+ * proved its key, the key goes to the peer's record, with the address the
+ * transport gave (cvg__session_set_address) and the time of contact.
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -111,6 +113,31 @@ send_prove(cvg_session *s)
                         : cvg__session_fail(s, rc, "cannot queue a proof");
 }
 
+/* Who the peer is and where: its key, its address if the transport gave
+ * one, and this contact. Noted once it has proved the key, like all else
+ * (cvg__session_store_peer keeps nothing before). */
+static void
+note_who(cvg_session *s)
+{
+    cvg__peer_change ch = {.contact_ms = cvg__replica_now_ms(s->r),
+                           .has_key = true};
+    memcpy(ch.key, s->peer_pk, sizeof ch.key);
+    memcpy(ch.addr, s->peer_addr, sizeof ch.addr);
+    cvg__session_note(s, &ch);
+}
+
+void
+cvg__session_set_address(cvg_session *s, const char *addr)
+{
+    if (s == NULL || addr == NULL || !cvg__peer_addr_ok(addr, strlen(addr))) {
+        return;
+    }
+    memcpy(s->peer_addr, addr, strlen(addr) + 1);
+    if (s->proven) {
+        note_who(s);
+    }
+}
+
 int
 cvg__session_on_prove(cvg_session *s, const cvg__msg *m)
 {
@@ -128,6 +155,7 @@ cvg__session_on_prove(cvg_session *s, const cvg__msg *m)
         return CVG_OK; /* a repeat */
     }
     s->proven = true;
+    note_who(s);
     cvg__peer_set_active(s->r, &s->stats.peer, true);
     cvg__session_event(s, CVG_SYNC_EVENT_START, CVG_OK);
     /* Now that we know who sent them, compare its heads with ours. */

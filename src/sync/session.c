@@ -62,13 +62,7 @@ cvg__session_event(cvg_session *s, cvg_sync_event_kind kind, int error)
 void
 cvg__session_note(cvg_session *s, const cvg__peer_change *ch)
 {
-    cvg__peer_change *c = &s->change;
-    c->acked = CVG__MAX(c->acked, ch->acked);
-    c->sent = CVG__MAX(c->sent, ch->sent);
-    c->attempt_ms = ch->attempt_ms ? ch->attempt_ms : c->attempt_ms;
-    c->ok_ms = ch->ok_ms ? ch->ok_ms : c->ok_ms;
-    c->error = ch->error ? ch->error : c->error;
-    c->fail_code = ch->fail_code ? ch->fail_code : c->fail_code;
+    cvg__peer_change_merge(&s->change, ch);
     s->change_dirty = true;
 }
 
@@ -296,6 +290,12 @@ cvg_session_input(cvg_session *s, const void *msg, size_t len)
     }
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, "malformed message");
+    }
+    if (s->proven) {
+        /* A peer that proved its key is in contact; noted first, so that
+         * whatever this message ends is stored with it. */
+        cvg__peer_change ch = {.contact_ms = cvg__replica_now_ms(s->r)};
+        cvg__session_note(s, &ch);
     }
     switch (m.type) {
     case CVG__MSG_HELLO:

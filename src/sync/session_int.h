@@ -44,6 +44,9 @@ struct cvg_session {
     uint8_t binding[BINDING_MAX];
     size_t binding_len;
     bool proven;
+    /* Where the transport says the peer is (cvg__session_set_address), ""
+     * if it said nothing: stored, like the key, once the peer proved it. */
+    char peer_addr[CVG_SYNC_ADDRESS_MAX];
     uint64_t log_end; /* our log's end as our HELLO said: pages stop there */
     uint64_t peer_log_end; /* the peer's, as its HELLO said */
     int error;

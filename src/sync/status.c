@@ -3,8 +3,11 @@
  * from the peer records (src/oplog/peer_store.c) and what waits in memory
  * for the next commit (deferred.c): our ops are seqs 1..N of our
  * origin, so committed, syncing and pending are ranges; only refused ops
- * have records of their own.
+ * have records of their own. The record also gives who the peer is and
+ * where it was last seen (its key, address and last contact).
  */
+#include <stddef.h>
+
 #include "sync_int.h"
 
 /* ---- The public calls --------------------------------------------------- */
@@ -34,16 +37,17 @@ cvg_sync_status_get(cvg_replica *r, const cvg_replica_id *peer,
                     cvg_sync_status *out, size_t size)
 {
     /* The caller's struct may be older (smaller) than ours: it gets the
-     * fields it knows. */
+     * fields it knows, down to the struct of 0.2.0, which ends at
+     * last_error. A newer (larger) one gets zeros past ours. */
     if (r == NULL || peer == NULL || out == NULL ||
-        size < sizeof(cvg_sync_status)) {
+        size < offsetof(cvg_sync_status, key)) {
         return CVG_EINVAL;
     }
     cvg_sync_status full;
     int rc = status_fill(r, peer, &full);
     memset(out, 0, size);
     if (rc == CVG_OK) {
-        memcpy(out, &full, sizeof full);
+        memcpy(out, &full, CVG__MIN(size, sizeof full));
     }
     return rc;
 }
@@ -67,6 +71,12 @@ status_fill(cvg_replica *r, const cvg_replica_id *peer, cvg_sync_status *out)
         failed = count_failed(t, peer, p.acked, NULL, 0, &rc);
     }
     cvg_txn_abort(t);
+    if (rc == CVG_ECORRUPT) {
+        char hex[33];
+        cvg_replica_id_hex(peer, hex);
+        return cvg__replica_fail(r, rc, "the record of peer %s is damaged",
+                                 hex);
+    }
     if (rc != CVG_OK) {
         return rc;
     }
@@ -81,6 +91,10 @@ status_fill(cvg_replica *r, const cvg_replica_id *peer, cvg_sync_status *out)
     out->last_sync_ms = p.last_ok_ms;
     out->last_attempt_ms = p.last_attempt_ms;
     out->last_error = p.last_error;
+    out->has_key = p.has_key;
+    memcpy(out->key, p.key, sizeof out->key);
+    memcpy(out->address, p.addr, sizeof out->address);
+    out->last_contact_ms = p.last_contact_ms;
     if (active) {
         out->state = CVG_SYNC_SYNCING;
     } else if (p.last_error != CVG_OK) {

@@ -60,10 +60,16 @@ void cvg__peer_set_active(cvg_replica *r, const cvg_replica_id *peer, bool on);
 
 /* ---- For the floor above (src/net) ----------------------------------------
  * The network reaches the replica only through sync: sessions by the
- * public API, and this, to describe a failure of its own (a connection
- * refused, a timeout) in the replica's message. printf-like; returns
- * @p rc. */
+ * public API, and these two. The first describes a failure of its own (a
+ * connection refused, a timeout) in the replica's message; printf-like,
+ * returns @p rc. */
 int cvg__sync_fail(cvg_replica *r, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Where the peer of @p s is, "IP:PORT" or "[IPv6]:PORT" (the far end of
+ * the connection): kept with what the session learns of the peer, and
+ * stored in its record once the peer has proved its key. An address that
+ * is empty, longer than CVG_SYNC_ADDRESS_MAX - 1 or not printable ASCII is
+ * ignored, as is a NULL argument. */
+void cvg__session_set_address(cvg_session *s, const char *addr);
 
 #endif
