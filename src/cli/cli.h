@@ -171,12 +171,16 @@ int cli_sync_read(cvg_replica *r, cli_peer **out, size_t *n);
 const cli_peer *cli_sync_find(const cli_peer *peers, size_t n,
                               const cvg_replica_id *id);
 const char *cli_sync_state_name(cvg_sync_state state);
-/* One peer as "name  value" lines, each starting with @p indent. */
+/* One peer as "name  value" lines, each starting with @p indent: its id,
+ * key (hex) and address ("unknown" when not known), last contact (a time
+ * and how long ago), state, the four counts, the last session's times and
+ * error. */
 void cli_print_peer(FILE *f, const char *indent, const cli_peer *p);
 /* One peer as JSON members, without the braces, so callers can add more:
- * "peer", "state", the four counts, "last_sync" and "last_attempt"
- * (ISO-8601 UTC or null for never, with the raw "..._ms"), "last_error"
- * (a CVG_E name or null). */
+ * "peer", "state", the four counts, "key" (hex) and "address" (null when
+ * not known), "last_contact", "last_sync" and "last_attempt" (ISO-8601 UTC
+ * or null for never, with the raw "..._ms"), "last_error" (a CVG_E name or
+ * null). */
 void cli_json_peer(FILE *f, const cli_peer *p);
 
 /* How cli_print_field() lays a field out (field.c). */

@@ -1,7 +1,9 @@
 /*
  * `converge status`: who the replica is, what it has seen (its version
  * vector: for each origin, the highest seq with every earlier op present),
- * how much room it takes, and how far its own ops have reached each peer.
+ * how much room it takes, and, for each peer, who it is (its key), where
+ * and when it was last in contact, and how far our own ops have reached
+ * it (sync_view.c prints a peer).
  */
 #include <inttypes.h>
 #include <stdlib.h>

@@ -63,8 +63,11 @@ static const command commands[] = {
      "One line (or JSON line) per op, in log order, from LSN on.\n"},
     {"status", cmd_status, "DIR [--json]", "id, vector, sizes, sync per peer",
      true,
-     "Per peer: this replica's own ops pending, syncing, committed and\n"
-     "failed there.\n"},
+     "Per peer: its key (hex, as id prints it) and the address it was\n"
+     "last seen at (the far end of the last TCP connection; unknown if\n"
+     "never met over TCP), its last contact (and how long ago), and\n"
+     "this replica's own ops pending, syncing, committed and failed\n"
+     "there.\n"},
     {"sync", cmd_sync, "DIR_A DIR_B | DIR tcp://HOST:PORT",
      "sync two replicas both ways", true,
      "Both replicas end with each other's ops. With tcp://HOST:PORT (an\n"
@@ -118,8 +121,9 @@ usage(FILE *f)
         "bytes, s:TEXT to force a string; anything else is a string. Writes "
         "print the new op's id (origin:seq);\n"
         "they need an existing replica (see init).\n\n"
-        "Sync: status shows, per peer, this replica's own ops as pending,\n"
-        "syncing, committed or failed there. queue lists the failed ones\n"
+        "Sync: status shows, per peer, its key, address and last contact,\n"
+        "and this replica's own ops as pending, syncing, committed or\n"
+        "failed there. queue lists the failed ones\n"
         "and the pending seqs (log shows them as ID:SEQ); --ops lists\n"
         "each queued op with its state; --retry offers the failed ones\n"
         "again at the next sync. PEER_HEX is a replica id, 32 hex digits\n"

@@ -1,8 +1,9 @@
 /*
  * A replica's sync state per peer, as `status` and `queue` show it: the
- * peers it has synced with and, for each, how many of its own ops are
- * pending, syncing, committed or failed there, with the times and the error
- * of the last session.
+ * peers it has synced with and, for each, its key, the address it was last
+ * seen at and when, how many of our own ops are pending, syncing,
+ * committed or failed there, with the times and the error of the last
+ * session. Keys print as hex, as `id` prints them.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
@@ -120,15 +121,63 @@ format_time(uint64_t ms, char *buf, size_t size)
     return true;
 }
 
+/* The peer's address as bytes: the library's array holds a NUL, but
+ * nothing past its size is read whatever it holds. */
+static cvg_bytes
+address_of(const cvg_sync_status *s)
+{
+    const char *nul = memchr(s->address, '\0', sizeof s->address);
+    size_t len = nul != NULL ? (size_t)(nul - s->address) : sizeof s->address;
+    return (cvg_bytes){(const uint8_t *)s->address, len};
+}
+
+/* Seconds from @p ms to now by this machine's clock: "12 s ago", or
+ * "3 s ahead" for a time past now (a clock set back since, or a replica
+ * directory brought from a machine whose clock ran ahead). */
+static void
+format_ago(uint64_t ms, char *buf, size_t size)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now =
+        (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    if (now >= ms) {
+        snprintf(buf, size, "%" PRIu64 " s ago", (now - ms) / 1000u);
+    } else {
+        snprintf(buf, size, "%" PRIu64 " s ahead", (ms - now) / 1000u);
+    }
+}
+
 void
 cli_print_peer(FILE *f, const char *indent, const cli_peer *p)
 {
     const cvg_sync_status *s = &p->status;
-    char hex[33], last_sync[48], last_attempt[48];
+    char hex[33], last_sync[48], last_attempt[48], contact[48], ago[48];
     cvg_replica_id_hex(&p->id, hex);
     format_time(s->last_sync_ms, last_sync, sizeof last_sync);
     format_time(s->last_attempt_ms, last_attempt, sizeof last_attempt);
     fprintf(f, "%speer          %s\n", indent, hex);
+    fprintf(f, "%skey           ", indent);
+    if (s->has_key) {
+        cli_print_hex(f, s->key, sizeof s->key);
+        fputc('\n', f);
+    } else {
+        fputs("unknown\n", f);
+    }
+    cvg_bytes addr = address_of(s);
+    fprintf(f, "%saddress       ", indent);
+    if (addr.len > 0) {
+        cli_print_name(f, addr);
+        fputc('\n', f);
+    } else {
+        fputs("unknown\n", f);
+    }
+    if (format_time(s->last_contact_ms, contact, sizeof contact)) {
+        format_ago(s->last_contact_ms, ago, sizeof ago);
+        fprintf(f, "%slast contact  %s (%s)\n", indent, contact, ago);
+    } else {
+        fprintf(f, "%slast contact  %s\n", indent, contact);
+    }
     fprintf(f, "%sstate         %s\n", indent, cli_sync_state_name(s->state));
     fprintf(f, "%spending       %" PRIu64 "\n", indent, s->pending);
     fprintf(f, "%ssyncing       %" PRIu64 "\n", indent, s->syncing);
@@ -165,6 +214,21 @@ cli_json_peer(FILE *f, const cli_peer *p)
             ",\"failed\":%" PRIu64,
             hex, cli_sync_state_name(s->state), s->pending, s->syncing,
             s->committed, s->failed);
+    if (s->has_key) {
+        fputs(",\"key\":\"", f);
+        cli_print_hex(f, s->key, sizeof s->key);
+        fputc('"', f);
+    } else {
+        fputs(",\"key\":null", f);
+    }
+    cvg_bytes addr = address_of(s);
+    fputs(",\"address\":", f);
+    if (addr.len > 0) {
+        cli_json_string(f, addr.data, addr.len);
+    } else {
+        fputs("null", f);
+    }
+    json_time(f, "last_contact", s->last_contact_ms);
     json_time(f, "last_sync", s->last_sync_ms);
     json_time(f, "last_attempt", s->last_attempt_ms);
     if (s->last_error == CVG_OK) {

@@ -217,6 +217,14 @@ grep -Eq '^  pending +0$' "$TMP/out" && ok || bad "pending after sync"
 grep -Eq '^  last sync +[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$' "$TMP/out" &&
     ok || bad "last sync is not an ISO-8601 time"
 grep -Eq '^  last error +none$' "$TMP/out" && ok || bad "last error"
+QB_KEY=$("$BIN" id "$TMP/qb" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["public_key"])')
+grep -Eq "^  key +$QB_KEY$" "$TMP/out" && ok || bad "status key is not B's: $(cat "$TMP/out")"
+grep -Eq '^  address +unknown$' "$TMP/out" && ok || bad "an address for a sync in one process"
+grep -Eq '^  last contact +[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z \([0-9]+ s ago\)$' "$TMP/out" &&
+    ok || bad "last contact is not a time and how long ago: $(cat "$TMP/out")"
+# The order of a peer's block: who, where, when, then the counts.
+[ "$(sed -n 's/^  \([a-z][a-z ]*[a-z]\)  .*/\1/p' "$TMP/out" | head -5 | tr '\n' ,)" = \
+  "peer,key,address,last contact,state," ] && ok || bad "peer block order: $(cat "$TMP/out")"
 expect "B sees A" 0 "^  committed +1$" status "$TMP/qb"
 "$BIN" inc "$TMP/qa" stock sku-1 d >/dev/null && ok || bad "inc qa"
 expect "queue: 1 pending" 0 '^pending +1$' queue "$TMP/qa"
@@ -244,7 +252,9 @@ p, = s["peers"]
 assert p["peer"] == sys.argv[1] and p["state"] == "offline", p
 assert (p["pending"], p["committed"], p["failed"]) == (1, 3, 0), p
 assert p["last_error"] is None and p["last_sync"].endswith("Z"), p
-' "$QB" <"$TMP/out" && ok || bad "status --json peers: $(cat "$TMP/out")"
+assert p["key"] == sys.argv[2] and p["address"] is None, p
+assert p["last_contact"].endswith("Z") and p["last_contact_ms"] > 0, p
+' "$QB" "$QB_KEY" <"$TMP/out" && ok || bad "status --json peers: $(cat "$TMP/out")"
 expect "status --json no peers" 0 '"peers":\[\]' status "$R" --json
 python3 -c 'import json, sys; assert json.load(sys.stdin)["peers"] == []' \
     <"$TMP/out" && ok || bad "status --json without peers"
@@ -427,6 +437,21 @@ else
     expect "net sync 1" 0 "ops sent" sync "$N1" "$URL"
     expect "net sync 2" 0 "ops sent" sync "$N2" "$URL"
     expect "net sync 1 again" 0 "" sync "$N1" "$URL"
+    NS_KEY=$("$BIN" id "$NS" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["public_key"])')
+    expect "net status: the server's key" 0 "^  key +$NS_KEY$" status "$N1"
+    grep -Eq "^  address +127\.0\.0\.1:$PORT$" "$TMP/out" && ok ||
+        bad "net status: not the server's address: $(cat "$TMP/out")"
+    grep -Eq '^  last contact +[0-9T:.Z-]+ \([0-9] s ago\)$' "$TMP/out" && ok ||
+        bad "net status: no recent contact: $(cat "$TMP/out")"
+    grep -Eq '^  state +synced$' "$TMP/out" && ok || bad "net status: not synced"
+    expect "net status --json" 0 '"address":"127\.0\.0\.1:' status "$N1" --json
+    python3 -c '
+import json, sys, time
+p, = json.load(sys.stdin)["peers"]
+assert p["key"] == sys.argv[1] and p["address"] == "127.0.0.1:" + sys.argv[2], p
+assert abs(time.time() * 1000 - p["last_contact_ms"]) < 60000, p
+assert p["state"] == "synced", p
+' "$NS_KEY" "$PORT" <"$TMP/out" && ok || bad "net status --json: $(cat "$TMP/out")"
     expect "net converged 1" 0 '^5$' get "$N1" c k n
     expect "net converged 2" 0 '^5$' get "$N2" c k n
     expect_err "net sync --pin of another key" 1 "EKEY" sync "$N1" "$URL" --pin "$(printf '0%.0s' $(seq 64))"
@@ -437,6 +462,20 @@ wait "$SPID"
 SCODE=$?
 [ "$SCODE" -eq 0 ] && ok || bad "serve exit $SCODE after SIGTERM: $(cat "$TMP/serve.err")"
 expect "server has both" 0 '^5$' get "$NS" c k n
+# The server knows each client's key, and where it connected from.
+N1_ID=$("$BIN" id "$N1" --json | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["origin"], d["public_key"])')
+expect "server status --json" 0 '"peers":\[' status "$NS" --json
+python3 -c '
+import json, sys
+origin, key = sys.argv[1].split()
+peers = json.load(sys.stdin)["peers"]
+assert len(peers) == 2, peers
+p, = [p for p in peers if p["peer"] == origin]
+assert p["key"] == key and p["state"] == "synced", p
+host, port = p["address"].rsplit(":", 1)
+assert host == "127.0.0.1" and 0 < int(port) < 65536, p
+assert p["last_contact_ms"] >= p["last_attempt_ms"] > 0, p
+' "$N1_ID" <"$TMP/out" && ok || bad "server status --json: $(cat "$TMP/out")"
 expect_err "serve needs --listen" 2 "expected DIR --listen" serve "$NS"
 expect_err "serve on a bad address" 1 "EINVAL|EIO" serve "$NS" --listen nowhere
 run id "$N1"
