@@ -151,7 +151,7 @@ on_written(uv_write_t *req, int status)
         cvg__conn_abort(c, CVG_EIO, uv_strerror(status));
         return;
     }
-    if (c->queued <= CVG__TCP_WRITE_HIGH / 2 && !c->ending) {
+    if (c->queued <= CVG__TCP_WRITE_HIGH / 2 && (!c->ending || c->wait_peer)) {
         resume(c);
     }
     if (!c->closing) {
@@ -367,7 +367,10 @@ feed(cvg__conn *c, const uint8_t *p, size_t len)
     pump(c);
 }
 
-/* The writes have drained: feed what was held back, then read again. */
+/* The writes have drained: feed what was held back, then read again,
+ * also after a clean end, which waits for the peer's close: reading that
+ * stopped for a full queue or held input must start again, or the close
+ * would sit unread until the idle timeout (and the connection with it). */
 static void
 resume(cvg__conn *c)
 {
@@ -379,7 +382,7 @@ resume(cvg__conn *c)
         feed(c, p, len);
         free(p);
     }
-    if (!c->closing && c->held == NULL && !c->ending &&
+    if (!c->closing && c->held == NULL && (!c->ending || c->wait_peer) &&
         c->queued <= CVG__TCP_WRITE_HIGH) {
         set_reading(c, true);
     }

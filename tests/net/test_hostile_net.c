@@ -25,6 +25,7 @@
 
 #include "harness.h"
 #include "net_raw.h"
+#include "sync/wire.h"
 
 #define MIB (1024.0 * 1024.0)
 
@@ -475,6 +476,72 @@ Test(hostile_net, resets_while_the_server_writes, .timeout = 60)
         /* Unread bytes at close: the kernel sends a reset. */
         cvg_raw_free(c);
     }
+    honest(&b, "honest");
+    cvg_replica_close(me);
+    static const char *const names[] = {"honest"};
+    finish(&b, names, 1);
+}
+
+/* A client whose last messages come in one write behind a PULL: the
+ * server's answer (a page over 64 KiB) fills its queue, so it holds the
+ * rest of that read and stops reading; the rest (our page, our ACK of its
+ * page) ends its session, cleanly. A clean end waits for the peer's close,
+ * so the server must read again: it closes once our close is in, not at
+ * its idle timeout. */
+Test(hostile_net, a_clean_end_after_held_input_reads_the_close, .timeout = 60)
+{
+    cvg_replica *sr = open_dir("server");
+    static uint8_t big[300 * 1024];
+    memset(big, 'x', sizeof big);
+    cvg_txn *t;
+    OK(cvg_txn_begin(sr, 0, &t));
+    cvg_key key = {"b", "big", "v"};
+    cvg_value v = cvg_value_bytes(big, sizeof big);
+    OK(cvg_register_set(t, &key, &v, NULL));
+    OK(cvg_txn_commit(t));
+    cvg_server_options o;
+    cvg_server_options_init(&o);
+    o.idle_timeout_ms = 30000;
+    server_box b;
+    start_on(&b, sr, &o);
+    cvg_replica *me = open_dir("me");
+    cvg_raw *c = proven(&b, me);
+    /* The server's PULL, and our page in answer. */
+    cvg_bytes m;
+    OK(cvg_raw_recv(c, &m));
+    cvg_session *s = cvg_raw_session(c);
+    OK(cvg_session_input(s, m.data, m.len));
+    uint8_t *batch = NULL;
+    size_t blen = 0;
+    cvg_bytes msgs[3];
+    OK(cvg_raw_held(c, &msgs[0])); /* our PULL */
+    OK(cvg_session_output(s, &msgs[1]));
+    /* Our ACK of the page the PULL asks for, before it came: the server
+     * counts it once its page is served. */
+    cvg__msg ack;
+    memset(&ack, 0, sizeof ack);
+    ack.type = CVG__MSG_ACK;
+    ack.version = CVG_PROTOCOL_VERSION;
+    cvg__buf ab = {0};
+    OK(cvg__msg_encode(&ack, &ab));
+    msgs[2] = (cvg_bytes){ab.p, ab.len};
+    for (int i = 0; i < 3; i++) {
+        uint8_t *f;
+        size_t flen;
+        OK(cvg_raw_seal(c, msgs[i].data, msgs[i].len, &f, &flen));
+        batch = realloc(batch, blen + flen);
+        cr_assert_not_null(batch);
+        memcpy(batch + blen, f, flen);
+        blen += flen;
+        free(f);
+    }
+    cr_assert_eq(cvg_raw_write(c, batch, blen), 0);
+    free(batch);
+    cvg__buf_free(&ab);
+    /* Our close in a read of its own, after the server stopped reading. */
+    usleep(300 * 1000);
+    OK(cvg_raw_close(c));
+    expect_closed(c, 5000, "a clean end after held input");
     honest(&b, "honest");
     cvg_replica_close(me);
     static const char *const names[] = {"honest"};

@@ -300,6 +300,19 @@ cvg_raw_held(cvg_raw *c, cvg_bytes *msg)
     return CVG_OK;
 }
 
+cvg_session *
+cvg_raw_session(cvg_raw *c)
+{
+    return c->s;
+}
+
+int
+cvg_raw_close(cvg_raw *c)
+{
+    int rc = cvg__channel_close(&c->ch);
+    return rc == CVG_OK ? flush(c) : rc;
+}
+
 static double
 now_ms(void)
 {

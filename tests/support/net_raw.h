@@ -58,6 +58,12 @@ int cvg_raw_prove(cvg_raw *c, cvg_replica *r);
  * PULL): the first one, or CVG_DONE. */
 int cvg_raw_held(cvg_raw *c, cvg_bytes *msg);
 
+/* The session cvg_raw_prove() opened (NULL before), to feed it by hand. */
+cvg_session *cvg_raw_session(cvg_raw *c);
+
+/* Send the channel's authenticated close (a clean end's last word). */
+int cvg_raw_close(cvg_raw *c);
+
 /* Read and drop until the server closes the socket, at most @p ms: true if
  * it did (EOF or reset), false if it was still open. */
 bool cvg_raw_wait_closed(cvg_raw *c, int ms);
