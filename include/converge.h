@@ -485,8 +485,7 @@ CVG_API void cvg_identity_origin(const uint8_t *pk, cvg_replica_id *out);
  * @since 0.2
  */
 CVG_API CVG_NODISCARD int cvg_replica_previous_origins(cvg_replica *r,
-                                                       cvg_dot *out,
-                                                       size_t cap,
+                                                       cvg_dot *out, size_t cap,
                                                        size_t *count_out);
 
 /** A fork: two histories of one origin, both signed by its key. */
@@ -1169,7 +1168,7 @@ CVG_API CVG_NODISCARD int cvg_txn_version_vector(cvg_txn *txn, cvg_dot *out,
  * cvg_session_input(). */
 typedef struct cvg_session cvg_session;
 
-#define CVG_SESSION_OPTIONS_VERSION 3
+#define CVG_SESSION_OPTIONS_VERSION 4
 
 typedef struct cvg_session_options {
     uint32_t version;    /* CVG_SESSION_OPTIONS_VERSION */
@@ -1188,6 +1187,11 @@ typedef struct cvg_session_options {
      * together with them, so a proof cannot be replayed into another
      * channel. Borrowed for the cvg_session_open() call. */
     cvg_bytes channel_binding;
+    /* Version 4. Ask for a live session: once done it stays open, and
+     * what either side commits later reaches the other when its app calls
+     * cvg_session_refresh(). Live only if both sides ask
+     * (cvg_session_live()); else the session is done as usual. */
+    bool live;
 } cvg_session_options;
 
 CVG_API void cvg_session_options_init(cvg_session_options *o);
@@ -1292,8 +1296,34 @@ CVG_API CVG_NODISCARD int cvg_session_input(cvg_session *s, const void *msg,
                                             size_t len);
 
 /** Whether both directions are complete: everything each side had at the
- * start has reached the other. */
+ * start has reached the other. In a live session, whether both sides are
+ * caught up for now: it turns false again when either side's refresh
+ * offers more. */
 CVG_API bool cvg_session_done(const cvg_session *s);
+
+/** Whether @p s is live: both sides asked for it (cvg_session_options.live)
+ * and the peer's HELLO is in. False for NULL. @since 0.2 */
+CVG_API bool cvg_session_live(const cvg_session *s);
+
+/**
+ * Say that the replica committed since the session opened (or since the
+ * last refresh), so that a live session offers the new ops: to a peer
+ * that pulls from us, a HAVE with our log's new end (it pulls on from
+ * its position); as a pusher, PUSH pages of our new own ops (after the
+ * ACK of a push under way). Then send what cvg_session_output() gives. A
+ * refresh before the peer's HELLO is done once it comes; in a session
+ * that is not live it does nothing. Cheap when nothing is new (one read
+ * transaction), so a server may refresh every session after each commit.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL    NULL @p s.
+ *   - the error that ended the session, if one did.
+ *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error (the session ends
+ *                   with it).
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_session_refresh(cvg_session *s);
 
 /** The error that ended the session, or CVG_OK. */
 CVG_API int cvg_session_error(const cvg_session *s);

@@ -82,7 +82,8 @@ cvg__session_send_hello(cvg_session *s)
         rc = cvg__session_heads(s, t, vv, &heads);
         m.heads = heads;
         m.flags = (s->opts.no_pull ? 0 : HELLO_PULLS) |
-                  (s->opts.push ? HELLO_PUSHES : 0);
+                  (s->opts.push ? HELLO_PUSHES : 0) |
+                  (s->opts.live ? HELLO_LIVE : 0);
         if (rc == CVG_OK) {
             rc = cvg__session_enqueue(s, &m);
         }
@@ -203,6 +204,7 @@ cvg__session_on_hello(cvg_session *s, const cvg__msg *m)
      * from a peer that pushes: its pushes are all it sends us. */
     s->peer_pulls = (m->flags & HELLO_PULLS) != 0 && !s->opts.push;
     s->peer_pushes = (m->flags & HELLO_PUSHES) != 0;
+    s->live = s->opts.live && (m->flags & HELLO_LIVE) != 0;
     if (s->peer_pushes) {
         s->pull_done = false;
     }
@@ -252,6 +254,11 @@ cvg__session_on_hello(cvg_session *s, const cvg__msg *m)
             return rc;
         }
     }
-    return s->opts.no_pull || s->peer_pushes ? CVG_OK
-                                             : cvg__session_send_pull(s);
+    if (!s->opts.no_pull && !s->peer_pushes) {
+        rc = cvg__session_send_pull(s);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    return cvg__session_after_hello(s);
 }

@@ -21,6 +21,11 @@ cvg__session_send_pull(cvg_session *s)
                            &s->stats.peer, &rec, NULL);
         cvg_txn_abort(t);
     }
+    /* A page of ops all here already commits nothing: its position waits
+     * for the next commit, and counts from now. */
+    if (rc == CVG_OK) {
+        cvg__peer_overlay(s->r, &s->stats.peer, &rec);
+    }
     uint64_t cursor = rec.cursor;
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, "cannot read the sync position");
@@ -106,13 +111,22 @@ apply_op(cvg_session *s, cvg_txn *t, bool push, const cvg__op *op,
     int rc = cvg__txn_apply_remote(t, op, &conflict);
     if (rc == CVG_DONE) {
         c->dup++;
-        return CVG_OK;
-    }
-    if (rc == CVG_OK) {
+        rc = CVG_OK;
+    } else if (rc == CVG_OK) {
         c->got++;
         c->conflicts += conflict;
     } else {
         c->detailed = true;
+        return rc;
+    }
+    /* The peer has what it sent (a page is a causally closed prefix, so
+     * with all of the origin's ops before it): what we serve it later in
+     * a live session leaves these out. Only a hint for pages: were the
+     * page refused after all, the peer would be sent less, and pull it
+     * again from its own position in the next session. */
+    const cvg_dot *d = &op->pub.dot;
+    if (d->seq > cvg__vv_get(&s->peer_vv, &d->origin)) {
+        rc = cvg__vv_set(&s->peer_vv, &d->origin, d->seq);
     }
     return rc;
 }
@@ -332,10 +346,13 @@ cvg__session_on_ack(cvg_session *s)
         if (!s->pushed) {
             return cvg__session_fail(s, CVG_EPROTO, "ACK before HELLO");
         }
+        if (s->push_acked) {
+            return CVG_OK; /* a repeat */
+        }
         s->push_acked = true;
         cvg__peer_change ch = {.acked = s->push_own_max};
         cvg__session_note(s, &ch);
-        return CVG_OK;
+        return s->push_again ? cvg__session_push_more(s) : CVG_OK;
     }
     if (s->stats.pages_sent == 0) {
         return cvg__session_fail(
@@ -348,6 +365,8 @@ cvg__session_on_ack(cvg_session *s)
     s->acked_all = true;
     cvg__peer_change ch = {.acked = cvg__session_confirmed(s, UINT64_MAX)};
     cvg__session_note(s, &ch);
+    s->confirmed_own = ch.acked; /* every page is confirmed */
+    s->npages = 0;
     return CVG_OK;
 }
 

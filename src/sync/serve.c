@@ -442,6 +442,16 @@ cvg__session_on_pull(cvg_session *s, const cvg__msg *m)
         cvg__peer_change ch = {.acked = w.own_max};
         cvg__session_note(s, &ch);
     }
+    /* The pages confirmed are dropped (a live session serves without
+     * end), their highest own seq kept. */
+    s->confirmed_own = w.own_max;
+    size_t kept = 0;
+    for (size_t i = 0; i < s->npages; i++) {
+        if (s->pages[i].next_cursor > m->cursor) {
+            s->pages[kept++] = s->pages[i];
+        }
+    }
+    s->npages = kept;
     /* A page is built in memory: whatever the peer asks (0 is "no
      * limit"), it is no larger than our own page limits. */
     w.max_ops =
@@ -481,7 +491,8 @@ cvg__session_push_own(cvg_session *s)
 {
     cvg_replica *r = s->r;
     const cvg_replica_id *self = cvg__replica_self(r);
-    uint64_t have = cvg__vv_get(&s->peer_vv, self);
+    /* What the peer's HELLO said it has, or (live) what we pushed. */
+    uint64_t have = CVG__MAX(cvg__vv_get(&s->peer_vv, self), s->push_own_max);
     uint64_t max_ops = CVG__MIN(s->opts.page_ops, PUSH_PAGE_OPS);
     cvg_txn *t;
     int rc = cvg_txn_begin(r, CVG_TXN_READ_ONLY, &t);

@@ -86,7 +86,7 @@ cvg__session_store_peer(cvg_session *s)
 uint64_t
 cvg__session_confirmed(const cvg_session *s, uint64_t cursor)
 {
-    uint64_t best = 0;
+    uint64_t best = s->confirmed_own;
     for (size_t i = 0; i < s->npages; i++) {
         if (s->pages[i].next_cursor <= cursor) {
             best = CVG__MAX(best, s->pages[i].own_max);
@@ -168,7 +168,8 @@ cvg_session_open(cvg_replica *r, const cvg_session_options *opts,
     s->r = r;
     /* A caller built against version 1 has a shorter struct. */
     memcpy(&s->opts, opts,
-           opts->version >= 3   ? sizeof s->opts
+           opts->version >= 4   ? sizeof s->opts
+           : opts->version >= 3 ? offsetof(cvg_session_options, live)
            : opts->version >= 2 ? offsetof(cvg_session_options, channel_binding)
                                 : offsetof(cvg_session_options, push));
     cvg_bytes cb = s->opts.channel_binding;
@@ -318,6 +319,9 @@ cvg_session_input(cvg_session *s, const void *msg, size_t len)
         break;
     case CVG__MSG_PROVE:
         rc = cvg__session_on_prove(s, &m);
+        break;
+    case CVG__MSG_HAVE:
+        rc = cvg__session_on_have(s, &m);
         break;
     case CVG__MSG_ERROR:
         return cvg__session_on_error(s, &m);

@@ -17,6 +17,7 @@
 
 #define HELLO_PULLS 1u  /* flag: this side will pull */
 #define HELLO_PUSHES 2u /* flag: this side will push its own ops */
+#define HELLO_LIVE 4u   /* flag: this side asks for a live session */
 
 /* Most ops in a PUSH page: the receiver never asked for a size, so both
  * sides hold to this one (the default page size). */
@@ -80,9 +81,18 @@ struct cvg_session {
     size_t n_peer_heads;
     cvg_dot fork_dot; /* the last fork found, for its event */
     cvg_session_stats stats;
+    /* Pages served and not yet confirmed; confirmed_own is the highest own
+     * seq of those confirmed and dropped (a live session serves pages
+     * without end, so the list is pruned as the peer confirms them). */
     cvg__served_page *pages;
     size_t npages;
     size_t cappages;
+    uint64_t confirmed_own;
+    /* Live (both HELLOs asked for it): the session outlives being done,
+     * and cvg_session_refresh() offers what the replica commits. */
+    bool live;
+    bool push_again;     /* a refresh came while a push waited for its ACK */
+    bool refresh_wanted; /* a refresh came before the peer's HELLO */
     /* Outgoing messages, oldest first; out[0 .. out_head) were given out. */
     cvg__buf *out;
     size_t nout;
@@ -118,6 +128,15 @@ int cvg__session_heads(cvg_session *s, cvg_txn *t, const cvg__vv *vv,
 int cvg__session_keep_heads(cvg_session *s, const cvg__msg *m);
 int cvg__session_check_forks(cvg_session *s);
 int cvg__session_on_fork(cvg_session *s, const cvg__msg *m);
+
+/* live.c */
+int cvg__session_on_have(cvg_session *s, const cvg__msg *m);
+/* Something new flows again: the session is no longer done. */
+void cvg__session_reopen(cvg_session *s);
+/* HAVE, then PUSH pages of what is new of our own. */
+int cvg__session_push_more(cvg_session *s);
+/* A refresh that came before the peer's HELLO, done now. */
+int cvg__session_after_hello(cvg_session *s);
 
 /* serve.c */
 int cvg__session_on_pull(cvg_session *s, const cvg__msg *m);

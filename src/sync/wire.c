@@ -50,7 +50,7 @@
 static bool
 type_known(uint64_t t)
 {
-    return t >= CVG__MSG_HELLO && t <= CVG__MSG_FORK;
+    return t >= CVG__MSG_HELLO && t <= CVG__MSG_HAVE;
 }
 
 static bool
@@ -144,6 +144,7 @@ check_msg(const cvg__msg *m)
     case CVG__MSG_PROVE:
         return m->sig != NULL ? CVG_OK : CVG_EINVAL;
     case CVG__MSG_PULL:
+    case CVG__MSG_HAVE:
         return CVG_OK;
     case CVG__MSG_OPS:
     case CVG__MSG_PUSH:
@@ -242,6 +243,9 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
         return msgpack_pack_bin_with_body(pk, m->sig, CVG__SIG_BYTES) == 0
                    ? CVG_OK
                    : CVG_ENOMEM;
+    case CVG__MSG_HAVE:
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->log_end));
+        return CVG_OK;
     case CVG__MSG_PULL:
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->cursor));
         CVG__MP_TRY(msgpack_pack_uint32(pk, m->max_ops));
@@ -565,6 +569,9 @@ read_msg(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
         break;
     case CVG__MSG_PULL:
         rc = read_pull(r, m);
+        break;
+    case CVG__MSG_HAVE:
+        rc = cvg__mp_uint(r, UINT64_MAX, &m->log_end);
         break;
     case CVG__MSG_PROVE: {
         cvg_bytes sig;

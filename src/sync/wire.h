@@ -16,7 +16,8 @@
  * end of its log, and PROVE answers the peer's challenge. Version 3: pages
  * carry their origins' signature points, HELLO a history head per origin,
  * and FORK the signed heads of two histories. A peer of another version
- * is refused (CVG_EVERSION). */
+ * is refused (CVG_EVERSION). Live sessions need no version of their own:
+ * HAVE is sent only to a peer whose HELLO asked for a live session. */
 #define CVG_PROTOCOL_VERSION 3
 
 typedef enum cvg__msg_type {
@@ -27,7 +28,8 @@ typedef enum cvg__msg_type {
     CVG__MSG_ACK = 5,   /* all pages (OPS or PUSH) are committed here */
     CVG__MSG_ERROR = 6, /* the session ends, with a reason */
     CVG__MSG_PROVE = 7, /* my signature over your challenge */
-    CVG__MSG_FORK = 8   /* my signed head of an origin we disagree on */
+    CVG__MSG_FORK = 8,  /* my signed head of an origin we disagree on */
+    CVG__MSG_HAVE = 9 /* live: my log now ends here (pull, or pushes follow) */
 } cvg__msg_type;
 
 /* One refused op in an ACK. */
@@ -60,7 +62,7 @@ typedef struct cvg__msg {
     const uint8_t *pk;    /* CVG_PUBLIC_KEY_BYTES */
     cvg_bytes inc;        /* at most CVG__INC_MAX */
     const uint8_t *nonce; /* CVG__NONCE_BYTES: the challenge */
-    uint64_t log_end;     /* the last lsn of the sender's log */
+    uint64_t log_end;     /* the last lsn of the sender's log (and HAVE's) */
     const cvg_dot *vv;    /* sorted by origin, seq > 0 */
     const uint8_t *heads; /* per vv entry, CVG__HEAD_BYTES: the digest's
                            * prefix of that origin's history at that seq */

@@ -103,6 +103,9 @@ expect_msg_eq(const cvg__msg *got, const cvg__msg *want)
                 0, "vv[%zu] head", i);
         }
         break;
+    case CVG__MSG_HAVE:
+        cr_expect_eq(got->log_end, want->log_end);
+        break;
     case CVG__MSG_PULL:
         cr_expect_eq(got->cursor, want->cursor);
         cr_expect_eq(got->max_ops, want->max_ops);
@@ -211,7 +214,7 @@ decode_any(const uint8_t *p, size_t len)
 
 /* One message of each type with some content, shared by several tests.
  * Arrays are static: the messages point into them. */
-#define SAMPLE_N 7
+#define SAMPLE_N 8
 static cvg_dot sample_vv[3];
 static cvg_bytes sample_blocks[3];
 static uint8_t sample_block_bytes[300];
@@ -276,6 +279,10 @@ sample(int i)
         m.code = CVG_EVERSION;
         m.text.data = (const uint8_t *)"the peer speaks a newer protocol";
         m.text.len = strlen((const char *)m.text.data);
+        return m;
+    case 6:
+        m = msg_of(CVG__MSG_HAVE);
+        m.log_end = (uint64_t)1 << 40;
         return m;
     default:
         m = msg_of(CVG__MSG_HELLO); /* empty vv */
@@ -451,7 +458,7 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
 #define RU64()                                      \
     (cvg_test_below(st, 4) == 0 ? cvg_test_rand(st) \
                                 : cvg_test_rand(st) >> cvg_test_below(st, 64))
-    cvg__msg m = msg_of((cvg__msg_type)(1 + cvg_test_below(st, 8)));
+    cvg__msg m = msg_of((cvg__msg_type)(1 + cvg_test_below(st, 9)));
     size_t n = cvg_test_below(st, max_n + 1);
     static cvg__point points[64];
     switch (m.type) {
@@ -487,6 +494,9 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
         m.vv_n = n;
         break;
     }
+    case CVG__MSG_HAVE:
+        m.log_end = RU64();
+        break;
     case CVG__MSG_PULL:
         m.cursor = RU64();
         m.max_ops = (uint32_t)RU64();
@@ -712,7 +722,7 @@ Test(wire, trailing_bytes_are_corrupt)
 
 Test(wire, unknown_types_are_corrupt)
 {
-    const uint8_t types[][3] = {{0x00}, {0x09}, {0x7f},      {0xcc, 0xff},
+    const uint8_t types[][3] = {{0x00}, {0x0a}, {0x7f},      {0xcc, 0xff},
                                 {0xff}, {0xc0}, {0xcc, 0x01}};
     const size_t lens[] = {1, 1, 1, 2, 1, 1, 2};
     for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
@@ -722,7 +732,7 @@ Test(wire, unknown_types_are_corrupt)
         memcpy(msg + 1 + lens[i], "\x01\x00\x00", 3);
         cr_expect_eq(decode_any(msg, 4 + lens[i]), CVG_ECORRUPT, "type %zu", i);
     }
-    cvg__msg m = msg_of((cvg__msg_type)9);
+    cvg__msg m = msg_of((cvg__msg_type)10);
     cvg__buf b = {0};
     cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
     m.type = (cvg__msg_type)0;

@@ -1,0 +1,166 @@
+/*
+ * Live sessions: a session both sides opened with
+ * cvg_session_options.live outlives being done. Whenever the app commits
+ * (and says so with cvg_session_refresh()), the new ops flow the way the
+ * session already carries ops:
+ *   - to a peer that pulls from us: HAVE with our log's new end, after
+ *     which the peer pulls from its position as usual (on HAVE, or at the
+ *     end of the pull under way), and pages are served up to that end;
+ *   - from a pusher (cvg_session_options.push): HAVE, then PUSH pages of
+ *     the own ops the peer lacks, acknowledged as usual; a refresh while a
+ *     push waits for its ACK goes out after that ACK.
+ * So a page still never runs past a log end its sender announced, and a
+ * HAVE is the only announcement a live session adds. Each time both sides
+ * are caught up again the session is done for now: what it learned of the
+ * peer is handed over (stored with the next commit) and END fires.
+ */
+#include "session_int.h"
+
+void
+cvg__session_reopen(cvg_session *s)
+{
+    if (s->ended) {
+        s->ended = false;
+        cvg__peer_set_active(s->r, &s->stats.peer, true);
+    }
+}
+
+static int
+send_have(cvg_session *s)
+{
+    cvg__msg m;
+    memset(&m, 0, sizeof m);
+    m.type = CVG__MSG_HAVE;
+    m.version = CVG_PROTOCOL_VERSION;
+    m.log_end = s->log_end;
+    int rc = cvg__session_enqueue(s, &m);
+    return rc == CVG_OK ? CVG_OK
+                        : cvg__session_fail(s, rc, "cannot queue a HAVE");
+}
+
+/* Our log's end and our own origin's last seq, as committed now. */
+static int
+read_ends(cvg_session *s, uint64_t *log_end, uint64_t *own)
+{
+    cvg_txn *t;
+    int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "cannot read the log");
+    }
+    *log_end = cvg__txn_next_lsn(t) - 1;
+    *own = cvg__vv_get(cvg__txn_vv(t), cvg__replica_self(s->r));
+    cvg_txn_abort(t);
+    return CVG_OK;
+}
+
+/* Push what is new of our own, now: HAVE, then the PUSH pages. */
+int
+cvg__session_push_more(cvg_session *s)
+{
+    s->push_again = false;
+    int rc = send_have(s);
+    if (rc == CVG_OK) {
+        s->push_acked = false;
+        cvg__session_reopen(s);
+        rc = cvg__session_push_own(s);
+    }
+    return rc;
+}
+
+int
+cvg_session_refresh(cvg_session *s)
+{
+    if (s == NULL) {
+        return CVG_EINVAL;
+    }
+    if (s->error != CVG_OK) {
+        return s->error;
+    }
+    if (!s->got_hello) {
+        /* Live or not is known from the peer's HELLO: look again then. */
+        s->refresh_wanted = s->opts.live;
+        return CVG_OK;
+    }
+    if (!s->live) {
+        return CVG_OK;
+    }
+    uint64_t log_end, own;
+    int rc = read_ends(s, &log_end, &own);
+    if (rc != CVG_OK || log_end <= s->log_end) {
+        return rc;
+    }
+    s->log_end = log_end;
+    if (s->peer_pulls) {
+        rc = send_have(s);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        /* Done again only once the peer has pulled and confirmed it. */
+        s->served = false;
+        s->acked_all = false;
+        cvg__session_reopen(s);
+    }
+    if (s->opts.push && own > s->push_own_max) {
+        if (s->pushed && !s->push_acked) {
+            s->push_again = true; /* after the ACK of the push under way */
+        } else {
+            rc = cvg__session_push_more(s);
+        }
+    }
+    return rc;
+}
+
+int
+cvg__session_after_hello(cvg_session *s)
+{
+    if (s->live && s->refresh_wanted) {
+        s->refresh_wanted = false;
+        return cvg_session_refresh(s);
+    }
+    return CVG_OK;
+}
+
+int
+cvg__session_on_have(cvg_session *s, const cvg__msg *m)
+{
+    if (!s->got_hello) {
+        return cvg__session_fail(s, CVG_EPROTO, "HAVE before HELLO");
+    }
+    if (!s->live) {
+        return cvg__session_fail(s, CVG_EPROTO,
+                                 "a HAVE in a session that is not live");
+    }
+    if (!s->proven) {
+        return cvg__session_fail(s, CVG_EPROTO,
+                                 "a HAVE before the peer proved its identity");
+    }
+    if (m->log_end < s->peer_log_end) {
+        return cvg__session_fail(s, CVG_EPROTO,
+                                 "a HAVE with a log end before the one the "
+                                 "peer announced already");
+    }
+    s->peer_log_end = m->log_end;
+    if (s->peer_pushes) {
+        /* Pushes follow: the session takes PUSH pages again. */
+        if (s->push_in_done) {
+            s->push_in_done = false;
+            s->pull_done = false;
+            cvg__session_reopen(s);
+        }
+        return CVG_OK;
+    }
+    if (!s->opts.no_pull && s->pull_done && !s->pulling) {
+        s->pull_done = false;
+        cvg__session_reopen(s);
+        return cvg__session_send_pull(s);
+    }
+    /* A pull under way: the peer sent this HAVE before it took our PULL
+     * (it answers in order), so its answer already runs to the new end. */
+    return CVG_OK;
+}
+
+bool
+cvg_session_live(const cvg_session *s)
+{
+    return s != NULL && s->live;
+}
