@@ -10,10 +10,13 @@
  *
  * A client syncs once with cvg_net_sync(); a server (cvg_server_open())
  * serves any number of clients from one replica, on one thread: every
- * session runs on the thread in cvg_server_run(), which therefore owns
- * the replica while it runs (the replica handle is used by one thread at
- * a time). cvg_server_stop() is the only call for other threads and
- * signal handlers.
+ * session runs on the thread in cvg_server_run(). A replica handle is used
+ * by one thread at a time, so the server takes its lock for each turn of
+ * work, and an app that uses the replica meanwhile takes it too
+ * (cvg_server_lock()). Sessions are live for clients that ask (a syncer
+ * does): a commit, from a client's page or the app's (cvg_server_notify()),
+ * reaches every connected client and peer without polling. A server may
+ * also connect to peers itself (cvg_server_connect()): peer to peer.
  *
  * A syncer (cvg_syncer_start()) runs cvg_net_sync() in rounds on a thread
  * of its own, while the app goes on writing: the app and the syncer share
@@ -140,8 +143,32 @@ CVG_API CVG_NODISCARD int cvg_server_open(cvg_replica *r, const char *listen,
 CVG_API uint16_t cvg_server_port(const cvg_server *s);
 
 /**
+ * Keep a live connection to the peer at @p url from this server's thread
+ * too, from cvg_server_run() on: peer to peer, with no server between. Its
+ * session pulls both ways and stays open (so does one the peer opens to
+ * us); each commit here reaches it, as it reaches clients. A connection
+ * that ends is made again, after a backoff that doubles from 500 ms to
+ * 30 s (with jitter); its errors show in the peer's sync status. Call
+ * before cvg_server_run(), once per peer.
+ *
+ * @param[in] s         The server.
+ * @param[in] url       "tcp://HOST:PORT" (copied).
+ * @param[in] peer_key  The peer's Ed25519 public key (32 bytes, copied),
+ *                      or NULL for any.
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL   NULL @p s or @p url, or a url that is not
+ *                  tcp://HOST:PORT.
+ *   - CVG_EMISUSE  the server runs already.
+ *   - CVG_ENOMEM   out of memory.
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_server_connect(cvg_server *s, const char *url,
+                                             const uint8_t *peer_key);
+
+/**
  * Serve clients on this thread until cvg_server_stop(), then until the
- * sessions under way end (each bounded by the timeouts).
+ * sessions under way end (each bounded by the timeouts; a live session
+ * that is caught up ends at once, one receiving pages at their end).
  *
  * @return CVG_OK, or CVG_EINVAL (NULL @p s), CVG_EMISUSE (run twice).
  * @since 0.2
@@ -156,6 +183,38 @@ CVG_API void cvg_server_stop(cvg_server *s);
 /** Close @p s (after cvg_server_run() returned, or if it never ran), and
  * free it. Accepts NULL. @since 0.2 */
 CVG_API void cvg_server_close(cvg_server *s);
+
+/**
+ * Take the server's lock on its replica, for an app that uses the replica
+ * while the server runs (its own writes, reads, status). The server's
+ * thread holds the lock for each turn of its work on a connection (a
+ * message in, a page out), never while it waits, so the app waits at
+ * most one such turn. Hold it around a whole transaction, then, after a
+ * commit, call cvg_server_notify() so that connected clients and peers
+ * get it. Not recursive. Accepts NULL.
+ *
+ * Example: a write while the server runs.
+ *     cvg_server_lock(srv);
+ *     cvg_txn *t;
+ *     cvg_key k = {"stock", "sku-1", "qty"};
+ *     int rc = cvg_txn_begin(r, 0, &t);
+ *     if (rc == CVG_OK) {
+ *         rc = cvg_counter_add(t, &k, 10, NULL);
+ *         rc = rc == CVG_OK ? cvg_txn_commit(t) : (cvg_txn_abort(t), rc);
+ *     }
+ *     cvg_server_unlock(srv);
+ *     cvg_server_notify(srv);
+ * @since 0.2
+ */
+CVG_API void cvg_server_lock(cvg_server *s);
+
+/** Give the server's lock back. Accepts NULL. @since 0.2 */
+CVG_API void cvg_server_unlock(cvg_server *s);
+
+/** Say that the app committed: every live session offers it, in the
+ * server's next turn. Never blocks; any thread, from open until
+ * cvg_server_stop(). Accepts NULL. @since 0.2 */
+CVG_API void cvg_server_notify(cvg_server *s);
 
 /* ---- A syncer: rounds of sync on a thread of its own --------------------- */
 

@@ -1,22 +1,42 @@
 /*
  * The server: a listening socket on a loop of its own, one connection per
- * client, all on the thread in cvg_server_run(), so the replica is never
- * used by two threads. cvg_server_stop() only wakes the loop
- * (uv_async_send is safe from any thread and from signal handlers); the
- * loop then closes the listener and returns once the last client ends.
+ * client, and the connections it makes to peers (cvg_server_connect()),
+ * all on the thread in cvg_server_run(), so the replica is never used by
+ * two threads. cvg_server_stop() only wakes the loop (uv_async_send is
+ * safe from any thread and from signal handlers); the loop then closes the
+ * listener and returns once the last connection ends.
+ *
+ * Live: sessions are opened live, so a client or peer that asks for it
+ * stays connected. A page that commits here marks the server dirty; once
+ * per turn of the loop (a check handle, after the loop's I/O) every live
+ * session is refreshed, so each commit reaches every connected replica
+ * and a burst of commits in one turn costs one refresh each.
+ *
+ * Peers: each cvg_server_connect() keeps one outgoing live connection,
+ * made again after it ends, with a backoff that doubles from 500 ms to
+ * 30 s (jitter: half to all of it).
  */
 #define _XOPEN_SOURCE 700
 #include <netdb.h>
+#include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tcp.h"
 
+typedef struct dialer dialer;
+
 struct cvg_server {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t wake;
+    uv_check_t sweep;
+    uv_async_t notify;  /* cvg_server_notify() */
+    bool dirty;         /* a page committed this turn, or the app's */
+    pthread_mutex_t mu; /* the replica's: the loop's turns and the app */
+    dialer *dialers;    /* cvg_server_connect() */
     cvg_replica *r;
     cvg_server_options o;
     cvg_replica_id *allow; /* origins of o.allow */
@@ -40,6 +60,86 @@ cvg_server_options_init(cvg_server_options *o)
         o->idle_timeout_ms = 60000;
         cvg_session_options_init(&o->session);
     }
+}
+
+/* An outgoing connection to a peer, kept up. */
+struct dialer {
+    cvg_server *s;
+    char host[NI_MAXHOST];
+    char port[6];
+    cvg_replica_id pin;
+    bool has_pin;
+    cvg__conn_options co;
+    cvg__conn *c;
+    uv_connect_t req;
+    uv_timer_t retry;
+    uint32_t failures;
+    dialer *next;
+};
+
+static void
+conn_committed(cvg__conn *c)
+{
+    cvg_server *s = c->o.user;
+    s->dirty = true;
+}
+
+static void
+dialer_committed(cvg__conn *c)
+{
+    dialer *d = c->o.user;
+    d->s->dirty = true;
+}
+
+static void
+server_lock(void *user)
+{
+    pthread_mutex_lock(&((cvg_server *)user)->mu);
+}
+
+static void
+server_unlock(void *user)
+{
+    pthread_mutex_unlock(&((cvg_server *)user)->mu);
+}
+
+static void
+dialer_lock(void *user)
+{
+    server_lock(((dialer *)user)->s);
+}
+
+static void
+dialer_unlock(void *user)
+{
+    server_unlock(((dialer *)user)->s);
+}
+
+static void
+on_notify(uv_async_t *a)
+{
+    cvg_server *s = a->data;
+    s->dirty = true;
+}
+
+static void
+on_sweep(uv_check_t *h)
+{
+    cvg_server *s = h->data;
+    if (!s->dirty) {
+        return;
+    }
+    s->dirty = false;
+    server_lock(s);
+    for (cvg__conn *c = s->conns; c != NULL; c = c->next) {
+        cvg__conn_refresh(c);
+    }
+    for (dialer *d = s->dialers; d != NULL; d = d->next) {
+        if (d->c != NULL) {
+            cvg__conn_refresh(d->c);
+        }
+    }
+    server_unlock(s);
 }
 
 static void
@@ -88,7 +188,9 @@ on_connection(uv_stream_t *l, int status)
     s->conns = c;
     s->n_conns++;
     if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+        server_lock(s);
         cvg__conn_abort(c, CVG_EIO, "accept failed");
+        server_unlock(s);
         return;
     }
     cvg__conn_start(c);
@@ -100,9 +202,141 @@ on_wake(uv_async_t *a)
     cvg_server *s = a->data;
     if (!s->stopped) {
         s->stopped = true;
+        server_lock(s);
         uv_close((uv_handle_t *)&s->listener, NULL);
         uv_close((uv_handle_t *)&s->wake, NULL);
+        uv_close((uv_handle_t *)&s->sweep, NULL);
+        uv_close((uv_handle_t *)&s->notify, NULL);
+        for (dialer *d = s->dialers; d != NULL; d = d->next) {
+            uv_close((uv_handle_t *)&d->retry, NULL);
+            if (d->c != NULL) {
+                cvg__conn_finish(d->c);
+            }
+        }
+        /* Sessions under way end once done: live ones at once if they
+         * are caught up, else at the end of the pages under way. */
+        for (cvg__conn *c = s->conns; c != NULL; c = c->next) {
+            cvg__conn_finish(c);
+        }
+        server_unlock(s);
     }
+}
+
+/* ---- Peers --------------------------------------------------------------- */
+
+static void dial(dialer *d);
+
+static void
+on_retry(uv_timer_t *t)
+{
+    dial(t->data);
+}
+
+static void
+dialer_closed(cvg__conn *c)
+{
+    dialer *d = c->o.user;
+    bool ok = cvg__conn_result(c) == CVG_OK && c->s != NULL;
+    cvg__conn_free(c);
+    d->c = NULL;
+    if (d->s->stopped) {
+        return;
+    }
+    d->failures = ok ? 0 : d->failures + 1;
+    uint64_t b = 500;
+    for (uint32_t i = 1; i < d->failures && b < 30000; i++) {
+        b *= 2;
+    }
+    uint32_t cap = (uint32_t)(b < 30000 ? b : 30000);
+    uint32_t wait = cap / 2 + randombytes_uniform(cap - cap / 2 + 1);
+    uv_timer_start(&d->retry, on_retry, wait, 0);
+}
+
+static void
+dialer_connected(uv_connect_t *req, int status)
+{
+    dialer *d = req->data;
+    if (status == UV_ECANCELED || d->c == NULL) {
+        return;
+    }
+    if (status < 0) {
+        server_lock(d->s);
+        cvg__conn_abort(d->c, CVG_EIO, "connect failed");
+        server_unlock(d->s);
+        return;
+    }
+    cvg__conn_start(d->c);
+}
+
+static void
+dial(dialer *d)
+{
+    cvg_server *s = d->s;
+    if (s->stopped || d->c != NULL) {
+        return;
+    }
+    struct addrinfo *ai;
+    server_lock(s);
+    int rc = cvg__net_resolve(&s->loop, s->r, d->host, d->port, false, &ai);
+    if (rc != CVG_OK) {
+        server_unlock(s);
+        uv_timer_start(&d->retry, on_retry, 30000, 0);
+        return;
+    }
+    d->c = cvg__conn_new(&s->loop, s->r, &d->co);
+    if (d->c != NULL) {
+        d->req.data = d;
+        if (uv_tcp_connect(&d->req, &d->c->tcp, ai->ai_addr, dialer_connected) <
+            0) {
+            cvg__conn_abort(d->c, CVG_EIO, "connect failed");
+        }
+    } else {
+        uv_timer_start(&d->retry, on_retry, 30000, 0);
+    }
+    server_unlock(s);
+    uv_freeaddrinfo(ai);
+}
+
+int
+cvg_server_connect(cvg_server *s, const char *url, const uint8_t *peer_key)
+{
+    if (s == NULL || url == NULL) {
+        return CVG_EINVAL;
+    }
+    if (s->ran) {
+        return CVG_EMISUSE;
+    }
+    dialer *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        return CVG_ENOMEM;
+    }
+    if (strncmp(url, "tcp://", 6) != 0 ||
+        !cvg__net_split(url + 6, d->host, sizeof d->host, d->port)) {
+        free(d);
+        return cvg__sync_fail(s->r, CVG_EINVAL, "'%s' is not tcp://HOST:PORT",
+                              url);
+    }
+    d->s = s;
+    d->co = s->co;
+    d->co.initiator = true;
+    d->co.on_closed = dialer_closed;
+    d->co.on_commit = dialer_committed;
+    d->co.keepalive_ms = CVG__TCP_KEEPALIVE_MS;
+    d->co.user = d;
+    d->co.lock = dialer_lock;
+    d->co.unlock = dialer_unlock;
+    d->co.allow = NULL;
+    d->co.allow_count = 0;
+    if (peer_key != NULL) {
+        cvg_identity_origin(peer_key, &d->pin);
+        d->has_pin = true;
+        d->co.pin = &d->pin;
+    }
+    uv_timer_init(&s->loop, &d->retry);
+    d->retry.data = d;
+    d->next = s->dialers;
+    s->dialers = d;
+    return CVG_OK;
 }
 
 static int
@@ -164,7 +398,12 @@ copy_options(cvg_server *s, const cvg_server_options *o)
     s->co.idle_timeout_ms = s->o.idle_timeout_ms ? s->o.idle_timeout_ms : 60000;
     s->co.allow = s->allow;
     s->co.allow_count = s->o.allow_count;
+    s->co.session.version = CVG_SESSION_OPTIONS_VERSION;
+    s->co.session.live = true; /* for clients that ask */
     s->co.on_closed = conn_closed;
+    s->co.on_commit = conn_committed;
+    s->co.lock = server_lock;
+    s->co.unlock = server_unlock;
     s->co.user = s;
     return CVG_OK;
 }
@@ -192,20 +431,27 @@ cvg_server_open(cvg_replica *r, const char *listen, const cvg_server_options *o,
     }
     s->r = r;
     atomic_flag_clear(&s->stop_sent);
+    pthread_mutex_init(&s->mu, NULL);
     int rc = copy_options(s, o);
     if (rc != CVG_OK) {
         free(s);
         return rc;
     }
     if (uv_loop_init(&s->loop) != 0) {
+        pthread_mutex_destroy(&s->mu);
         free(s->allow);
         free(s);
         return cvg__sync_fail(r, CVG_EIO, "cannot start an event loop");
     }
     uv_tcp_init(&s->loop, &s->listener);
     uv_async_init(&s->loop, &s->wake, on_wake);
+    uv_check_init(&s->loop, &s->sweep);
+    uv_check_start(&s->sweep, on_sweep);
+    uv_async_init(&s->loop, &s->notify, on_notify);
+    s->notify.data = s;
     s->listener.data = s;
     s->wake.data = s;
+    s->sweep.data = s;
     rc = bind_listen(s, listen);
     if (rc != CVG_OK) {
         s->ran = true; /* close must not run it */
@@ -235,6 +481,9 @@ cvg_server_run(cvg_server *s)
     s->ran = true;
     cvg__sigpipe g;
     cvg__sigpipe_block(&g);
+    for (dialer *d = s->dialers; d != NULL; d = d->next) {
+        dial(d);
+    }
     uv_run(&s->loop, UV_RUN_DEFAULT);
     cvg__sigpipe_unblock(&g);
     return CVG_OK;
@@ -259,14 +508,51 @@ cvg_server_close(cvg_server *s)
     /* Not run, or stopped: close what is left and let the callbacks of
      * the closes run. */
     on_wake(&s->wake);
+    server_lock(s);
     for (cvg__conn *c = s->conns; c != NULL; c = c->next) {
         cvg__conn_abort(c, CVG_EIO, "the server closed");
     }
+    for (dialer *d = s->dialers; d != NULL; d = d->next) {
+        if (d->c != NULL) {
+            cvg__conn_abort(d->c, CVG_EIO, "the server closed");
+        }
+    }
+    server_unlock(s);
     cvg__sigpipe g;
     cvg__sigpipe_block(&g);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     cvg__sigpipe_unblock(&g);
     (void)uv_loop_close(&s->loop);
+    while (s->dialers != NULL) {
+        dialer *d = s->dialers;
+        s->dialers = d->next;
+        free(d);
+    }
+    pthread_mutex_destroy(&s->mu);
     free(s->allow);
     free(s);
+}
+
+void
+cvg_server_lock(cvg_server *s)
+{
+    if (s != NULL) {
+        server_lock(s);
+    }
+}
+
+void
+cvg_server_unlock(cvg_server *s)
+{
+    if (s != NULL) {
+        server_unlock(s);
+    }
+}
+
+void
+cvg_server_notify(cvg_server *s)
+{
+    if (s != NULL) {
+        (void)uv_async_send(&s->notify);
+    }
 }

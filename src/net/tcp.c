@@ -37,6 +37,38 @@ typedef struct write_req {
 static void pump(cvg__conn *c);
 static void resume(cvg__conn *c);
 
+/* The replica's lock, for a connection that shares it (a syncer's). */
+static void
+lock(cvg__conn *c)
+{
+    if (c->o.lock != NULL) {
+        c->o.lock(c->o.user);
+    }
+}
+
+static void
+unlock(cvg__conn *c)
+{
+    if (c->o.unlock != NULL) {
+        c->o.unlock(c->o.user);
+    }
+}
+
+/* After a callback's work, outside the lock: tell the owner. */
+static void
+after_turn(cvg__conn *c)
+{
+    if (c->committed) {
+        c->committed = false;
+        if (c->o.on_commit != NULL) {
+            c->o.on_commit(c);
+        }
+    }
+    if (c->o.on_turn != NULL) {
+        c->o.on_turn(c);
+    }
+}
+
 static void
 handle_closed(uv_handle_t *h)
 {
@@ -58,6 +90,7 @@ close_now(cvg__conn *c)
     }
     uv_close((uv_handle_t *)&c->tcp, handle_closed);
     uv_close((uv_handle_t *)&c->timer, handle_closed);
+    uv_close((uv_handle_t *)&c->ping, handle_closed);
 }
 
 static void
@@ -124,9 +157,26 @@ static void
 on_timeout(uv_timer_t *t)
 {
     cvg__conn *c = t->data;
+    lock(c);
     cvg__conn_abort(c, CVG_EIO,
                     c->s == NULL ? "the channel's handshake timed out"
                                  : "the peer was silent past the timeout");
+    unlock(c);
+    after_turn(c);
+}
+
+static void flush(cvg__conn *c);
+
+/* Nothing sent for keepalive_ms: an empty message, which the peer's
+ * connection answers and never hands to its session. */
+static void
+on_ping(uv_timer_t *t)
+{
+    cvg__conn *c = t->data;
+    if (!c->closing && !c->ending && c->s != NULL &&
+        cvg__channel_send(&c->ch, NULL, 0) == CVG_OK) {
+        flush(c);
+    }
 }
 
 static void
@@ -147,16 +197,20 @@ on_written(uv_write_t *req, int status)
     if (c->closing) {
         return;
     }
+    lock(c);
     if (status < 0) {
         cvg__conn_abort(c, CVG_EIO, uv_strerror(status));
-        return;
+    } else {
+        if (c->queued <= CVG__TCP_WRITE_HIGH / 2 &&
+            (!c->ending || c->wait_peer)) {
+            resume(c);
+        }
+        if (!c->closing) {
+            maybe_end(c);
+        }
     }
-    if (c->queued <= CVG__TCP_WRITE_HIGH / 2 && (!c->ending || c->wait_peer)) {
-        resume(c);
-    }
-    if (!c->closing) {
-        maybe_end(c);
-    }
+    unlock(c);
+    after_turn(c);
 }
 
 /* Hand the channel's pending bytes to the socket (copied: the channel's
@@ -182,6 +236,9 @@ flush(cvg__conn *c)
             return;
         }
         c->queued += out.len;
+        if (c->o.keepalive_ms > 0 && c->o.initiator) {
+            uv_timer_start(&c->ping, on_ping, c->o.keepalive_ms, 0);
+        }
     }
     if (c->queued > CVG__TCP_WRITE_HIGH) {
         set_reading(c, false);
@@ -293,11 +350,14 @@ pump(cvg__conn *c)
                 return;
             }
         }
+        bool peer_closed = cvg__channel_peer_closed(&c->ch);
         if (cvg_session_error(c->s) != CVG_OK) {
             end(c, false);
-        } else if (cvg_session_done(c->s)) {
+        } else if (cvg_session_done(c->s) &&
+                   (!cvg_session_live(c->s) || peer_closed || c->finishing)) {
+            /* A live session ends when a side closes, caught up. */
             end(c, true);
-        } else if (cvg__channel_peer_closed(&c->ch)) {
+        } else if (peer_closed) {
             fail(c, CVG_EPEER, "the peer closed before the sync was done");
             end(c, false);
         }
@@ -314,9 +374,24 @@ deliver(cvg__conn *c, cvg_bytes msg)
     if (c->s == NULL || c->ending) {
         return; /* after our end, what the peer says changes nothing */
     }
+    if (msg.len == 0) {
+        /* A ping: the responder answers it; neither side's session sees
+         * it (no session message is empty). */
+        if (!c->o.initiator && cvg__channel_send(&c->ch, NULL, 0) != CVG_OK) {
+            cvg__conn_abort(c, CVG_EIO, "cannot answer a ping");
+        }
+        return;
+    }
+    cvg_session_stats before;
+    cvg_session_stats_get(c->s, &before, sizeof before);
     /* A failure is the session's error, acted on by pump(). */
     int rc = cvg_session_input(c->s, msg.data, msg.len);
     (void)rc;
+    cvg_session_stats after;
+    cvg_session_stats_get(c->s, &after, sizeof after);
+    if (after.pages_received != before.pages_received) {
+        c->committed = true;
+    }
     /* Check each message: the first is the HELLO, and the pin or the
      * allow list must be passed before we answer it. */
     if (check_peer(c)) {
@@ -399,8 +474,12 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         if (c->s != NULL) {
             arm_timer(c);
         }
+        lock(c);
         feed(c, (const uint8_t *)buf->base, (size_t)n);
+        unlock(c);
+        after_turn(c);
     } else if (n < 0 && !c->closing) {
+        lock(c);
         if (c->ending && cvg__channel_peer_closed(&c->ch)) {
             close_now(c);
         } else {
@@ -409,6 +488,8 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
                              : uv_strerror((int)n));
             close_now(c);
         }
+        unlock(c);
+        after_turn(c);
     }
     free(buf->base);
 }
@@ -430,9 +511,11 @@ cvg__conn_new(uv_loop_t *loop, cvg_replica *r, const cvg__conn_options *o)
     }
     uv_tcp_init(loop, &c->tcp);
     uv_timer_init(loop, &c->timer);
+    uv_timer_init(loop, &c->ping);
     c->tcp.data = c;
     c->timer.data = c;
-    c->handles = 2;
+    c->ping.data = c;
+    c->handles = 3;
     /* Connect and accept are bounded by the handshake's clock too. */
     arm_timer(c);
     return c;
@@ -468,12 +551,35 @@ cvg__conn_free(cvg__conn *c)
     if (c == NULL) {
         return;
     }
-    cvg_session_close(c->s);
+    if (c->s != NULL) {
+        lock(c);
+        cvg_session_close(c->s);
+        unlock(c);
+    }
     free(c->held);
     if (c->ch_live) {
         cvg__channel_destroy(&c->ch);
     }
     free(c);
+}
+
+void
+cvg__conn_finish(cvg__conn *c)
+{
+    if (!c->closing) {
+        c->finishing = true;
+        pump(c);
+    }
+}
+
+void
+cvg__conn_refresh(cvg__conn *c)
+{
+    if (c->s != NULL && !c->ending && !c->closing && cvg_session_live(c->s)) {
+        int rc = cvg_session_refresh(c->s);
+        (void)rc; /* an error is the session's: pump() ends it */
+        pump(c);
+    }
 }
 
 void

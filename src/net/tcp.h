@@ -25,6 +25,8 @@
  * loop, so one peer's PULLs cannot keep the loop building its pages. */
 #define CVG__TCP_TURN (64u << 10)
 #define CVG__TCP_TIMEOUT_MS 10000u
+/* A live connection's ping after this long with nothing sent. */
+#define CVG__TCP_KEEPALIVE_MS 10000u
 
 typedef struct cvg__conn cvg__conn;
 
@@ -39,12 +41,27 @@ typedef struct cvg__conn_options {
     const cvg_replica_id *allow;
     size_t allow_count;
     void (*on_closed)(cvg__conn *c);
+    /* After a message from the peer committed a page here (a server
+     * refreshes its other live sessions), and after each turn of the
+     * connection's work (a syncer reports its state); both without the
+     * lock. Either may be NULL. */
+    void (*on_commit)(cvg__conn *c);
+    void (*on_turn)(cvg__conn *c);
+    /* Taken around every use of the replica (the session, its errors), if
+     * set: a syncer shares its replica with the app. */
+    void (*lock)(void *user);
+    void (*unlock)(void *user);
+    /* Live: an initiator sends an empty message (a ping) after this long
+     * with nothing sent, and the responder answers with one, so each side
+     * hears from the other within its idle timeout. 0: none. */
+    uint32_t keepalive_ms;
     void *user;
 } cvg__conn_options;
 
 struct cvg__conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uv_timer_t ping; /* keepalive_ms after the last send */
     cvg_replica *r;
     cvg__conn_options o;
     cvg__channel ch;
@@ -57,6 +74,8 @@ struct cvg__conn {
     bool wait_peer;          /* ... after the peer's close too */
     bool checked;            /* the peer's id passed the pin or allow list */
     bool closing;            /* uv_close called */
+    bool committed;          /* a page of the peer's committed this turn */
+    bool finishing;          /* end once the session is done, live or not */
     int handles;             /* open libuv handles (tcp, timer) */
     cvg_session_stats stats; /* kept when the session closes */
     cvg__conn *next;         /* the server's list */
@@ -75,6 +94,12 @@ void cvg__conn_start(cvg__conn *c);
  * follows once libuv has closed the handles, then the caller frees @p c
  * with cvg__conn_free(). */
 void cvg__conn_abort(cvg__conn *c, int rc, const char *why);
+/* End once the session is done (now, if it is), even a live one: a
+ * server or syncer that stops. Call with the lock held, if any. */
+void cvg__conn_finish(cvg__conn *c);
+/* The replica committed: a live session offers what is new (call with
+ * the lock held, if the connection has one). */
+void cvg__conn_refresh(cvg__conn *c);
 /* The outcome: the session's error, else the connection's. */
 int cvg__conn_result(const cvg__conn *c);
 void cvg__conn_free(cvg__conn *c);

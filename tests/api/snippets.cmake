@@ -17,6 +17,7 @@ set(_prelude [=[
 /* What the snippets take from the app around them. */
 cvg_replica *r, *till, *server;
 cvg_syncer *syncer;
+cvg_server *srv;
 typedef struct app_msg {
     const uint8_t *data;
     size_t len;
