@@ -64,17 +64,7 @@ cvg__net_resolve(uv_loop_t *loop, cvg_replica *r, const char *host,
     return CVG_OK;
 }
 
-typedef struct client {
-    uv_loop_t loop;
-    cvg_replica *r;
-    cvg__conn_options co;
-    cvg_replica_id pin;
-    struct addrinfo *addrs, *next;
-    cvg__conn *c;
-    uv_connect_t req;
-    int last_err;
-    const char *url;
-} client;
+typedef cvg__dial client;
 
 static void try_next(client *cl);
 
@@ -103,6 +93,8 @@ on_closed(cvg__conn *c)
         cvg__conn_free(c);
         cl->c = NULL;
         try_next(cl);
+    } else if (cl->on_end != NULL) {
+        cl->on_end(cl);
     }
 }
 
@@ -112,8 +104,11 @@ try_next(client *cl)
     struct addrinfo *a = cl->next;
     cl->next = a->ai_next;
     cl->last_err = 0;
-    cl->c = cvg__conn_new(&cl->loop, cl->r, &cl->co);
+    cl->c = cvg__conn_new(cl->loop, cl->r, &cl->co);
     if (cl->c == NULL) {
+        if (cl->on_end != NULL) {
+            cl->on_end(cl);
+        }
         return;
     }
     cl->req.data = cl;
@@ -135,20 +130,48 @@ cvg_net_options_init(cvg_net_options *o)
     }
 }
 
-static int
-run(client *cl, const char *host, const char *port, cvg_session_stats *st)
+int
+cvg__dial_start(cvg__dial *cl, uv_loop_t *loop, cvg_replica *r, const char *url,
+                const cvg_net_options *o)
 {
-    int rc = cvg__net_resolve(&cl->loop, cl->r, host, port, false, &cl->addrs);
+    char host[NI_MAXHOST], port[6];
+    if (strncmp(url, "tcp://", 6) != 0 ||
+        !cvg__net_split(url + 6, host, sizeof host, port)) {
+        return cvg__sync_fail(r, CVG_EINVAL, "'%s' is not tcp://HOST:PORT",
+                              url);
+    }
+    cl->loop = loop;
+    cl->r = r;
+    cl->url = url;
+    cl->co.initiator = true;
+    cl->co.session = o->session;
+    if (cl->co.session.version == 0) {
+        cvg_session_options_init(&cl->co.session);
+    }
+    cl->co.handshake_timeout_ms = o->timeout_ms;
+    if (cl->co.idle_timeout_ms == 0) {
+        cl->co.idle_timeout_ms = o->timeout_ms;
+    }
+    if (o->server_key != NULL) {
+        cvg_identity_origin(o->server_key, &cl->pin);
+        cl->co.pin = &cl->pin;
+    }
+    cl->co.on_closed = on_closed;
+    cl->co.user = cl;
+    int rc = cvg__net_resolve(loop, r, host, port, false, &cl->addrs);
     if (rc != CVG_OK) {
         return rc;
     }
     cl->next = cl->addrs;
     try_next(cl);
-    if (cl->c == NULL) {
-        rc = CVG_ENOMEM;
-    } else {
-        /* Bounded: every handle closes by the connection's clock. */
-        uv_run(&cl->loop, UV_RUN_DEFAULT);
+    return cl->c == NULL ? CVG_ENOMEM : CVG_OK;
+}
+
+int
+cvg__dial_finish(cvg__dial *cl, cvg_session_stats *st)
+{
+    int rc = CVG_ENOMEM;
+    if (cl->c != NULL) {
         rc = cvg__conn_result(cl->c);
         if (cl->last_err != 0) {
             rc = cvg__sync_fail(cl->r, CVG_EIO, "cannot connect to %s: %s",
@@ -162,8 +185,10 @@ run(client *cl, const char *host, const char *port, cvg_session_stats *st)
             *st = cl->c->stats;
         }
         cvg__conn_free(cl->c);
+        cl->c = NULL;
     }
     uv_freeaddrinfo(cl->addrs);
+    cl->addrs = NULL;
     return rc;
 }
 
@@ -182,37 +207,25 @@ cvg_net_sync(cvg_replica *r, const char *url, const cvg_net_options *o,
     if (r == NULL || url == NULL || o->version != CVG_NET_OPTIONS_VERSION) {
         return CVG_EINVAL;
     }
-    char host[NI_MAXHOST], port[6];
-    if (strncmp(url, "tcp://", 6) != 0 ||
-        !cvg__net_split(url + 6, host, sizeof host, port)) {
-        return cvg__sync_fail(r, CVG_EINVAL, "'%s' is not tcp://HOST:PORT",
-                              url);
-    }
     client cl;
     memset(&cl, 0, sizeof cl);
-    cl.r = r;
-    cl.url = url;
-    cl.co.initiator = true;
-    cl.co.session = o->session;
-    if (cl.co.session.version == 0) {
-        cvg_session_options_init(&cl.co.session);
-    }
-    cl.co.handshake_timeout_ms = o->timeout_ms;
-    cl.co.idle_timeout_ms = o->timeout_ms;
-    if (o->server_key != NULL) {
-        cvg_identity_origin(o->server_key, &cl.pin);
-        cl.co.pin = &cl.pin;
-    }
-    cl.co.on_closed = on_closed;
-    cl.co.user = &cl;
-    if (uv_loop_init(&cl.loop) != 0) {
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) {
         return cvg__sync_fail(r, CVG_EIO, "cannot start an event loop");
     }
     cvg__sigpipe g;
     cvg__sigpipe_block(&g);
-    int rc = run(&cl, host, port, stats_out);
-    uv_run(&cl.loop, UV_RUN_DEFAULT); /* nothing is left; for safety */
+    int rc = cvg__dial_start(&cl, &loop, r, url, o);
+    if (rc == CVG_OK) {
+        /* Bounded: every handle closes by the connection's clock. */
+        uv_run(&loop, UV_RUN_DEFAULT);
+        rc = cvg__dial_finish(&cl, stats_out);
+    } else {
+        uv_run(&loop, UV_RUN_DEFAULT);
+        (void)cvg__dial_finish(&cl, NULL);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT); /* nothing is left; for safety */
     cvg__sigpipe_unblock(&g);
-    (void)uv_loop_close(&cl.loop);
+    (void)uv_loop_close(&loop);
     return rc;
 }

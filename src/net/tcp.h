@@ -104,6 +104,36 @@ void cvg__conn_refresh(cvg__conn *c);
 int cvg__conn_result(const cvg__conn *c);
 void cvg__conn_free(cvg__conn *c);
 
+/* A connection made to tcp://HOST:PORT (client.c): each address the name
+ * resolves to is tried in turn. cvg_net_sync() runs one on a loop of its
+ * own; a syncer runs one live, beside handles of its own. */
+typedef struct cvg__dial cvg__dial;
+struct cvg__dial {
+    uv_loop_t *loop;
+    cvg_replica *r;
+    /* Set before start to add to what the net options give (lock,
+     * keepalive, on_turn, a longer idle_timeout_ms); start sets the
+     * rest. */
+    cvg__conn_options co;
+    cvg_replica_id pin;
+    struct addrinfo *addrs, *next;
+    cvg__conn *c;
+    uv_connect_t req;
+    int last_err;
+    const char *url;
+    /* Once the last address was tried, or the connection ended. */
+    void (*on_end)(cvg__dial *d);
+    void *user;
+};
+/* Resolve @p url and start connecting on @p loop; CVG_OK, or an error
+ * set on @p r (then call cvg__dial_finish() all the same, after the
+ * loop ran). */
+int cvg__dial_start(cvg__dial *d, uv_loop_t *loop, cvg_replica *r,
+                    const char *url, const cvg_net_options *o);
+/* After the loop ran: the outcome (an error set on the replica), what
+ * the session moved into @p st, and the connection freed. */
+int cvg__dial_finish(cvg__dial *d, cvg_session_stats *st);
+
 /* A write to a connection the peer has reset raises SIGPIPE, whose
  * default action ends the process, and libuv cannot write with
  * MSG_NOSIGNAL. So the thread that runs a loop blocks SIGPIPE for the run
