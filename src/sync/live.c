@@ -84,7 +84,7 @@ cvg_session_refresh(cvg_session *s)
     if (!s->live) {
         return CVG_OK;
     }
-    uint64_t log_end, own;
+    uint64_t log_end = 0, own = 0;
     int rc = read_ends(s, &log_end, &own);
     if (rc != CVG_OK || log_end <= s->log_end) {
         return rc;
