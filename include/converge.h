@@ -1334,6 +1334,25 @@ CVG_API int cvg_session_error(const cvg_session *s);
 CVG_API void cvg_session_stats_get(const cvg_session *s, cvg_session_stats *out,
                                    size_t size);
 
+/** What the peer's ACKs said of the ops of the pages @p s sent it (ops of
+ * every origin: ours and those we relay). The peer answers every page it
+ * commits with the seq ranges it took and those it had already, and a page
+ * it refuses with the one op it refused and the code, then an ERROR. Our
+ * own ops it confirms count as committed there (cvg_sync_status_get());
+ * our own op it refuses is failed with that code (cvg_sync_failed()). An
+ * ACK repeated by the transport counts again here. @since 0.2 */
+typedef struct cvg_session_acks {
+    uint64_t taken;     /* applied there */
+    uint64_t duplicate; /* there already */
+    uint64_t refused;   /* refused there (the page was not kept) */
+} cvg_session_acks;
+
+/** What the peer's ACKs said so far into @p out; @p size is sizeof *out as
+ * the caller was built. Does nothing for a NULL argument or a @p size
+ * smaller than this struct of version 0.2. @since 0.2 */
+CVG_API void cvg_session_acks_get(const cvg_session *s, cvg_session_acks *out,
+                                  size_t size);
+
 /** End @p s and free it, handing what it learned of its peer to the
  * replica (stored with its next commit). Accepts NULL. */
 CVG_API void cvg_session_close(cvg_session *s);

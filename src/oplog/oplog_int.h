@@ -328,8 +328,9 @@ typedef struct cvg__peer_rec {
 } cvg__peer_rec;
 
 /* A change to a peer record: maxima for acked and sent, times when not 0,
- * and, with fail_code, the sent but unacknowledged ops become failed; the
- * key and the address replace the stored ones when given. */
+ * and, with fail_code, our ops fail_lo..fail_hi that the peer refused with
+ * it become failed (those sent and not acknowledged); the key and the
+ * address replace the stored ones when given. */
 typedef struct cvg__peer_change {
     uint64_t acked;
     uint64_t sent;
@@ -337,6 +338,7 @@ typedef struct cvg__peer_change {
     uint64_t ok_ms;
     int error;
     int fail_code;
+    uint64_t fail_lo, fail_hi;
     uint64_t contact_ms;
     bool has_key;
     uint8_t key[CVG_PUBLIC_KEY_BYTES];

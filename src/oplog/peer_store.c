@@ -201,7 +201,11 @@ cvg__peer_change_merge(cvg__peer_change *into, const cvg__peer_change *ch)
         into->error = ch->error;
     }
     if (ch->fail_code) {
+        /* Refused ops are stored at once (cvg__peer_update), so no
+         * earlier ones wait here but after a failed write: best effort. */
         into->fail_code = ch->fail_code;
+        into->fail_lo = ch->fail_lo;
+        into->fail_hi = ch->fail_hi;
     }
     if (ch->contact_ms) {
         into->contact_ms = ch->contact_ms;
@@ -262,9 +266,10 @@ cvg__peer_change_apply(cvg__store *s, cvg__store_txn *t,
     if (rc == CVG_OK && p.acked > 0) {
         rc = cvg__failed_clear(s, t, peer, p.acked);
     }
-    /* Refused ops: the ones sent and not acknowledged. */
-    for (uint64_t seq = p.acked + 1;
-         rc == CVG_OK && ch->fail_code && seq <= p.sent; seq++) {
+    /* Refused ops: those named, if sent and not acknowledged. */
+    uint64_t hi = CVG__MIN(ch->fail_hi, p.sent);
+    for (uint64_t seq = CVG__MAX(ch->fail_lo, p.acked + 1);
+         rc == CVG_OK && ch->fail_code && seq <= hi; seq++) {
         uint8_t kb[24], vb[4];
         failed_key(kb, peer, seq);
         cvg__put_be32(vb, (uint32_t)ch->fail_code);

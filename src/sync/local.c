@@ -20,8 +20,8 @@ cvg_sync_local(cvg_replica *a, cvg_replica *b, cvg_session_stats *stats_out)
         rc = cvg_session_open(b, NULL, &sb);
     }
     /* Carry messages both ways until neither side has anything to say.
-     * After an error too: the failing side's ERROR must reach the other,
-     * which records why its ops were refused. */
+     * After an error too: the ACK naming a refused op, and the ERROR, must
+     * reach the other side, which records why its op was refused. */
     bool moved = rc == CVG_OK;
     while (moved) {
         moved = false;

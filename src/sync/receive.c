@@ -1,9 +1,10 @@
 /*
  * Receiving the peer's pages. We PULL from the position stored for the
  * peer; each OPS (or PUSH) page is applied in one transaction with the new
- * position, so a page is kept whole or not at all; after the last page an
- * ACK tells the peer its ops are committed here. The peer's ACK of our
- * pages, and its ERROR, are handled here too.
+ * position, so a page is kept whole or not at all; then an ACK tells the
+ * peer what became of its ops (ack.c). A page refused for one of its ops
+ * gets an ACK naming that op and the code, then the ERROR that ends the
+ * session. The peer's ERROR is handled here too.
  */
 #include <stdio.h>
 
@@ -86,6 +87,8 @@ typedef struct page_count {
     uint64_t dup;
     uint64_t conflicts;
     bool detailed; /* the replica's message says which op failed */
+    bool refused;  /* ... and the ACK names it: */
+    cvg_dot refused_dot;
 } page_count;
 
 /* Check and apply one op of a page. */
@@ -111,12 +114,17 @@ apply_op(cvg_session *s, cvg_txn *t, bool push, const cvg__op *op,
     int rc = cvg__txn_apply_remote(t, op, &conflict);
     if (rc == CVG_DONE) {
         c->dup++;
-        rc = CVG_OK;
+        rc = cvg__ack_note(s, &op->pub.dot, CVG__ACK_DUPLICATE);
     } else if (rc == CVG_OK) {
         c->got++;
         c->conflicts += conflict;
+        rc = cvg__ack_note(s, &op->pub.dot, CVG__ACK_TAKEN);
     } else {
         c->detailed = true;
+        if (cvg__ack_refusal(rc) && op->pub.dot.seq > 0) {
+            c->refused = true;
+            c->refused_dot = op->pub.dot;
+        }
         return rc;
     }
     /* The peer has what it sent (a page is a causally closed prefix, so
@@ -125,7 +133,7 @@ apply_op(cvg_session *s, cvg_txn *t, bool push, const cvg__op *op,
      * page refused after all, the peer would be sent less, and pull it
      * again from its own position in the next session. */
     const cvg_dot *d = &op->pub.dot;
-    if (d->seq > cvg__vv_get(&s->peer_vv, &d->origin)) {
+    if (rc == CVG_OK && d->seq > cvg__vv_get(&s->peer_vv, &d->origin)) {
         rc = cvg__vv_set(&s->peer_vv, &d->origin, d->seq);
     }
     return rc;
@@ -214,6 +222,7 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
                                   : CVG__PAGE_OPS_HARD(s->opts.page_ops)};
     cvg__block_reader rd;
     memset(&rd, 0, sizeof rd);
+    cvg__ack_reset(s);
     for (size_t i = 0; rc == CVG_OK && i < m->n_blocks; i++) {
         rc = apply_block(s, t, push, m->blocks[i], &rd, &c);
     }
@@ -226,9 +235,15 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
         rc = cvg__txn_check_points(t, m->points, m->n_points);
         c.detailed = rc != CVG_OK;
     }
+    if (rc == CVG_OK) {
+        rc = cvg__ack_finish(s); /* before the commit: whole or not at all */
+    }
     if (rc != CVG_OK) {
         *why = page_why(s, rc, &c);
         cvg_txn_abort(t);
+        if (c.refused) {
+            cvg__session_send_refusal(s, &c.refused_dot, rc);
+        }
         return rc;
     }
     rc = commit_page(s, t, m, why);
@@ -239,25 +254,6 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     s->stats.ops_duplicate += c.dup;
     s->stats.conflicts += c.conflicts;
     s->stats.pages_received++;
-    return CVG_OK;
-}
-
-/* The last page (pulled or pushed) is in: say so, so the peer knows we
- * have its ops. */
-static int
-send_ack(cvg_session *s)
-{
-    cvg__msg ack;
-    memset(&ack, 0, sizeof ack);
-    ack.type = CVG__MSG_ACK;
-    ack.version = CVG_PROTOCOL_VERSION;
-    ack.accepted = s->stats.ops_received;
-    ack.duplicates = s->stats.ops_duplicate;
-    ack.conflicts = s->stats.conflicts;
-    int rc = cvg__session_enqueue(s, &ack);
-    if (rc != CVG_OK) {
-        return cvg__session_fail(s, rc, "cannot queue an acknowledgement");
-    }
     return CVG_OK;
 }
 
@@ -300,11 +296,15 @@ cvg__session_on_ops(cvg_session *s, const cvg__msg *m)
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, why);
     }
+    rc = cvg__session_send_ack(s, m->has_more);
+    if (rc != CVG_OK) {
+        return rc;
+    }
     if (m->has_more) {
         return cvg__session_send_pull(s);
     }
     s->pull_done = true;
-    return send_ack(s);
+    return CVG_OK;
 }
 
 int
@@ -330,58 +330,22 @@ cvg__session_on_push(cvg_session *s, const cvg__msg *m)
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, why);
     }
-    if (m->has_more) {
-        return CVG_OK;
+    rc = cvg__session_send_ack(s, m->has_more);
+    if (rc != CVG_OK || m->has_more) {
+        return rc;
     }
     s->push_in_done = true;
     s->pull_done = true;
-    return send_ack(s);
-}
-
-int
-cvg__session_on_ack(cvg_session *s)
-{
-    if (s->opts.push) {
-        /* The peer does not pull from us: this confirms our pushes. */
-        if (!s->pushed) {
-            return cvg__session_fail(s, CVG_EPROTO, "ACK before HELLO");
-        }
-        if (s->push_acked) {
-            return CVG_OK; /* a repeat */
-        }
-        s->push_acked = true;
-        cvg__peer_change ch = {.acked = s->push_own_max};
-        cvg__session_note(s, &ch);
-        return s->push_again ? cvg__session_push_more(s) : CVG_OK;
-    }
-    if (s->stats.pages_sent == 0) {
-        return cvg__session_fail(
-            s, CVG_EPROTO,
-            s->got_hello ? "an ACK for pages never sent" : "ACK before HELLO");
-    }
-    if (!s->served) {
-        return CVG_OK; /* a late one from a page since superseded */
-    }
-    s->acked_all = true;
-    cvg__peer_change ch = {.acked = cvg__session_confirmed(s, UINT64_MAX)};
-    cvg__session_note(s, &ch);
-    s->confirmed_own = ch.acked; /* every page is confirmed */
-    s->npages = 0;
     return CVG_OK;
 }
 
-/* The peer gave up; do not answer an error with an error. If it refused
- * the ops we had sent (they would not apply there), they are failed. */
+/* The peer gave up; do not answer an error with an error. An op of ours
+ * it refused was named in the ACK before (ack.c). */
 int
 cvg__session_on_error(cvg_session *s, const cvg__msg *m)
 {
     s->error = CVG_EPEER;
     cvg__peer_change ch = {.error = CVG_EPEER};
-    if ((s->npages > 0 || s->pushed) &&
-        (m->code == CVG_EGAP || m->code == CVG_ECLOCK ||
-         m->code == CVG_ECORRUPT)) {
-        ch.fail_code = m->code;
-    }
     cvg__session_note(s, &ch);
     cvg__session_store_peer(s);
     cvg__replica_fail(s->r, CVG_EPEER, "sync: the peer ended with %s: %.*s",

@@ -14,6 +14,10 @@
  * with every page we take in, and a page is one transaction, so in our
  * log every origin is at a point after each page taken in: cuts are as
  * frequent as the pages that brought the ops.
+ *
+ * Each origin's seqs in a page are one run (the peer lacks everything of
+ * it past what its HELLO said, and our log holds an origin's ops in seq
+ * order); they are kept (ack.c) to check the peer's ACK against.
  */
 #include <stdio.h>
 
@@ -28,6 +32,7 @@ typedef struct track {
     bool ours;           /* we sign its points */
     uint64_t next_point; /* its first stored point at or after the last
                           * seq asked about (0: not asked, UINT64_MAX: none) */
+    uint64_t first;      /* its first seq in the page (0: none yet) */
     uint64_t last;       /* its last seq in the page */
     uint64_t cut_last;   /* ... at the cut */
     bool clean;          /* a point covers last */
@@ -184,6 +189,9 @@ page_add(cvg_session *s, page *p, cvg_txn *t, const cvg__op *op, uint64_t n,
     if (rc != CVG_OK) {
         return rc;
     }
+    if (tr->last == 0) {
+        tr->first = op->pub.dot.seq;
+    }
     tr->last = op->pub.dot.seq;
     if (tr->clean != clean) {
         p->unclean += clean ? (size_t)-1 : 1;
@@ -202,7 +210,7 @@ page_back_to_cut(page *p)
     for (size_t i = 0; i < p->ntracks; i++) {
         p->tracks[i].last = p->tracks[i].cut_last;
     }
-    p->unclean = 0;
+    p->unclean = 0; /* an origin with no op before the cut has last 0 */
 }
 
 /* The points the page carries: one per origin in it, at its last seq, with
@@ -270,6 +278,14 @@ page_enqueue(cvg_session *s, page *p, cvg__msg_type type, uint64_t next,
         rc = cvg__session_enqueue(s, &m);
     }
     cvg__free(blocks);
+    /* What the page carries, to check the peer's ACK against. */
+    for (size_t i = 0; rc == CVG_OK && i < p->ntracks; i++) {
+        const track *tr = &p->tracks[i];
+        if (tr->last > 0) {
+            rc = cvg__session_sent_add(s, &tr->origin, tr->first, tr->last);
+        }
+    }
+    cvg__session_sent_done(s);
     if (rc == CVG_OK) {
         s->stats.pages_sent++;
         p->bytes.len = 0;
@@ -436,22 +452,7 @@ cvg__session_on_pull(cvg_session *s, const cvg__msg *m)
         return cvg__session_fail(s, CVG_EPROTO,
                                  "a PULL from a peer told we push");
     }
-    /* Pulling from here on confirms the pages that ended before. */
-    page_walk w = {.own_max = cvg__session_confirmed(s, m->cursor)};
-    if (w.own_max > 0) {
-        cvg__peer_change ch = {.acked = w.own_max};
-        cvg__session_note(s, &ch);
-    }
-    /* The pages confirmed are dropped (a live session serves without
-     * end), their highest own seq kept. */
-    s->confirmed_own = w.own_max;
-    size_t kept = 0;
-    for (size_t i = 0; i < s->npages; i++) {
-        if (s->pages[i].next_cursor > m->cursor) {
-            s->pages[kept++] = s->pages[i];
-        }
-    }
-    s->npages = kept;
+    page_walk w = {0};
     /* A page is built in memory: whatever the peer asks (0 is "no
      * limit"), it is no larger than our own page limits. */
     w.max_ops =
@@ -463,14 +464,6 @@ cvg__session_on_pull(cvg_session *s, const cvg__msg *m)
         return rc;
     }
     s->stats.ops_sent += w.n;
-    void *arr = s->pages;
-    if (cvg__grow(&arr, &s->cappages, s->npages + 1, sizeof *s->pages) ==
-        CVG_OK) {
-        s->pages = arr;
-        s->pages[s->npages].next_cursor = w.next;
-        s->pages[s->npages].own_max = w.own_max;
-        s->npages++;
-    }
     cvg__peer_change ch = {.sent = w.own_max};
     cvg__session_note(s, &ch);
     if (!w.more) {

@@ -81,20 +81,6 @@ cvg__session_store_peer(cvg_session *s)
     s->change_dirty = false;
 }
 
-/* The highest own seq in pages the peer has confirmed by pulling from
- * @p cursor on (or, with UINT64_MAX, by acknowledging the last page). */
-uint64_t
-cvg__session_confirmed(const cvg_session *s, uint64_t cursor)
-{
-    uint64_t best = s->confirmed_own;
-    for (size_t i = 0; i < s->npages; i++) {
-        if (s->pages[i].next_cursor <= cursor) {
-            best = CVG__MAX(best, s->pages[i].own_max);
-        }
-    }
-    return best;
-}
-
 /* Once both directions are complete: remember it, and tell the app. */
 static void
 check_end(cvg_session *s)
@@ -103,13 +89,8 @@ check_end(cvg_session *s)
         return;
     }
     s->ended = true;
+    /* What the peer has of ours was noted with each of its ACKs. */
     cvg__peer_change ch = {.ok_ms = cvg__replica_now_ms(s->r)};
-    if (s->acked_all || !s->peer_pulls) {
-        ch.acked = cvg__session_confirmed(s, UINT64_MAX);
-    }
-    if (s->push_acked) {
-        ch.acked = CVG__MAX(ch.acked, s->push_own_max);
-    }
     cvg__session_note(s, &ch);
     cvg__session_store_peer(s);
     cvg__peer_set_active(s->r, &s->stats.peer, false);
@@ -210,7 +191,8 @@ cvg_session_close(cvg_session *s)
         cvg__session_store_peer(s);
         cvg__peer_set_active(s->r, &s->stats.peer, false);
     }
-    cvg__free(s->pages);
+    cvg__free(s->acks);
+    cvg__free(s->sent);
     for (size_t i = 0; i < s->nout; i++) {
         cvg__buf_free(&s->out[i]);
     }
@@ -312,7 +294,7 @@ cvg_session_input(cvg_session *s, const void *msg, size_t len)
         rc = cvg__session_on_push(s, &m);
         break;
     case CVG__MSG_ACK:
-        rc = cvg__session_on_ack(s);
+        rc = cvg__session_on_ack(s, &m);
         break;
     case CVG__MSG_FORK:
         rc = cvg__session_on_fork(s, &m);

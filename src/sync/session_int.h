@@ -5,7 +5,9 @@
  *   handshake.c  HELLO: who the peer is, what it has, which way ops go
  *   serve.c      pages of our log for the peer: answers to PULL, and PUSH
  *   receive.c    the peer's pages applied here: PULL out, OPS and PUSH in,
- *                ACK both ways
+ *                and its ERROR
+ *   ack.c        ACK both ways: the results of a page we applied, and the
+ *                peer's ACK of ours checked and recorded
  * A message of a new type goes to the file of its job, plus one case in
  * session.c's dispatch.
  */
@@ -22,13 +24,6 @@
 /* Most ops in a PUSH page: the receiver never asked for a size, so both
  * sides hold to this one (the default page size). */
 #define PUSH_PAGE_OPS 65536u
-
-/* A page we served: where it ended in our log, and the highest seq of our
- * own ops in it, to learn what the peer has when it pulls again. */
-typedef struct cvg__served_page {
-    uint64_t next_cursor;
-    uint64_t own_max;
-} cvg__served_page;
 
 /* Most bytes of a channel binding (cvg_session_options.channel_binding). */
 #define BINDING_MAX 64u
@@ -65,13 +60,13 @@ struct cvg_session {
      * something is learned. */
     cvg__peer_change change;
     bool change_dirty;
-    bool acked_all; /* the peer confirmed our last page */
+    bool acked_all; /* the peer acknowledged our last page */
     /* Push (cvg_session_options.push): our own ops go unasked. */
     bool peer_pushes;      /* the peer's HELLO said it pushes */
     bool push_in_done;     /* its last PUSH page is committed here */
     bool pushed;           /* our PUSH pages are queued */
     uint64_t push_own_max; /* the highest seq of ours in them */
-    bool push_acked;       /* the peer confirmed them */
+    bool push_acked;       /* the peer confirmed them all */
     cvg__vv peer_vv;
     /* The peer's history head of each origin in its HELLO (by the order
      * of peer_vv's entries as it sent them), checked against ours once it
@@ -81,13 +76,16 @@ struct cvg_session {
     size_t n_peer_heads;
     cvg_dot fork_dot; /* the last fork found, for its event */
     cvg_session_stats stats;
-    /* Pages served and not yet confirmed; confirmed_own is the highest own
-     * seq of those confirmed and dropped (a live session serves pages
-     * without end, so the list is pruned as the peer confirms them). */
-    cvg__served_page *pages;
-    size_t npages;
-    size_t cappages;
-    uint64_t confirmed_own;
+    /* ACKs (ack.c). The results of the page being applied here, for
+     * ours; what our pages carried, sorted and merged, to check the
+     * peer's against; how far our own ops run confirmed there; and what
+     * its ACKs said. */
+    cvg__ack_range *acks;
+    size_t nacks, capacks;
+    cvg__ack_range *sent;
+    size_t nsent, capsent;
+    uint64_t acked_own;
+    cvg_session_acks acks_got;
     /* Live (both HELLOs asked for it): the session outlives being done,
      * and cvg_session_refresh() offers what the replica commits. */
     bool live;
@@ -112,9 +110,6 @@ void cvg__session_note(cvg_session *s, const cvg__peer_change *ch);
  * with the next commit. */
 void cvg__session_store_peer(cvg_session *s);
 void cvg__session_event(cvg_session *s, cvg_sync_event_kind kind, int error);
-/* The highest own seq in pages the peer has confirmed by pulling from
- * @p cursor on (or, with UINT64_MAX, by acknowledging the last page). */
-uint64_t cvg__session_confirmed(const cvg_session *s, uint64_t cursor);
 
 /* handshake.c */
 int cvg__session_send_hello(cvg_session *s);
@@ -146,7 +141,27 @@ int cvg__session_push_own(cvg_session *s);
 int cvg__session_send_pull(cvg_session *s);
 int cvg__session_on_ops(cvg_session *s, const cvg__msg *m);
 int cvg__session_on_push(cvg_session *s, const cvg__msg *m);
-int cvg__session_on_ack(cvg_session *s);
 int cvg__session_on_error(cvg_session *s, const cvg__msg *m);
+
+/* ack.c */
+/* Receiving a page: start its results, note one op's (CVG__ACK_TAKEN or
+ * CVG__ACK_DUPLICATE), and put them in canonical form before the page
+ * commits (CVG_ELIMIT, with s->why, if they would not fit an ACK). */
+void cvg__ack_reset(cvg_session *s);
+int cvg__ack_note(cvg_session *s, const cvg_dot *d, int32_t result);
+int cvg__ack_finish(cvg_session *s);
+/* Whether an op refused with @p rc is named in an ACK: a code about the op,
+ * not about this replica (memory, disk). */
+bool cvg__ack_refusal(int rc);
+/* Queue the ACK of the page just committed (@p more: it said more follow),
+ * or of a refused page, naming its op @p d refused with @p code. */
+int cvg__session_send_ack(cvg_session *s, bool more);
+void cvg__session_send_refusal(cvg_session *s, const cvg_dot *d, int code);
+/* Sending a page: our seqs lo..hi of @p origin are in it; then done, once
+ * per page. */
+int cvg__session_sent_add(cvg_session *s, const cvg_replica_id *origin,
+                          uint64_t lo, uint64_t hi);
+void cvg__session_sent_done(cvg_session *s);
+int cvg__session_on_ack(cvg_session *s, const cvg__msg *m);
 
 #endif

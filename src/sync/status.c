@@ -85,8 +85,10 @@ status_fill(cvg_replica *r, const cvg_replica_id *peer, cvg_sync_status *out)
     uint64_t sent = CVG__MIN(CVG__MAX(p.sent, acked), mine);
     out->committed = acked;
     out->failed = CVG__MIN(failed, mine - acked);
-    /* Sent but unconfirmed ops are in flight only while a session is. */
-    out->syncing = active ? sent - acked : 0;
+    /* Sent but unconfirmed ops are in flight only while a session is; a
+     * refused one, though sent, is failed. */
+    out->syncing =
+        active ? sent - acked - CVG__MIN(out->failed, sent - acked) : 0;
     out->pending = mine - acked - out->failed - out->syncing;
     out->last_sync_ms = p.last_ok_ms;
     out->last_attempt_ms = p.last_attempt_ms;

@@ -24,8 +24,12 @@
  *            public key (bin, 0 or 32), inc (bin, 0 or 16; 0 without key))
  *   FORK     origin (bin 16)  seq  digest (bin 32)  signature (bin 64)
  *            want (uint64: a seq, or 0)
- *   ACK      accepted  duplicates  conflicts (uint64)
- *            n  n x (origin (bin 16), seq, code (negative int32))
+ *   ACK      has_more (bool: the page acknowledged said more follow)
+ *            n  n x (origin (bin 16), lo, hi, result (int32))
+ *            result: 0 the ops lo..hi were taken, 1 they were here
+ *            already, or a negative CVG_E... code they were refused with;
+ *            sorted by origin, then lo, lo <= hi, none overlapping, and an
+ *            origin's neighbouring ranges of one result are one range
  *   ERROR    code (negative int32)  text (str, at most CVG__MSG_TEXT_MAX)
  *
  * Every integer is in its smallest form and the reader accepts no other,
@@ -38,7 +42,7 @@
 /* The smallest encoding of one entry of each list: a count is checked
  * against the bytes left divided by this before anything is allocated. */
 #define BLOCK_MIN 3u        /* bin 8 header (2), at least one byte */
-#define ERROR_ENTRY_MIN 20u /* bin 16 (18), seq (1), code (1) */
+#define RANGE_MIN 21u       /* bin 16 (18), lo, hi, result (1 each) */
 #define HELLO_ENTRY_MIN 37u /* bin 16, seq (1), bin 16 */
 #define POINT_MIN 89u       /* bin 16, seq (1), bin 64 (66), 2 empty bins */
 
@@ -111,14 +115,41 @@ check_points(const cvg__point *p, size_t n)
     return CVG_OK;
 }
 
-static int
-check_errors(const cvg__ack_error *errors, size_t n)
+static bool
+result_ok(int64_t result)
 {
-    if (n > CVG__MSG_ERRORS_MAX || (n > 0 && errors == NULL)) {
+    return result == CVG__ACK_TAKEN || result == CVG__ACK_DUPLICATE ||
+           code_ok(result);
+}
+
+/* Range @p r after @p prev (NULL for the first) in an ACK: in order, not
+ * overlapping, and not one that should have been merged into @p prev, so
+ * that a set of results has one encoding only. */
+static bool
+range_ok(const cvg__ack_range *prev, const cvg__ack_range *r)
+{
+    if (r->lo == 0 || r->lo > r->hi || !result_ok(r->result)) {
+        return false;
+    }
+    if (prev == NULL) {
+        return true;
+    }
+    int c = cvg__id_cmp(&prev->origin, &r->origin);
+    if (c != 0) {
+        return c < 0;
+    }
+    return r->lo > prev->hi &&
+           (r->lo - 1 > prev->hi || r->result != prev->result);
+}
+
+static int
+check_ranges(const cvg__ack_range *ranges, size_t n)
+{
+    if (n > CVG__MSG_RANGES_MAX || (n > 0 && ranges == NULL)) {
         return CVG_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (errors[i].dot.seq == 0 || !code_ok(errors[i].code)) {
+        if (!range_ok(i > 0 ? &ranges[i - 1] : NULL, &ranges[i])) {
             return CVG_EINVAL;
         }
     }
@@ -154,7 +185,7 @@ check_msg(const cvg__msg *m)
     case CVG__MSG_FORK:
         return m->fork.seq > 0 && m->fork_head != NULL ? CVG_OK : CVG_EINVAL;
     case CVG__MSG_ACK:
-        return check_errors(m->errors, m->n_errors);
+        return check_ranges(m->ranges, m->n_ranges);
     case CVG__MSG_ERROR:
         if (!code_ok(m->code) || m->text.len > CVG__MSG_TEXT_MAX ||
             (m->text.len > 0 && m->text.data == NULL)) {
@@ -263,16 +294,15 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
         rc = pack_blocks(pk, m->blocks, m->n_blocks);
         return rc == CVG_OK ? pack_points(pk, m->points, m->n_points) : rc;
     case CVG__MSG_ACK:
-        CVG__MP_TRY(msgpack_pack_uint64(pk, m->accepted));
-        CVG__MP_TRY(msgpack_pack_uint64(pk, m->duplicates));
-        CVG__MP_TRY(msgpack_pack_uint64(pk, m->conflicts));
-        CVG__MP_TRY(msgpack_pack_uint64(pk, m->n_errors));
-        for (size_t i = 0; i < m->n_errors; i++) {
-            rc = pack_dot(pk, &m->errors[i].dot);
-            if (rc != CVG_OK) {
-                return rc;
-            }
-            CVG__MP_TRY(msgpack_pack_int64(pk, m->errors[i].code));
+        CVG__MP_TRY(m->has_more ? msgpack_pack_true(pk)
+                                : msgpack_pack_false(pk));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->n_ranges));
+        for (size_t i = 0; i < m->n_ranges; i++) {
+            const cvg__ack_range *g = &m->ranges[i];
+            CVG__MP_TRY(msgpack_pack_bin_with_body(pk, g->origin.bytes, 16));
+            CVG__MP_TRY(msgpack_pack_uint64(pk, g->lo));
+            CVG__MP_TRY(msgpack_pack_uint64(pk, g->hi));
+            CVG__MP_TRY(msgpack_pack_int64(pk, g->result));
         }
         return CVG_OK;
     case CVG__MSG_ERROR:
@@ -513,25 +543,31 @@ static int
 read_ack(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
 {
     size_t n;
-    if (cvg__mp_uint(r, UINT64_MAX, &m->accepted) != CVG_OK ||
-        cvg__mp_uint(r, UINT64_MAX, &m->duplicates) != CVG_OK ||
-        cvg__mp_uint(r, UINT64_MAX, &m->conflicts) != CVG_OK ||
-        cvg__mp_count(r, CVG__MSG_ERRORS_MAX, ERROR_ENTRY_MIN, &n) != CVG_OK) {
+    if (read_bool(r, &m->has_more) != CVG_OK ||
+        cvg__mp_count(r, CVG__MSG_RANGES_MAX, RANGE_MIN, &n) != CVG_OK) {
         return CVG_ECORRUPT;
     }
     int rc;
-    GROW(s->errors, &s->errors_cap, n, rc);
+    GROW(s->ranges, &s->ranges_cap, n, rc);
     if (rc != CVG_OK) {
         return rc;
     }
     for (size_t i = 0; i < n; i++) {
-        if (read_dot(r, &s->errors[i].dot) != CVG_OK ||
-            read_code(r, &s->errors[i].code) != CVG_OK) {
+        cvg__ack_range *g = &s->ranges[i];
+        int64_t result;
+        if (cvg__mp_id(r, &g->origin) != CVG_OK ||
+            cvg__mp_uint(r, UINT64_MAX, &g->lo) != CVG_OK ||
+            cvg__mp_uint(r, UINT64_MAX, &g->hi) != CVG_OK ||
+            cvg__mp_int(r, &result) != CVG_OK || !result_ok(result)) {
             return CVG_ECORRUPT;
         }
+        g->result = (int32_t)result;
+        if (!range_ok(i > 0 ? g - 1 : NULL, g)) {
+            return CVG_ECORRUPT; /* empty, unsorted, overlapping, unmerged */
+        }
     }
-    m->errors = n > 0 ? s->errors : NULL;
-    m->n_errors = n;
+    m->ranges = n > 0 ? s->ranges : NULL;
+    m->n_ranges = n;
     return CVG_OK;
 }
 
@@ -653,7 +689,7 @@ cvg__msg_scratch_destroy(cvg__msg_scratch *s)
     }
     cvg__free(s->vv);
     cvg__free(s->blocks);
-    cvg__free(s->errors);
+    cvg__free(s->ranges);
     cvg__free(s->heads);
     cvg__free(s->points);
     memset(s, 0, sizeof *s);

@@ -15,36 +15,46 @@
 /* Version 2: HELLO carries the sender's public key, a challenge and the
  * end of its log, and PROVE answers the peer's challenge. Version 3: pages
  * carry their origins' signature points, HELLO a history head per origin,
- * and FORK the signed heads of two histories. A peer of another version
- * is refused (CVG_EVERSION). Live sessions need no version of their own:
- * HAVE is sent only to a peer whose HELLO asked for a live session. */
-#define CVG_PROTOCOL_VERSION 3
+ * and FORK the signed heads of two histories. Version 4: every page is
+ * acknowledged, by an ACK that gives the result of its ops as seq ranges
+ * per origin (taken, already there), and a refused page by an ACK naming
+ * the op refused and its code, before the ERROR; the counts ACK carried
+ * are gone. A peer of another version is refused (CVG_EVERSION). Live
+ * sessions need no version of their own: HAVE is sent only to a peer
+ * whose HELLO asked for a live session. */
+#define CVG_PROTOCOL_VERSION 4
 
 typedef enum cvg__msg_type {
     CVG__MSG_HELLO = 1, /* who I am and what I have */
     CVG__MSG_PULL = 2,  /* send me your ops from this cursor on */
     CVG__MSG_OPS = 3,   /* a page of ops, answering a PULL */
     CVG__MSG_PUSH = 4,  /* here are my own ops you lack, unasked */
-    CVG__MSG_ACK = 5,   /* all pages (OPS or PUSH) are committed here */
+    CVG__MSG_ACK = 5,   /* a page (OPS or PUSH) is committed here, or refused */
     CVG__MSG_ERROR = 6, /* the session ends, with a reason */
     CVG__MSG_PROVE = 7, /* my signature over your challenge */
     CVG__MSG_FORK = 8,  /* my signed head of an origin we disagree on */
     CVG__MSG_HAVE = 9 /* live: my log now ends here (pull, or pushes follow) */
 } cvg__msg_type;
 
-/* One refused op in an ACK. */
-typedef struct cvg__ack_error {
-    cvg_dot dot;
-    int32_t code; /* a CVG_E... code */
-} cvg__ack_error;
+/* What became of a run of ops of one origin, seqs lo..hi, in an ACK. */
+#define CVG__ACK_TAKEN 0     /* applied here with the page */
+#define CVG__ACK_DUPLICATE 1 /* here already */
+typedef struct cvg__ack_range {
+    cvg_replica_id origin;
+    uint64_t lo, hi; /* 1 <= lo <= hi */
+    int32_t result;  /* CVG__ACK_TAKEN, CVG__ACK_DUPLICATE, or the CVG_E...
+                      * code the op was refused with */
+} cvg__ack_range;
 
 /* Caps the decoder enforces. */
 #define CVG__MSG_BLOCKS_MAX 65536u
 #define CVG__MSG_VV_MAX 65536u
-#define CVG__MSG_ERRORS_MAX 65536u
 #define CVG__MSG_TEXT_MAX 1024u
 #define CVG__NONCE_BYTES 32u
 #define CVG__MSG_POINTS_MAX 65536u
+/* An honest page's ACK holds at most two ranges per origin (those it had,
+ * then those it took), and a page at most CVG__MSG_POINTS_MAX origins. */
+#define CVG__MSG_RANGES_MAX (2 * CVG__MSG_POINTS_MAX)
 /* A page of relayed ops can end only where every origin in it ends at a
  * signature point (src/sync/serve.c), so it may run past the page limits it was
  * asked for, to the next such place, but never past these. */
@@ -77,7 +87,8 @@ typedef struct cvg__msg {
     size_t n_blocks;
     uint64_t next_cursor;     /* OPS: where the next PULL starts */
     bool has_more;            /* OPS: the log goes on past next_cursor;
-                           * PUSH: more PUSH pages follow */
+                               * PUSH: more PUSH pages follow; ACK: the
+                               * page acknowledged said more follow */
     const cvg__point *points; /* per origin in the page, at its last seq */
     size_t n_points;
     /* FORK: the sender's signed head of an origin (no key), the digest it
@@ -85,21 +96,20 @@ typedef struct cvg__msg {
     cvg__point fork;
     const uint8_t *fork_head; /* CVG__DIGEST_BYTES */
     uint64_t fork_want;
-    /* ACK */
-    uint64_t accepted;
-    uint64_t duplicates;
-    uint64_t conflicts;
-    const cvg__ack_error *errors;
-    size_t n_errors;
+    /* ACK: sorted by origin, then lo; no two overlap, and an origin's
+     * neighbouring ranges of one result are one range. */
+    const cvg__ack_range *ranges;
+    size_t n_ranges;
     /* PROVE */
     const uint8_t *sig; /* CVG__SIG_BYTES */
-    /* ERROR (code also in ACK errors) */
+    /* ERROR */
     int32_t code;
     cvg_bytes text;
 } cvg__msg;
 
 /* Append the encoding of @p m to @p out. CVG_EINVAL for a message that is
- * not well formed (unknown type, counts over the caps, unsorted VV). */
+ * not well formed (unknown type, counts over the caps, unsorted VV or ACK
+ * ranges). */
 int cvg__msg_encode(const cvg__msg *m, cvg__buf *out);
 
 /* Arrays a decoded message points into; reused between decodes. */
@@ -108,8 +118,8 @@ typedef struct cvg__msg_scratch {
     size_t vv_cap;
     cvg_bytes *blocks;
     size_t blocks_cap;
-    cvg__ack_error *errors;
-    size_t errors_cap;
+    cvg__ack_range *ranges;
+    size_t ranges_cap;
     uint8_t *heads;
     size_t heads_cap;
     cvg__point *points;

@@ -971,10 +971,10 @@ Test(hostile, bad_protocol_versions)
     } cases[] = {
         {{0x00}, 1, CVG_ECORRUPT},       /* version 0 */
         {{0xc0}, 1, CVG_ECORRUPT},       /* nil */
-        {{0xcc, 0x03}, 2, CVG_ECORRUPT}, /* 3, not smallest */
+        {{0xcc, 0x04}, 2, CVG_ECORRUPT}, /* 4, not smallest */
         {{0xff}, 1, CVG_ECORRUPT},       /* -1 */
-        {{0x02}, 1, CVG_EVERSION},       /* the last version, unsigned */
-        {{0x04}, 1, CVG_EVERSION},       /* the next version */
+        {{0x03}, 1, CVG_EVERSION},       /* the last version, unsigned */
+        {{0x05}, 1, CVG_EVERSION},       /* the next version */
         {{0x7f}, 1, CVG_EVERSION},
         {{0xcc, 0x80}, 2, CVG_EVERSION}, /* 128 */
         {{0xce, 0xff, 0xff, 0xff, 0xff}, 5, CVG_EVERSION},
@@ -1209,7 +1209,9 @@ Test(hostile, counts_and_sizes_over_the_limits)
 
     /* An ERROR text over CVG__MSG_TEXT_MAX. */
     b.len = 0;
-    cr_assert_eq(cvg__buf_append(&b, "\x03\x06\xf3\xda\x04\x01", 6), CVG_OK);
+    const uint8_t long_err[] = {
+        CVG_PROTOCOL_VERSION, CVG__MSG_ERROR, 0xf3, 0xda, 0x04, 0x01};
+    cr_assert_eq(cvg__buf_append(&b, long_err, sizeof long_err), CVG_OK);
     for (int i = 0; i <= (int)CVG__MSG_TEXT_MAX; i++) {
         cr_assert_eq(cvg__buf_append(&b, "x", 1), CVG_OK);
     }
@@ -2197,12 +2199,13 @@ Test(hostile, errors_with_codes_that_are_not_errors)
     world_open(&w, "hostile-error-code", 23);
     snap before;
     snap_take(w.v, &before, true);
-    /* version 3, type ERROR, code, empty text. */
+    /* version, type ERROR, code, empty text. */
     const uint8_t codes[][3] = {{0x00}, {0x01}, {0x7f}, {0xcc, 0xff}};
     const size_t lens[] = {1, 1, 1, 2};
     for (size_t i = 0; i < 4; i++) {
         cvg__buf b = {0};
-        cr_assert_eq(cvg__buf_append(&b, "\x03\x06", 2), CVG_OK);
+        const uint8_t head[] = {CVG_PROTOCOL_VERSION, CVG__MSG_ERROR};
+        cr_assert_eq(cvg__buf_append(&b, head, 2), CVG_OK);
         cr_assert_eq(cvg__buf_append(&b, codes[i], lens[i]), CVG_OK);
         cr_assert_eq(cvg__buf_append(&b, "\xa0", 1), CVG_OK);
         victim v;
@@ -2368,6 +2371,153 @@ Test(hostile, page_cursors_past_the_peers_log_end)
     expect_refused(&v, b.p, b.len, CVG_EPROTO, &before,
                    "a next cursor past the peer's log end");
     victim_end(&v);
+    cvg__buf_free(&b);
+    snap_free(&before);
+    world_close(&w);
+}
+
+/* ---- ACKs -----------------------------------------------------------------
+ * The peer's ACK of our pages is checked against what they carried: one
+ * claiming ops never sent is refused (CVG_EPROTO) and records nothing of
+ * what it says, not even its ranges that were sent. V serves the attacker
+ * a page of S's 41 ops and its own 3 (victim_at(AT_ACK)). */
+
+static void
+ack_of_ranges(cvg__buf *b, const cvg__ack_range *g, size_t n, bool more)
+{
+    cvg__msg m = msg_of(CVG__MSG_ACK);
+    m.ranges = g;
+    m.n_ranges = n;
+    m.has_more = more;
+    encode(&m, b);
+}
+
+/* Sort @p g by origin (the wire's order), at most 3. */
+static void
+sort_ranges(cvg__ack_range *g, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        for (size_t j = i;
+             j > 0 && cvg__id_cmp(&g[j - 1].origin, &g[j].origin) > 0; j--) {
+            cvg__ack_range t = g[j];
+            g[j] = g[j - 1];
+            g[j - 1] = t;
+        }
+    }
+}
+
+Test(hostile, acks_claiming_ops_never_sent)
+{
+    world w;
+    world_open(&w, "hostile-ack-ranges", 28);
+    snap before;
+    snap_take(w.v, &before, true);
+    const cvg_replica_id *v = &w.vid, *s = &w.sid;
+    enum { T = CVG__ACK_TAKEN, D = CVG__ACK_DUPLICATE };
+    static const struct {
+        int who[3]; /* 0: V, 1: S, 2: H, 3: the attacker */
+        uint64_t lo[3], hi[3];
+        int32_t result[3];
+        size_t n;
+        const char *what;
+    } cases[] = {
+        {{0}, {1}, {4}, {T}, 1, "V's ops 1..4 (it sent 1..3)"},
+        {{0}, {4}, {4}, {D}, 1, "V's op 4 as a duplicate"},
+        {{1}, {1}, {42}, {D}, 1, "S's ops 1..42 (it sent 1..41)"},
+        {{1, 0}, {1, 5}, {41, 5}, {T, T}, 2, "S's sent ops, then V's op 5"},
+        {{2}, {1}, {1}, {T}, 1, "an op of H, which V never sent"},
+        {{3}, {1}, {1}, {D}, 1, "an op of the attacker's own"},
+        {{0}, {9}, {9}, {CVG_ECLOCK}, 1, "V's op 9 refused"},
+        {{0}, {1}, {2}, {CVG_ECLOCK}, 1, "two of V's ops refused at once"},
+        {{0, 0},
+         {1, 2},
+         {1, 2},
+         {T, CVG_ECLOCK},
+         2,
+         "a refusal among other results"},
+    };
+    const cvg_replica_id *ids[4] = {v, s, &w.hid, &w.mid};
+    cvg__buf b = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cvg__ack_range g[3];
+        for (size_t k = 0; k < cases[i].n; k++) {
+            g[k] = (cvg__ack_range){*ids[cases[i].who[k]], cases[i].lo[k],
+                                    cases[i].hi[k], cases[i].result[k]};
+        }
+        sort_ranges(g, cases[i].n);
+        ack_of_ranges(&b, g, cases[i].n, false);
+        victim vic;
+        victim_at(&w, &vic, AT_ACK);
+        expect_refused(&vic, b.p, b.len, CVG_EPROTO, &before, cases[i].what);
+        victim_end(&vic);
+        /* Nothing of it is believed: none of V's ops committed or failed
+         * at the attacker. */
+        cvg_sync_status st = status_of(&w, &w.mid);
+        cr_expect(st.committed == 0 && st.failed == 0,
+                  "%s: %llu committed, %llu failed", cases[i].what,
+                  (unsigned long long)st.committed,
+                  (unsigned long long)st.failed);
+    }
+
+    /* Ops it confirms past a gap (2..3, not 1) move nothing: what it has
+     * of ours runs from the start. */
+    victim vic;
+    victim_at(&w, &vic, AT_ACK);
+    cvg__ack_range gap = {*v, 2, 3, T};
+    ack_of_ranges(&b, &gap, 1, true);
+    OK(cvg_session_input(vic.s, b.p, b.len));
+    victim_end(&vic);
+    cr_expect_eq(status_of(&w, &w.mid).committed, 0, "past a gap");
+
+    /* The honest answers: ops it had, ops it took, in pieces and twice
+     * (a link may repeat), then the last. */
+    victim_at(&w, &vic, AT_ACK);
+    cvg__ack_range g[3] = {{*s, 1, 20, D}, {*s, 21, 41, T}, {*v, 1, 2, T}};
+    if (cvg__id_cmp(v, s) < 0) {
+        g[0] = (cvg__ack_range){*v, 1, 2, T};
+        g[1] = (cvg__ack_range){*s, 1, 20, D};
+        g[2] = (cvg__ack_range){*s, 21, 41, T};
+    }
+    ack_of_ranges(&b, g, 3, true);
+    OK(cvg_session_input(vic.s, b.p, b.len));
+    OK(cvg_session_input(vic.s, b.p, b.len));
+    cr_expect(!cvg_session_done(vic.s), "not the last page yet");
+    cvg__ack_range last = {*v, 3, 3, D};
+    ack_of_ranges(&b, &last, 1, false);
+    OK(cvg_session_input(vic.s, b.p, b.len));
+    cr_expect(cvg_session_done(vic.s));
+    cvg_session_acks ak;
+    cvg_session_acks_get(vic.s, &ak, sizeof ak);
+    cr_expect_eq(ak.taken, 2 * (21 + 2), "a repeat counts again");
+    cr_expect_eq(ak.duplicate, 2 * 20 + 1);
+    cr_expect_eq(ak.refused, 0);
+    victim_end(&vic);
+    cvg_sync_status st = status_of(&w, &w.mid);
+    cr_expect_eq(st.committed, 3);
+    cr_expect_eq(st.failed, 0);
+
+    /* A refusal of an op sent: recorded as failed, with its code. */
+    cvg_txn *t = wtxn(w.v);
+    cvg_key k = {"shop", "v", "c"};
+    OK(cvg_counter_add(t, &k, 1, NULL));
+    OK(cvg_counter_add(t, &k, 1, NULL));
+    commit(t);
+    victim_at(&w, &vic, AT_ACK);
+    cvg__ack_range refused = {*v, 5, 5, CVG_EGAP};
+    ack_of_ranges(&b, &refused, 1, true);
+    OK(cvg_session_input(vic.s, b.p, b.len));
+    cvg_session_acks_get(vic.s, &ak, sizeof ak);
+    cr_expect_eq(ak.refused, 1);
+    victim_end(&vic);
+    cvg_failed_op f[4];
+    size_t nf = 0;
+    OK(cvg_sync_failed(w.v, &w.mid, f, 4, &nf));
+    cr_expect(nf == 1 && f[0].seq == 5 && f[0].code == CVG_EGAP, "%zu failed",
+              nf);
+    st = status_of(&w, &w.mid);
+    cr_expect(st.committed == 3 && st.failed == 1 && st.pending == 1,
+              "%llu committed", (unsigned long long)st.committed);
+    OK(cvg_sync_retry_failed(w.v, &w.mid));
     cvg__buf_free(&b);
     snap_free(&before);
     world_close(&w);

@@ -19,6 +19,7 @@
 
 #include "checks.h"
 #include "digest.h"
+#include "sync/wire.h"
 #include "testutil.h"
 #include "workload.h"
 
@@ -450,8 +451,8 @@ Test(live, hostile_have_is_refused)
     pair p = {0};
     pair_open(&p, "hostile", false, false);
     pump(&p);
-    /* HAVE (type 9), protocol version 3, log end 5. */
-    const uint8_t have[] = {0x03, 0x09, 0x05};
+    /* HAVE (type 9), our protocol version, log end 5. */
+    const uint8_t have[] = {CVG_PROTOCOL_VERSION, 0x09, 0x05};
     cr_expect_eq(cvg_session_input(p.sb, have, sizeof have), CVG_EPROTO);
     pair_close(&p);
     memset(&p, 0, sizeof p);
@@ -462,7 +463,8 @@ Test(live, hostile_have_is_refused)
     OK(cvg_session_refresh(p.sa)); /* HAVE 2 */
     pump(&p);
     cr_assert_eq(count_of(p.b), 2);
-    const uint8_t back[] = {0x03, 0x09, 0x01}; /* a's log ends at lsn 2 */
+    /* a's log ends at lsn 2 */
+    const uint8_t back[] = {CVG_PROTOCOL_VERSION, 0x09, 0x01};
     cvg_replica_stats rs;
     OK(cvg_replica_stats_get(p.a, &rs, sizeof rs));
     cr_assert_eq(rs.last_lsn, 2);

@@ -144,14 +144,22 @@ Test(push, a_client_pushes_its_ops_and_pulls_the_rest)
      * server's 30 in pages of 7 too, but the 20 the server relays from
      * "other" came with one signature, at their last seq: they travel in
      * one page (with the server's last 2). The server only answered, and
-     * never pulled. */
+     * never pulled. Every page was acknowledged. */
     cr_expect_eq(cc.push, 8);
     cr_expect_eq(cc.pull, 5, "pulls %d", (int)cc.pull);
     cr_expect_eq(cs.ops, 5);
     cr_expect_eq(cs.pull, 0);
     cr_expect_eq(cs.push, 0);
-    cr_expect_eq(cs.ack, 1);
-    cr_expect_eq(cc.ack, 1);
+    cr_expect_eq(cs.ack, 8);
+    cr_expect_eq(cc.ack, 5);
+    /* What each side's ACKs said of the other's pages: all taken. */
+    cvg_session_acks ak;
+    cvg_session_acks_get(sc, &ak, sizeof ak);
+    cr_expect(ak.taken == 50 && ak.duplicate == 0 && ak.refused == 0,
+              "client: %llu taken", (unsigned long long)ak.taken);
+    cvg_session_acks_get(ss, &ak, sizeof ak);
+    cr_expect(ak.taken == 50 && ak.duplicate == 0 && ak.refused == 0,
+              "server: %llu taken", (unsigned long long)ak.taken);
     cvg_session_stats st;
     cvg_session_stats_get(ss, &st, sizeof st);
     cr_expect_eq(st.ops_received, 50);

@@ -16,6 +16,12 @@
 
 /* ---- Helpers ----------------------------------------------------------- */
 
+/* The protocol version as the first byte of the fixed messages below. */
+#define PV 0x04
+_Static_assert(PV == CVG_PROTOCOL_VERSION,
+               "the fixed bytes are of another "
+               "version: update them");
+
 /* Ids that sort by @p k: big-endian k, then a filler. */
 static cvg_replica_id
 mkid(uint64_t k)
@@ -137,16 +143,14 @@ expect_msg_eq(const cvg__msg *got, const cvg__msg *want)
         }
         break;
     case CVG__MSG_ACK:
-        cr_expect_eq(got->accepted, want->accepted);
-        cr_expect_eq(got->duplicates, want->duplicates);
-        cr_expect_eq(got->conflicts, want->conflicts);
-        cr_expect_eq(got->n_errors, want->n_errors);
-        for (size_t i = 0; i < want->n_errors && i < got->n_errors; i++) {
-            cr_expect(
-                id_eq(&got->errors[i].dot.origin, &want->errors[i].dot.origin),
-                "error %zu origin", i);
-            cr_expect_eq(got->errors[i].dot.seq, want->errors[i].dot.seq);
-            cr_expect_eq(got->errors[i].code, want->errors[i].code);
+        cr_expect_eq(got->has_more, want->has_more);
+        cr_expect_eq(got->n_ranges, want->n_ranges);
+        for (size_t i = 0; i < want->n_ranges && i < got->n_ranges; i++) {
+            const cvg__ack_range *a = &got->ranges[i], *b = &want->ranges[i];
+            cr_expect(id_eq(&a->origin, &b->origin), "range %zu origin", i);
+            cr_expect_eq(a->lo, b->lo, "range %zu lo", i);
+            cr_expect_eq(a->hi, b->hi, "range %zu hi", i);
+            cr_expect_eq(a->result, b->result, "range %zu result", i);
         }
         break;
     case CVG__MSG_ERROR:
@@ -197,7 +201,7 @@ decode_any(const uint8_t *p, size_t len)
               "unexpected %s", cvg_errname(rc));
     size_t bound = 8 + 2 * len;
     cr_assert(
-        s.vv_cap <= bound && s.blocks_cap <= bound && s.errors_cap <= bound,
+        s.vv_cap <= bound && s.blocks_cap <= bound && s.ranges_cap <= bound,
         "scratch grew past the input (%zu bytes)", len);
     if (rc == CVG_OK) {
         cvg__buf b = {0};
@@ -218,7 +222,7 @@ decode_any(const uint8_t *p, size_t len)
 static cvg_dot sample_vv[3];
 static cvg_bytes sample_blocks[3];
 static uint8_t sample_block_bytes[300];
-static cvg__ack_error sample_errors[3];
+static cvg__ack_range sample_ranges[3];
 
 static cvg__msg
 sample(int i)
@@ -226,9 +230,13 @@ sample(int i)
     for (int k = 0; k < 3; k++) {
         sample_vv[k].origin = mkid((uint64_t)k * 1000 + 1);
         sample_vv[k].seq = (uint64_t)1 << (k * 20);
-        sample_errors[k].dot.origin = mkid(77 - (uint64_t)k);
-        sample_errors[k].dot.seq = 300 + (uint64_t)k;
-        sample_errors[k].code = k == 0 ? CVG_ECORRUPT : -200000 * k;
+    }
+    /* Here already, then taken, of one origin; a refusal of another. */
+    sample_ranges[0] = (cvg__ack_range){mkid(75), 300, 301, CVG__ACK_DUPLICATE};
+    sample_ranges[1] =
+        (cvg__ack_range){mkid(75), 302, (uint64_t)1 << 40, CVG__ACK_TAKEN};
+    sample_ranges[2] = (cvg__ack_range){mkid(77), 7, 7, -200000};
+    for (int k = 0; k < 3; k++) {
     }
     for (size_t k = 0; k < sizeof sample_block_bytes; k++) {
         sample_block_bytes[k] = (uint8_t)(k * 31 + 7);
@@ -268,11 +276,9 @@ sample(int i)
         return m;
     case 4:
         m = msg_of(CVG__MSG_ACK);
-        m.accepted = 1000;
-        m.duplicates = 3;
-        m.conflicts = UINT64_MAX;
-        m.errors = sample_errors;
-        m.n_errors = 3;
+        m.has_more = true;
+        m.ranges = sample_ranges;
+        m.n_ranges = 3;
         return m;
     case 5:
         m = msg_of(CVG__MSG_ERROR);
@@ -403,26 +409,102 @@ Test(wire, blocks_at_the_cap_round_trip)
     cvg__buf_free(&b);
 }
 
-Test(wire, ack_round_trips_errors)
+Test(wire, ack_round_trips_ranges)
 {
     cvg__msg m = msg_of(CVG__MSG_ACK);
-    roundtrip(&m); /* all zero, no errors */
-    m.accepted = UINT64_MAX;
-    m.duplicates = 128;
-    m.conflicts = (uint64_t)1 << 40;
-    const int32_t codes[] = {-1,        -31,          -32,         -33,
-                             -128,      -129,         -32768,      -32769,
-                             INT32_MIN, CVG_ECORRUPT, CVG_EVERSION};
-    size_t nc = sizeof codes / sizeof *codes;
-    cvg__ack_error errs[64];
-    for (size_t i = 0; i < 64; i++) {
-        errs[i].dot.origin = mkid(i % 5); /* unsorted and repeated: fine */
-        errs[i].dot.seq = i == 0 ? UINT64_MAX : i + 1;
-        errs[i].code = codes[i % nc];
-    }
-    m.errors = errs;
-    m.n_errors = 64;
+    roundtrip(&m); /* no ranges, the last page */
+    m.has_more = true;
     roundtrip(&m);
+    /* Results of every kind and integer form, seqs at the edges of each
+     * form: per origin, ranges that touch (of other results) or not. */
+    const int32_t results[] = {CVG__ACK_TAKEN,
+                               CVG__ACK_DUPLICATE,
+                               -1,
+                               -31,
+                               -32,
+                               -33,
+                               -128,
+                               -129,
+                               -32768,
+                               -32769,
+                               INT32_MIN,
+                               CVG_ECLOCK};
+    const uint64_t edges[] = {1,          127,           128,   255,
+                              256,        65535,         65536, UINT32_MAX,
+                              1ull << 32, UINT64_MAX - 1};
+    static cvg__ack_range g[700];
+    size_t n = 0;
+    for (uint64_t o = 0; o < 50; o++) {
+        uint64_t seq = edges[o % 10];
+        for (int k = 0; k < 12 && seq < UINT64_MAX; k++) {
+            g[n].origin = mkid(o);
+            g[n].lo = seq;
+            g[n].hi = k % 3 == 0 ? seq : seq + (seq & 0xff) + 1;
+            if (g[n].hi < g[n].lo) {
+                g[n].hi = UINT64_MAX;
+            }
+            g[n].result = results[(o + (uint64_t)k) % 12];
+            /* Touching the one before only with another result. */
+            if (k > 0 && g[n].result == g[n - 1].result) {
+                g[n].result = g[n].result == CVG__ACK_TAKEN ? CVG__ACK_DUPLICATE
+                                                            : CVG__ACK_TAKEN;
+            }
+            seq = g[n].hi >= UINT64_MAX - 2 ? UINT64_MAX
+                                            : g[n].hi + 1 + (uint64_t)(k % 2);
+            n++;
+        }
+    }
+    g[n++] = (cvg__ack_range){mkid(99), 1, UINT64_MAX, CVG__ACK_DUPLICATE};
+    m.ranges = g;
+    m.n_ranges = n;
+    roundtrip(&m);
+}
+
+/* The cap on ranges: at it, fine; one over, refused both ways. */
+Test(wire, ack_ranges_at_the_cap_round_trip)
+{
+    size_t n = CVG__MSG_RANGES_MAX;
+    cvg__ack_range *g = calloc(n + 1, sizeof *g);
+    cr_assert(g);
+    for (size_t i = 0; i <= n; i++) {
+        g[i] = (cvg__ack_range){mkid(i / 2), 1 + (i % 2), 1 + (i % 2),
+                                (int32_t)(i % 2)};
+    }
+    cvg__msg m = msg_of(CVG__MSG_ACK);
+    m.ranges = g;
+    m.n_ranges = n;
+    roundtrip(&m);
+    m.n_ranges = n + 1;
+    cvg__buf b = {0};
+    cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
+    cr_expect_eq(b.len, 0);
+    /* The same bytes with one range more and its count. */
+    m.n_ranges = n;
+    encode_ok(&m, &b);
+    const uint8_t count[] = {0xce, 0x00, 0x02, 0x00, 0x00};
+    cr_assert_eq(memcmp(b.p + 3, count, 5), 0, "the count at the cap");
+    cvg__buf c = {0};
+    cr_assert_eq(cvg__buf_append(&c, b.p, b.len), CVG_OK);
+    c.p[3 + 4] = 0x01; /* n + 1 */
+    cvg__msg one = msg_of(CVG__MSG_ACK);
+    one.ranges = &g[n];
+    one.n_ranges = 1;
+    g[n] = (cvg__ack_range){mkid(n), 1, 1, CVG__ACK_TAKEN};
+    cvg__buf tail = {0};
+    encode_ok(&one, &tail);
+    cr_assert_eq(cvg__buf_append(&c, tail.p + 4, tail.len - 4), CVG_OK);
+    cr_expect_eq(decode_any(c.p, c.len), CVG_ECORRUPT);
+    /* ... and without the cap it would be a valid message. */
+    cvg__msg_scratch sc = {0};
+    cvg__msg got;
+    c.p[3 + 4] = 0x00;
+    c.len -= tail.len - 4;
+    cr_expect_eq(cvg__msg_decode(c.p, c.len, &got, &sc), CVG_OK);
+    cvg__msg_scratch_destroy(&sc);
+    cvg__buf_free(&b);
+    cvg__buf_free(&c);
+    cvg__buf_free(&tail);
+    free(g);
 }
 
 Test(wire, error_round_trips_texts)
@@ -452,7 +534,7 @@ Test(wire, samples_round_trip)
 /* A random valid message; arrays live in the caller's storage. */
 static cvg__msg
 random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
-           size_t pool_len, cvg__ack_error *errs, size_t max_n)
+           size_t pool_len, cvg__ack_range *errs, size_t max_n)
 {
     /* Integers biased towards the edges of each msgpack form. */
 #define RU64()                                      \
@@ -531,18 +613,41 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
         }
         m.points = points;
         break;
-    case CVG__MSG_ACK:
-        m.accepted = RU64();
-        m.duplicates = RU64();
-        m.conflicts = RU64();
+    case CVG__MSG_ACK: {
+        /* Valid ranges: origins in order, seqs rising within one, and
+         * neighbours of one result apart. */
+        m.has_more = cvg_test_below(st, 2) != 0;
+        uint64_t k = cvg_test_below(st, 1000), seq = 0;
+        size_t got = 0;
         for (size_t i = 0; i < n; i++) {
-            errs[i].dot.origin = mkid(cvg_test_rand(st));
-            errs[i].dot.seq = RU64() | 1;
-            errs[i].code = -(int32_t)(RU64() & INT32_MAX) - 1;
+            if (i == 0 || seq >= UINT64_MAX - 2 || cvg_test_below(st, 3) == 0) {
+                k += 1 + cvg_test_below(st, 3);
+                seq = 0;
+            }
+            cvg__ack_range *g = &errs[got];
+            g->origin = mkid(k);
+            uint64_t room = UINT64_MAX - 2 - seq;
+            g->lo = seq + 1 + cvg_test_below(st, 2);
+            uint64_t len = RU64() % (room / 2 + 1);
+            g->hi = g->lo + len;
+            uint64_t r = cvg_test_below(st, 3);
+            g->result = r < 2 ? (int32_t)r : -(int32_t)(RU64() & INT32_MAX) - 1;
+            if (got > 0 &&
+                cvg__id_cmp(&errs[got - 1].origin, &g->origin) == 0 &&
+                errs[got - 1].hi + 1 == g->lo &&
+                errs[got - 1].result == g->result) {
+                g->lo++; /* apart */
+                if (g->lo > g->hi) {
+                    g->hi = g->lo;
+                }
+            }
+            seq = g->hi;
+            got++;
         }
-        m.errors = errs;
-        m.n_errors = n;
+        m.ranges = errs;
+        m.n_ranges = got;
         break;
+    }
     case CVG__MSG_ERROR: {
         m.code = -(int32_t)(RU64() & INT32_MAX) - 1;
         size_t len = cvg_test_below(st, CVG__MSG_TEXT_MAX + 1);
@@ -564,7 +669,7 @@ Test(wire, random_messages_round_trip)
     enum { MAXN = 40, POOL = 3000 };
     cvg_dot vv[MAXN];
     cvg_bytes blocks[MAXN];
-    cvg__ack_error errs[MAXN];
+    cvg__ack_range errs[MAXN];
     uint8_t pool[POOL];
     for (size_t i = 0; i < POOL; i++) {
         pool[i] = (uint8_t)cvg_test_rand(&st);
@@ -606,15 +711,14 @@ Test(wire, layout_bytes_are_fixed)
     cvg__msg m = msg_of(CVG__MSG_PULL);
     m.cursor = 1;
     m.max_bytes = 1u << 20;
-    const uint8_t pull[] = {0x03, 0x02, 0x01, 0x00, 0xce,
-                            0x00, 0x10, 0x00, 0x00};
+    const uint8_t pull[] = {PV, 0x02, 0x01, 0x00, 0xce, 0x00, 0x10, 0x00, 0x00};
     expect_bytes(&m, pull, sizeof pull);
 
     m = msg_of(CVG__MSG_ERROR);
     m.code = CVG_ECORRUPT; /* -3 */
     m.text.data = (const uint8_t *)"x";
     m.text.len = 1;
-    const uint8_t err[] = {0x03, 0x06, 0xfd, 0xa1, 'x'};
+    const uint8_t err[] = {PV, 0x06, 0xfd, 0xa1, 'x'};
     expect_bytes(&m, err, sizeof err);
 
     static const uint8_t blk[2] = {0xaa, 0xbb};
@@ -624,25 +728,30 @@ Test(wire, layout_bytes_are_fixed)
     m.has_more = true;
     m.blocks = &b;
     m.n_blocks = 1;
-    const uint8_t ops[] = {0x03, 0x03, 0xcd, 0x01, 0x2c, 0xc3,
+    const uint8_t ops[] = {PV,   0x03, 0xcd, 0x01, 0x2c, 0xc3,
                            0x01, 0xc4, 0x02, 0xaa, 0xbb, 0x00};
     expect_bytes(&m, ops, sizeof ops);
 
     m = msg_of(CVG__MSG_PUSH);
-    const uint8_t push[] = {0x03, 0x04, 0xc2, 0x00, 0x00};
+    const uint8_t push[] = {PV, 0x04, 0xc2, 0x00, 0x00};
     expect_bytes(&m, push, sizeof push);
 
-    cvg__ack_error e = {{mkid(0), 5}, -1};
-    memset(e.dot.origin.bytes, 0x11, 16);
+    cvg__ack_range e = {mkid(0), 5, 7, -1};
+    memset(e.origin.bytes, 0x11, 16);
     m = msg_of(CVG__MSG_ACK);
-    m.accepted = 2;
-    m.errors = &e;
-    m.n_errors = 1;
-    uint8_t ack[8 + 16 + 2] = {0x03, 0x05, 0x02, 0x00, 0x00, 0x01, 0xc4, 0x10};
-    memset(ack + 8, 0x11, 16);
-    ack[24] = 0x05;
-    ack[25] = 0xff;
-    expect_bytes(&m, ack, 26);
+    m.has_more = true;
+    m.ranges = &e;
+    m.n_ranges = 1;
+    uint8_t ack[6 + 16 + 3] = {PV, 0x05, 0xc3, 0x01, 0xc4, 0x10};
+    memset(ack + 6, 0x11, 16);
+    ack[22] = 0x05;
+    ack[23] = 0x07;
+    ack[24] = 0xff;
+    expect_bytes(&m, ack, sizeof ack);
+    m.has_more = false;
+    m.n_ranges = 0;
+    const uint8_t last_ack[] = {PV, 0x05, 0xc2, 0x00};
+    expect_bytes(&m, last_ack, sizeof last_ack);
 
     cvg_dot d = {mkid(0), 7};
     memset(d.origin.bytes, 0x22, 16);
@@ -651,8 +760,8 @@ Test(wire, layout_bytes_are_fixed)
     m.flags = 1;
     m.vv = &d;
     m.vv_n = 1;
-    uint8_t hello[2 + 18 + HELLO_ID_BYTES + 2 + 18 + 1 + 18] = {0x03, 0x01,
-                                                                0xc4, 0x10};
+    uint8_t hello[2 + 18 + HELLO_ID_BYTES + 2 + 18 + 1 + 18] = {PV, 0x01, 0xc4,
+                                                                0x10};
     memset(hello + 4, 0x33, 16);
     uint8_t *h = hello + 20;
     *h++ = 0xc4;
@@ -745,17 +854,20 @@ Test(wire, versions)
 {
     cvg__msg_scratch s = {0};
     cvg__msg m;
-    /* Version 4, and version 2 (which had no signed history): reported
-     * with the version, whatever follows. */
-    const uint8_t v3[] = {0x04, 0x02, 0x01, 0x00, 0x00};
+    /* Version 5, and version 3 (whose ACK carried counts): reported with
+     * the version, whatever follows. */
+    const uint8_t v5[] = {0x05, 0x02, 0x01, 0x00, 0x00};
+    cr_expect_eq(cvg__msg_decode(v5, sizeof v5, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 5);
+    cr_expect_eq(cvg__msg_decode(v5, 1, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 5);
+    const uint8_t v3[] = {0x03, 0x02, 0x01, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(v3, sizeof v3, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 4);
-    cr_expect_eq(cvg__msg_decode(v3, 1, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 4);
-    const uint8_t v1[] = {0x02, 0x02, 0x01, 0x00, 0x00};
-    cr_expect_eq(cvg__msg_decode(v1, sizeof v1, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 2);
-    const uint8_t v3_junk[] = {0x04, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    cr_expect_eq(m.version, 3);
+    /* A version 3 ACK, counts and all, is not read as ours. */
+    const uint8_t v3_ack[] = {0x03, 0x05, 0x02, 0x00, 0x00, 0x00};
+    cr_expect_eq(cvg__msg_decode(v3_ack, sizeof v3_ack, &m, &s), CVG_EVERSION);
+    const uint8_t v3_junk[] = {0x05, 0xdd, 0xff, 0xff, 0xff, 0xff};
     cr_expect_eq(cvg__msg_decode(v3_junk, sizeof v3_junk, &m, &s),
                  CVG_EVERSION);
     const uint8_t vmax[] = {0xce, 0xff, 0xff, 0xff, 0xff, 0x01};
@@ -791,7 +903,7 @@ Test(wire, bad_arguments)
 {
     cvg__msg_scratch s = {0};
     cvg__msg m;
-    const uint8_t pull[] = {0x03, 0x02, 0x01, 0x00, 0x00};
+    const uint8_t pull[] = {PV, 0x02, 0x01, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(NULL, 0, &m, &s), CVG_ECORRUPT);
     cr_expect_eq(cvg__msg_decode(NULL, 3, &m, &s), CVG_EINVAL);
     cr_expect_eq(cvg__msg_decode(pull, sizeof pull, NULL, &s), CVG_EINVAL);
@@ -885,7 +997,7 @@ expect_count_refused(int sample_i, size_t count_off, const uint8_t *count,
     cr_expect_eq(cvg__msg_decode(c.p, c.len, &got, &s), CVG_ECORRUPT,
                  "sample %d", sample_i);
     /* Refused before any allocation. */
-    cr_expect(s.vv == NULL && s.blocks == NULL && s.errors == NULL);
+    cr_expect(s.vv == NULL && s.blocks == NULL && s.ranges == NULL);
     cvg__msg_scratch_destroy(&s);
     cvg__buf_free(&b);
     cvg__buf_free(&c);
@@ -904,9 +1016,9 @@ Test(wire, huge_counts_are_refused_before_allocating)
     };
     const size_t cn[] = {3, 5, 5, 5, 9, 5, 1};
     /* HELLO: 2 + 18 + identity fields + flags (1); OPS: 2 + cursor (5) + bool (1);
-     * PUSH: 2 + bool (1); ACK: 2 + three counters (3 + 1 + 9). */
+     * PUSH: 2 + bool (1); ACK: 2 + bool (1). */
     const int which[] = {0, 2, 3, 4};
-    const size_t off[] = {21 + HELLO_ID_BYTES, 8, 3, 15};
+    const size_t off[] = {21 + HELLO_ID_BYTES, 8, 3, 3};
     for (size_t i = 0; i < 4; i++) {
         for (size_t k = 0; k < sizeof cn / sizeof *cn; k++) {
             expect_count_refused(which[i], off[i], counts[k], cn[k]);
@@ -920,7 +1032,7 @@ Test(wire, a_count_one_over_the_cap_is_refused_with_the_bytes_there)
      * it. */
     size_t n = CVG__MSG_BLOCKS_MAX + 1;
     cvg__buf b = {0};
-    const uint8_t head[] = {0x03, 0x04, 0xc2, 0xce, 0x00, 0x01, 0x00, 0x01};
+    const uint8_t head[] = {PV, 0x04, 0xc2, 0xce, 0x00, 0x01, 0x00, 0x01};
     cr_assert_eq(cvg__buf_append(&b, head, sizeof head), CVG_OK);
     for (size_t i = 0; i < n; i++) {
         const uint8_t blk[] = {0xc4, 0x01, 0x00};
@@ -1038,26 +1150,25 @@ Test(wire, field_forms_are_checked)
     /* A block as a str, or empty. */
     b.p[5] = 0xa1;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
-    const uint8_t empty_block[] = {0x03, 0x04, 0xc2, 0x01, 0xc4, 0x00};
+    const uint8_t empty_block[] = {PV, 0x04, 0xc2, 0x01, 0xc4, 0x00};
     cr_expect_eq(decode_any(empty_block, 6), CVG_ECORRUPT);
     /* Enough bytes for the count check to pass: the empty one itself is
      * refused, wherever it is. */
-    const uint8_t empty_first[] = {0x03, 0x04, 0xc2, 0x02, 0xc4,
+    const uint8_t empty_first[] = {PV,   0x04, 0xc2, 0x02, 0xc4,
                                    0x00, 0xc4, 0x02, 0xaa, 0xbb};
     cr_expect_eq(decode_any(empty_first, 10), CVG_ECORRUPT);
-    const uint8_t empty_last[] = {0x03, 0x04, 0xc2, 0x02, 0xc4,
+    const uint8_t empty_last[] = {PV,   0x04, 0xc2, 0x02, 0xc4,
                                   0x02, 0xaa, 0xbb, 0xc4, 0x00};
     cr_expect_eq(decode_any(empty_last, 10), CVG_ECORRUPT);
-    const uint8_t none_empty[] = {0x03, 0x04, 0xc2, 0x02, 0xc4, 0x01,
+    const uint8_t none_empty[] = {PV,   0x04, 0xc2, 0x02, 0xc4, 0x01,
                                   0xaa, 0xc4, 0x01, 0xbb, 0x00};
     cr_expect_eq(decode_any(none_empty, 11), CVG_OK);
-    const uint8_t bin16_small[] = {0x03, 0x04, 0xc2, 0x01,
+    const uint8_t bin16_small[] = {PV,   0x04, 0xc2, 0x01,
                                    0xc5, 0x00, 0x01, 0x07};
     cr_expect_eq(decode_any(bin16_small, 8), CVG_ECORRUPT);
 
     /* PULL limits past 32 bits. */
-    const uint8_t pull[] = {0x03, 0x02, 0x00, 0xcf, 0, 0,   0,
-                            1,    0,    0,    0,    0, 0x00};
+    const uint8_t pull[] = {PV, 0x02, 0x00, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0, 0x00};
     cr_expect_eq(decode_any(pull, sizeof pull), CVG_ECORRUPT);
     /* HELLO flags past 32 bits. */
     cvg__msg hm = msg_of(CVG__MSG_HELLO);
@@ -1075,41 +1186,54 @@ Test(wire, field_forms_are_checked)
     hello[fl] = 0xce; /* not the smallest form either */
     cr_expect_eq(decode_any(hello, fl + 6), CVG_ECORRUPT);
 
-    /* ACK codes: negative int32 only. */
-    uint8_t ack[] = {0x03, 0x05, 0x00, 0x00, 0x00, 0x01, 0xc4, 0x10, 1,
-                     2,    3,    4,    5,    6,    7,    8,    9,    10,
-                     11,   12,   13,   14,   15,   16,   0x01, 0xff};
+    /* ACK: has_more a bool; a result 0, 1 or a negative int32. */
+    uint8_t ack[] = {PV, 0x05, 0xc2, 0x01, 0xc4, 0x10, 1,   2,  3,
+                     4,  5,    6,    7,    8,    9,    10,  11, 12,
+                     13, 14,   15,   16,   0x01, 0x02, 0xff};
     cr_expect_eq(decode_any(ack, sizeof ack), CVG_OK);
-    ack[25] = 0x00;
+    ack[2] = 0x00;
     cr_expect_eq(decode_any(ack, sizeof ack), CVG_ECORRUPT);
-    ack[25] = 0x05;
-    cr_expect_eq(decode_any(ack, sizeof ack), CVG_ECORRUPT);
-    ack[24] = 0x00; /* seq 0 */
-    ack[25] = 0xff;
-    cr_expect_eq(decode_any(ack, sizeof ack), CVG_ECORRUPT);
-    ack[24] = 0x01;
+    ack[2] = 0xc3;
+    cr_expect_eq(decode_any(ack, sizeof ack), CVG_OK);
+    const uint8_t results[] = {0x00, 0x01, 0xe0};
+    for (size_t i = 0; i < sizeof results; i++) {
+        ack[24] = results[i];
+        cr_expect_eq(decode_any(ack, sizeof ack), CVG_OK, "result %zu", i);
+    }
+    const uint8_t bad_results[] = {0x02, 0x05, 0x7f, 0xc0, 0xc2};
+    for (size_t i = 0; i < sizeof bad_results; i++) {
+        ack[24] = bad_results[i];
+        cr_expect_eq(decode_any(ack, sizeof ack), CVG_ECORRUPT, "result %zu",
+                     i);
+    }
+    ack[24] = 0xff;
     /* INT32_MIN - 1, in its smallest form. */
     const uint8_t below_int32[] = {0xd3, 0xff, 0xff, 0xff, 0xff,
                                    0x7f, 0xff, 0xff, 0xff};
     cvg__buf w = {0};
-    cr_assert_eq(cvg__buf_append(&w, ack, 25), CVG_OK);
+    cr_assert_eq(cvg__buf_append(&w, ack, 24), CVG_OK);
     cr_assert_eq(cvg__buf_append(&w, below_int32, 9), CVG_OK);
+    cr_expect_eq(decode_any(w.p, w.len), CVG_ECORRUPT);
+    /* A seq in a wider form than it needs. */
+    w.len = 0;
+    cr_assert_eq(cvg__buf_append(&w, ack, 22), CVG_OK);
+    cr_assert_eq(cvg__buf_append(&w, "\xcc\x01\x02\xff", 4), CVG_OK);
     cr_expect_eq(decode_any(w.p, w.len), CVG_ECORRUPT);
     cvg__buf_free(&w);
 
     /* ERROR: a negative code, a str of at most the cap. */
-    const uint8_t err_ok[] = {0x03, 0x06, 0xd2, 0x80, 0x00, 0x00, 0x00, 0xa0};
+    const uint8_t err_ok[] = {PV, 0x06, 0xd2, 0x80, 0x00, 0x00, 0x00, 0xa0};
     cr_expect_eq(decode_any(err_ok, sizeof err_ok), CVG_OK);
-    const uint8_t err_zero[] = {0x03, 0x06, 0x00, 0xa0};
+    const uint8_t err_zero[] = {PV, 0x06, 0x00, 0xa0};
     cr_expect_eq(decode_any(err_zero, sizeof err_zero), CVG_ECORRUPT);
-    const uint8_t err_pos[] = {0x03, 0x06, 0x03, 0xa0};
+    const uint8_t err_pos[] = {PV, 0x06, 0x03, 0xa0};
     cr_expect_eq(decode_any(err_pos, sizeof err_pos), CVG_ECORRUPT);
-    const uint8_t err_bin[] = {0x03, 0x06, 0xff, 0xc4, 0x00};
+    const uint8_t err_bin[] = {PV, 0x06, 0xff, 0xc4, 0x00};
     cr_expect_eq(decode_any(err_bin, sizeof err_bin), CVG_ECORRUPT);
-    const uint8_t err_nil[] = {0x03, 0x06, 0xff, 0xc0};
+    const uint8_t err_nil[] = {PV, 0x06, 0xff, 0xc0};
     cr_expect_eq(decode_any(err_nil, sizeof err_nil), CVG_ECORRUPT);
     b.len = 0;
-    const uint8_t err_head[] = {0x03, 0x06, 0xff, 0xda, 0x04, 0x01};
+    const uint8_t err_head[] = {PV, 0x06, 0xff, 0xda, 0x04, 0x01};
     cr_assert_eq(cvg__buf_append(&b, err_head, sizeof err_head), CVG_OK);
     for (size_t i = 0; i < CVG__MSG_TEXT_MAX + 1; i++) {
         cr_assert_eq(cvg__buf_append(&b, "t", 1), CVG_OK);
@@ -1118,6 +1242,75 @@ Test(wire, field_forms_are_checked)
     b.p[5] = 0x00;
     b.len--;
     cr_expect_eq(decode_any(b.p, b.len), CVG_OK); /* 1024 */
+    cvg__buf_free(&b);
+}
+
+/* An ACK of ranges (origin byte, lo, hi, result), all small. */
+static void
+ack_of(cvg__buf *b, const int (*g)[4], size_t n)
+{
+    b->len = 0;
+    uint8_t head[] = {PV, 0x05, 0xc2, (uint8_t)n};
+    cr_assert_lt(n, 16);
+    cr_assert_eq(cvg__buf_append(b, head, sizeof head), CVG_OK);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t e[21] = {0xc4, 0x10};
+        memset(e + 2, g[i][0], 16);
+        e[18] = (uint8_t)g[i][1];
+        e[19] = (uint8_t)g[i][2];
+        e[20] = (uint8_t)(int8_t)g[i][3]; /* 0, 1, or -1 .. -32 */
+        cr_assert_eq(cvg__buf_append(b, e, sizeof e), CVG_OK);
+    }
+}
+
+/* Ranges in order, not empty, not overlapping, and merged where they can
+ * be: one encoding per set of results. The encoder refuses the same. */
+Test(wire, ack_ranges_must_be_well_formed)
+{
+    static const struct {
+        int g[3][4];
+        size_t n;
+        bool ok;
+        const char *what;
+    } cases[] = {
+        {{{1, 1, 3, 0}, {1, 4, 9, 1}, {2, 1, 1, -12}}, 3, true, "valid"},
+        {{{1, 1, 3, 0}, {1, 5, 9, 0}}, 2, true, "apart, one result"},
+        {{{1, 2, 2, 1}, {2, 1, 1, 1}}, 2, true, "another origin"},
+        {{{1, 0, 3, 0}}, 1, false, "lo 0"},
+        {{{1, 0, 0, 0}}, 1, false, "lo and hi 0"},
+        {{{1, 4, 3, 0}}, 1, false, "lo past hi"},
+        {{{1, 4, 9, 0}, {1, 1, 3, 1}}, 2, false, "unsorted seqs"},
+        {{{2, 1, 3, 0}, {1, 4, 9, 0}}, 2, false, "unsorted origins"},
+        {{{1, 1, 4, 0}, {1, 4, 9, 1}}, 2, false, "overlapping"},
+        {{{1, 1, 9, 0}, {1, 3, 4, 1}}, 2, false, "one inside another"},
+        {{{1, 1, 3, 0}, {1, 1, 3, 0}}, 2, false, "twice"},
+        {{{1, 1, 3, 1}, {1, 4, 9, 1}}, 2, false, "touching, unmerged"},
+        {{{1, 5, 5, -12}, {1, 6, 6, -12}}, 2, false, "refusals unmerged"},
+    };
+    cvg__buf b = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ack_of(&b, cases[i].g, cases[i].n);
+        cr_expect_eq(decode_any(b.p, b.len),
+                     cases[i].ok ? CVG_OK : CVG_ECORRUPT, "%s", cases[i].what);
+        cvg__ack_range g[3];
+        for (size_t k = 0; k < cases[i].n; k++) {
+            memset(g[k].origin.bytes, cases[i].g[k][0], 16);
+            g[k].lo = (uint64_t)cases[i].g[k][1];
+            g[k].hi = (uint64_t)cases[i].g[k][2];
+            g[k].result = cases[i].g[k][3];
+        }
+        cvg__msg m = msg_of(CVG__MSG_ACK);
+        m.ranges = g;
+        m.n_ranges = cases[i].n;
+        cvg__buf e = {0};
+        cr_expect_eq(cvg__msg_encode(&m, &e), cases[i].ok ? CVG_OK : CVG_EINVAL,
+                     "encode: %s", cases[i].what);
+        if (cases[i].ok) {
+            cr_expect(e.len == b.len && memcmp(e.p, b.p, b.len) == 0,
+                      "%s: the same bytes", cases[i].what);
+        }
+        cvg__buf_free(&e);
+    }
     cvg__buf_free(&b);
 }
 
@@ -1146,20 +1339,21 @@ Test(wire, encoder_refuses_what_the_decoder_refuses)
         cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
     }
 
-    cvg__ack_error errs[2] = {{{mkid(1), 1}, -1}, {{mkid(1), 1}, 0}};
+    cvg__ack_range rg[2] = {{mkid(1), 1, 1, -1}, {mkid(2), 1, 1, 2}};
     m = msg_of(CVG__MSG_ACK);
-    m.errors = errs;
-    m.n_errors = 2;
-    cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL); /* code 0 */
-    errs[1].code = 5;
+    m.ranges = rg;
+    m.n_ranges = 2;
+    cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL); /* result 2 */
+    rg[1].result = INT32_MAX;
     cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
-    errs[1].code = -5;
-    errs[1].dot.seq = 0;
+    rg[1].result = -5;
+    rg[1].lo = 0;
     cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
-    m.n_errors = CVG__MSG_ERRORS_MAX + 1;
+    rg[1].lo = 1;
+    m.n_ranges = CVG__MSG_RANGES_MAX + 1;
     cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
-    m.errors = NULL;
-    m.n_errors = 1;
+    m.ranges = NULL;
+    m.n_ranges = 1;
     cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
 
     m = msg_of(CVG__MSG_ERROR);
@@ -1228,7 +1422,7 @@ Test(wire, random_bytes_never_crash)
         /* Half start like a message of a known type, to get past the
          * first two items. */
         if (n >= 2 && iter % 2 == 0) {
-            buf[0] = 0x01;
+            buf[0] = CVG_PROTOCOL_VERSION;
             buf[1] = (uint8_t)(1 + cvg_test_below(&st, 6));
         }
         ok += decode_any(buf, n) == CVG_OK;
