@@ -1161,7 +1161,10 @@ CVG_API CVG_NODISCARD int cvg_txn_version_vector(cvg_txn *txn, cvg_dot *out,
  * causally closed prefix of the sender's log, applied in one transaction
  * together with the new position, so a sync cut off at any byte leaves both
  * replicas valid, and the next session resumes without sending everything
- * again.
+ * again. Each page is acknowledged: the receiver's ACK says, per origin and
+ * seq range, which ops it took and which it had already, or names the op
+ * it refused and why (then the session ends); the sender's sync status and
+ * queue record it (see cvg_sync_status_get(), cvg_sync_failed()).
  *
  * A session belongs to its replica's thread; it opens and commits its own
  * transactions, so no write transaction of the replica may be open during
@@ -1280,11 +1283,13 @@ CVG_API CVG_NODISCARD int cvg_session_output(cvg_session *s,
  *                   HELLO claiming such ops (forged, or this replica was
  *                   restored in place from an older copy), a peer id not
  *                   derived from its key, or an identity proof that fails.
- *   - CVG_ELIMIT    a page larger than the PULL asked for.
+ *   - CVG_ELIMIT    a page larger than the PULL asked for, or whose
+ *                   results would not fit an ACK.
  *   - CVG_EPROTO    a message out of turn or inconsistent with the
  *                   session: a page or ACK nobody asked for, a page before
  *                   the peer proved its key, a HELLO from a second peer, a
- *                   cursor past the end of the log.
+ *                   cursor past the end of the log, an ACK of ops our
+ *                   pages never carried (or refusing more than one).
  *   - CVG_EACCES    a PULL to a session opened with no_serve.
  *   - CVG_EPEER     the peer sent ERROR.
  *   - CVG_EBUSY     a write transaction of the replica is open.
@@ -1377,11 +1382,13 @@ CVG_API void cvg_session_close(cvg_session *s);
  *                   HELLO claiming such ops (forged, or this replica was
  *                   restored in place from an older copy), a peer id not
  *                   derived from its key, or an identity proof that fails.
- *   - CVG_ELIMIT    a page larger than the PULL asked for.
+ *   - CVG_ELIMIT    a page larger than the PULL asked for, or whose
+ *                   results would not fit an ACK.
  *   - CVG_EPROTO    a message out of turn or inconsistent with the
  *                   session: a page or ACK nobody asked for, a page before
  *                   the peer proved its key, a HELLO from a second peer, a
- *                   cursor past the end of the log.
+ *                   cursor past the end of the log, an ACK of ops our
+ *                   pages never carried (or refusing more than one).
  *   - CVG_EACCES    a PULL to a session opened with no_serve.
  *   - CVG_EPEER     the peer sent ERROR.
  *   - CVG_EBUSY     a write transaction of the replica is open.
@@ -1398,9 +1405,10 @@ CVG_API CVG_NODISCARD int cvg_sync_local(cvg_replica *a, cvg_replica *b,
 
 /* Relative to a peer (typically the server), every op this replica made is
  * pending (the peer has not got it yet), syncing (sent in a page the peer
- * has not yet confirmed), committed (the peer has it) or failed (the peer
- * refused it, with the error). This is stored with the replica, so it
- * survives restarts. */
+ * has not yet acknowledged), committed (the peer has it: its HELLO or its
+ * ACK said so) or failed (the peer's ACK named it refused, with the error;
+ * the other ops of that page were not kept there and stay pending). This
+ * is stored with the replica, so it survives restarts. */
 
 typedef enum cvg_sync_state {
     CVG_SYNC_OFFLINE = 0, /* no session now; ops may be pending */
@@ -1495,8 +1503,10 @@ typedef struct cvg_failed_op {
 } cvg_failed_op;
 
 /**
- * The ops @p peer refused, oldest first: up to @p cap into @p out, the
- * total in @p count_out.
+ * The ops @p peer refused (its ACK named each, with the code), oldest
+ * first: up to @p cap into @p out, the total in @p count_out. An op stays
+ * failed until cvg_sync_retry_failed() or until the peer has it (a later
+ * session offers it again all the same).
  *
  * @return CVG_OK, or:
  *   - CVG_EINVAL    NULL argument, or NULL @p out with @p cap above 0.
@@ -1550,8 +1560,9 @@ CVG_API CVG_NODISCARD int cvg_sync_peer_forget(cvg_replica *r,
 /* The queue op by op: this replica's own ops that the peer does not have
  * yet, oldest first, each with its state (committed ops are not listed). */
 typedef enum cvg_op_sync_state {
-    CVG_OP_PENDING = 0, /* not offered to the peer yet, or offered again */
-    CVG_OP_SYNCING = 1, /* in a page of the open session, unconfirmed */
+    CVG_OP_PENDING = 0, /* not offered to the peer yet, or offered again, or
+                         * in a page the peer refused for another op */
+    CVG_OP_SYNCING = 1, /* in a page of the open session, unacknowledged */
     CVG_OP_FAILED = 2   /* the peer refused it: see code */
 } cvg_op_sync_state;
 

@@ -1,9 +1,11 @@
 /*
  * `converge queue DIR [PEER_HEX] [--retry] [--ops] [--json]`: where this
  * replica's own ops stand with a peer (or with each): the counts, the ops
- * the peer refused and why, and the seqs still to send. --retry offers the
- * refused ops again at the next sync, once their cause (say, a clock far
- * ahead) is fixed. --ops lists every queued op with its state.
+ * the peer refused and why, and the seqs still to send, as ranges (a
+ * refused op sits among them: the ops of its page before and after it were
+ * not kept). --retry offers the refused ops again at the next sync, once
+ * their cause (say, a clock far ahead) is fixed. --ops lists every queued
+ * op with its state.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -11,11 +13,18 @@
 
 #include "cli.h"
 
+/* A run of pending seqs. */
+typedef struct seq_range {
+    uint64_t first, last;
+} seq_range;
+
 /* One peer's queue, read in full before anything is printed. */
 typedef struct queue {
     cli_peer peer;
     cvg_failed_op *failed; /* oldest first; free() */
     size_t n_failed;
+    seq_range *pending; /* oldest first; free() */
+    size_t n_pending;
     uint64_t retried; /* ops made pending again by --retry */
 } queue;
 
@@ -48,6 +57,47 @@ read_failed(cvg_replica *r, const cvg_replica_id *peer, cvg_failed_op **out,
     }
 }
 
+/* The pending seqs as ranges, from a walk of the queue: it costs what is
+ * queued. */
+static int
+read_pending(cvg_replica *r, const cvg_replica_id *peer, queue *q)
+{
+    cvg_txn *t;
+    int rc = cvg_txn_begin(r, CVG_TXN_READ_ONLY, &t);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    cvg_queue_cursor *c;
+    rc = cvg_sync_queue_open(t, peer, &c);
+    size_t cap = 0;
+    cvg_queued_op op;
+    while (rc == CVG_OK && (rc = cvg_sync_queue_next(c, &op)) == CVG_OK) {
+        uint64_t seq = op.op.dot.seq;
+        if (op.state != CVG_OP_PENDING) {
+            continue;
+        }
+        if (q->n_pending > 0 && q->pending[q->n_pending - 1].last + 1 == seq) {
+            q->pending[q->n_pending - 1].last = seq;
+            continue;
+        }
+        if (q->n_pending == cap) {
+            cap = cap ? 2 * cap : 4;
+            seq_range *p = realloc(q->pending, cap * sizeof *p);
+            if (p == NULL) {
+                rc = CVG_ENOMEM;
+                break;
+            }
+            q->pending = p;
+        }
+        q->pending[q->n_pending++] = (seq_range){seq, seq};
+    }
+    if (c != NULL) {
+        cvg_sync_queue_close(c);
+    }
+    cvg_txn_abort(t);
+    return rc == CVG_DONE ? CVG_OK : rc;
+}
+
 /* Retry if asked, then read the failed ops and the status as they are now.
  * What the retry makes pending again is what was failed or in flight before
  * it; counting that, rather than the growth of `pending`, keeps ops written
@@ -68,17 +118,8 @@ load(cvg_replica *r, bool retry, queue *q)
             return rc;
         }
     }
-    return read_failed(r, &q->peer.id, &q->failed, &q->n_failed);
-}
-
-/* The pending ops are the newest of this replica's own: the refused and the
- * in-flight ones were sent first, so they sit right after the committed
- * ones. With none of those, this is committed+1 .. committed+pending. */
-static void
-pending_range(const cvg_sync_status *s, uint64_t *first, uint64_t *last)
-{
-    *last = s->committed + s->syncing + s->failed + s->pending;
-    *first = *last - s->pending + 1;
+    int rc = read_failed(r, &q->peer.id, &q->failed, &q->n_failed);
+    return rc == CVG_OK ? read_pending(r, &q->peer.id, q) : rc;
 }
 
 static const char *
@@ -142,7 +183,6 @@ print_ops(FILE *f, cvg_replica *r, const cvg_replica_id *peer, bool json)
 static void
 print_text(FILE *f, const queue *q, bool retry)
 {
-    const cvg_sync_status *s = &q->peer.status;
     cli_print_peer(f, "", &q->peer);
     if (q->n_failed == 0) {
         fputs("failed ops    none\n", f);
@@ -154,13 +194,12 @@ print_text(FILE *f, const queue *q, bool retry)
                 cvg_errname(q->failed[i].code),
                 cvg_strerror(q->failed[i].code));
     }
-    if (s->pending == 0) {
-        fputs("pending seqs  none\n", f);
-    } else {
-        uint64_t first, last;
-        pending_range(s, &first, &last);
-        fprintf(f, "pending seqs  %" PRIu64 "..%" PRIu64 "\n", first, last);
+    fputs("pending seqs  ", f);
+    for (size_t i = 0; i < q->n_pending; i++) {
+        fprintf(f, "%s%" PRIu64 "..%" PRIu64, i > 0 ? ", " : "",
+                q->pending[i].first, q->pending[i].last);
     }
+    fputs(q->n_pending == 0 ? "none\n" : "\n", f);
     if (retry) {
         fprintf(f, "retried       %" PRIu64 " op(s) pending again\n",
                 q->retried);
@@ -170,7 +209,6 @@ print_text(FILE *f, const queue *q, bool retry)
 static void
 print_json(FILE *f, const queue *q, bool retry)
 {
-    const cvg_sync_status *s = &q->peer.status;
     fputc('{', f);
     cli_json_peer(f, &q->peer);
     fputs(",\"failed_ops\":[", f);
@@ -183,15 +221,20 @@ print_json(FILE *f, const queue *q, bool retry)
         fputc('}', f);
     }
     fputc(']', f);
-    if (s->pending == 0) {
+    /* The first and last pending seqs, and the runs between. */
+    if (q->n_pending == 0) {
         fputs(",\"pending_seqs\":null", f);
     } else {
-        uint64_t first, last;
-        pending_range(s, &first, &last);
         fprintf(
             f, ",\"pending_seqs\":{\"first\":%" PRIu64 ",\"last\":%" PRIu64 "}",
-            first, last);
+            q->pending[0].first, q->pending[q->n_pending - 1].last);
     }
+    fputs(",\"pending_ranges\":[", f);
+    for (size_t i = 0; i < q->n_pending; i++) {
+        fprintf(f, "%s{\"first\":%" PRIu64 ",\"last\":%" PRIu64 "}",
+                i > 0 ? "," : "", q->pending[i].first, q->pending[i].last);
+    }
+    fputc(']', f);
     if (retry) {
         fprintf(f, ",\"retried\":%" PRIu64, q->retried);
     }
@@ -293,6 +336,7 @@ run(const char *cmd, const char *dir, cvg_replica *r,
     }
     for (size_t i = 0; i < n; i++) {
         free(qs[i].failed);
+        free(qs[i].pending);
     }
     free(qs);
     free(peers);

@@ -2,14 +2,18 @@
 # End-to-end test of the `converge` command: runs every command against a
 # replica in a temporary directory and checks outputs and exit codes.
 #
-#   tests/cli/test_cli.sh path/to/converge path/to/cli_write_nan
+#   tests/cli/test_cli.sh path/to/converge path/to/cli_write_nan \
+#       path/to/cli_write_ahead
 set -u
 
-BIN=${1:?usage: test_cli.sh path/to/converge path/to/cli_write_nan}
-NAN_WRITER=${2:?usage: test_cli.sh path/to/converge path/to/cli_write_nan}
+USAGE="usage: test_cli.sh path/to/converge path/to/cli_write_nan path/to/cli_write_ahead"
+BIN=${1:?$USAGE}
+NAN_WRITER=${2:?$USAGE}
+AHEAD_WRITER=${3:?$USAGE}
 # Absolute, so that checks may run from another directory.
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 NAN_WRITER=$(cd "$(dirname "$NAN_WRITER")" && pwd)/$(basename "$NAN_WRITER")
+AHEAD_WRITER=$(cd "$(dirname "$AHEAD_WRITER")" && pwd)/$(basename "$AHEAD_WRITER")
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/converge-cli-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 R="$TMP/r"
@@ -281,6 +285,35 @@ expect_err "forget bad hex" 2 "32 hex digits" forget "$TMP/qa" xyz
 expect "sync after forget" 0 "ops applied" sync "$TMP/qa" "$TMP/qb"
 expect "queue empty again" 0 '^pending seqs +none$' queue "$TMP/qa"
 grep -Eq '^state +synced$' "$TMP/out" && ok || bad "synced again"
+# A's op 5 is fine, 6 is ten minutes ahead, and so is 7 (the hybrid clock
+# keeps the highest time it saw): B refuses the page at op 6, and keeps
+# none of it. 6 is failed with the code; 5 and 7 are pending around it.
+"$BIN" inc "$TMP/qa" stock sku-1 d >/dev/null && ok || bad "inc qa"
+"$AHEAD_WRITER" "$TMP/qa" && ok || bad "the clock-ahead writer failed"
+"$BIN" inc "$TMP/qa" stock sku-1 d >/dev/null && ok || bad "inc qa"
+run sync "$TMP/qa" "$TMP/qb"
+[ "$CODE" -ne 0 ] && ok || bad "a sync refused by the peer succeeded"
+expect "queue: a refused op" 0 '^  6  CVG_ECLOCK  ' queue "$TMP/qa" "$QB"
+grep -Eq '^pending seqs +5\.\.5, 7\.\.7$' "$TMP/out" && ok ||
+    bad "pending seqs around a refused op: $(cat "$TMP/out")"
+grep -Eq '^state +error$' "$TMP/out" && ok || bad "state after a refusal"
+expect "queue --json: a refused op" 0 '"pending_ranges":' \
+    queue "$TMP/qa" "$QB" --json
+python3 -c '
+import json, sys
+p, = json.load(sys.stdin)["peers"]
+assert [(f["seq"], f["code"]) for f in p["failed_ops"]] == [(6, "CVG_ECLOCK")], p
+assert p["pending_seqs"] == {"first": 5, "last": 7}, p
+assert p["pending_ranges"] == [{"first": 5, "last": 5},
+                               {"first": 7, "last": 7}], p
+assert (p["pending"], p["failed"], p["committed"]) == (2, 1, 4), p
+' <"$TMP/out" && ok || bad "queue --json, refused: $(cat "$TMP/out")"
+expect "queue --ops: failed among pending" 0 \
+    "^  failed +[0-9]+  [0-9a-f]+:6  " queue "$TMP/qa" "$QB" --ops
+expect "queue --retry: the refused op" 0 '^retried +1 op\(s\) pending again$' \
+    queue "$TMP/qa" "$QB" --retry
+grep -Eq '^pending seqs +5\.\.7$' "$TMP/out" && ok ||
+    bad "pending after a retry: $(cat "$TMP/out")"
 
 # --- demo
 expect "demo" 0 "== 10\. Status ==" demo "$TMP/demo"
