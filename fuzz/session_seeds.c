@@ -311,6 +311,27 @@ main(int argc, char **argv)
         cvg_replica_close(local);
     }
 
+    /* A peer whose clock runs ten minutes behind: it refuses the page it
+     * pulls from the local replica, answering with an ACK naming the op
+     * and an ERROR. */
+    {
+        cvg_replica *local = open_local();
+        cvg_replica *peer = open_peer(0);
+        uint8_t optbyte = 8; /* the local side does not pull */
+        fuzz_now_ms = SESSION_NOW_MS - 600000;
+        recording rec = {0};
+        record(local, peer, optbyte, NULL, false, 0, &rec);
+        fuzz_now_ms = SESSION_NOW_MS;
+        input in = {0};
+        put(&in, &optbyte, 1);
+        append_recording(&in, &rec);
+        write_seed(dir, "peer_refuses_page", &in);
+        free(in.p);
+        recording_free(&rec);
+        cvg_replica_close(peer);
+        cvg_replica_close(local);
+    }
+
     /* Sessions in a row (a length-0 message between them): one cut after
      * two messages, one that resumes it, and one after the peer wrote
      * more. */
