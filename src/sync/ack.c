@@ -164,7 +164,9 @@ normalize(cvg_session *s)
         }
         i = j;
     }
-    qsort(s->acks, out, sizeof *s->acks, range_cmp_lo);
+    if (out > 0) { /* an empty page has no array at all */
+        qsort(s->acks, out, sizeof *s->acks, range_cmp_lo);
+    }
     s->nacks = out;
 }
 

@@ -854,7 +854,18 @@ sample_msg(world *w, stage st, cvg__buf *b)
         ops_msg(b, &p, 1 + S_OPS);
         page_free(&p);
     } else if (st == AT_ACK) {
-        ack_msg(b);
+        /* What V served (S's 41 ops, its own 3): all had, all taken. */
+        cvg__ack_range g[2] = {{w->sid, 1, S_OPS, CVG__ACK_DUPLICATE},
+                               {w->vid, 1, 3, CVG__ACK_TAKEN}};
+        if (cvg__id_cmp(&w->sid, &w->vid) > 0) {
+            cvg__ack_range t = g[0];
+            g[0] = g[1];
+            g[1] = t;
+        }
+        cvg__msg m = msg_of(CVG__MSG_ACK);
+        m.ranges = g;
+        m.n_ranges = 2;
+        encode(&m, b);
     } else {
         cvg__msg m = msg_of(CVG__MSG_ERROR);
         m.code = CVG_EGAP;
