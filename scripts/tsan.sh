@@ -27,7 +27,7 @@ CC=$cc cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug \
 replays=$(cmake --build "$build" --target help | grep -o 'replay_[a-z_]*' |
   sort -u)
 cmake --build "$build" -j 2 --target threads_main syncer_main converge \
-  cli_write_nan $replays \
+  cli_write_nan cli_write_ahead $replays \
   >/dev/null
 
 # halt_on_error: the first report fails the step (exit code 66).
@@ -51,7 +51,8 @@ echo "== tsan: the syncer's threads"
 "$build/tests/syncer_main"
 
 echo "== tsan: command line"
-bash tests/cli/test_cli.sh "$build/converge" "$build/tests/cli_write_nan"
+bash tests/cli/test_cli.sh "$build/converge" "$build/tests/cli_write_nan" \
+  "$build/tests/cli_write_ahead"
 
 echo "== tsan: fuzz corpus replay"
 for r in $replays; do
