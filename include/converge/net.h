@@ -18,9 +18,11 @@
  * reaches every connected client and peer without polling. A server may
  * also connect to peers itself (cvg_server_connect()): peer to peer.
  *
- * A syncer (cvg_syncer_start()) runs cvg_net_sync() in rounds on a thread
- * of its own, while the app goes on writing: the app and the syncer share
- * the replica through the syncer's lock (cvg_syncer_lock()).
+ * A syncer (cvg_syncer_start()) keeps a live connection to a server from
+ * a thread of its own, while the app goes on writing: the app and the
+ * syncer share the replica through the syncer's lock (cvg_syncer_lock()),
+ * which the syncer takes for each turn of its work, never while it waits
+ * for the network.
  *
  * A peer that resets its connection makes the next write to it raise
  * SIGPIPE; cvg_net_sync(), cvg_server_run() and cvg_server_close() block
@@ -216,23 +218,24 @@ CVG_API void cvg_server_unlock(cvg_server *s);
  * cvg_server_stop(). Accepts NULL. @since 0.2 */
 CVG_API void cvg_server_notify(cvg_server *s);
 
-/* ---- A syncer: rounds of sync on a thread of its own --------------------- */
+/* ---- A syncer: a live connection on a thread of its own ------------------ */
 
 typedef struct cvg_syncer cvg_syncer;
 
 /** What a syncer is doing, as its status callback reports it. */
 typedef enum cvg_syncer_state {
-    /* A round begins after a failure (or at the start): the syncer checks
-     * that the server accepts a connection, without the lock. */
+    /* Resolving, connecting, the channel's handshake (at the start and
+     * after each backoff). */
     CVG_SYNCER_CONNECTING = 0,
-    /* The server accepts: one cvg_net_sync() under way, the lock held. */
+    /* Connected, the session open and not caught up: ops are moving. */
     CVG_SYNCER_SYNCING = 1,
-    /* The round ended with both sides done. */
+    /* Connected and caught up both ways; again after each catch-up. */
     CVG_SYNCER_SYNCED = 2,
-    /* The server could not be reached, the connection was cut or timed
-     * out (CVG_EIO), or the replica was busy (CVG_EBUSY). */
+    /* Not connected: the server could not be reached, the connection was
+     * cut, timed out or closed by the server (CVG_EIO), or the replica was
+     * busy (CVG_EBUSY). With CVG_OK: the syncer stopped, caught up. */
     CVG_SYNCER_OFFLINE = 3,
-    /* The round failed otherwise: a wrong server key (CVG_EKEY), the
+    /* The connection failed otherwise: a wrong server key (CVG_EKEY), the
      * server refused us or ended the session (CVG_EPEER), the protocol,
      * the data or memory (as cvg_net_sync() says). */
     CVG_SYNCER_ERROR = 4
@@ -250,19 +253,20 @@ typedef enum cvg_syncer_jitter {
 /** One change of state. Views valid for the callback only. */
 typedef struct cvg_syncer_event {
     cvg_syncer_state state;
-    int rc;                /* OFFLINE, ERROR: the round's code; else CVG_OK */
+    int rc;                /* OFFLINE, ERROR: what ended it; else CVG_OK */
     const char *message;   /* OFFLINE, ERROR: what failed; else "" */
-    uint64_t ops_received; /* SYNCED: ops the round applied here */
-    uint64_t ops_sent;     /* SYNCED: ops the round sent */
-    uint32_t failures;     /* failed rounds in a row; 0 after SYNCED */
-    /* SYNCED, OFFLINE, ERROR: the wait before the next round, jitter
-     * included (after SYNCED a notify may shorten it); else 0. */
+    uint64_t ops_received; /* SYNCED: ops applied here since the last one */
+    uint64_t ops_sent;     /* SYNCED: ops sent since the last one */
+    uint32_t failures;     /* failed connections in a row; 0 after SYNCED */
+    /* SYNCED: the interval, until the session next offers what is new
+     * unasked; OFFLINE, ERROR: the wait before the next connection,
+     * jitter included (0 when stopping); else 0. */
     uint32_t next_ms;
 } cvg_syncer_event;
 
 /** Called on the syncer's thread at each change of state, without the
  * lock held: it may call cvg_syncer_lock(), _unlock(), _notify() and
- * _sync_now(), but not cvg_syncer_stop(). A round waits for it. */
+ * _sync_now(), but not cvg_syncer_stop(). The connection waits for it. */
 typedef void (*cvg_syncer_fn)(void *ctx, const cvg_syncer_event *e);
 
 #define CVG_SYNCER_OPTIONS_VERSION 1
@@ -271,18 +275,20 @@ typedef struct cvg_syncer_options {
     uint32_t version; /* CVG_SYNCER_OPTIONS_VERSION */
     /* The server, "tcp://HOST:PORT" as for cvg_net_sync(). Copied. */
     const char *url;
-    /* The options of each round's cvg_net_sync() (version 0: the
-     * defaults); server_key is copied. Its timeout_ms bounds each wait of
-     * a round, and so how long the lock is held waiting for a server. */
+    /* The connection's options (version 0: the defaults; the session is
+     * made live whatever session.live says); server_key is copied. Its
+     * timeout_ms bounds the handshake and each wait for the server (a
+     * ping goes out after half of it with nothing sent). */
     cvg_net_options net;
-    /* Between rounds while the server answers: 0 for 10000 ms. */
+    /* While connected, the session offers what is new this often even
+     * unasked (commits the app did not notify): 0 for 10000 ms. */
     uint32_t interval_ms;
-    /* From a cvg_syncer_notify() to the round it asks for, so that a
-     * burst of commits goes in one round: 0 for 200 ms. */
+    /* From a cvg_syncer_notify() to the push it asks for, so that a
+     * burst of commits goes in one push: 0 for 200 ms. */
     uint32_t debounce_ms;
-    /* After the first failed round in a row the backoff is backoff_min_ms,
-     * doubled at each further one up to backoff_max_ms: 0 for 500 ms and
-     * 30000 ms. The wait is drawn from it by @c jitter. */
+    /* After the first failed connection in a row the backoff is
+     * backoff_min_ms, doubled at each further one up to backoff_max_ms: 0
+     * for 500 ms and 30000 ms. The wait is drawn from it by @c jitter. */
     uint32_t backoff_min_ms;
     uint32_t backoff_max_ms;
     cvg_syncer_jitter jitter; /* default CVG_SYNCER_JITTER_HALF */
@@ -295,24 +301,22 @@ typedef struct cvg_syncer_options {
 CVG_API void cvg_syncer_options_init(cvg_syncer_options *o);
 
 /**
- * Start syncing @p r with the server at o->url on a new thread: a round
- * at once, then one every interval, one soon after each
- * cvg_syncer_notify(), and after a failure one at each backoff.
+ * Start syncing @p r with the server at o->url on a new thread: connect
+ * at once and keep a live session open. Both sides first send what the
+ * other lacks; then the server's commits arrive as they happen, the app's
+ * go out debounce_ms after a cvg_syncer_notify() (and at each interval
+ * unasked), and a connection that ends is made again after a backoff.
  *
- * A round is one cvg_net_sync() with the syncer's lock held, so that the
- * app's writes never meet it; after a failed round the syncer first
- * checks, without the lock, that the server accepts a TCP connection
- * (a connection opened and closed at once), so that while the server is
- * down or unreachable the app's writes never wait for the network. Writes
- * made while offline go in the first round that succeeds (the op log
- * keeps them). Busy answers are backed off like any failure: the
- * protocol carries no retry-after (a server at its max_clients closes the
- * connection, CVG_EIO; a server whose session failed ends it, CVG_EPEER).
+ * The connection takes the syncer's lock for each turn of its work (a
+ * message in, a page out), never while it waits for the network, so the
+ * app waits at most one turn, and while the server is down or slow not at
+ * all. Writes made while offline go out when the next connection opens
+ * (the op log keeps them).
  *
  * Ownership: @p o and its strings are copied. @p r stays the app's; from
  * now until cvg_syncer_stop() the app uses it only between
  * cvg_syncer_lock() and cvg_syncer_unlock(). The replica's own callbacks
- * (conflicts, sync events) run on the syncer's thread during a round.
+ * (conflicts, sync events) run on the syncer's thread, in its turns.
  *
  * @param[in]  r    The replica.
  * @param[in]  o    The options; o->url is required.
@@ -332,21 +336,20 @@ CVG_API CVG_NODISCARD int cvg_syncer_start(cvg_replica *r,
                                            const cvg_syncer_options *o,
                                            cvg_syncer **out);
 
-/** Say that the app committed: a round follows within debounce_ms (if
- * the server answered last time; while backing off, the change waits for
- * the next retry). Never blocks. Thread safety: any thread, until
+/** Say that the app committed: it goes out within debounce_ms while
+ * connected (while backing off, the change waits for the next
+ * connection). Never blocks. Thread safety: any thread, until
  * cvg_syncer_stop(). Accepts NULL. @since 0.2 */
 CVG_API void cvg_syncer_notify(cvg_syncer *s);
 
-/** Ask for a round now, cutting short the wait between rounds, the backoff
- * included (for an app that learns the network is back). Never blocks.
- * Thread safety: any thread, until cvg_syncer_stop(). Accepts NULL.
- * @since 0.2 */
+/** Offer what is new now, or, while backing off, connect now (for an app
+ * that learns the network is back). Never blocks. Thread safety: any
+ * thread, until cvg_syncer_stop(). Accepts NULL. @since 0.2 */
 CVG_API void cvg_syncer_sync_now(cvg_syncer *s);
 
 /**
- * Take the syncer's lock on its replica, waiting for a round under way to
- * end (bounded by the round's timeouts). While a syncer runs, a replica
+ * Take the syncer's lock on its replica, waiting for the syncer's turn
+ * under way (one message or page) to end. While a syncer runs, a replica
  * handle is used by one thread at a time, so the app holds the lock
  * around all its own use of the replica: each transaction from begin to
  * commit or abort, its reads, and cvg_replica_errmsg() after a failure.
@@ -374,11 +377,12 @@ CVG_API void cvg_syncer_lock(cvg_syncer *s);
 CVG_API void cvg_syncer_unlock(cvg_syncer *s);
 
 /**
- * Stop the syncer, wait for its thread to end, and free it. A wait between
- * rounds ends at once; a round under way runs to its end, which the
- * timeouts of o->net bound (and name resolution, for a host name). The
- * app then has the replica to itself again. Accepts NULL. Not from the
- * status callback (it would wait for itself): there it does nothing.
+ * Stop the syncer, wait for its thread to end, and free it. A backoff
+ * ends at once, a connection still in its handshake is cut, and an open
+ * session ends at the end of the pages under way, which the timeouts of
+ * o->net bound (and name resolution, for a host name). The app then has
+ * the replica to itself again. Accepts NULL. Not from the status callback
+ * (it would wait for itself): there it does nothing.
  * @since 0.2
  */
 CVG_API void cvg_syncer_stop(cvg_syncer *s);

@@ -3,11 +3,12 @@
  * [--for SECONDS]`: keep the replica in sync with a server, in the
  * foreground, through the background syncer of converge/net.h.
  *
- * The syncer's thread calls back at each change of state and the
- * callback prints one line; this thread only waits for SIGINT, SIGTERM
- * or the end of --for (a bounded run, for scripts and tests), then stops
- * the syncer, which lets a round under way end. The exit code says how
- * the last round went: 0 synced, 1 not (or none ran).
+ * The syncer keeps a live session with the server; its thread calls back
+ * at each change of state and the callback prints one line. This thread
+ * only waits for SIGINT, SIGTERM or the end of --for (a bounded run, for
+ * scripts and tests), then stops the syncer, which ends the session at a
+ * page boundary. The exit code says where it stood: 0 caught up with the
+ * server when stopped, 1 not (or it never was).
  */
 #define _XOPEN_SOURCE 700
 #include <signal.h>
@@ -30,8 +31,8 @@ on_signal(int sig)
 
 /* What the callback saw last; main() reads it once the syncer stopped. */
 typedef struct last_round {
-    bool ran;
-    bool synced;
+    bool ran;                /* a connection got anywhere, or failed */
+    bool synced;             /* caught up, as last reported */
     bool shown;              /* a line was printed ... */
     cvg_syncer_state status; /* ... for this state */
 } last_round;
@@ -53,9 +54,10 @@ state_name(cvg_syncer_state s)
     }
 }
 
-/* On the syncer's thread: a line per change of state, and per round that
- * moved ops; the routine rounds of a synced replica that move nothing
- * (SYNCED, SYNCING, SYNCED) print nothing. */
+/* On the syncer's thread: a line per change of state, and per catch-up
+ * that moved ops; a catch-up that moves nothing (SYNCED, SYNCING, SYNCED)
+ * prints nothing. The OFFLINE with no error that ends a stop while caught
+ * up keeps the state synced. */
 static void
 on_status(void *ctx, const cvg_syncer_event *e)
 {
@@ -66,6 +68,8 @@ on_status(void *ctx, const cvg_syncer_event *e)
                   (e->state == CVG_SYNCER_SYNCED && !moved));
     if (e->state == CVG_SYNCER_SYNCED) {
         last->ran = last->synced = true;
+    } else if (e->state == CVG_SYNCER_OFFLINE && e->rc == CVG_OK) {
+        /* stopped while caught up */
     } else if (e->state == CVG_SYNCER_OFFLINE || e->state == CVG_SYNCER_ERROR) {
         last->ran = true;
         last->synced = false;
@@ -85,6 +89,8 @@ on_status(void *ctx, const cvg_syncer_event *e)
         printf(" ops in %llu, out %llu; next in %u ms",
                (unsigned long long)e->ops_received,
                (unsigned long long)e->ops_sent, e->next_ms);
+    } else if (e->state == CVG_SYNCER_OFFLINE && e->rc == CVG_OK) {
+        printf(" stopped, caught up");
     } else if (e->state == CVG_SYNCER_OFFLINE || e->state == CVG_SYNCER_ERROR) {
         printf(" %s: %s; failure %u, retry in %u ms", cvg_errname(e->rc),
                e->message, e->failures, e->next_ms);
@@ -218,7 +224,8 @@ cmd_connect(int argc, char **argv)
     cvg_replica_close(r);
     if (!last.synced) {
         fprintf(stderr, "converge: %s: %s\n", argv[0],
-                last.ran ? "the last round failed" : "no round ended");
+                last.ran ? "not in sync with the server when stopped"
+                         : "never reached the server");
         return CLI_EXIT_ERR;
     }
     return CLI_EXIT_OK;

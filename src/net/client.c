@@ -5,6 +5,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,23 @@ typedef cvg__dial client;
 
 static void try_next(client *cl);
 
+/* The replica's lock, for a dial that shares its replica (a syncer's). */
+static void
+dial_lock(client *cl)
+{
+    if (cl->co.lock != NULL) {
+        cl->co.lock(cl->co.user);
+    }
+}
+
+static void
+dial_unlock(client *cl)
+{
+    if (cl->co.unlock != NULL) {
+        cl->co.unlock(cl->co.user);
+    }
+}
+
 static void
 on_connected(uv_connect_t *req, int status)
 {
@@ -75,18 +93,21 @@ on_connected(uv_connect_t *req, int status)
     if (status == UV_ECANCELED) {
         return; /* the handshake's clock ran out first */
     }
+    dial_lock(cl);
     if (status < 0) {
         cl->last_err = status;
         cvg__conn_abort(cl->c, CVG_EIO, "connect failed");
-        return; /* on_closed tries the next address */
+        /* on_closed tries the next address */
+    } else {
+        cvg__conn_start(cl->c);
     }
-    cvg__conn_start(cl->c);
+    dial_unlock(cl);
 }
 
 static void
 on_closed(cvg__conn *c)
 {
-    client *cl = c->o.user;
+    client *cl = c->o.dial;
     /* A refused connection goes on to the next address; anything later
      * is the end. */
     if (c->s == NULL && cl->last_err != 0 && cl->next != NULL) {
@@ -115,7 +136,9 @@ try_next(client *cl)
     int e = uv_tcp_connect(&cl->req, &cl->c->tcp, a->ai_addr, on_connected);
     if (e < 0) {
         cl->last_err = e;
+        dial_lock(cl);
         cvg__conn_abort(cl->c, CVG_EIO, "connect failed");
+        dial_unlock(cl);
     }
 }
 
@@ -137,8 +160,11 @@ cvg__dial_start(cvg__dial *cl, uv_loop_t *loop, cvg_replica *r, const char *url,
     char host[NI_MAXHOST], port[6];
     if (strncmp(url, "tcp://", 6) != 0 ||
         !cvg__net_split(url + 6, host, sizeof host, port)) {
-        return cvg__sync_fail(r, CVG_EINVAL, "'%s' is not tcp://HOST:PORT",
-                              url);
+        dial_lock(cl);
+        int rc =
+            cvg__sync_fail(r, CVG_EINVAL, "'%s' is not tcp://HOST:PORT", url);
+        dial_unlock(cl);
+        return rc;
     }
     cl->loop = loop;
     cl->r = r;
@@ -157,10 +183,17 @@ cvg__dial_start(cvg__dial *cl, uv_loop_t *loop, cvg_replica *r, const char *url,
         cl->co.pin = &cl->pin;
     }
     cl->co.on_closed = on_closed;
-    cl->co.user = cl;
-    int rc = cvg__net_resolve(loop, r, host, port, false, &cl->addrs);
-    if (rc != CVG_OK) {
-        return rc;
+    cl->co.dial = cl;
+    if (cl->co.user == NULL) {
+        cl->co.user = cl;
+    }
+    if (cl->addrs == NULL) {
+        dial_lock(cl);
+        int rc = cvg__net_resolve(loop, r, host, port, false, &cl->addrs);
+        dial_unlock(cl);
+        if (rc != CVG_OK) {
+            return rc;
+        }
     }
     cl->next = cl->addrs;
     try_next(cl);
@@ -171,7 +204,9 @@ int
 cvg__dial_finish(cvg__dial *cl, cvg_session_stats *st)
 {
     int rc = CVG_ENOMEM;
+    cl->msg[0] = '\0';
     if (cl->c != NULL) {
+        dial_lock(cl);
         rc = cvg__conn_result(cl->c);
         if (cl->last_err != 0) {
             rc = cvg__sync_fail(cl->r, CVG_EIO, "cannot connect to %s: %s",
@@ -181,6 +216,10 @@ cvg__dial_finish(cvg__dial *cl, cvg_session_stats *st)
             rc = cvg__sync_fail(cl->r, CVG_EIO,
                                 "%s: the connection ended early", cl->url);
         }
+        if (rc != CVG_OK) {
+            snprintf(cl->msg, sizeof cl->msg, "%s", cvg_replica_errmsg(cl->r));
+        }
+        dial_unlock(cl);
         if (st != NULL) {
             *st = cl->c->stats;
         }

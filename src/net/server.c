@@ -12,6 +12,10 @@
  * session is refreshed, so each commit reaches every connected replica
  * and a burst of commits in one turn costs one refresh each.
  *
+ * Commits by another process on the same replica are not notified: a
+ * timer marks the server dirty once a second, so they reach live sessions
+ * within that.
+ *
  * Peers: each cvg_server_connect() keeps one outgoing live connection,
  * made again after it ends, with a backoff that doubles from 500 ms to
  * 30 s (jitter: half to all of it).
@@ -28,12 +32,15 @@
 
 typedef struct dialer dialer;
 
+#define CVG__SERVER_POLL_MS 1000u
+
 struct cvg_server {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t wake;
     uv_check_t sweep;
     uv_async_t notify;  /* cvg_server_notify() */
+    uv_timer_t poll;    /* a look at the log now and then: other writers */
     bool dirty;         /* a page committed this turn, or the app's */
     pthread_mutex_t mu; /* the replica's: the loop's turns and the app */
     dialer *dialers;    /* cvg_server_connect() */
@@ -122,6 +129,16 @@ on_notify(uv_async_t *a)
     s->dirty = true;
 }
 
+/* Another process may commit to the replica (a CLI write beside the
+ * server): no notify tells us, so once a second every live session looks
+ * at the log (one read transaction each when nothing is new). */
+static void
+on_poll(uv_timer_t *t)
+{
+    cvg_server *s = t->data;
+    s->dirty = true;
+}
+
 static void
 on_sweep(uv_check_t *h)
 {
@@ -207,6 +224,7 @@ on_wake(uv_async_t *a)
         uv_close((uv_handle_t *)&s->wake, NULL);
         uv_close((uv_handle_t *)&s->sweep, NULL);
         uv_close((uv_handle_t *)&s->notify, NULL);
+        uv_close((uv_handle_t *)&s->poll, NULL);
         for (dialer *d = s->dialers; d != NULL; d = d->next) {
             uv_close((uv_handle_t *)&d->retry, NULL);
             if (d->c != NULL) {
@@ -449,6 +467,9 @@ cvg_server_open(cvg_replica *r, const char *listen, const cvg_server_options *o,
     uv_check_start(&s->sweep, on_sweep);
     uv_async_init(&s->loop, &s->notify, on_notify);
     s->notify.data = s;
+    uv_timer_init(&s->loop, &s->poll);
+    s->poll.data = s;
+    uv_timer_start(&s->poll, on_poll, CVG__SERVER_POLL_MS, CVG__SERVER_POLL_MS);
     s->listener.data = s;
     s->wake.data = s;
     s->sweep.data = s;

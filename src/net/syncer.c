@@ -1,68 +1,78 @@
 /*
- * The background syncer: rounds of cvg_net_sync() on a thread of its own,
- * built on the public API alone (converge.h, converge/net.h).
+ * The background syncer: one live connection to a server, kept up from a
+ * thread of its own, while the app goes on writing.
  *
- * How it works. The thread waits for the next round, runs it, and works
- * out when the next one is due:
+ * How it works. The thread runs a libuv loop holding the connection (a
+ * cvg__dial, client.c), three timers and a wake-up:
  *
- *   wait     until the due time, a notify's debounce (only while online:
- *            a notify must not cut a backoff short), sync_now, or stop.
- *   probe    only after a failure (or at the start): a plain non-blocking
- *            TCP connect to the server, without the replica's lock, so
- *            that a server that is down or unreachable never makes the
- *            app's writes wait (CONNECTING).
- *   round    cvg_net_sync() with the lock held (SYNCING); it is bounded
- *            by the net options' timeouts.
- *   after    SYNCED: the next round an interval on. OFFLINE (CVG_EIO,
- *            CVG_EBUSY) or ERROR (anything else): a backoff that doubles
- *            from backoff_min_ms to backoff_max_ms, drawn with jitter.
+ *   dial       resolve the url (without the replica's lock) and connect
+ *              (CONNECTING). The session is opened live, so once both
+ *              sides are caught up it stays open.
+ *   turns      the connection takes the replica's lock for each turn of
+ *              its work (a message in, a page out), never while it waits
+ *              for the network, so the app waits at most one turn. After
+ *              each turn the syncer looks at the session: caught up is
+ *              SYNCED, anything else SYNCING, each reported when it
+ *              changes. What the server commits arrives by itself (the
+ *              server tells every live session, and we pull).
+ *   debounce   a cvg_syncer_notify() starts a timer of debounce_ms; when
+ *              it fires the session offers what was committed here (one
+ *              push for a whole burst of commits).
+ *   interval   every interval_ms the session offers what is new anyway,
+ *              so commits the app did not notify go out too.
+ *   retry      a connection that ends (cut, refused, timed out, refused by
+ *              the server) is OFFLINE or ERROR, and the next dial waits a
+ *              backoff that doubles from backoff_min_ms to backoff_max_ms,
+ *              drawn with jitter; a notify does not cut it short, a
+ *              sync_now does. A server that answered BUSY is not dialled
+ *              again before the retry-after it gave (capped: the answer
+ *              comes before the channel proves anything).
  *
  * Requests from other threads (notify, sync_now, stop) are flags under a
- * mutex; a byte in a pipe wakes the thread, whether it waits between
- * rounds or in the probe's poll(), so stop is prompt except during a
- * round, which cannot be cut short from outside.
+ * mutex and a uv_async_send(); the loop acts on them. Stop ends a session
+ * at a page boundary (a connection still in its handshake is cut: it
+ * holds nothing), closes the handles, and the loop returns.
  *
- * The replica's lock is a plain mutex the app also takes around its own
- * transactions (a handle is used by one thread at a time). The status
- * callback runs without it, so it may take the lock itself.
+ * The replica's lock is a plain mutex that the app also takes around its
+ * own use of the replica (a handle is used by one thread at a time). The
+ * status callback runs without it, so it may take the lock itself.
  */
 #define _XOPEN_SOURCE 700
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "converge/net.h"
-
-#define HOST_MAX 1025 /* NI_MAXHOST, which _XOPEN_SOURCE hides */
+#include "tcp.h"
 
 struct cvg_syncer {
     cvg_replica *r;
     cvg_syncer_options o; /* url points at url below */
     char *url;
-    char host[HOST_MAX];
+    char host[NI_MAXHOST];
     char port[6];
     uint8_t server_key[CVG_PUBLIC_KEY_BYTES];
     pthread_t th;
-    pthread_mutex_t lock; /* the replica's: held by rounds and by the app */
+    pthread_mutex_t lock; /* the replica's: held by turns and by the app */
     pthread_mutex_t mu;   /* the requests below */
     bool stop;
     bool now;
-    uint64_t notify_at; /* when a notified round is due; 0: none asked */
-    int wake[2];        /* a byte in wake[0]: look at the requests */
-    /* The thread's own. */
-    bool online; /* the last round succeeded */
+    bool notified;
+    bool closed; /* the wake-up handle is closing: send nothing to it */
+    /* The loop's own. */
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t retry, debounce, interval;
+    cvg__dial d;
+    bool dialing;           /* d holds a connection (or its attempt) */
+    bool stopping;          /* the loop is winding down */
+    bool reported;          /* a state was reported for the session open now */
+    bool was_done;          /* ... and it was SYNCED */
+    bool synced;            /* this connection reached SYNCED once */
+    cvg_session_stats base; /* the session's counts at the last SYNCED */
     uint32_t failures;
     char msg[256];
 };
@@ -71,162 +81,21 @@ struct cvg_syncer {
  * callback can refuse to wait for itself. */
 static _Thread_local const cvg_syncer *running;
 
-static uint64_t
-now_ms(void)
+static void
+replica_lock(void *user)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    pthread_mutex_lock(&((cvg_syncer *)user)->lock);
 }
 
 static void
-ring(cvg_syncer *s)
+replica_unlock(void *user)
 {
-    /* Non-blocking: a full pipe already holds a wake-up. */
-    ssize_t n = write(s->wake[1], "", 1);
-    (void)n;
+    pthread_mutex_unlock(&((cvg_syncer *)user)->lock);
 }
 
 static void
-drain(cvg_syncer *s)
-{
-    char buf[64];
-    while (read(s->wake[0], buf, sizeof buf) > 0) {
-    }
-}
-
-static bool
-stop_asked(cvg_syncer *s)
-{
-    pthread_mutex_lock(&s->mu);
-    bool stop = s->stop;
-    pthread_mutex_unlock(&s->mu);
-    return stop;
-}
-
-/* Sleep up to @p ms, or until rung. */
-static void
-doze(cvg_syncer *s, uint64_t ms)
-{
-    struct pollfd p = {s->wake[0], POLLIN, 0};
-    if (poll(&p, 1, ms > INT_MAX ? INT_MAX : (int)ms) > 0) {
-        drain(s);
-    }
-}
-
-/* Wait until a round is due (@p next, or sooner if asked): false if the
- * syncer was stopped. */
-static bool
-wait_round(cvg_syncer *s, uint64_t next)
-{
-    for (;;) {
-        pthread_mutex_lock(&s->mu);
-        bool stop = s->stop;
-        uint64_t t = now_ms(), due = next;
-        if (s->now) {
-            due = t;
-        } else if (s->notify_at != 0 && s->online && s->notify_at < due) {
-            due = s->notify_at;
-        }
-        bool go = !stop && t >= due;
-        if (go) {
-            /* This round carries every commit notified so far. */
-            s->now = false;
-            s->notify_at = 0;
-        }
-        pthread_mutex_unlock(&s->mu);
-        if (stop || go) {
-            return go;
-        }
-        doze(s, due - t);
-    }
-}
-
-/* Connect to one address within @p deadline: 0 or an errno value. */
-static int
-connect_one(cvg_syncer *s, const struct addrinfo *a, uint64_t deadline,
-            bool *stopped)
-{
-    int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-    if (fd < 0) {
-        return errno;
-    }
-    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    int err = 0;
-    if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-        /* EINTR: a non-blocking connect goes on in the background. */
-        err = errno == EINTR ? EINPROGRESS : errno;
-    }
-    while (err == EINPROGRESS) {
-        uint64_t t = now_ms();
-        if (t >= deadline) {
-            err = ETIMEDOUT;
-            break;
-        }
-        struct pollfd p[2] = {{fd, POLLOUT, 0}, {s->wake[0], POLLIN, 0}};
-        uint64_t left = deadline - t;
-        if (poll(p, 2, left > INT_MAX ? INT_MAX : (int)left) < 0) {
-            if (errno != EINTR) {
-                err = errno;
-            }
-            continue;
-        }
-        if ((p[1].revents & POLLIN) != 0) {
-            drain(s);
-            if (stop_asked(s)) {
-                *stopped = true;
-                break;
-            }
-        }
-        if (p[0].revents != 0) {
-            socklen_t len = sizeof err;
-            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
-                err = errno;
-            }
-        }
-    }
-    close(fd);
-    return err;
-}
-
-/* Whether the server accepts a TCP connection, without the replica: its
- * addresses in turn, within one timeout. */
-static int
-probe(cvg_syncer *s, bool *stopped)
-{
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    int e = getaddrinfo(s->host, s->port, &hints, &ai);
-    if (e != 0) {
-        snprintf(s->msg, sizeof s->msg, "cannot resolve %.200s: %s", s->host,
-                 gai_strerror(e));
-        return CVG_EIO;
-    }
-    uint32_t timeout = s->o.net.timeout_ms ? s->o.net.timeout_ms : 10000;
-    uint64_t deadline = now_ms() + timeout;
-    int err = ECONNREFUSED;
-    for (struct addrinfo *a = ai; a != NULL && !*stopped; a = a->ai_next) {
-        err = connect_one(s, a, deadline, stopped);
-        if (err == 0) {
-            break;
-        }
-    }
-    freeaddrinfo(ai);
-    if (err != 0) {
-        snprintf(s->msg, sizeof s->msg, "cannot connect to %.200s: %s", s->url,
-                 strerror(err));
-        return CVG_EIO;
-    }
-    return CVG_OK;
-}
-
-static void
-emit(cvg_syncer *s, cvg_syncer_state state, int rc, const cvg_session_stats *st,
-     uint32_t next_ms)
+emit(cvg_syncer *s, cvg_syncer_state state, int rc, const char *msg,
+     const cvg_session_stats *st, uint32_t next_ms)
 {
     if (s->o.on_status == NULL) {
         return;
@@ -235,17 +104,18 @@ emit(cvg_syncer *s, cvg_syncer_state state, int rc, const cvg_session_stats *st,
     memset(&e, 0, sizeof e);
     e.state = state;
     e.rc = rc;
-    e.message = rc != CVG_OK ? s->msg : "";
+    e.message = msg != NULL ? msg : "";
     if (st != NULL) {
-        e.ops_received = st->ops_received;
-        e.ops_sent = st->ops_sent;
+        e.ops_received = st->ops_received - s->base.ops_received;
+        e.ops_sent = st->ops_sent - s->base.ops_sent;
     }
     e.failures = s->failures;
     e.next_ms = next_ms;
     s->o.on_status(s->o.ctx, &e);
 }
 
-/* The wait after the latest of s->failures failed rounds in a row. */
+/* The wait after the latest of s->failures failed connections in a
+ * row. */
 static uint32_t
 backoff(const cvg_syncer *s)
 {
@@ -266,62 +136,253 @@ backoff(const cvg_syncer *s)
     }
 }
 
-/* One round; returns when the next one is due. */
-static uint64_t
-round_once(cvg_syncer *s, bool *stopped)
+/* ---- The connection -------------------------------------------------------*/
+
+static void on_retry(uv_timer_t *t);
+
+/* After each turn of the connection's work (without the lock): report
+ * SYNCING or SYNCED when it changes. */
+static void
+on_turn(cvg__conn *c)
 {
-    int rc = CVG_OK;
+    cvg_syncer *s = c->o.user;
+    if (c->s == NULL || c->closing || s->stopping) {
+        return;
+    }
+    bool done = cvg_session_done(c->s);
+    if (s->reported && done == s->was_done) {
+        return;
+    }
+    s->reported = true;
+    s->was_done = done;
+    if (!done) {
+        emit(s, CVG_SYNCER_SYNCING, CVG_OK, NULL, NULL, 0);
+        return;
+    }
     cvg_session_stats st;
-    memset(&st, 0, sizeof st);
-    s->msg[0] = '\0';
-    if (!s->online) {
-        emit(s, CVG_SYNCER_CONNECTING, CVG_OK, NULL, 0);
-        rc = probe(s, stopped);
-        if (*stopped) {
-            return 0;
-        }
-    }
-    if (rc == CVG_OK) {
-        emit(s, CVG_SYNCER_SYNCING, CVG_OK, NULL, 0);
-        pthread_mutex_lock(&s->lock);
-        rc = cvg_net_sync(s->r, s->url, &s->o.net, &st);
-        if (rc != CVG_OK) {
-            /* The message belongs to the replica, and so to the lock. */
-            snprintf(s->msg, sizeof s->msg, "%s", cvg_replica_errmsg(s->r));
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-    uint32_t wait;
-    if (rc == CVG_OK) {
-        s->online = true;
-        s->failures = 0;
-        wait = s->o.interval_ms;
-        emit(s, CVG_SYNCER_SYNCED, rc, &st, wait);
-    } else {
-        s->online = false;
-        if (s->failures < UINT32_MAX) {
-            s->failures++;
-        }
-        wait = backoff(s);
-        emit(s,
-             rc == CVG_EIO || rc == CVG_EBUSY ? CVG_SYNCER_OFFLINE
-                                              : CVG_SYNCER_ERROR,
-             rc, NULL, wait);
-    }
-    /* Counted from after the callback: the wait is at least next_ms. */
-    return now_ms() + wait;
+    cvg_session_stats_get(c->s, &st, sizeof st);
+    s->failures = 0;
+    s->synced = true;
+    emit(s, CVG_SYNCER_SYNCED, CVG_OK, NULL, &st, s->o.interval_ms);
+    s->base = st;
 }
+
+/* The connection ended (or none could be made): report it and, unless
+ * stopping, dial again after a backoff. */
+static void
+on_end(cvg__dial *d)
+{
+    cvg_syncer *s = d->user;
+    cvg_session_stats st;
+    int rc = cvg__dial_finish(d, &st);
+    s->dialing = false;
+    uv_timer_stop(&s->debounce);
+    uv_timer_stop(&s->interval);
+    if (rc == CVG_OK) {
+        /* Both sides were caught up and the server closed: it stops, or
+         * restarts. Offline all the same, until a dial succeeds. */
+        rc = CVG_EIO;
+        snprintf(s->msg, sizeof s->msg, "%.200s closed the connection", s->url);
+    } else if (rc == CVG_ENOMEM && d->msg[0] == '\0') {
+        snprintf(s->msg, sizeof s->msg, "out of memory");
+    } else {
+        snprintf(s->msg, sizeof s->msg, "%s", d->msg);
+    }
+    if (s->stopping) {
+        /* Stopped while connected and caught up: nothing failed. */
+        if (s->synced && s->was_done && s->reported) {
+            rc = CVG_OK;
+            s->msg[0] = '\0';
+        }
+        emit(s,
+             rc == CVG_OK || rc == CVG_EIO || rc == CVG_EBUSY
+                 ? CVG_SYNCER_OFFLINE
+                 : CVG_SYNCER_ERROR,
+             rc, s->msg, NULL, 0);
+        return;
+    }
+    if (s->failures < UINT32_MAX) {
+        s->failures++;
+    }
+    uint32_t wait = backoff(s);
+    emit(s,
+         rc == CVG_EIO || rc == CVG_EBUSY ? CVG_SYNCER_OFFLINE
+                                          : CVG_SYNCER_ERROR,
+         rc, s->msg, NULL, wait);
+    /* Counted from after the callback: the wait is at least next_ms. */
+    if (!s->stopping) {
+        uv_timer_start(&s->retry, on_retry, wait, 0);
+    }
+}
+
+static void
+on_interval(uv_timer_t *t)
+{
+    cvg_syncer *s = t->data;
+    if (s->dialing && s->d.c != NULL && !s->stopping) {
+        replica_lock(s);
+        cvg__conn_refresh(s->d.c);
+        replica_unlock(s);
+        on_turn(s->d.c);
+    }
+}
+
+/* Connect: resolve without the lock, then dial the addresses in turn. */
+static void
+dial(cvg_syncer *s)
+{
+    if (s->stopping || s->dialing) {
+        return;
+    }
+    emit(s, CVG_SYNCER_CONNECTING, CVG_OK, NULL, NULL, 0);
+    if (s->stopping) {
+        return; /* the callback asked for a stop */
+    }
+    memset(&s->d, 0, sizeof s->d);
+    memset(&s->base, 0, sizeof s->base);
+    s->reported = s->was_done = s->synced = false;
+    s->d.co.lock = replica_lock;
+    s->d.co.unlock = replica_unlock;
+    s->d.co.on_turn = on_turn;
+    s->d.co.user = s;
+    uint32_t timeout = s->o.net.timeout_ms ? s->o.net.timeout_ms : 10000;
+    /* Pings within half the idle clock, so a quiet live connection is
+     * never taken for a dead one. */
+    s->d.co.keepalive_ms = timeout / 2 > 0 ? timeout / 2 : 1;
+    s->d.co.session.version = 0;
+    s->d.on_end = on_end;
+    s->d.user = s;
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    int e = getaddrinfo(s->host, s->port, &hints, &ai);
+    if (e != 0) {
+        /* Reported as a failed connection: offline, backed off. */
+        snprintf(s->d.msg, sizeof s->d.msg, "cannot resolve %.200s: %s",
+                 s->host, gai_strerror(e));
+        s->failures = s->failures < UINT32_MAX ? s->failures + 1 : s->failures;
+        uint32_t wait = backoff(s);
+        snprintf(s->msg, sizeof s->msg, "%s", s->d.msg);
+        emit(s, CVG_SYNCER_OFFLINE, CVG_EIO, s->msg, NULL, wait);
+        if (!s->stopping) {
+            uv_timer_start(&s->retry, on_retry, wait, 0);
+        }
+        return;
+    }
+    s->d.addrs = ai;
+    cvg_net_options net = s->o.net;
+    net.session.live = true;
+    if (net.session.version == 0) {
+        cvg_session_options_init(&net.session);
+        net.session.live = true;
+    }
+    net.session.version = CVG_SESSION_OPTIONS_VERSION;
+    s->dialing = true;
+    int rc = cvg__dial_start(&s->d, &s->loop, s->r, s->url, &net);
+    if (!s->dialing) {
+        return; /* no connection could be made: on_end ran already */
+    }
+    if (rc != CVG_OK && s->d.c == NULL) {
+        on_end(&s->d);
+        return;
+    }
+    uv_timer_start(&s->interval, on_interval, s->o.interval_ms,
+                   s->o.interval_ms);
+}
+
+static void
+on_retry(uv_timer_t *t)
+{
+    dial(t->data);
+}
+
+static void
+on_debounce(uv_timer_t *t)
+{
+    on_interval(t);
+}
+
+/* ---- Requests from other threads ------------------------------------------*/
+
+static void
+close_handles(cvg_syncer *s)
+{
+    uv_close((uv_handle_t *)&s->retry, NULL);
+    uv_close((uv_handle_t *)&s->debounce, NULL);
+    uv_close((uv_handle_t *)&s->interval, NULL);
+    uv_close((uv_handle_t *)&s->wake, NULL);
+}
+
+static void
+on_wake(uv_async_t *a)
+{
+    cvg_syncer *s = a->data;
+    pthread_mutex_lock(&s->mu);
+    bool stop = s->stop, now = s->now, notified = s->notified;
+    s->now = s->notified = false;
+    if (stop) {
+        s->closed = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (s->stopping) {
+        return;
+    }
+    if (stop) {
+        s->stopping = true;
+        close_handles(s);
+        if (s->dialing && s->d.c != NULL) {
+            replica_lock(s);
+            if (s->d.c->s == NULL) {
+                /* Still connecting or in the handshake: nothing to lose. */
+                cvg__conn_abort(s->d.c, CVG_EIO, "the syncer stopped");
+            } else {
+                /* At the end of the pages under way, or now. */
+                cvg__conn_finish(s->d.c);
+            }
+            replica_unlock(s);
+        }
+        return;
+    }
+    if (now) {
+        if (s->dialing) {
+            on_interval(&s->interval);
+        } else {
+            uv_timer_stop(&s->retry);
+            dial(s);
+        }
+    } else if (notified && s->dialing &&
+               !uv_is_active((uv_handle_t *)&s->debounce)) {
+        /* The first notify starts the window; later ones join it, so a
+         * steady stream of commits still goes out every debounce_ms. */
+        uv_timer_start(&s->debounce, on_debounce, s->o.debounce_ms, 0);
+    }
+}
+
+static void
+ask(cvg_syncer *s, bool *flag)
+{
+    pthread_mutex_lock(&s->mu);
+    *flag = true;
+    if (!s->closed) {
+        (void)uv_async_send(&s->wake);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- The thread -----------------------------------------------------------*/
 
 static void *
 run(void *arg)
 {
     cvg_syncer *s = arg;
     running = s;
-    uint64_t next = 0; /* the first round at once */
-    bool stopped = false;
-    while (!stopped && wait_round(s, next)) {
-        next = round_once(s, &stopped);
-    }
+    cvg__sigpipe g;
+    cvg__sigpipe_block(&g);
+    dial(s);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    cvg__sigpipe_unblock(&g);
     return NULL;
 }
 
@@ -338,43 +399,6 @@ cvg_syncer_options_init(cvg_syncer_options *o)
         o->backoff_max_ms = 30000;
         o->jitter = CVG_SYNCER_JITTER_HALF;
     }
-}
-
-/* "tcp://HOST:PORT" or "tcp://[V6]:PORT" into s->host and s->port, for
- * the probe; cvg_net_sync() reads the url itself. */
-static bool
-split_url(cvg_syncer *s, const char *url)
-{
-    if (strncmp(url, "tcp://", 6) != 0) {
-        return false;
-    }
-    const char *h = url + 6, *colon;
-    size_t hl;
-    if (*h == '[') {
-        const char *close = strchr(h, ']');
-        if (close == NULL || close[1] != ':') {
-            return false;
-        }
-        h++;
-        hl = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(h, ':');
-        if (colon == NULL || memchr(h, ':', (size_t)(colon - h)) != NULL) {
-            return false;
-        }
-        hl = (size_t)(colon - h);
-    }
-    const char *p = colon + 1;
-    size_t pl = strlen(p);
-    if (hl == 0 || hl >= sizeof s->host || pl == 0 || pl > 5 ||
-        strspn(p, "0123456789") != pl || atoi(p) > 65535) {
-        return false;
-    }
-    memcpy(s->host, h, hl);
-    s->host[hl] = '\0';
-    memcpy(s->port, p, pl + 1);
-    return true;
 }
 
 static int
@@ -399,7 +423,8 @@ copy_options(cvg_syncer *s, const cvg_syncer_options *o)
     if (s->o.backoff_min_ms > s->o.backoff_max_ms) {
         return CVG_EINVAL;
     }
-    if (!split_url(s, o->url)) {
+    if (strncmp(o->url, "tcp://", 6) != 0 ||
+        !cvg__net_split(o->url + 6, s->host, sizeof s->host, s->port)) {
         return CVG_EINVAL;
     }
     s->url = strdup(o->url);
@@ -407,28 +432,9 @@ copy_options(cvg_syncer *s, const cvg_syncer_options *o)
     return s->url != NULL ? CVG_OK : CVG_ENOMEM;
 }
 
-static int
-open_pipe(int fds[2])
-{
-    if (pipe(fds) != 0) {
-        fds[0] = fds[1] = -1;
-        return CVG_EIO;
-    }
-    for (int i = 0; i < 2; i++) {
-        (void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-        (void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-    }
-    return CVG_OK;
-}
-
 static void
 destroy(cvg_syncer *s)
 {
-    for (int i = 0; i < 2; i++) {
-        if (s->wake[i] >= 0) {
-            close(s->wake[i]);
-        }
-    }
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->mu);
     free(s->url);
@@ -453,24 +459,34 @@ cvg_syncer_start(cvg_replica *r, const cvg_syncer_options *o, cvg_syncer **out)
         return CVG_ENOMEM;
     }
     s->r = r;
-    s->wake[0] = s->wake[1] = -1;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->mu, NULL);
     int rc = copy_options(s, o);
-    if (rc == CVG_OK) {
-        rc = open_pipe(s->wake);
-    }
-    if (rc == CVG_OK) {
-        /* The app's signals go to the app's threads, not to this one. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        if (pthread_create(&s->th, NULL, run, s) != 0) {
-            rc = CVG_ELIMIT;
-        }
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
     if (rc != CVG_OK) {
+        destroy(s);
+        return rc;
+    }
+    if (uv_loop_init(&s->loop) != 0) {
+        destroy(s);
+        return CVG_EIO;
+    }
+    uv_async_init(&s->loop, &s->wake, on_wake);
+    uv_timer_init(&s->loop, &s->retry);
+    uv_timer_init(&s->loop, &s->debounce);
+    uv_timer_init(&s->loop, &s->interval);
+    s->wake.data = s->retry.data = s->debounce.data = s->interval.data = s;
+    /* The app's signals go to the app's threads, not to this one. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (pthread_create(&s->th, NULL, run, s) != 0) {
+        rc = CVG_ELIMIT;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != CVG_OK) {
+        close_handles(s);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        (void)uv_loop_close(&s->loop);
         destroy(s);
         return rc;
     }
@@ -481,29 +497,17 @@ cvg_syncer_start(cvg_replica *r, const cvg_syncer_options *o, cvg_syncer **out)
 void
 cvg_syncer_notify(cvg_syncer *s)
 {
-    if (s == NULL) {
-        return;
+    if (s != NULL) {
+        ask(s, &s->notified);
     }
-    pthread_mutex_lock(&s->mu);
-    if (s->notify_at == 0) {
-        /* The first notify starts the window; later ones join it, so a
-         * steady stream of commits still syncs every debounce_ms. */
-        s->notify_at = now_ms() + s->o.debounce_ms;
-    }
-    pthread_mutex_unlock(&s->mu);
-    ring(s);
 }
 
 void
 cvg_syncer_sync_now(cvg_syncer *s)
 {
-    if (s == NULL) {
-        return;
+    if (s != NULL) {
+        ask(s, &s->now);
     }
-    pthread_mutex_lock(&s->mu);
-    s->now = true;
-    pthread_mutex_unlock(&s->mu);
-    ring(s);
 }
 
 void
@@ -528,10 +532,8 @@ cvg_syncer_stop(cvg_syncer *s)
     if (s == NULL || running == s) {
         return;
     }
-    pthread_mutex_lock(&s->mu);
-    s->stop = true;
-    pthread_mutex_unlock(&s->mu);
-    ring(s);
+    ask(s, &s->stop);
     pthread_join(s->th, NULL);
+    (void)uv_loop_close(&s->loop);
     destroy(s);
 }

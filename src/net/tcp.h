@@ -56,6 +56,8 @@ typedef struct cvg__conn_options {
      * hears from the other within its idle timeout. 0: none. */
     uint32_t keepalive_ms;
     void *user;
+    /* The dial that made the connection (client.c), if any. */
+    struct cvg__dial *dial;
 } cvg__conn_options;
 
 struct cvg__conn {
@@ -112,22 +114,27 @@ struct cvg__dial {
     uv_loop_t *loop;
     cvg_replica *r;
     /* Set before start to add to what the net options give (lock,
-     * keepalive, on_turn, a longer idle_timeout_ms); start sets the
-     * rest. */
+     * keepalive, on_turn, a longer idle_timeout_ms, user for the
+     * callbacks: else the dial); start sets the rest. */
     cvg__conn_options co;
     cvg_replica_id pin;
+    /* Set before start to skip resolving (the dial frees them). */
     struct addrinfo *addrs, *next;
     cvg__conn *c;
     uv_connect_t req;
     int last_err;
     const char *url;
+    /* finish(): the replica's message for a failure, read under the lock
+     * (a syncer's app may set another at once). */
+    char msg[256];
     /* Once the last address was tried, or the connection ended. */
     void (*on_end)(cvg__dial *d);
     void *user;
 };
-/* Resolve @p url and start connecting on @p loop; CVG_OK, or an error
- * set on @p r (then call cvg__dial_finish() all the same, after the
- * loop ran). */
+/* Resolve @p url (unless d->addrs is set) and start connecting on
+ * @p loop; CVG_OK, or an error set on @p r (then call cvg__dial_finish()
+ * all the same, after the loop ran). Call with the lock, if any, not
+ * held: it takes it where it touches the replica. */
 int cvg__dial_start(cvg__dial *d, uv_loop_t *loop, cvg_replica *r,
                     const char *url, const cvg_net_options *o);
 /* After the loop ran: the outcome (an error set on the replica), what

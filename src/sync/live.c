@@ -38,9 +38,11 @@ send_have(cvg_session *s)
                         : cvg__session_fail(s, rc, "cannot queue a HAVE");
 }
 
-/* Our log's end and our own origin's last seq, as committed now. */
+/* Our log's end and our own origin's last seq, as committed now, and
+ * whether the peer has every op we hold (what it announced and sent us
+ * covers our version vector). */
 static int
-read_ends(cvg_session *s, uint64_t *log_end, uint64_t *own)
+read_ends(cvg_session *s, uint64_t *log_end, uint64_t *own, bool *peer_has_all)
 {
     cvg_txn *t;
     int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
@@ -48,7 +50,10 @@ read_ends(cvg_session *s, uint64_t *log_end, uint64_t *own)
         return cvg__session_fail(s, rc, "cannot read the log");
     }
     *log_end = cvg__txn_next_lsn(t) - 1;
-    *own = cvg__vv_get(cvg__txn_vv(t), cvg__replica_self(s->r));
+    const cvg__vv *vv = cvg__txn_vv(t);
+    *own = cvg__vv_get(vv, cvg__replica_self(s->r));
+    cvg__order o = cvg__vv_compare(vv, &s->peer_vv);
+    *peer_has_all = o == CVG__EQUAL || o == CVG__BEFORE;
     cvg_txn_abort(t);
     return CVG_OK;
 }
@@ -85,9 +90,16 @@ cvg_session_refresh(cvg_session *s)
         return CVG_OK;
     }
     uint64_t log_end = 0, own = 0;
-    int rc = read_ends(s, &log_end, &own);
+    bool peer_has_all = false;
+    int rc = read_ends(s, &log_end, &own, &peer_has_all);
     if (rc != CVG_OK || log_end <= s->log_end) {
         return rc;
+    }
+    if (peer_has_all) {
+        /* What the log gained came from the peer itself (a page it sent
+         * us): announcing it would only make the peer pull an empty page.
+         * The end stays as announced; the next HAVE carries it. */
+        return CVG_OK;
     }
     s->log_end = log_end;
     if (s->peer_pulls) {

@@ -1,13 +1,14 @@
 /*
  * The background syncer against a real server on 127.0.0.1 (a thread
  * running cvg_server_run(), as in test_tcp.c). A recorder keeps every
- * status event with its time, and the tests wait on it: a notified write
- * reaches the server after the debounce, a server's write reaches the
- * client at the next interval, a server that goes away gives OFFLINE
- * with growing backoffs and nothing is lost when it comes back, stop()
- * is prompt while offline and while a round waits on a silent server, and
- * an app writing under the syncer's lock ends converged. Every wait is
- * bounded in count and time.
+ * status event with its time, and the tests wait on it. The syncer keeps
+ * a live session: a notified write reaches the server after the
+ * debounce, one not notified at the next interval, a write on the server
+ * or on another client reaches this one without polling, a server that
+ * goes away gives OFFLINE with growing backoffs and nothing is lost when
+ * it comes back, stop() is prompt while offline and while the handshake
+ * waits on a silent server, and apps writing under the syncers' locks end
+ * converged. Every wait is bounded in count and time.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -268,13 +269,12 @@ Test(syncer, a_notified_write_reaches_the_server_after_the_debounce,
     rec_init(&rec);
     cvg_syncer_options o;
     syncer_opts(&o, url, &rec);
-    o.interval_ms = 30000; /* only the notify can make the second round */
+    o.interval_ms = 30000; /* only the notify can push the write */
     o.debounce_ms = 100;
     cvg_syncer *s;
     OK(cvg_syncer_start(c, &o, &s));
     int first = rec_await(&rec, 0, CVG_SYNCER_SYNCED, 5000);
-    cr_assert_geq(first, 0, "no first round");
-    /* The first round found the server unknown: it probed first. */
+    cr_assert_geq(first, 0, "never caught up");
     cr_assert_eq(rec_get(&rec, 0).e.state, CVG_SYNCER_CONNECTING);
 
     OK(add_locked(s, c, "x", 7));
@@ -282,11 +282,11 @@ Test(syncer, a_notified_write_reaches_the_server_after_the_debounce,
     cvg_syncer_notify(s);
     cvg_syncer_notify(s); /* a burst: one round */
     int syncing = rec_await(&rec, first + 1, CVG_SYNCER_SYNCING, 5000);
-    cr_assert_geq(syncing, 0, "the notify made no round");
+    cr_assert_geq(syncing, 0, "the notify pushed nothing");
     uint64_t waited = rec_get(&rec, syncing).at - t0;
-    cr_assert_geq(waited, 95, "round after %llu ms, before the debounce",
+    cr_assert_geq(waited, 95, "pushed after %llu ms, before the debounce",
                   (unsigned long long)waited);
-    cr_assert_lt(waited, 3000, "round only after %llu ms",
+    cr_assert_lt(waited, 3000, "pushed only after %llu ms",
                  (unsigned long long)waited);
     int synced = rec_await(&rec, syncing, CVG_SYNCER_SYNCED, 5000);
     cr_assert_geq(synced, 0);
@@ -294,7 +294,8 @@ Test(syncer, a_notified_write_reaches_the_server_after_the_debounce,
     cr_assert_eq(e.e.ops_sent, 1, "sent %llu ops",
                  (unsigned long long)e.e.ops_sent);
     cr_assert_eq(e.e.next_ms, 30000);
-    /* One round for the two notifies: none follows it. */
+    /* One push for the two notifies, and no echo of it: nothing follows
+     * (the server does not offer our own ops back). */
     usleep(300 * 1000);
     cr_assert_eq(rec_count(&rec), synced + 1);
 
@@ -308,7 +309,7 @@ Test(syncer, a_notified_write_reaches_the_server_after_the_debounce,
     cvg_replica_close(b.r);
 }
 
-Test(syncer, a_write_on_the_server_reaches_the_client_at_the_next_interval,
+Test(syncer, a_write_on_the_server_reaches_the_client_without_polling,
      .timeout = 60)
 {
     server_box b;
@@ -321,21 +322,21 @@ Test(syncer, a_write_on_the_server_reaches_the_client_at_the_next_interval,
     rec_init(&rec);
     cvg_syncer_options o;
     syncer_opts(&o, url, &rec);
-    o.interval_ms = 100;
+    o.interval_ms = 60000; /* no interval falls in the test */
     cvg_syncer *s;
     OK(cvg_syncer_start(c, &o, &s));
     cr_assert_geq(rec_await(&rec, 0, CVG_SYNCER_SYNCED, 5000), 0);
 
-    /* Another client's write reaches the server, and from there ours,
-     * with no notify here. */
+    /* Another client's write reaches the server, and from there ours at
+     * once: the server tells our live session. */
     OK(add(w, "y", 5));
-    OK(cvg_net_sync(w, url, NULL, NULL));
-    int from = rec_count(&rec);
+    int from = rec_count(&rec); /* it may arrive before net_sync returns */
     uint64_t t0 = now_ms();
+    OK(cvg_net_sync(w, url, NULL, NULL));
     cr_assert_eq(await_value(s, c, "y", 5, 3000), 5);
     cr_assert_lt(now_ms() - t0, 3000);
-    /* The round that applied it reports it (after it gave the lock back:
-     * the event may come a moment after the value). */
+    /* The catch-up that applied it reports it (after it gave the lock
+     * back: the event may come a moment after the value). */
     int got = -1;
     for (int i = from, tries = 0; got < 0 && i >= 0 && tries < 50; tries++) {
         i = rec_await(&rec, i, CVG_SYNCER_SYNCED, 2000);
@@ -345,11 +346,92 @@ Test(syncer, a_write_on_the_server_reaches_the_client_at_the_next_interval,
             i++;
         }
     }
-    cr_assert_geq(got, 0, "no round applied the op");
+    cr_assert_geq(got, 0, "no SYNCED reported the op");
     cvg_syncer_stop(s);
     stop_server(&b);
     cvg_replica_close(w);
     cvg_replica_close(c);
+    cvg_replica_close(b.r);
+}
+
+Test(syncer, a_write_not_notified_goes_out_at_the_interval, .timeout = 60)
+{
+    server_box b;
+    start(&b);
+    cvg_replica *c = open_dir("client");
+    char url[64];
+    url_of(b.port, url, sizeof url);
+    recorder rec;
+    rec_init(&rec);
+    cvg_syncer_options o;
+    syncer_opts(&o, url, &rec);
+    o.interval_ms = 300;
+    cvg_syncer *s;
+    OK(cvg_syncer_start(c, &o, &s));
+    int first = rec_await(&rec, 0, CVG_SYNCER_SYNCED, 5000);
+    cr_assert_geq(first, 0);
+    uint64_t t0 = now_ms();
+    OK(add_locked(s, c, "quiet", 3)); /* no notify */
+    int synced = -1;
+    for (int i = first + 1, tries = 0; synced < 0 && i >= 0 && tries < 20;
+         tries++) {
+        i = rec_await(&rec, i, CVG_SYNCER_SYNCED, 5000);
+        if (i >= 0 && rec_get(&rec, i).e.ops_sent == 1) {
+            synced = i;
+        } else if (i >= 0) {
+            i++;
+        }
+    }
+    cr_assert_geq(synced, 0, "the write never went out");
+    uint64_t took = rec_get(&rec, synced).at - t0;
+    cr_assert_lt(took, 3000, "out after %llu ms", (unsigned long long)took);
+    cvg_syncer_stop(s);
+    /* Stopped while caught up: OFFLINE with no error. */
+    rec_event last = rec_get(&rec, rec_count(&rec) - 1);
+    cr_assert_eq(last.e.state, CVG_SYNCER_OFFLINE);
+    cr_assert_eq(last.e.rc, CVG_OK, "%s", cvg_errname(last.e.rc));
+    stop_server(&b);
+    cr_assert_eq(get(b.r, "quiet"), 3);
+    cvg_replica_close(c);
+    cvg_replica_close(b.r);
+}
+
+Test(syncer, a_commit_on_one_client_reaches_another_without_polling,
+     .timeout = 60)
+{
+    server_box b;
+    start(&b);
+    char url[64];
+    url_of(b.port, url, sizeof url);
+    cvg_replica *c[2] = {open_dir("a"), open_dir("b")};
+    recorder rec[2];
+    cvg_syncer *s[2];
+    for (int i = 0; i < 2; i++) {
+        rec_init(&rec[i]);
+        cvg_syncer_options o;
+        syncer_opts(&o, url, &rec[i]);
+        o.interval_ms = 60000; /* no interval falls in the test */
+        o.debounce_ms = 5;
+        OK(cvg_syncer_start(c[i], &o, &s[i]));
+        cr_assert_geq(rec_await(&rec[i], 0, CVG_SYNCER_SYNCED, 5000), 0);
+    }
+    /* Back and forth, each write answered by the other client's. */
+    for (int k = 1; k <= 5; k++) {
+        int from = k % 2, to = 1 - from;
+        OK(add_locked(s[from], c[from], "ping", 1));
+        cvg_syncer_notify(s[from]);
+        cr_assert_eq(await_value(s[to], c[to], "ping", k, 3000), k,
+                     "write %d never reached client %d", k, to);
+    }
+    for (int i = 0; i < 2; i++) {
+        cvg_syncer_stop(s[i]);
+        cr_assert_eq(rec_await(&rec[i], 0, CVG_SYNCER_ERROR, 0), -1);
+    }
+    stop_server(&b);
+    cr_assert_eq(get(b.r, "ping"), 5);
+    for (int i = 0; i < 2; i++) {
+        cvg_replica_close(c[i]);
+    }
     cvg_replica_close(b.r);
 }
 
@@ -374,8 +456,9 @@ Test(syncer, a_lost_server_backs_off_then_syncs_again_losing_nothing,
     OK(cvg_syncer_start(c, &o, &s));
     cr_assert_geq(rec_await(&rec, 0, CVG_SYNCER_SYNCED, 5000), 0);
 
-    stop_server(&b);
+    /* The live connection ends with the server: OFFLINE at once. */
     int down = rec_count(&rec);
+    stop_server(&b);
     /* Writes go on while the server is away, notified during the first
      * backoff (which the notifies must not cut short); the server's too. */
     cr_assert_geq(rec_await(&rec, down, CVG_SYNCER_OFFLINE, 5000), 0);
@@ -490,11 +573,11 @@ Test(syncer, stop_is_prompt_while_offline, .timeout = 30)
     cvg_replica_close(c);
 }
 
-Test(syncer, stop_is_prompt_while_a_round_waits_on_a_silent_server,
+Test(syncer, stop_is_prompt_while_the_handshake_waits_on_a_silent_server,
      .timeout = 30)
 {
     /* A server that accepts (the kernel's backlog does) and never says a
-     * word: the probe passes, the round waits for its timeout. */
+     * word: the connection waits in its handshake. */
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -509,16 +592,17 @@ Test(syncer, stop_is_prompt_while_a_round_waits_on_a_silent_server,
     rec_init(&rec);
     cvg_syncer_options o;
     syncer_opts(&o, url, &rec);
-    o.net.timeout_ms = 400;
+    o.net.timeout_ms = 20000;
     cvg_syncer *s;
     OK(cvg_syncer_start(c, &o, &s));
-    int syncing = rec_await(&rec, 0, CVG_SYNCER_SYNCING, 5000);
-    cr_assert_geq(syncing, 0);
+    cr_assert_geq(rec_await(&rec, 0, CVG_SYNCER_CONNECTING, 5000), 0);
+    usleep(200 * 1000); /* connected, the handshake under way */
+    cr_assert_eq(rec_await(&rec, 0, CVG_SYNCER_SYNCING, 0), -1);
     uint64_t t0 = now_ms();
     cvg_syncer_stop(s);
     uint64_t took = now_ms() - t0;
-    /* The round ends at its timeout at worst. */
-    cr_assert_lt(took, 2000, "stop took %llu ms", (unsigned long long)took);
+    /* A connection that holds no session yet is cut at once. */
+    cr_assert_lt(took, 1000, "stop took %llu ms", (unsigned long long)took);
     int n = rec_count(&rec);
     rec_event last = rec_get(&rec, n - 1);
     cr_assert_eq(last.e.state, CVG_SYNCER_OFFLINE);
