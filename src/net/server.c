@@ -44,7 +44,7 @@ typedef struct busy_conn busy_conn;
 /* The longest a BUSY answer's connection stays open, and how many may be
  * open at once. */
 #define BUSY_LINGER_MS 1000u
-#define BUSY_MAX 64u
+#define BUSY_MAX 256u
 #define BUSY_RETRY_DEFAULT_MS 5000u
 
 struct cvg_server {
