@@ -187,7 +187,7 @@ main(int argc, char **argv)
     seed(dir, "init_two_frames", mode_of(true, false, 0), &big_i, 1, OPEN);
     seed(dir, "resp_two_frames_chunks63", mode_of(false, false, 63), &big_r, 1,
          OPEN);
-    /* A server's BUSY answer in place of message 2: the initiator ends
+    /* A server's BUSY answer in place of message 1: the initiator ends
      * with CVG_EAGAIN; a responder takes it as a bad frame. */
     uint8_t busy_frame[CVG__CHANNEL_BUSY_FRAME];
     cvg__channel_busy_frame(busy_frame, 5000);

@@ -17,9 +17,9 @@
  * a peer cannot make us hold more than the cap plus one frame.
  *
  * A BUSY answer (channel.h) is the one frame shorter than any Noise
- * message that is taken: only by an initiator awaiting message 2, only
+ * message that is taken: only by an initiator awaiting message 1, only
  * of exactly its length, checked at the header like the others; its
- * magic is checked once its body is in (another is a damaged message 2).
+ * magic is checked once its body is in (another is a damaged message 1).
  *
  * Output is one buffer of whole frames. A send reserves the room for all
  * its frames first, so it queues the whole message or nothing, and
@@ -356,7 +356,7 @@ read_transport(cvg__channel *ch, const uint8_t *body, size_t len,
 
 /* ---- BUSY ------------------------------------------------------------------ */
 
-/* The one point where a BUSY answer may come: instead of message 2. */
+/* The one point where a BUSY answer may come: instead of message 1. */
 static bool
 busy_possible(const cvg__channel *ch)
 {
@@ -380,7 +380,7 @@ static int
 read_busy(cvg__channel *ch, const uint8_t *body)
 {
     if (memcmp(body, CVG__CHANNEL_BUSY_MAGIC, 4) != 0) {
-        return CVG_ECORRUPT; /* too short to be message 2 */
+        return CVG_ECORRUPT; /* too short to be message 1 */
     }
     uint32_t ms = (uint32_t)body[4] << 24 | (uint32_t)body[5] << 16 |
                   (uint32_t)body[6] << 8 | (uint32_t)body[7];

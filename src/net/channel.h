@@ -25,9 +25,9 @@
  * message with one frame of exactly CVG__CHANNEL_BUSY_BODY bytes, the
  * magic "BUSY" then a retry-after in milliseconds (u32 big-endian), and
  * closes: before any Noise work, so an overloaded server spends no X25519
- * on it. No handshake message 2 is that short (it is at least 96 bytes),
- * so the two cannot be confused. Only an initiator awaiting message 2
- * takes it; it ends the channel with CVG_EAGAIN and
+ * on it. Handshake message 1 (the responder's, in the place of which it
+ * comes) is at least 96 bytes, so the two cannot be confused. Only an
+ * initiator awaiting message 1 takes it; it ends the channel with CVG_EAGAIN and
  * cvg__channel_retry_after() gives the wait. It is not authenticated: the
  * wait honoured is capped (CVG__CHANNEL_BUSY_RETRY_MAX), for a forged
  * BUSY could then only delay the client, which anyone on the path can do
@@ -173,7 +173,7 @@ int cvg__channel_remote_static(const cvg__channel *ch, uint8_t *out);
 int cvg__channel_peer_payload(const cvg__channel *ch, size_t i, cvg_bytes *out);
 
 /* The BUSY answer of a server over its limit, with @p retry_after_ms, as
- * the bytes to write in place of handshake message 2 (sans-IO: no channel
+ * the bytes to write in place of handshake message 1 (sans-IO: no channel
  * is made for it). */
 void cvg__channel_busy_frame(uint8_t out[CVG__CHANNEL_BUSY_FRAME],
                              uint32_t retry_after_ms);

@@ -7,7 +7,7 @@
  * frames, garbage before the handshake, bytes after a close: each kills
  * the receiving channel with its code, after which it outputs nothing and
  * holds no key; truncated input only waits; destroy leaves zeros. A
- * BUSY answer in place of handshake message 2, whole or a byte at a
+ * BUSY answer in place of handshake message 1, whole or a byte at a
  * time: CVG_EAGAIN with its wait, capped; the same bytes to a responder,
  * after the handshake, or of another length or magic: a bad frame.
  */
@@ -864,7 +864,7 @@ feed_by(peer *p, const uint8_t *data, size_t len, size_t chunk)
     return feed_chunks(p, data, len, &rng, chunk);
 }
 
-Test(channel, busy_in_place_of_message_2)
+Test(channel, busy_in_place_of_message_1)
 {
     static const struct {
         uint32_t sent, honoured;
@@ -924,8 +924,8 @@ Test(channel, busy_anywhere_else_is_a_bad_frame)
     peer_end(&a);
     peer_end(&b);
 
-    /* To an initiator awaiting message 2, but not a BUSY frame: another
-     * magic, a length one off either way, or a message-2-sized frame
+    /* To an initiator awaiting message 1, but not a BUSY frame: another
+     * magic, a length one off either way, or a message-1-sized frame
      * that begins like one. Each fails the handshake. */
     static const uint8_t wrong[][12] = {
         {0, 8, 'B', 'U', 'S', 'X', 0, 0, 0x13, 0x88},
