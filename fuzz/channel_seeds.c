@@ -187,6 +187,17 @@ main(int argc, char **argv)
     seed(dir, "init_two_frames", mode_of(true, false, 0), &big_i, 1, OPEN);
     seed(dir, "resp_two_frames_chunks63", mode_of(false, false, 63), &big_r, 1,
          OPEN);
+    /* A server's BUSY answer in place of message 1: the initiator ends
+     * with CVG_EAGAIN; a responder takes it as a bad frame. */
+    uint8_t busy_frame[CVG__CHANNEL_BUSY_FRAME];
+    cvg__channel_busy_frame(busy_frame, 5000);
+    bytes busy = {0};
+    put(&busy, busy_frame, sizeof busy_frame);
+    const cvg__channel_state FAILED = CVG__CHANNEL_FAILED;
+    seed(dir, "init_busy", mode_of(true, false, 0), &busy, 0, FAILED);
+    seed(dir, "init_busy_bytewise", mode_of(true, false, 1), &busy, 0, FAILED);
+    seed(dir, "resp_busy", mode_of(false, false, 0), &busy, 0, FAILED);
+    free(busy.p);
     free(to_i.p);
     free(to_r.p);
     free(first_r.p);
@@ -195,6 +206,6 @@ main(int argc, char **argv)
     free(big_r.p);
     free(f_r.p);
     free(f_i.p);
-    printf("wrote 10 seeds to %s\n", dir);
+    printf("wrote 13 seeds to %s\n", dir);
     return 0;
 }

@@ -105,7 +105,8 @@ CVG_API const char *cvg_version_string(void);
     X(EPROTO, -20, "the peer broke the sync protocol")                    \
     X(EFORGED, -21, "an op in this replica's name that it never made")    \
     X(EPOLICY, -22, "conflict strategies differ from the replica's own")  \
-    X(EKEY, -23, "the secret key is not this replica's identity")
+    X(EKEY, -23, "the secret key is not this replica's identity")         \
+    X(EAGAIN, -24, "the peer is busy: try again later")
 
 typedef enum cvg_status {
     CVG_OK = 0,

@@ -79,6 +79,12 @@ CVG_API void cvg_net_options_init(cvg_net_options *o);
  *                   is silent past the timeout; cvg_replica_errmsg() says
  *                   which.
  *   - CVG_EKEY      the server's key is not @p o->server_key.
+ *   - CVG_EAGAIN    the server is at its max_clients and answered BUSY:
+ *                   try again after the wait cvg_replica_errmsg() names
+ *                   ("tcp://HOST:PORT is busy: retry after 5000 ms"). The
+ *                   answer comes before the handshake and is not
+ *                   authenticated, so the wait is capped at 300000 ms;
+ *                   a forged one could delay a client, no more.
  *   - CVG_EPEER     the server ended the session (with an ERROR, or by
  *                   closing the channel before the sync was done: a
  *                   server that does not allow this replica's key).
@@ -96,11 +102,15 @@ CVG_API CVG_NODISCARD int cvg_net_sync(cvg_replica *r, const char *url,
 
 typedef struct cvg_server cvg_server;
 
-#define CVG_SERVER_OPTIONS_VERSION 1
+/* 2 added busy_retry_ms; options of version 1 are still taken (their
+ * busy_retry_ms is the default). */
+#define CVG_SERVER_OPTIONS_VERSION 2
 
 typedef struct cvg_server_options {
-    uint32_t version; /* CVG_SERVER_OPTIONS_VERSION */
-    /* Connections at once; one more is closed as soon as accepted. 0: 64. */
+    uint32_t version; /* CVG_SERVER_OPTIONS_VERSION, or 1 */
+    /* Connections at once: 0 for 64. One more is answered BUSY, before
+     * any handshake, with busy_retry_ms, and closed (its cvg_net_sync()
+     * fails with CVG_EAGAIN at once). */
     uint32_t max_clients;
     /* The Ed25519 public keys (32 bytes each) that may sync; a session
      * whose peer has another key is ended after its HELLO, before it takes
@@ -113,9 +123,13 @@ typedef struct cvg_server_options {
     uint32_t idle_timeout_ms;
     /* The options of every session (version 0: the defaults). */
     cvg_session_options session;
+    /* The retry-after of a BUSY answer, in ms: 0 for 5000. Clients honour
+     * at most 300000 (the answer is not authenticated). Version 2. */
+    uint32_t busy_retry_ms;
 } cvg_server_options;
 
-/** Fill @p o with the defaults. @since 0.2 */
+/** Fill @p o with the defaults (version CVG_SERVER_OPTIONS_VERSION).
+ * @since 0.2 */
 CVG_API void cvg_server_options_init(cvg_server_options *o);
 
 /**

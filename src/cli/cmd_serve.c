@@ -1,7 +1,10 @@
 /*
- * `converge serve DIR --listen HOST:PORT [--allow KEYS_FILE]` and
- * `converge sync DIR tcp://HOST:PORT [--pin HEXKEY]`: the replica as a
- * server, and a one-shot sync with one (converge/net.h).
+ * `converge serve DIR --listen HOST:PORT [--allow KEYS_FILE]
+ * [--max-clients N] [--busy-retry MS]` and `converge sync DIR
+ * tcp://HOST:PORT [--pin HEXKEY]`: the replica as a server, and a
+ * one-shot sync with one (converge/net.h). A server at N clients answers
+ * the next one BUSY with MS; a sync that meets a busy server says so
+ * (CVG_EAGAIN, with the wait) and exits 1.
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
@@ -104,11 +107,12 @@ parse_args(int argc, char **argv, const char *const *names, const char **vals,
 int
 cmd_serve(int argc, char **argv)
 {
-    static const char *const names[] = {"--listen", "--allow"};
-    const char *vals[2] = {NULL, NULL};
+    static const char *const names[] = {"--listen", "--allow", "--max-clients",
+                                        "--busy-retry"};
+    const char *vals[4] = {NULL, NULL, NULL, NULL};
     char *pos[2];
     int npos;
-    int code = parse_args(argc, argv, names, vals, 2, pos, &npos);
+    int code = parse_args(argc, argv, names, vals, 4, pos, &npos);
     if (code != CLI_EXIT_OK) {
         return code;
     }
@@ -117,6 +121,21 @@ cmd_serve(int argc, char **argv)
     }
     cvg_server_options so;
     cvg_server_options_init(&so);
+    uint64_t n;
+    if (vals[2] != NULL) {
+        if (!cli_parse_u64(vals[2], &n) || n == 0 || n > UINT32_MAX) {
+            return cli_usage(argv[0], "--max-clients '%s' is not a number",
+                             vals[2]);
+        }
+        so.max_clients = (uint32_t)n;
+    }
+    if (vals[3] != NULL) {
+        if (!cli_parse_u64(vals[3], &n) || n == 0 || n > UINT32_MAX) {
+            return cli_usage(argv[0], "--busy-retry '%s' is not a number of ms",
+                             vals[3]);
+        }
+        so.busy_retry_ms = (uint32_t)n;
+    }
     uint8_t(*keys)[32] = NULL;
     if (vals[1] != NULL) {
         code = read_keys(argv[0], vals[1], &keys, &so.allow_count);

@@ -73,13 +73,19 @@ static const command commands[] = {
      "Both replicas end with each other's ops. With tcp://HOST:PORT (an\n"
      "IPv6 address in brackets: tcp://[::1]:7000) the other is a server\n"
      "(see serve), over an encrypted channel; add --pin KEY (64 hex\n"
-     "digits, as id prints it) to refuse a server with another key.\n"},
-    {"serve", cmd_serve, "DIR --listen HOST:PORT [--allow FILE]",
+     "digits, as id prints it) to refuse a server with another key. A\n"
+     "busy server (at its --max-clients) fails it with CVG_EAGAIN and\n"
+     "the retry-after it asked for; exit 1.\n"},
+    {"serve", cmd_serve, "DIR --listen HOST:PORT [--allow FILE] [OPTIONS]",
      "serve the replica to sync clients", true,
      "Serves sync clients over TCP (an encrypted channel) until SIGINT or\n"
      "SIGTERM, then lets the sessions under way end. Port 0 takes a free\n"
      "port; the line on stderr says which. --allow FILE: only the public\n"
-     "keys in FILE (one of 64 hex digits a line, # comments) may sync.\n"},
+     "keys in FILE (one of 64 hex digits a line, # comments) may sync.\n"
+     "--max-clients N (default 64): a client past N is answered BUSY,\n"
+     "before any handshake, with a retry-after of --busy-retry MS\n"
+     "(default 5000), and closed; its sync fails at once with\n"
+     "CVG_EAGAIN and the wait.\n"},
     {"connect", cmd_connect, "DIR tcp://HOST:PORT [OPTIONS]",
      "keep the replica in sync with a server", true,
      "Options: --pin KEY (as for sync), --interval MS, --for SECONDS.\n"

@@ -16,6 +16,11 @@
  * checked against the cap from the frame's length, before decrypting, so
  * a peer cannot make us hold more than the cap plus one frame.
  *
+ * A BUSY answer (channel.h) is the one frame shorter than any Noise
+ * message that is taken: only by an initiator awaiting message 1, only
+ * of exactly its length, checked at the header like the others; its
+ * magic is checked once its body is in (another is a damaged message 1).
+ *
  * Output is one buffer of whole frames. A send reserves the room for all
  * its frames first, so it queues the whole message or nothing, and
  * encrypts each fragment in place (libsodium's AEAD allows it; its own
@@ -349,10 +354,60 @@ read_transport(cvg__channel *ch, const uint8_t *body, size_t len,
     return CVG_EPROTO;
 }
 
+/* ---- BUSY ------------------------------------------------------------------ */
+
+/* The one point where a BUSY answer may come: instead of message 1. */
+static bool
+busy_possible(const cvg__channel *ch)
+{
+    return ch->initiator && ch->state == CVG__CHANNEL_WAITING &&
+           ch->hs_msg == 1;
+}
+
+void
+cvg__channel_busy_frame(uint8_t out[CVG__CHANNEL_BUSY_FRAME],
+                        uint32_t retry_after_ms)
+{
+    put_length(out, CVG__CHANNEL_BUSY_BODY);
+    memcpy(out + 2, CVG__CHANNEL_BUSY_MAGIC, 4);
+    out[6] = (uint8_t)(retry_after_ms >> 24);
+    out[7] = (uint8_t)(retry_after_ms >> 16);
+    out[8] = (uint8_t)(retry_after_ms >> 8);
+    out[9] = (uint8_t)retry_after_ms;
+}
+
+static int
+read_busy(cvg__channel *ch, const uint8_t *body)
+{
+    if (memcmp(body, CVG__CHANNEL_BUSY_MAGIC, 4) != 0) {
+        return CVG_ECORRUPT; /* too short to be message 1 */
+    }
+    uint32_t ms = (uint32_t)body[4] << 24 | (uint32_t)body[5] << 16 |
+                  (uint32_t)body[6] << 8 | (uint32_t)body[7];
+    /* Unauthenticated: a forged one may delay us this long, no more. */
+    ch->retry_after_ms =
+        CVG__MAX(CVG__MIN(ms, CVG__CHANNEL_BUSY_RETRY_MAX), 1u);
+    return CVG_EAGAIN;
+}
+
+uint32_t
+cvg__channel_retry_after(const cvg__channel *ch)
+{
+    return ch != NULL && ch->state == CVG__CHANNEL_FAILED &&
+                   ch->error == CVG_EAGAIN
+               ? ch->retry_after_ms
+               : 0;
+}
+
+/* ---- Frames in ------------------------------------------------------------- */
+
 /* A frame's length, as soon as its header is in. */
 static int
 check_length(const cvg__channel *ch, size_t len)
 {
+    if (len == CVG__CHANNEL_BUSY_BODY && busy_possible(ch)) {
+        return CVG_OK;
+    }
     if (len < TAGLEN + 1) {
         return CVG_ECORRUPT; /* no Noise message of ours is this short */
     }
@@ -367,6 +422,9 @@ end_frame(cvg__channel *ch, const uint8_t *body, size_t len, bool *delivered)
 {
     ch->head_len = 0;
     ch->frame_have = 0;
+    if (len == CVG__CHANNEL_BUSY_BODY && busy_possible(ch)) {
+        return read_busy(ch, body);
+    }
     if (ch->state == CVG__CHANNEL_WAITING) {
         return read_handshake(ch, body, len);
     }

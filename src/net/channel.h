@@ -21,11 +21,26 @@
  * set) takes one frame per 65,518 bytes, and a close is authenticated
  * (the peer can tell a clean end from a cut connection).
  *
+ * BUSY: a server over its connection limit answers the initiator's first
+ * message with one frame of exactly CVG__CHANNEL_BUSY_BODY bytes, the
+ * magic "BUSY" then a retry-after in milliseconds (u32 big-endian), and
+ * closes: before any Noise work, so an overloaded server spends no X25519
+ * on it. Handshake message 1 (the responder's, in the place of which it
+ * comes) is at least 96 bytes, so the two cannot be confused. Only an
+ * initiator awaiting message 1 takes it; it ends the channel with CVG_EAGAIN and
+ * cvg__channel_retry_after() gives the wait. It is not authenticated: the
+ * wait honoured is capped (CVG__CHANNEL_BUSY_RETRY_MAX), for a forged
+ * BUSY could then only delay the client, which anyone on the path can do
+ * anyway by dropping its packets. To a responder, after the handshake,
+ * or with another length or magic, such a frame is a bad frame like any
+ * other (CVG_ECORRUPT).
+ *
  * Errors are final: a frame that fails to decrypt (CVG_ECORRUPT), a
  * handshake frame too long or a frame after the peer's close
- * (CVG_EPROTO), a peer key other than the pinned one (CVG_EKEY), a
- * message over the cap (CVG_ETOOBIG), a low-order key (CVG_EPROTO), no
- * memory to reassemble (CVG_ENOMEM), or nonces exhausted (CVG_ELIMIT) wipe
+ * (CVG_EPROTO), a BUSY answer (CVG_EAGAIN), a peer key other than the
+ * pinned one (CVG_EKEY), a message over the cap (CVG_ETOOBIG), a
+ * low-order key (CVG_EPROTO), no memory to reassemble (CVG_ENOMEM), or
+ * nonces exhausted (CVG_ELIMIT) wipe
  * the keys and kill the channel: every later call returns that code and
  * nothing more is output. Local refusals (CVG_EINVAL, CVG_EMISUSE, a send
  * over the cap: CVG_ETOOBIG, no memory to send: CVG_ENOMEM) leave it as
@@ -46,6 +61,12 @@
 #define CVG__CHANNEL_HS_FRAME_MAX                          \
     (2 * CVG__NOISE_KEY_BYTES + 2 * CVG__NOISE_TAG_BYTES + \
      CVG__CHANNEL_PAYLOAD_MAX)
+/* The BUSY answer: its body (magic, retry-after), its frame, and the
+ * longest retry-after a client honours (5 minutes). */
+#define CVG__CHANNEL_BUSY_MAGIC "BUSY"
+#define CVG__CHANNEL_BUSY_BODY 8u
+#define CVG__CHANNEL_BUSY_FRAME (2u + CVG__CHANNEL_BUSY_BODY)
+#define CVG__CHANNEL_BUSY_RETRY_MAX 300000u
 /* The default and the largest cap on an application message. */
 #define CVG__CHANNEL_MESSAGE_MAX (16u << 20)
 #define CVG__CHANNEL_MESSAGE_LIMIT (1u << 30)
@@ -89,7 +110,8 @@ typedef struct cvg__channel {
     uint8_t pin[CVG__NOISE_KEY_BYTES];
     cvg__noise_hs hs;
     cvg__noise_transport t;
-    size_t hs_msg; /* handshake messages done */
+    size_t hs_msg;           /* handshake messages done */
+    uint32_t retry_after_ms; /* a BUSY answer's, capped; else 0 */
     uint8_t payload[CVG__CHANNEL_HS_MSGS][CVG__CHANNEL_PAYLOAD_MAX];
     size_t payload_len[CVG__CHANNEL_HS_MSGS];
     /* The frame being read: its header, then its body, kept here only
@@ -149,6 +171,17 @@ int cvg__channel_remote_static(const cvg__channel *ch, uint8_t *out);
  * CVG_ENOTFOUND for a message not read (yet) or written by this side. A
  * view valid until destroy. */
 int cvg__channel_peer_payload(const cvg__channel *ch, size_t i, cvg_bytes *out);
+
+/* The BUSY answer of a server over its limit, with @p retry_after_ms, as
+ * the bytes to write in place of handshake message 1 (sans-IO: no channel
+ * is made for it). */
+void cvg__channel_busy_frame(uint8_t out[CVG__CHANNEL_BUSY_FRAME],
+                             uint32_t retry_after_ms);
+
+/* After the channel died with CVG_EAGAIN: the peer's retry-after, capped
+ * at CVG__CHANNEL_BUSY_RETRY_MAX and at least 1 (a BUSY of 0 ms still
+ * says busy); 0 otherwise. */
+uint32_t cvg__channel_retry_after(const cvg__channel *ch);
 
 /* Wipe every key and buffer and free what the channel holds. */
 void cvg__channel_destroy(cvg__channel *ch);

@@ -2,6 +2,11 @@
  * cvg_net_sync(): one blocking sync with a server, on a loop of its own so
  * that it shares nothing with other threads. Each address the name
  * resolves to is tried in turn until one connects.
+ *
+ * A server over its limit answers BUSY (channel.h) instead of its
+ * handshake: the sync fails with CVG_EAGAIN, and the dial keeps the
+ * retry-after (capped) for a caller that schedules its next try. The
+ * other addresses are not tried: a server that answers is the one.
  */
 #define _XOPEN_SOURCE 700
 #include <netdb.h>
@@ -158,6 +163,7 @@ cvg__dial_start(cvg__dial *cl, uv_loop_t *loop, cvg_replica *r, const char *url,
                 const cvg_net_options *o)
 {
     char host[NI_MAXHOST], port[6];
+    cl->retry_after_ms = 0;
     if (strncmp(url, "tcp://", 6) != 0 ||
         !cvg__net_split(url + 6, host, sizeof host, port)) {
         dial_lock(cl);
@@ -211,6 +217,11 @@ cvg__dial_finish(cvg__dial *cl, cvg_session_stats *st)
         if (cl->last_err != 0) {
             rc = cvg__sync_fail(cl->r, CVG_EIO, "cannot connect to %s: %s",
                                 cl->url, uv_strerror(cl->last_err));
+        } else if (rc == CVG_EAGAIN) {
+            cl->retry_after_ms = cl->c->retry_after_ms;
+            rc = cvg__sync_fail(cl->r, CVG_EAGAIN,
+                                "%s is busy: retry after %u ms", cl->url,
+                                (unsigned)cl->retry_after_ms);
         } else if (rc == CVG_OK &&
                    !(cl->c->s != NULL && cvg_session_done(cl->c->s))) {
             rc = cvg__sync_fail(cl->r, CVG_EIO,

@@ -18,19 +18,38 @@
  *
  * Peers: each cvg_server_connect() keeps one outgoing live connection,
  * made again after it ends, with a backoff that doubles from 500 ms to
- * 30 s (jitter: half to all of it).
+ * 30 s (jitter: half to all of it), or longer if the peer answered BUSY
+ * with a longer retry-after.
+ *
+ * Over the limit: a client past max_clients is accepted only to be
+ * answered BUSY (channel.h: one 10-byte frame with the retry-after, in
+ * place of the handshake, so no key is made or used for it) and closed.
+ * The close waits for the write, then for the client to close its end
+ * (we shut down ours and drain what it sent, so that closing with its
+ * first message unread does not reset the connection and lose the
+ * answer), at most BUSY_LINGER_MS: a client that never reads or never
+ * closes holds nothing longer. At most BUSY_MAX answers are under way at
+ * once; past that a connection is closed at once, as cut.
  */
 #define _XOPEN_SOURCE 700
 #include <netdb.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tcp.h"
 
 typedef struct dialer dialer;
+typedef struct busy_conn busy_conn;
+
+/* The longest a BUSY answer's connection stays open, and how many may be
+ * open at once. */
+#define BUSY_LINGER_MS 1000u
+#define BUSY_MAX 256u
+#define BUSY_RETRY_DEFAULT_MS 5000u
 
 #define CVG__SERVER_POLL_MS 1000u
 
@@ -50,6 +69,8 @@ struct cvg_server {
     cvg__conn_options co;
     cvg__conn *conns;
     uint32_t n_conns;
+    busy_conn *busy; /* BUSY answers under way */
+    uint32_t n_busy;
     uint16_t port;
     bool ran;
     bool stopped;
@@ -66,6 +87,7 @@ cvg_server_options_init(cvg_server_options *o)
         o->handshake_timeout_ms = CVG__TCP_TIMEOUT_MS;
         o->idle_timeout_ms = 60000;
         cvg_session_options_init(&o->session);
+        o->busy_retry_ms = BUSY_RETRY_DEFAULT_MS;
     }
 }
 
@@ -179,6 +201,131 @@ refused_closed(uv_handle_t *h)
     free(h);
 }
 
+/* ---- BUSY answers ---------------------------------------------------------- */
+
+struct busy_conn {
+    uv_tcp_t tcp;
+    uv_timer_t linger;
+    uv_write_t write;
+    uv_shutdown_t shutdown;
+    cvg_server *s;
+    int handles;
+    bool closing;
+    uint8_t frame[CVG__CHANNEL_BUSY_FRAME];
+    uint8_t sink[256]; /* what the client sends, read and dropped */
+    busy_conn *next;
+};
+
+static void
+busy_handle_closed(uv_handle_t *h)
+{
+    busy_conn *b = h->data;
+    if (--b->handles > 0) {
+        return;
+    }
+    cvg_server *s = b->s;
+    for (busy_conn **p = &s->busy; *p != NULL; p = &(*p)->next) {
+        if (*p == b) {
+            *p = b->next;
+            break;
+        }
+    }
+    s->n_busy--;
+    free(b);
+}
+
+/* Pending write and shutdown requests are cancelled by the close, their
+ * callbacks run before the handle's: b is freed after them. */
+static void
+busy_close(busy_conn *b)
+{
+    if (!b->closing) {
+        b->closing = true;
+        uv_close((uv_handle_t *)&b->tcp, busy_handle_closed);
+        uv_close((uv_handle_t *)&b->linger, busy_handle_closed);
+    }
+}
+
+static void
+busy_linger_over(uv_timer_t *t)
+{
+    busy_close(t->data);
+}
+
+static void
+busy_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    busy_conn *b = h->data;
+    *buf = uv_buf_init((char *)b->sink, sizeof b->sink);
+}
+
+/* The client's bytes are dropped; its end (or an error) ends ours. */
+static void
+busy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (n < 0) {
+        busy_close(st->data);
+    }
+}
+
+static void
+busy_shut(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status; /* the read or the timer ends it */
+}
+
+static void
+busy_written(uv_write_t *req, int status)
+{
+    busy_conn *b = req->data;
+    if (b->closing) {
+        return;
+    }
+    if (status < 0 ||
+        uv_shutdown(&b->shutdown, (uv_stream_t *)&b->tcp, busy_shut) != 0) {
+        busy_close(b);
+    }
+}
+
+/* Over the limit: answer BUSY rather than cut the connection, so the
+ * client learns at once, and when to come back. False if no answer could
+ * be started (then the caller closes the connection as cut). */
+static bool
+answer_busy(cvg_server *s, uv_stream_t *l)
+{
+    if (s->n_busy >= BUSY_MAX) {
+        return false;
+    }
+    busy_conn *b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        return false;
+    }
+    b->s = s;
+    uv_tcp_init(&s->loop, &b->tcp);
+    uv_timer_init(&s->loop, &b->linger);
+    b->tcp.data = b->linger.data = b->write.data = b->shutdown.data = b;
+    b->handles = 2;
+    b->next = s->busy;
+    s->busy = b;
+    s->n_busy++;
+    uv_timer_start(&b->linger, busy_linger_over, BUSY_LINGER_MS, 0);
+    if (uv_accept(l, (uv_stream_t *)&b->tcp) != 0) {
+        busy_close(b);
+        return true; /* nothing to answer: the accept took nothing */
+    }
+    cvg__channel_busy_frame(b->frame, s->o.busy_retry_ms);
+    uv_buf_t buf = uv_buf_init((char *)b->frame, sizeof b->frame);
+    if (uv_write(&b->write, (uv_stream_t *)&b->tcp, &buf, 1, busy_written) !=
+            0 ||
+        uv_read_start((uv_stream_t *)&b->tcp, busy_alloc, busy_read) != 0) {
+        busy_close(b);
+    }
+    return true;
+}
+
 static void
 on_connection(uv_stream_t *l, int status)
 {
@@ -187,8 +334,12 @@ on_connection(uv_stream_t *l, int status)
         return;
     }
     if (s->n_conns >= s->o.max_clients) {
-        /* Over the limit: accept only to close at once, so the client
-         * learns now rather than at its timeout. */
+        if (answer_busy(s, l)) {
+            return;
+        }
+        /* Too many answers under way (or no memory): accept only to
+         * close at once, so the client learns now rather than at its
+         * timeout. */
         uv_tcp_t *t = malloc(sizeof *t);
         if (t != NULL) {
             uv_tcp_init(&s->loop, t);
@@ -225,6 +376,9 @@ on_wake(uv_async_t *a)
         uv_close((uv_handle_t *)&s->sweep, NULL);
         uv_close((uv_handle_t *)&s->notify, NULL);
         uv_close((uv_handle_t *)&s->poll, NULL);
+        for (busy_conn *b = s->busy; b != NULL; b = b->next) {
+            busy_close(b);
+        }
         for (dialer *d = s->dialers; d != NULL; d = d->next) {
             uv_close((uv_handle_t *)&d->retry, NULL);
             if (d->c != NULL) {
@@ -255,6 +409,7 @@ dialer_closed(cvg__conn *c)
 {
     dialer *d = c->o.user;
     bool ok = cvg__conn_result(c) == CVG_OK && c->s != NULL;
+    uint32_t busy_ms = c->retry_after_ms;
     cvg__conn_free(c);
     d->c = NULL;
     if (d->s->stopped) {
@@ -267,6 +422,9 @@ dialer_closed(cvg__conn *c)
     }
     uint32_t cap = (uint32_t)(b < 30000 ? b : 30000);
     uint32_t wait = cap / 2 + randombytes_uniform(cap - cap / 2 + 1);
+    if (busy_ms > wait) {
+        wait = busy_ms; /* the peer answered BUSY (capped) */
+    }
     uv_timer_start(&d->retry, on_retry, wait, 0);
 }
 
@@ -388,10 +546,19 @@ bind_listen(cvg_server *s, const char *listen)
     return CVG_OK;
 }
 
+/* The part of the options a version 1 caller has: the fields before
+ * busy_retry_ms. */
+#define SERVER_OPTIONS_V1_SIZE offsetof(cvg_server_options, busy_retry_ms)
+
 static int
 copy_options(cvg_server *s, const cvg_server_options *o)
 {
-    s->o = *o;
+    memset(&s->o, 0, sizeof s->o);
+    memcpy(&s->o, o, o->version == 1 ? SERVER_OPTIONS_V1_SIZE : sizeof s->o);
+    s->o.version = CVG_SERVER_OPTIONS_VERSION;
+    if (s->o.busy_retry_ms == 0) {
+        s->o.busy_retry_ms = BUSY_RETRY_DEFAULT_MS;
+    }
     if (s->o.max_clients == 0) {
         s->o.max_clients = 64;
     }
@@ -439,7 +606,7 @@ cvg_server_open(cvg_replica *r, const char *listen, const cvg_server_options *o,
         *out = NULL;
     }
     if (r == NULL || listen == NULL || out == NULL ||
-        o->version != CVG_SERVER_OPTIONS_VERSION ||
+        (o->version != 1 && o->version != CVG_SERVER_OPTIONS_VERSION) ||
         (o->allow == NULL && o->allow_count > 0)) {
         return CVG_EINVAL;
     }

@@ -406,6 +406,13 @@ feed(cvg__conn *c, const uint8_t *p, size_t len)
         size_t used = 0;
         cvg_bytes msg;
         int rc = cvg__channel_feed(&c->ch, p, len, &used, &msg);
+        if (rc == CVG_EAGAIN) {
+            /* The server is over its limit: not a failure of the link,
+             * and the caller may wait as asked before trying again. */
+            c->retry_after_ms = cvg__channel_retry_after(&c->ch);
+            cvg__conn_abort(c, CVG_EAGAIN, "the server is busy");
+            return;
+        }
         if (rc < 0) {
             cvg__conn_abort(c, CVG_EIO, "the channel failed (bad bytes)");
             return;

@@ -80,7 +80,10 @@ struct cvg__conn {
     bool finishing;          /* end once the session is done, live or not */
     int handles;             /* open libuv handles (tcp, timer) */
     cvg_session_stats stats; /* kept when the session closes */
-    cvg__conn *next;         /* the server's list */
+    /* The server answered BUSY (CVG_EAGAIN): its retry-after, capped;
+     * else 0. */
+    uint32_t retry_after_ms;
+    cvg__conn *next; /* the server's list */
     /* Input not yet fed to the channel, kept while the writes drain. */
     uint8_t *held;
     size_t held_len;
@@ -127,6 +130,11 @@ struct cvg__dial {
     /* finish(): the replica's message for a failure, read under the lock
      * (a syncer's app may set another at once). */
     char msg[256];
+    /* The server answered BUSY (the outcome is CVG_EAGAIN): the wait it
+     * asked for, in ms, capped at CVG__CHANNEL_BUSY_RETRY_MAX (it is not
+     * authenticated); 0: no BUSY. Set by cvg__dial_finish() and kept
+     * after it, for a caller that schedules its next try. */
+    uint32_t retry_after_ms;
     /* Once the last address was tried, or the connection ended. */
     void (*on_end)(cvg__dial *d);
     void *user;

@@ -529,6 +529,41 @@ wait "$SPID"
 SCODE=$?
 [ "$SCODE" -eq 0 ] && ok || bad "serve --allow exit $SCODE after SIGTERM: $(cat "$TMP/serve.err")"
 
+# --- serve --max-clients 1: a connection that says nothing holds the one
+# place, so a sync is answered BUSY (exit 1, with the wait); once that
+# connection closes, the sync goes through
+timeout 60 "$BIN" serve "$NS" --listen 127.0.0.1:0 --max-clients 1 --busy-retry 1234 2>"$TMP/serve.err" &
+SPID=$!
+PORT=
+for _ in $(seq 100); do
+    PORT=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\); any key may connect$/\1/p' "$TMP/serve.err")
+    [ -n "$PORT" ] && break
+    sleep 0.1
+done
+if [ -z "$PORT" ]; then
+    bad "serve --max-clients printed no port: $(cat "$TMP/serve.err")"
+else
+    ok
+    exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+    sleep 0.3 # the server accepts it first
+    expect_err "busy server: sync told to retry" 1 \
+        "CVG_EAGAIN.*tcp://127\.0\.0\.1:$PORT is busy: retry after 1234 ms" \
+        sync "$N2" "tcp://127.0.0.1:$PORT"
+    exec 3<&-
+    BCODE=1
+    for _ in $(seq 50); do
+        "$BIN" sync "$N2" "tcp://127.0.0.1:$PORT" >/dev/null 2>&1 && { BCODE=0; break; }
+        sleep 0.1
+    done
+    [ "$BCODE" -eq 0 ] && ok || bad "no sync once the busy server had a free place"
+fi
+kill -TERM "$SPID" 2>/dev/null
+wait "$SPID"
+SCODE=$?
+[ "$SCODE" -eq 0 ] && ok || bad "serve --max-clients exit $SCODE after SIGTERM: $(cat "$TMP/serve.err")"
+expect_err "serve --max-clients 0" 2 "not a number" serve "$NS" --listen 127.0.0.1:0 --max-clients 0
+expect_err "serve --busy-retry x" 2 "not a number of ms" serve "$NS" --listen 127.0.0.1:0 --busy-retry x
+
 # --- connect: the syncer in the foreground for a bounded run (--for); a
 # write on the server side made while it runs reaches the client, and the
 # client's reaches the server; with the server gone, OFFLINE and exit 1

@@ -6,7 +6,10 @@
  * flipped bit in any handshake or transport frame, replayed and reordered
  * frames, garbage before the handshake, bytes after a close: each kills
  * the receiving channel with its code, after which it outputs nothing and
- * holds no key; truncated input only waits; destroy leaves zeros.
+ * holds no key; truncated input only waits; destroy leaves zeros. A
+ * BUSY answer in place of handshake message 1, whole or a byte at a
+ * time: CVG_EAGAIN with its wait, capped; the same bytes to a responder,
+ * after the handshake, or of another length or magic: a bad frame.
  */
 #include <criterion/criterion.h>
 #include <sodium.h>
@@ -846,6 +849,111 @@ Test(channel, close_and_what_may_not_follow_it)
     size_t n = raw_frame(&a, "x", 1, 1, f);
     cr_expect_eq(feed_all(&b, f, n), CVG_EPROTO);
     expect_dead(&b, CVG_EPROTO);
+    peer_end(&a);
+    peer_end(&b);
+}
+
+/* ---- BUSY ---------------------------------------------------------------- */
+
+/* Feed @p len bytes to @p p @p chunk at a time (0: whole): the first
+ * negative code, or CVG_OK. */
+static int
+feed_by(peer *p, const uint8_t *data, size_t len, size_t chunk)
+{
+    uint64_t rng = 5;
+    return feed_chunks(p, data, len, &rng, chunk);
+}
+
+Test(channel, busy_in_place_of_message_1)
+{
+    static const struct {
+        uint32_t sent, honoured;
+    } cases[] = {
+        {5000, 5000},
+        {1, 1},
+        {0, 1}, /* still busy: 0 means no BUSY to the caller */
+        {CVG__CHANNEL_BUSY_RETRY_MAX, CVG__CHANNEL_BUSY_RETRY_MAX},
+        {CVG__CHANNEL_BUSY_RETRY_MAX + 1, CVG__CHANNEL_BUSY_RETRY_MAX},
+        {UINT32_MAX, CVG__CHANNEL_BUSY_RETRY_MAX},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (size_t chunk = 0; chunk <= 1; chunk++) {
+            peer a, b;
+            pair_start(&a, &b, false, false);
+            size_t len;
+            free(take(&a, &len)); /* message 0, sent */
+            cr_expect_eq(cvg__channel_retry_after(a.ch), 0);
+            uint8_t f[CVG__CHANNEL_BUSY_FRAME];
+            cvg__channel_busy_frame(f, cases[i].sent);
+            cr_expect_eq(f[0], 0);
+            cr_expect_eq(f[1], 8);
+            cr_expect_eq(memcmp(f + 2, "BUSY", 4), 0);
+            cr_expect_eq(feed_by(&a, f, sizeof f, chunk), CVG_EAGAIN,
+                         "case %zu", i);
+            expect_dead(&a, CVG_EAGAIN);
+            cr_expect_eq(cvg__channel_retry_after(a.ch), cases[i].honoured,
+                         "case %zu: %u", i,
+                         (unsigned)cvg__channel_retry_after(a.ch));
+            peer_end(&a);
+            peer_end(&b);
+        }
+    }
+}
+
+Test(channel, busy_anywhere_else_is_a_bad_frame)
+{
+    peer a, b;
+    uint8_t f[CVG__CHANNEL_BUSY_FRAME];
+    cvg__channel_busy_frame(f, 5000);
+
+    /* To a responder, before its first message. */
+    pair_start(&a, &b, false, false);
+    cr_expect_eq(feed_all(&b, f, sizeof f), CVG_ECORRUPT);
+    expect_dead(&b, CVG_ECORRUPT);
+    cr_expect_eq(cvg__channel_retry_after(b.ch), 0);
+    peer_end(&a);
+    peer_end(&b);
+
+    /* After the handshake, to either side. */
+    open_pair(&a, &b);
+    cr_expect_eq(feed_all(&a, f, sizeof f), CVG_ECORRUPT);
+    expect_dead(&a, CVG_ECORRUPT);
+    cr_expect_eq(cvg__channel_retry_after(a.ch), 0);
+    cr_expect_eq(feed_all(&b, f, sizeof f), CVG_ECORRUPT);
+    expect_dead(&b, CVG_ECORRUPT);
+    peer_end(&a);
+    peer_end(&b);
+
+    /* To an initiator awaiting message 1, but not a BUSY frame: another
+     * magic, a length one off either way, or a message-1-sized frame
+     * that begins like one. Each fails the handshake. */
+    static const uint8_t wrong[][12] = {
+        {0, 8, 'B', 'U', 'S', 'X', 0, 0, 0x13, 0x88},
+        {0, 8, 'b', 'u', 's', 'y', 0, 0, 0x13, 0x88},
+        {0, 7, 'B', 'U', 'S', 'Y', 0, 0, 0x13},
+        {0, 9, 'B', 'U', 'S', 'Y', 0, 0, 0x13, 0x88, 0},
+    };
+    static const size_t wrong_len[] = {10, 10, 9, 11};
+    for (size_t i = 0; i < 4; i++) {
+        pair_start(&a, &b, false, false);
+        size_t len;
+        free(take(&a, &len));
+        cr_expect_eq(feed_all(&a, wrong[i], wrong_len[i]), CVG_ECORRUPT,
+                     "case %zu", i);
+        expect_dead(&a, CVG_ECORRUPT);
+        cr_expect_eq(cvg__channel_retry_after(a.ch), 0);
+        peer_end(&a);
+        peer_end(&b);
+    }
+    uint8_t big[2 + 96];
+    memset(big, 0, sizeof big);
+    big[1] = 96;
+    memcpy(big + 2, f + 2, 8);
+    pair_start(&a, &b, false, false);
+    size_t len;
+    free(take(&a, &len));
+    cr_expect_eq(feed_all(&a, big, sizeof big), CVG_ECORRUPT);
+    cr_expect_eq(cvg__channel_retry_after(a.ch), 0);
     peer_end(&a);
     peer_end(&b);
 }
