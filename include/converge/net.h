@@ -246,8 +246,10 @@ typedef enum cvg_syncer_state {
     /* Connected and caught up both ways; again after each catch-up. */
     CVG_SYNCER_SYNCED = 2,
     /* Not connected: the server could not be reached, the connection was
-     * cut, timed out or closed by the server (CVG_EIO), or the replica was
-     * busy (CVG_EBUSY). With CVG_OK: the syncer stopped, caught up. */
+     * cut, timed out or closed by the server (CVG_EIO), the server is at
+     * its max_clients (CVG_EAGAIN: the next try waits at least its
+     * retry-after, at most 300 s of it), or the replica was busy
+     * (CVG_EBUSY). With CVG_OK: the syncer stopped, caught up. */
     CVG_SYNCER_OFFLINE = 3,
     /* The connection failed otherwise: a wrong server key (CVG_EKEY), the
      * server refused us or ended the session (CVG_EPEER), the protocol,

@@ -175,6 +175,7 @@ on_end(cvg__dial *d)
     cvg_syncer *s = d->user;
     cvg_session_stats st;
     int rc = cvg__dial_finish(d, &st);
+    uint32_t retry_after = d->retry_after_ms; /* capped by the channel */
     s->dialing = false;
     uv_timer_stop(&s->debounce);
     uv_timer_stop(&s->interval);
@@ -194,20 +195,25 @@ on_end(cvg__dial *d)
             rc = CVG_OK;
             s->msg[0] = '\0';
         }
-        emit(s,
-             rc == CVG_OK || rc == CVG_EIO || rc == CVG_EBUSY
-                 ? CVG_SYNCER_OFFLINE
-                 : CVG_SYNCER_ERROR,
-             rc, s->msg, NULL, 0);
+        emit(
+            s,
+            rc == CVG_OK || rc == CVG_EIO || rc == CVG_EAGAIN || rc == CVG_EBUSY
+                ? CVG_SYNCER_OFFLINE
+                : CVG_SYNCER_ERROR,
+            rc, s->msg, NULL, 0);
         return;
     }
     if (s->failures < UINT32_MAX) {
         s->failures++;
     }
     uint32_t wait = backoff(s);
+    if (rc == CVG_EAGAIN && retry_after > wait) {
+        wait = retry_after; /* the server's own word on when to come back */
+    }
     emit(s,
-         rc == CVG_EIO || rc == CVG_EBUSY ? CVG_SYNCER_OFFLINE
-                                          : CVG_SYNCER_ERROR,
+         rc == CVG_EIO || rc == CVG_EAGAIN || rc == CVG_EBUSY
+             ? CVG_SYNCER_OFFLINE
+             : CVG_SYNCER_ERROR,
          rc, s->msg, NULL, wait);
     /* Counted from after the callback: the wait is at least next_ms. */
     if (!s->stopping) {

@@ -6,7 +6,7 @@
  * debounce, one not notified at the next interval, a write on the server
  * or on another client reaches this one without polling, a server that
  * goes away gives OFFLINE with growing backoffs and nothing is lost when
- * it comes back, stop() is prompt while offline and while the handshake
+ * it comes back, a busy server's retry-after is kept, stop() is prompt while offline and while the handshake
  * waits on a silent server, and apps writing under the syncers' locks end
  * converged. Every wait is bounded in count and time.
  */
@@ -526,6 +526,61 @@ Test(syncer, a_lost_server_backs_off_then_syncs_again_losing_nothing,
     cr_assert_str_eq(have, want);
     free(want);
     free(have);
+    cvg_replica_close(c);
+    cvg_replica_close(b.r);
+}
+
+Test(syncer, a_busy_server_is_offline_and_its_retry_after_kept, .timeout = 60)
+{
+    server_box b;
+    b.r = open_dir("server");
+    cvg_server_options so;
+    cvg_server_options_init(&so);
+    so.max_clients = 1;
+    so.busy_retry_ms = 700;
+    int rc = cvg_server_open(b.r, "127.0.0.1:0", &so, &b.srv);
+    cr_assert_eq(rc, CVG_OK, "%s", cvg_replica_errmsg(b.r));
+    b.port = cvg_server_port(b.srv);
+    cr_assert_eq(pthread_create(&b.th, NULL, serve, &b), 0);
+    char url[64];
+    url_of(b.port, url, sizeof url);
+    /* One client fills the server's only place. */
+    cvg_replica *first = open_dir("first");
+    recorder r1;
+    rec_init(&r1);
+    cvg_syncer_options o;
+    syncer_opts(&o, url, &r1);
+    cvg_syncer *s1;
+    OK(cvg_syncer_start(first, &o, &s1));
+    cr_assert_geq(rec_await(&r1, 0, CVG_SYNCER_SYNCED, 5000), 0);
+
+    cvg_replica *c = open_dir("client");
+    OK(add(c, "late", 2));
+    recorder rec;
+    rec_init(&rec);
+    syncer_opts(&o, url, &rec);
+    o.backoff_min_ms = 20; /* far below the server's retry-after */
+    o.backoff_max_ms = 40;
+    cvg_syncer *s;
+    OK(cvg_syncer_start(c, &o, &s));
+    int off = rec_await(&rec, 0, CVG_SYNCER_OFFLINE, 5000);
+    cr_assert_geq(off, 0);
+    rec_event e = rec_get(&rec, off);
+    cr_assert_eq(e.e.rc, CVG_EAGAIN, "%s: %s", cvg_errname(e.e.rc), e.msg);
+    cr_assert(strstr(e.msg, "700 ms") != NULL, "'%s'", e.msg);
+    cr_assert_geq(e.e.next_ms, 700, "waits %u ms", e.e.next_ms);
+    int next = rec_await(&rec, off + 1, CVG_SYNCER_CONNECTING, 5000);
+    cr_assert_geq(next, 0);
+    cr_assert_geq(rec_get(&rec, next).at - e.at, 690, "came back early");
+
+    /* The place frees: the next try syncs. */
+    cvg_syncer_stop(s1);
+    int synced = rec_await(&rec, off, CVG_SYNCER_SYNCED, 10000);
+    cr_assert_geq(synced, 0, "never synced once the place was free");
+    cvg_syncer_stop(s);
+    stop_server(&b);
+    cr_assert_eq(get(b.r, "late"), 2);
+    cvg_replica_close(first);
     cvg_replica_close(c);
     cvg_replica_close(b.r);
 }
