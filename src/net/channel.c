@@ -333,6 +333,7 @@ read_transport(cvg__channel *ch, const uint8_t *body, size_t len,
     if (rc != CVG_OK) {
         return rc;
     }
+    ch->frames_in++;
     uint8_t flag = m->p[m->len + frag];
     m->p[m->len + frag] = 0;
     switch (flag) {

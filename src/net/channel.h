@@ -112,6 +112,10 @@ typedef struct cvg__channel {
     cvg__noise_transport t;
     size_t hs_msg;           /* handshake messages done */
     uint32_t retry_after_ms; /* a BUSY answer's, capped; else 0 */
+    /* Transport frames decrypted so far: a connection's idle clock
+     * restarts on whole frames, not on bytes (a peer trickling one frame
+     * a byte at a time must still meet it). */
+    uint64_t frames_in;
     uint8_t payload[CVG__CHANNEL_HS_MSGS][CVG__CHANNEL_PAYLOAD_MAX];
     size_t payload_len[CVG__CHANNEL_HS_MSGS];
     /* The frame being read: its header, then its body, kept here only

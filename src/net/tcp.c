@@ -461,8 +461,12 @@ resume(cvg__conn *c)
         size_t len = c->held_len;
         c->held = NULL;
         c->held_len = 0;
+        uint64_t frames = c->ch.frames_in;
         feed(c, p, len);
         free(p);
+        if (c->s != NULL && !c->closing && c->ch.frames_in != frames) {
+            arm_timer(c); /* as in on_read: whole frames count */
+        }
     }
     if (!c->closing && c->held == NULL && (!c->ending || c->wait_peer) &&
         c->queued <= CVG__TCP_WRITE_HIGH) {
@@ -477,13 +481,18 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     if (n > 0 && !c->closing) {
         /* The handshake's clock runs from the connection's start, so a
          * peer trickling its handshake a byte at a time still meets it;
-         * once the session is open, each read restarts the idle clock. */
-        if (c->s != NULL) {
-            arm_timer(c);
-        }
+         * once the session is open, each whole frame restarts the idle
+         * clock, and bytes that complete none do not, so a peer trickling
+         * a frame (or a message, frame by frame: each holds up to 64 KiB)
+         * slower than that is cut all the same. */
+        uint64_t frames = c->ch_live ? c->ch.frames_in : 0;
+        bool open = c->s != NULL;
         lock(c);
         feed(c, (const uint8_t *)buf->base, (size_t)n);
         unlock(c);
+        if (open && !c->closing && c->ch.frames_in != frames) {
+            arm_timer(c);
+        }
         after_turn(c);
     } else if (n < 0 && !c->closing) {
         lock(c);

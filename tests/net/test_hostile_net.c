@@ -9,7 +9,8 @@
  *
  * Garbage and bad frames before and after the handshake, a 4 GB length
  * prefix (as frame header, as a message streamed past the channel's cap,
- * as a msgpack length), a handshake trickled a byte at a time, 1,000
+ * as a msgpack length), a handshake trickled a byte at a time, a frame
+ * trickled after the handshake, 1,000
  * connections against max_clients, keys off the allow list, a client that
  * asks for pages and never reads them, replayed, reordered and misdirected
  * frames. (test_tcp.c has the single garbage connection, the silent
@@ -274,6 +275,43 @@ Test(hostile_net, a_trickled_handshake_ends_at_the_handshake_timeout,
     cr_expect_lt(waited, 2.5, "the trickle went on for %.2f s", waited);
     cvg_raw_free(c);
     honest(&b, "honest1");
+    static const char *const names[] = {"honest0", "honest1"};
+    finish(&b, names, 2);
+}
+
+/* After the handshake and the proofs, a client sends its PULL's frame a
+ * byte every 100 ms: every read is input, but no frame completes, so the
+ * idle clock (600 ms here) is not restarted and the server cuts it. */
+Test(hostile_net, a_frame_trickled_after_the_handshake_meets_the_idle_timeout,
+     .timeout = 60)
+{
+    server_box b;
+    server_with(&b, 10000, 600);
+    cvg_replica *me = open_dir("me");
+    cvg_raw *c = proven(&b, me);
+    cvg_bytes pull;
+    OK(cvg_raw_held(c, &pull));
+    uint8_t *f;
+    size_t flen;
+    OK(cvg_raw_seal(c, pull.data, pull.len, &f, &flen));
+    double t0 = now_s();
+    bool cut = false;
+    /* 40 bytes at 100 ms: 4 s if the trickle kept the connection up. */
+    for (size_t i = 0; i + 1 < flen && i < 40 && !cut; i++) {
+        cut = cvg_raw_write(c, f + i, 1) != 0;
+        if (i == 2) {
+            honest(&b, "honest0");
+        }
+        usleep(100 * 1000);
+        cut = cut || cvg_raw_wait_closed(c, 1);
+    }
+    free(f);
+    double waited = now_s() - t0;
+    cr_expect(cut || cvg_raw_wait_closed(c, 2000), "still open");
+    cr_expect_lt(waited, 2.0, "the trickle went on for %.2f s", waited);
+    cvg_raw_free(c);
+    honest(&b, "honest1");
+    cvg_replica_close(me);
     static const char *const names[] = {"honest0", "honest1"};
     finish(&b, names, 2);
 }
