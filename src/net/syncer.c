@@ -215,8 +215,10 @@ on_end(cvg__dial *d)
              ? CVG_SYNCER_OFFLINE
              : CVG_SYNCER_ERROR,
          rc, s->msg, NULL, wait);
-    /* Counted from after the callback: the wait is at least next_ms. */
     if (!s->stopping) {
+        /* From now, not from the loop's cached time before the
+         * callback: the wait is at least next_ms. */
+        uv_update_time(&s->loop);
         uv_timer_start(&s->retry, on_retry, wait, 0);
     }
 }
@@ -273,7 +275,10 @@ dial(cvg_syncer *s)
         snprintf(s->msg, sizeof s->msg, "%s", s->d.msg);
         emit(s, CVG_SYNCER_OFFLINE, CVG_EIO, s->msg, NULL, wait);
         if (!s->stopping) {
-            uv_timer_start(&s->retry, on_retry, wait, 0);
+            /* From now, not from the loop's cached time before the
+         * callback: the wait is at least next_ms. */
+        uv_update_time(&s->loop);
+        uv_timer_start(&s->retry, on_retry, wait, 0);
         }
         return;
     }
