@@ -47,6 +47,10 @@ static const bench_workload workloads[] = {
     {"net_sync_1m", wl_net_sync, 1000000, 100000, 5, 3, NULL},
     {"net_handshakes", wl_net_handshakes, 2000, 200, 3, 3, NULL},
     {"net_idle_1k", wl_net_idle, 1000, 100, 3, 1, NULL},
+    {"net_live_32", wl_net_live, 32, 8, 3, 1, NULL},
+    {"net_live_128", wl_net_live, 128, 16, 3, 1, NULL},
+    {"net_live_128_relaxed", wl_net_live_relaxed, 128, 16, 3, 1, NULL},
+    {"net_live_512", wl_net_live, 512, 16, 1, 1, NULL},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 
