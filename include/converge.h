@@ -662,7 +662,8 @@ CVG_API cvg_replica *cvg_txn_replica(cvg_txn *txn);
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_EREADONLY @p txn is a read transaction.
  *   - CVG_ETYPE     the field holds a live value of another type.
- *   - CVG_EOVERFLOW the value would leave the int64 range.
+ *   - CVG_EOVERFLOW the value, or this replica's own total of adds to the
+ *                   field, would leave the int64 range.
  *   - CVG_ECLOCK    the hybrid logical clock is exhausted, or the wall
  *                   clock is out of range.
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
@@ -679,7 +680,15 @@ CVG_API CVG_NODISCARD int cvg_counter_add(cvg_txn *txn, const cvg_key *key,
 /**
  * The counter's value as @p txn sees it (with its own writes).
  *
- * Ownership: @p key is borrowed for the call; *out is set (0 when not found).
+ * The value is the exact sum of every replica's contributions, whatever
+ * order they arrived in. Each replica's own adds keep the value in range
+ * where they were made, but concurrent adds merged from several replicas can
+ * sum past either end of int64: such a value reads as CVG_EOVERFLOW (the
+ * same on every replica that has the same ops), and reads normally again
+ * once later adds bring the sum back into range.
+ *
+ * Ownership: @p key is borrowed for the call; *out is set (0 when not found,
+ * INT64_MAX or INT64_MIN on CVG_EOVERFLOW, the side the true sum lies on).
  * Thread safety: that of @p txn.
  *
  * @return CVG_OK, or:
@@ -687,6 +696,7 @@ CVG_API CVG_NODISCARD int cvg_counter_add(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_ENOTFOUND the field holds no live value of this type.
  *   - CVG_ETYPE     the field holds a live value of another type.
+ *   - CVG_EOVERFLOW the merged sum is outside the int64 range.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
  *                   where a read needs them; stored state is damaged.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.

@@ -1,8 +1,19 @@
 /*
  * The PN-counter state: one part per origin with the running sum of its
- * deltas and the floor a record delete set. Sums wrap (computed in uint64_t)
- * so that every order of the same ops gives the same bits; only local adds
- * are checked for int64 overflow, before they are written.
+ * deltas and the floor a record delete set. The value is the sum over the
+ * parts of (sum - floor_sum), taken in a 128-bit accumulator: every term
+ * fits in 65 bits, so the total is exact whatever the order of the parts or
+ * of the ops that built them, and a total outside int64 is reported as
+ * CVG_EOVERFLOW by the reader instead of wrapping. A total that comes back
+ * into range reads normally.
+ *
+ * Each part's own sum is an int64. A local add is refused when it would
+ * take either the value or this replica's own part out of range, so a
+ * correct replica never sends an add that overflows its part. An add from a
+ * peer that does (a hostile or damaged replica) is applied modulo 2^64: an
+ * origin's adds reach every replica in the same seq order and modular
+ * addition is exact on the bits, so every replica keeps the same part and
+ * reads the same value.
  */
 #include "crdt_int.h"
 
@@ -36,18 +47,13 @@ reserve(cvg__counter *c, size_t need)
     return rc;
 }
 
-/* Two's-complement wrapping addition without signed-overflow UB; the
- * conversion back to int64_t is modular on every compiler we support. */
+/* Two's-complement wrapping addition without signed-overflow UB (only a
+ * peer's add that breaks the local rule can need it); the conversion back to
+ * int64_t is modular on every compiler we support. */
 static int64_t
 wrap_add(int64_t a, int64_t b)
 {
     return (int64_t)((uint64_t)a + (uint64_t)b);
-}
-
-static int64_t
-wrap_sub(int64_t a, int64_t b)
-{
-    return (int64_t)((uint64_t)a - (uint64_t)b);
 }
 
 /* An add whose seq is not above the part's seq was already applied (the
@@ -77,21 +83,46 @@ cvg__counter_add(cvg__counter *c, const cvg_dot *dot, int64_t delta)
     return CVG_OK;
 }
 
-int64_t
-cvg__counter_value(const cvg__counter *c)
+cvg__i128
+cvg__counter_total(const cvg__counter *c)
 {
-    int64_t v = 0;
+    /* At most SIZE_MAX parts of magnitude below 2^64 each: far inside the
+     * 127 bits of the accumulator, so no term or partial sum can wrap. */
+    cvg__i128 v = 0;
     for (size_t i = 0; i < c->n; i++) {
-        v = wrap_add(v, wrap_sub(c->parts[i].sum, c->parts[i].floor_sum));
+        v += (cvg__i128)c->parts[i].sum - (cvg__i128)c->parts[i].floor_sum;
     }
     return v;
 }
 
 int
-cvg__counter_check_add(const cvg__counter *c, int64_t delta)
+cvg__counter_value(const cvg__counter *c, int64_t *out)
 {
+    cvg__i128 v = cvg__counter_total(c);
+    if (v > INT64_MAX) {
+        *out = INT64_MAX;
+        return CVG_EOVERFLOW;
+    }
+    if (v < INT64_MIN) {
+        *out = INT64_MIN;
+        return CVG_EOVERFLOW;
+    }
+    *out = (int64_t)v;
+    return CVG_OK;
+}
+
+int
+cvg__counter_check_add(const cvg__counter *c, const cvg_replica_id *origin,
+                       int64_t delta)
+{
+    cvg__i128 v = cvg__counter_total(c) + delta;
+    if (v > INT64_MAX || v < INT64_MIN) {
+        return CVG_EOVERFLOW;
+    }
+    bool found;
+    size_t i = find(c, origin, &found);
     int64_t r;
-    if (__builtin_add_overflow(cvg__counter_value(c), delta, &r)) {
+    if (found && __builtin_add_overflow(c->parts[i].sum, delta, &r)) {
         return CVG_EOVERFLOW;
     }
     return CVG_OK;

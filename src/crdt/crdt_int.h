@@ -103,8 +103,13 @@ void cvg__value_free(cvg_value *v);
 /* The state keeps one part per origin: the sum of that origin's deltas and
  * the seq of its last add, plus the floor a record delete set: the part of
  * the sum (up to floor_seq) that a deleter had observed. The value is the sum
- * over origins of (sum - floor_sum), computed with wrapping arithmetic so
- * that every order of the same ops gives the same result. */
+ * over origins of (sum - floor_sum), computed exactly in 128 bits so that
+ * every order of the same ops gives the same result; a value outside int64
+ * reads as CVG_EOVERFLOW. A part's sum is an int64: local adds keep it in
+ * range, and a peer's add that leaves it wraps modulo 2^64 (the same bits on
+ * every replica, see counter.c). */
+__extension__ typedef __int128 cvg__i128;
+
 typedef struct cvg__counter_part {
     cvg_replica_id origin;
     uint64_t seq;       /* seq of the last add from origin applied */
@@ -120,10 +125,16 @@ typedef struct cvg__counter {
 } cvg__counter;
 
 int cvg__counter_add(cvg__counter *c, const cvg_dot *dot, int64_t delta);
-int64_t cvg__counter_value(const cvg__counter *c);
-/* CVG_EOVERFLOW if value + delta leaves the int64 range (a local check made
- * before a write; remote ops are applied with wrapping arithmetic). */
-int cvg__counter_check_add(const cvg__counter *c, int64_t delta);
+/* The exact value: the sum of every part's (sum - floor_sum). */
+cvg__i128 cvg__counter_total(const cvg__counter *c);
+/* The value as an int64: CVG_OK, or CVG_EOVERFLOW with *out set to
+ * INT64_MAX or INT64_MIN (the side the exact value lies on). */
+int cvg__counter_value(const cvg__counter *c, int64_t *out);
+/* CVG_EOVERFLOW if value + delta leaves the int64 range, or if @p origin's
+ * part sum + delta does (a local check made before a write, @p origin being
+ * the writer; remote ops are applied with wrapping part sums). */
+int cvg__counter_check_add(const cvg__counter *c, const cvg_replica_id *origin,
+                           int64_t delta);
 /* Whether anything is left that no delete observed. */
 bool cvg__counter_live(const cvg__counter *c);
 /* A record delete: @p observed are the deleter's parts (origin, seq, sum);

@@ -67,8 +67,10 @@ cvg_counter_get(cvg_txn *t, const cvg_key *key, int64_t *out)
     }
     cvg__entry *e;
     rc = read_entry(t, key, CVG_TYPE_COUNTER, &e);
-    if (rc == CVG_OK) {
-        *out = cvg__counter_value(&e->u.c);
+    if (rc == CVG_OK && cvg__counter_value(&e->u.c, out) != CVG_OK) {
+        rc = cvg__replica_fail(t->r, CVG_EOVERFLOW,
+                               *out > 0 ? "counter value is above INT64_MAX"
+                                        : "counter value is below INT64_MIN");
     }
     return rc;
 }

@@ -189,8 +189,11 @@ cvg_counter_add(cvg_txn *t, const cvg_key *key, int64_t delta, cvg_dot *dot_out)
         t->kbuf.p[plen] = CVG_TYPE_COUNTER;
         rc = cvg__txn_entry(t, plen + 1, plen, CVG_TYPE_COUNTER, &e);
     }
+    /* Both the value and this replica's own part must stay in int64: a
+     * part that never leaves the range is what keeps every replica's exact
+     * value right (crdt/counter.c). */
     if (rc == CVG_OK && e->present &&
-        cvg__counter_check_add(&e->u.c, delta) != CVG_OK) {
+        cvg__counter_check_add(&e->u.c, &t->r->id, delta) != CVG_OK) {
         rc = cvg__replica_fail(t->r, CVG_EOVERFLOW,
                                "counter would leave the int64 range");
     }

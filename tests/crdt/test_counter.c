@@ -1,7 +1,9 @@
 /*
- * The PN-counter state: per-origin parts, wrapping sums that agree in every
- * order, the local overflow check, record deletes that remove exactly what
- * the deleter saw, and failure atomicity of add and delete.
+ * The PN-counter state: per-origin parts, an exact value that agrees in every
+ * order and reports a sum outside int64, part sums that wrap alike in every
+ * order, the local overflow check (value and own part), record deletes that
+ * remove exactly what the deleter saw, and failure atomicity of add and
+ * delete.
  */
 #include <criterion/criterion.h>
 
@@ -16,6 +18,15 @@ mkdot(unsigned char tag, uint64_t seq)
     d.origin.bytes[0] = tag;
     d.seq = seq;
     return d;
+}
+
+/* The value, which must be in range. */
+static int64_t
+val(const cvg__counter *c)
+{
+    int64_t v = 42;
+    cr_assert_eq(cvg__counter_value(c, &v), CVG_OK);
+    return v;
 }
 
 static bool
@@ -50,10 +61,11 @@ copy_counter(cvg__counter *dst, const cvg__counter *src)
 Test(counter, empty_is_zero_and_dead)
 {
     cvg__counter c = {0};
-    cr_expect_eq(cvg__counter_value(&c), 0);
+    cr_expect_eq(val(&c), 0);
     cr_expect_not(cvg__counter_live(&c));
-    cr_expect_eq(cvg__counter_check_add(&c, INT64_MAX), CVG_OK);
-    cr_expect_eq(cvg__counter_check_add(&c, INT64_MIN), CVG_OK);
+    cvg_dot d = mkdot(1, 1);
+    cr_expect_eq(cvg__counter_check_add(&c, &d.origin, INT64_MAX), CVG_OK);
+    cr_expect_eq(cvg__counter_check_add(&c, &d.origin, INT64_MIN), CVG_OK);
     cvg__counter_destroy(&c);
     cvg__counter_destroy(NULL);
 }
@@ -77,7 +89,7 @@ Test(counter, adds_sum_per_origin_sorted)
     cr_expect_eq(c.parts[2].sum, 15);
     cr_expect_eq(c.parts[2].seq, 2);
     cr_expect_eq(c.parts[1].seq, 7);
-    cr_expect_eq(cvg__counter_value(&c), 14);
+    cr_expect_eq(val(&c), 14);
     cr_expect(cvg__counter_live(&c));
     cvg__counter_destroy(&c);
 }
@@ -88,16 +100,17 @@ Test(counter, duplicate_add_is_ignored)
     cvg_dot d = mkdot(1, 4);
     cr_assert_eq(cvg__counter_add(&c, &d, 5), CVG_OK);
     cr_assert_eq(cvg__counter_add(&c, &d, 5), CVG_OK);
-    cr_expect_eq(cvg__counter_value(&c), 5);
+    cr_expect_eq(val(&c), 5);
     cvg__counter_destroy(&c);
 }
 
 Test(counter, wrapping_sums_agree_in_every_order)
 {
-    /* Deltas whose running sum leaves int64 in some orders but not in
-     * others; the final value must be the same bits every time. Each
-     * origin's two adds keep their order (causal delivery); the schedules
-     * interleave the origins in all six ways. */
+    /* Each origin's two adds take its own part sum out of int64, which a
+     * correct replica refuses locally but a peer breaking that rule can
+     * send: the part wraps modulo 2^64, and the value must be the same
+     * every time. Each origin's two adds keep their order (causal
+     * delivery); the schedules interleave the origins in all six ways. */
     const int64_t deltas[3][2] = {
         {0, 0}, {INT64_MAX, INT64_MAX}, {INT64_MIN, -5}};
     const unsigned char sched[6][4] = {{1, 1, 2, 2}, {2, 2, 1, 1},
@@ -113,14 +126,15 @@ Test(counter, wrapping_sums_agree_in_every_order)
             cvg_dot d = mkdot(o, ++seq[o]);
             cr_assert_eq(cvg__counter_add(&c, &d, delta), CVG_OK);
         }
-        int64_t v = cvg__counter_value(&c);
+        int64_t v = val(&c);
         if (p == 0) {
             first = v;
         }
         cr_expect_eq(v, first, "schedule %d", p);
         cvg__counter_destroy(&c);
     }
-    /* MAX + MAX + MIN - 5 == -2 + MIN - 5 == MAX - 6, wrapping. */
+    /* Parts MAX + MAX == -2 and MIN - 5 == MAX - 4 (wrapped), so the exact
+     * total of the parts is MAX - 6. */
     cr_expect_eq(first, INT64_MAX - 6);
 }
 
@@ -128,18 +142,61 @@ Test(counter, check_add_detects_overflow)
 {
     cvg__counter c = {0};
     cvg_dot d = mkdot(1, 1);
+    const cvg_replica_id o1 = d.origin;
+    const cvg_replica_id o4 = mkdot(4, 1).origin;
     cr_assert_eq(cvg__counter_add(&c, &d, INT64_MAX - 1), CVG_OK);
-    cr_expect_eq(cvg__counter_check_add(&c, 1), CVG_OK);
-    cr_expect_eq(cvg__counter_check_add(&c, 2), CVG_EOVERFLOW);
-    cr_expect_eq(cvg__counter_check_add(&c, INT64_MIN), CVG_OK);
+    cr_expect_eq(cvg__counter_check_add(&c, &o1, 1), CVG_OK);
+    cr_expect_eq(cvg__counter_check_add(&c, &o1, 2), CVG_EOVERFLOW);
+    cr_expect_eq(cvg__counter_check_add(&c, &o1, INT64_MIN), CVG_OK);
     d = mkdot(2, 1);
     cr_assert_eq(cvg__counter_add(&c, &d, INT64_MIN), CVG_OK);
-    cr_expect_eq(cvg__counter_value(&c), -2);
-    d = mkdot(2, 2);
+    cr_expect_eq(val(&c), -2);
+    d = mkdot(3, 1);
     cr_assert_eq(cvg__counter_add(&c, &d, INT64_MIN + 2), CVG_OK);
-    cr_expect_eq(cvg__counter_value(&c), INT64_MIN);
-    cr_expect_eq(cvg__counter_check_add(&c, -1), CVG_EOVERFLOW);
-    cr_expect_eq(cvg__counter_check_add(&c, INT64_MAX), CVG_OK);
+    cr_expect_eq(val(&c), INT64_MIN);
+    cr_expect_eq(cvg__counter_check_add(&c, &o4, -1), CVG_EOVERFLOW);
+    cr_expect_eq(cvg__counter_check_add(&c, &o4, INT64_MAX), CVG_OK);
+    /* The value would be -1, but origin 1's own part would leave int64. */
+    cr_expect_eq(cvg__counter_check_add(&c, &o1, INT64_MAX), CVG_EOVERFLOW);
+    cvg__counter_destroy(&c);
+}
+
+Test(counter, value_outside_int64_is_reported_exactly)
+{
+    /* INT64_MAX from one origin and 1 from another: the exact sum is
+     * INT64_MAX + 1, reported (saturated) instead of wrapping to INT64_MIN;
+     * a later -2 brings it back to INT64_MAX - 1. */
+    cvg__counter c = {0};
+    cvg_dot d = mkdot(1, 1);
+    cr_assert_eq(cvg__counter_add(&c, &d, INT64_MAX), CVG_OK);
+    d = mkdot(2, 1);
+    cr_assert_eq(cvg__counter_add(&c, &d, 1), CVG_OK);
+    int64_t v = 0;
+    cr_expect_eq(cvg__counter_value(&c, &v), CVG_EOVERFLOW);
+    cr_expect_eq(v, INT64_MAX);
+    cr_expect(cvg__counter_total(&c) == (cvg__i128)INT64_MAX + 1);
+    /* A local add that lands back in range is allowed; one that stays out
+     * is not. */
+    cr_expect_eq(cvg__counter_check_add(&c, &d.origin, 1), CVG_EOVERFLOW);
+    cr_expect_eq(cvg__counter_check_add(&c, &d.origin, -1), CVG_OK);
+    d = mkdot(2, 2);
+    cr_assert_eq(cvg__counter_add(&c, &d, -2), CVG_OK);
+    cr_expect_eq(val(&c), INT64_MAX - 1);
+    /* And below: three origins of INT64_MIN, one of INT64_MAX. */
+    cvg__counter m = {0};
+    for (unsigned char o = 1; o <= 3; o++) {
+        d = mkdot(o, 1);
+        cr_assert_eq(cvg__counter_add(&m, &d, INT64_MIN), CVG_OK);
+    }
+    cr_expect_eq(cvg__counter_value(&m, &v), CVG_EOVERFLOW);
+    cr_expect_eq(v, INT64_MIN);
+    cr_expect(cvg__counter_total(&m) == 3 * (cvg__i128)INT64_MIN);
+    /* A delete that saw two of them leaves one: back in range. */
+    cvg__counter_part seen[2] = {{mkdot(1, 1).origin, 1, INT64_MIN, 0, 0},
+                                 {mkdot(2, 1).origin, 1, INT64_MIN, 0, 0}};
+    cr_assert_eq(cvg__counter_delete(&m, seen, 2), CVG_OK);
+    cr_expect_eq(val(&m), INT64_MIN);
+    cvg__counter_destroy(&m);
     cvg__counter_destroy(&c);
 }
 
@@ -158,7 +215,7 @@ Test(counter, delete_removes_what_was_seen)
     d = mkdot(1, 2);
     cr_assert_eq(cvg__counter_add(&c, &d, 3), CVG_OK);
     cr_assert_eq(cvg__counter_delete(&c, seen.parts, seen.n), CVG_OK);
-    cr_expect_eq(cvg__counter_value(&c), 3, "only the unseen add is left");
+    cr_expect_eq(val(&c), 3, "only the unseen add is left");
     cr_expect(cvg__counter_live(&c));
     cr_expect_eq(c.parts[0].floor_seq, 1);
     cr_expect_eq(c.parts[0].floor_sum, 10);
@@ -168,18 +225,18 @@ Test(counter, delete_removes_what_was_seen)
     old.seq = 1;
     old.sum = 10;
     cr_assert_eq(cvg__counter_delete(&c, &old, 1), CVG_OK);
-    cr_expect_eq(cvg__counter_value(&c), 3);
+    cr_expect_eq(val(&c), 3);
 
     /* A delete that saw everything empties it. */
     cvg__counter all = {0};
     copy_counter(&all, &c);
     cr_assert_eq(cvg__counter_delete(&c, all.parts, all.n), CVG_OK);
-    cr_expect_eq(cvg__counter_value(&c), 0);
+    cr_expect_eq(val(&c), 0);
     cr_expect_not(cvg__counter_live(&c));
     /* Adds after the delete count again. */
     d = mkdot(2, 5);
     cr_assert_eq(cvg__counter_add(&c, &d, -4), CVG_OK);
-    cr_expect_eq(cvg__counter_value(&c), -4);
+    cr_expect_eq(val(&c), -4);
     cr_expect(cvg__counter_live(&c));
     free(seen.parts);
     free(all.parts);
@@ -204,7 +261,7 @@ Test(counter, delete_order_does_not_matter)
     cr_assert_eq(cvg__counter_delete(&b, &v2, 1), CVG_OK);
     cr_assert_eq(cvg__counter_delete(&b, &v1, 1), CVG_OK);
     cr_expect(counter_equal(&a, &b));
-    cr_expect_eq(cvg__counter_value(&a), 1);
+    cr_expect_eq(val(&a), 1);
     cvg__counter_destroy(&a);
     cvg__counter_destroy(&b);
 }
@@ -224,7 +281,7 @@ Test(counter, delete_of_unknown_origin_creates_floor)
     cr_assert_eq(cvg__counter_add(&c, &d, 2), CVG_OK);
     d = mkdot(9, 2);
     cr_assert_eq(cvg__counter_add(&c, &d, 3), CVG_OK);
-    cr_expect_eq(cvg__counter_value(&c), 0);
+    cr_expect_eq(val(&c), 0);
     cr_expect_not(cvg__counter_live(&c));
     cvg__counter_destroy(&c);
 }
@@ -263,7 +320,7 @@ Test(counter_fault, add_is_failure_atomic)
         cr_assert_lt(n, 100);
     }
     cr_expect_gt(failures, 0);
-    cr_expect_eq(cvg__counter_value(&c), cvg__counter_value(&snap) + 42);
+    cr_expect_eq(val(&c), val(&snap) + 42);
     free(snap.parts);
     cvg__counter_destroy(&c);
 
@@ -273,7 +330,7 @@ Test(counter_fault, add_is_failure_atomic)
     cr_expect_eq(cvg__counter_add(&e, &d, 1), CVG_ENOMEM);
     cvg__alloc_fail_after(0);
     cr_expect_eq(e.n, 0);
-    cr_expect_eq(cvg__counter_value(&e), 0);
+    cr_expect_eq(val(&e), 0);
     cvg__counter_destroy(&e);
 }
 
