@@ -68,6 +68,23 @@ print_scalar(printer *p, cvg_type type, const cvg_value *v)
     }
 }
 
+/* A counter whose merged sum is outside int64 has no value to print: say
+ * on which side it lies, as a string, so JSON stays well formed. */
+static void
+print_overflow(printer *p, bool above)
+{
+    const char *what = above ? "above INT64_MAX" : "below INT64_MIN";
+    if (p->style == CLI_STYLE_JSON) {
+        fprintf(p->f, "\"type\":\"counter\",\"value\":null,\"overflow\":\"%s\"",
+                what);
+    } else {
+        fprintf(p->f, "(overflow: %s)", what);
+        if (p->style == CLI_STYLE_LINES) {
+            fputc('\n', p->f);
+        }
+    }
+}
+
 /* Ask for the count first, then fetch exactly that many siblings. */
 static int
 print_siblings(printer *p, cvg_txn *txn, const cvg_key *key)
@@ -122,6 +139,10 @@ cli_print_field(FILE *f, cvg_txn *txn, const cvg_key *key, cvg_type type,
     switch (type) {
     case CVG_TYPE_COUNTER:
         rc = cvg_counter_get(txn, key, &n);
+        if (rc == CVG_EOVERFLOW) {
+            print_overflow(&p, n > 0);
+            return CVG_OK;
+        }
         v = cvg_value_int(n);
         break;
     case CVG_TYPE_REGISTER:

@@ -199,6 +199,16 @@ expect "sync b" 0 '^-5$' get "$TMP/sb" stock sku-9 qty
 expect "sync again moves nothing" 0 "0 ops applied" sync "$TMP/sa" "$TMP/sb"
 expect_err "sync with itself" 2 "same replica" sync "$TMP/sa" "$TMP/sa"
 
+# --- a merged counter past INT64_MAX reads as an overflow, not a wrapped value
+"$BIN" inc "$TMP/sa" stock big qty 9223372036854775807 >/dev/null && ok || bad "inc max"
+"$BIN" inc "$TMP/sb" stock big qty 1 >/dev/null && ok || bad "inc 1"
+expect "sync past the range" 0 "1 ops applied" sync "$TMP/sa" "$TMP/sb"
+expect "get an overflow" 0 '^\(overflow: above INT64_MAX\)$' get "$TMP/sb" stock big qty
+expect "get an overflow --json" 0 '"value":null,"overflow":"above INT64_MAX"' \
+    get "$TMP/sa" stock big --json
+python3 -c 'import json,sys; json.load(sys.stdin)' <"$TMP/out" && ok ||
+    bad "get --json of an overflow is not JSON"
+
 # --- sync status and queue: where A's own ops stand with its peer B
 expect "no peers yet" 0 "^sync: no peers yet$" status "$R"
 expect "queue without peers" 0 "^sync: no peers yet$" queue "$R"

@@ -37,7 +37,13 @@ put_field(FILE *f, cvg_txn *t, const cvg_key *k, cvg_type type)
     if (type == CVG_TYPE_COUNTER) {
         int64_t v;
         rc = cvg_counter_get(t, k, &v);
-        fprintf(f, "%" PRId64, v);
+        if (rc == CVG_EOVERFLOW) {
+            /* A merged sum outside int64 is a state like any other. */
+            fprintf(f, "overflow%s", v > 0 ? "+" : "-");
+            rc = CVG_OK;
+        } else {
+            fprintf(f, "%" PRId64, v);
+        }
     } else if (type == CVG_TYPE_REGISTER) {
         cvg_value v;
         rc = cvg_register_get(t, k, &v);
