@@ -5,6 +5,7 @@
  * are only known then. An op that continues the previous op's run only
  * bumps the run's count, which sits right after the run's head byte.
  */
+#include "../hash.h"
 #include "block_format.h"
 
 /* The writer's private state: the name dictionary (with an open-addressing
@@ -64,19 +65,18 @@ name_of(const writer_dict *d, const block_name *e, int k)
 static uint64_t
 names_hash(const cvg_bytes *nm)
 {
-    /* FNV-1a over the three names, each preceded by its length so that
-     * ("ab", "c") and ("a", "bc") differ. */
-    uint64_t h = 0xcbf29ce484222325ull;
+    /* Keyed (hash.h): the names are a peer's choice. Joined with NULs,
+     * which no name holds, so ("ab", "c") and ("a", "bc") differ. */
+    uint8_t buf[CVG_NAME_MAX + 3];
+    size_t n = 0;
     for (int i = 0; i < 3; i++) {
-        uint64_t n = nm[i].len;
-        for (int b = 0; b < 8; b++) {
-            h = (h ^ ((n >> (8 * b)) & 0xff)) * 0x100000001b3ull;
+        if (nm[i].len > 0) {
+            memcpy(buf + n, nm[i].data, nm[i].len);
+            n += nm[i].len;
         }
-        for (size_t j = 0; j < nm[i].len; j++) {
-            h = (h ^ nm[i].data[j]) * 0x100000001b3ull;
-        }
+        buf[n++] = 0;
     }
-    return h;
+    return cvg__hash(buf, n);
 }
 
 static bool

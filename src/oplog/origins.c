@@ -4,18 +4,18 @@
  * 16 bytes. An open-addressing hash finds an id's index; the codec reuses the
  * table for the per-block origin dictionaries.
  */
+#include "../hash.h"
 #include "oplog_int.h"
 
 /* Indexes are stored in the slots as index + 1 in a uint32_t (0 = empty). */
 #define ORIGINS_MAX (UINT32_MAX - 1u)
 
-/* Ids are random, so their first 8 bytes are already a good hash. */
+/* Keyed (hash.h): a peer chooses the ids it sends, and ids equal in the
+ * bytes an unkeyed hash reads would share one probe chain. */
 static size_t
 id_hash(const cvg_replica_id *id)
 {
-    uint64_t h = 0;
-    memcpy(&h, id->bytes, sizeof h);
-    return (size_t)h;
+    return (size_t)cvg__hash(id->bytes, sizeof id->bytes);
 }
 
 /* The slot holding @p id, or the empty slot where it would go. nslots is a

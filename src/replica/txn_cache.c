@@ -7,8 +7,10 @@
  * by the field's prefix alone) says which types live there, so type checks
  * rarely need to look at the store. Reads of the store go through oplog's
  * state functions; what the cache holds reaches the store at a flush or
- * the commit (txn.c).
+ * the commit (txn.c). The names in a key come from peers too, so the hash
+ * is keyed (hash.h): crafted names cannot pile up in one probe chain.
  */
+#include "../hash.h"
 #include "types.h"
 
 /* ---- The cache ----------------------------------------------------------- */
@@ -16,13 +18,8 @@
 static uint64_t
 hash_bytes(const uint8_t *p, size_t n)
 {
-    /* FNV-1a with a final mix: keys are short and this is on the hot path. */
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    }
-    h ^= h >> 29;
-    return h ? h : 1;
+    /* Keyed: the names in a key are a peer's choice (hash.h). */
+    return cvg__hash(p, n);
 }
 
 static void
