@@ -174,7 +174,7 @@ read_counters(reader_scratch *s, cvg__mp *m, uint64_t op_seq, cvg__op *out)
 {
     size_t n, total = 0;
     /* A counter takes at least 3 bytes: a 1-byte field, its tag, a count. */
-    if (cvg__mp_count(m, CVG__DICT_MAX, 3, &n) != CVG_OK) {
+    if (cvg__mp_count(m, CVG__DELETE_FIELDS_MAX, 3, &n) != CVG_OK) {
         return CVG_ECORRUPT;
     }
     int rc;

@@ -276,7 +276,7 @@ check_op(const cvg__op *op)
     if (op->n_counters > 0 && op->counters == NULL) {
         return CVG_EINVAL;
     }
-    if (op->n_counters > CVG__DICT_MAX) {
+    if (op->n_counters > CVG__DELETE_FIELDS_MAX) {
         return CVG_ELIMIT;
     }
     for (size_t i = 0; i < op->n_counters; i++) {

@@ -33,6 +33,10 @@ typedef struct cvg__op {
 #define CVG__BLOCK_OPS_MAX CVG_TXN_OPS_MAX
 #define CVG__OBSERVED_MAX 65536u /* dots in one op */
 #define CVG__DICT_MAX 65536u     /* names or origins in one block */
+/* Counter fields in one record delete: no count a record reaches. A field
+ * takes at least 3 bytes of its block, so the block's bytes bound them
+ * first; the history's canonical bytes count them in 32 bits. */
+#define CVG__DELETE_FIELDS_MAX UINT32_MAX
 
 /* ---- Op blocks --------------------------------------------------------------
  * A block is a run of ops of one origin with consecutive seqs, encoded

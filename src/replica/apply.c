@@ -4,6 +4,7 @@
  * a replica computes the same state from the same ops whoever made them.
  */
 #include <sodium.h>
+#include <stdlib.h>
 
 #include "types.h"
 
@@ -109,17 +110,85 @@ cvg__conflict_record(cvg_txn *t, const cvg__op *op, cvg_type type,
     t->nconflicts++;
 }
 
-/* The counter parts a delete observed for field @p name, or NULL. */
-static const cvg__delete_counter *
-find_counter(const cvg__op *op, const uint8_t *name, size_t len)
+/* ---- A delete's counter parts by field (types.h) -------------------- */
+
+static int
+field_cmp(cvg_bytes a, cvg_bytes b)
 {
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n > 0 ? memcmp(a.data, b.data, n) : 0;
+    if (c != 0) {
+        return c;
+    }
+    return a.len < b.len ? -1 : a.len > b.len;
+}
+
+static int
+counter_ptr_cmp(const void *x, const void *y)
+{
+    const cvg__delete_counter *a = *(const cvg__delete_counter *const *)x;
+    const cvg__delete_counter *b = *(const cvg__delete_counter *const *)y;
+    int c = field_cmp(a->field, b->field);
+    if (c != 0) {
+        return c;
+    }
+    return a < b ? -1 : a > b; /* op order among equal fields */
+}
+
+static const cvg__delete_counter *
+counter_at(const cvg__counter_index *ix, size_t i)
+{
+    return ix->sorted != NULL ? &ix->sorted[i] : ix->by_field[i];
+}
+
+int
+cvg__counter_index_build(cvg__counter_index *ix, const cvg__op *op)
+{
+    memset(ix, 0, sizeof *ix);
+    ix->n = op->n_counters;
+    bool sorted = true;
+    for (size_t i = 1; sorted && i < op->n_counters; i++) {
+        sorted =
+            field_cmp(op->counters[i - 1].field, op->counters[i].field) <= 0;
+    }
+    if (sorted) {
+        ix->sorted = op->counters;
+        return CVG_OK;
+    }
+    ix->by_field = cvg__calloc(op->n_counters, sizeof *ix->by_field);
+    if (ix->by_field == NULL) {
+        return CVG_ENOMEM;
+    }
     for (size_t i = 0; i < op->n_counters; i++) {
-        const cvg__delete_counter *c = &op->counters[i];
-        if (c->field.len == len && memcmp(c->field.data, name, len) == 0) {
-            return c;
+        ix->by_field[i] = &op->counters[i];
+    }
+    qsort(ix->by_field, op->n_counters, sizeof *ix->by_field, counter_ptr_cmp);
+    return CVG_OK;
+}
+
+const cvg__delete_counter *
+cvg__counter_index_find(const cvg__counter_index *ix, cvg_bytes want)
+{
+    size_t lo = 0, hi = ix->n; /* the first at or after want is in [lo, hi] */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (field_cmp(counter_at(ix, mid)->field, want) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
     }
+    if (lo < ix->n && field_cmp(counter_at(ix, lo)->field, want) == 0) {
+        return counter_at(ix, lo);
+    }
     return NULL;
+}
+
+void
+cvg__counter_index_free(cvg__counter_index *ix)
+{
+    cvg__free(ix->by_field);
+    memset(ix, 0, sizeof *ix);
 }
 
 int
@@ -200,6 +269,12 @@ apply_delete(cvg_txn *t, const cvg__op *op, uint32_t rplen)
     if (rc != CVG_OK) {
         return rc;
     }
+    cvg__counter_index ix;
+    rc = cvg__counter_index_build(&ix, op);
+    if (rc != CVG_OK) {
+        cvg__free(es);
+        return rc; /* nothing changed yet */
+    }
     const cvg__vv seen = {(cvg_dot *)op->pub.observed, op->pub.observed_count,
                           0};
     for (size_t i = 0; rc == CVG_OK && i < n; i++) {
@@ -214,13 +289,15 @@ apply_delete(cvg_txn *t, const cvg__op *op, uint32_t rplen)
         }
         const cvg__delete_counter *dc =
             e->type == CVG_TYPE_COUNTER
-                ? find_counter(op, e->key + rplen, e->plen - rplen - 1)
+                ? cvg__counter_index_find(
+                      &ix, (cvg_bytes){e->key + rplen, e->plen - rplen - 1})
                 : NULL;
         rc = ty->erase(e, &seen, dc);
         if (rc == CVG_OK) {
             cvg__txn_touch(t, e);
         }
     }
+    cvg__counter_index_free(&ix);
     cvg__free(es);
     if (rc != CVG_OK) {
         /* Some records changed already: the transaction cannot go on. */

@@ -33,6 +33,25 @@ typedef struct cvg__kind_ops {
     int (*apply)(cvg_txn *t, cvg__entry *e, const cvg__op *op, bool *conflict);
 } cvg__kind_ops;
 
+/* A record delete's counter parts ordered by field, for lookups in
+ * O(log fields): a record of many counter fields is deleted in
+ * O(fields log fields), not O(fields^2) (apply.c). Equal fields (a
+ * hostile op may repeat one) keep their op order and a lookup finds the
+ * first, as a scan of the op would. The writer's ops come sorted already
+ * (a record's fields in key order), and then the op's own array serves. */
+typedef struct cvg__counter_index {
+    const cvg__delete_counter *sorted;    /* the op's own, if sorted */
+    const cvg__delete_counter **by_field; /* else pointers, sorted */
+    size_t n;
+} cvg__counter_index;
+
+/* CVG_OK or CVG_ENOMEM (then nothing to free). */
+int cvg__counter_index_build(cvg__counter_index *ix, const cvg__op *op);
+/* The first counter of @p field, or NULL. */
+const cvg__delete_counter *cvg__counter_index_find(const cvg__counter_index *ix,
+                                                   cvg_bytes field);
+void cvg__counter_index_free(cvg__counter_index *ix);
+
 /* NULL for a type or kind this version does not have. */
 const cvg__type_ops *cvg__type_ops_of(unsigned type);
 const cvg__kind_ops *cvg__kind_ops_of(unsigned kind);
