@@ -54,9 +54,20 @@
  * writer's, which mirrors it). A name equal to the last entry's shares its
  * bytes; others are copied. Prefix coding lets a small block name a lot of
  * bytes, so the arena may hold at most NAMES_PER_BYTE times the bytes of
- * the block read so far, plus NAMES_SLACK; the writer falls back to whole
- * names where prefix coding would pass that, so what it writes always
- * reads.
+ * the block read so far, plus NAMES_SLACK (what a block costs in memory).
+ *
+ * What it costs on disk is its entries' names in full: every entry may
+ * become a state record keyed by its collection, key and field, even those
+ * sharing the last entry's bytes (a 400-byte collection and keys "k1",
+ * "k2", ... cost a few bytes an op in the block). So the whole names of a
+ * block's entries, each counted once (an op naming an entry again costs
+ * nothing), may total at most NAMES_WHOLE_PER_BYTE times the bytes of the
+ * block read so far (header included). A block from a peer that passes it
+ * is refused as malformed (cvg__block_open_received); blocks already in a
+ * log are read without it, as older versions wrote them under the arena
+ * bound alone. The writer falls back to whole names where prefix coding
+ * would pass either bound: an entry written whole adds as many bytes to
+ * the block as it names, so what it writes always reads.
  */
 #ifndef CVG_OPLOG_BLOCK_FORMAT_H
 #define CVG_OPLOG_BLOCK_FORMAT_H
@@ -79,6 +90,17 @@
 
 #define NAMES_PER_BYTE 16u
 #define NAMES_SLACK 65536u
+
+#define NAMES_WHOLE_PER_BYTE 4u
+
+/* Whether the entries' whole names may total @p whole after @p block
+ * bytes. */
+static inline bool
+block_whole_names_fit(size_t whole, size_t block)
+{
+    return block <= SIZE_MAX / NAMES_WHOLE_PER_BYTE &&
+           whole <= block * NAMES_WHOLE_PER_BYTE;
+}
 
 /* Whether the arena may grow to @p arena bytes after @p block bytes. */
 static inline bool

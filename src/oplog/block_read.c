@@ -15,6 +15,8 @@ typedef struct reader_scratch {
     size_t n_names;
     size_t cap_names;
     cvg__buf arena;
+    size_t whole;         /* the entries' names in full, summed */
+    bool received;        /* from a peer: whole is bounded (block_format.h) */
     cvg__origins origins; /* index 0 is the block's origin */
     cvg_dot *dots;
     size_t cap_dots;
@@ -41,8 +43,8 @@ typedef struct reader_scratch {
 /* The smallest op: one byte (a counter increment in a run). */
 #define OP_MIN_BYTES 1u
 
-int
-cvg__block_open(cvg__block_reader *r, const uint8_t *data, size_t len)
+static int
+block_open(cvg__block_reader *r, const uint8_t *data, size_t len, bool received)
 {
     /* @p r is zeroed, or was opened (or destroyed) before: its scratch is
      * reused, which keeps a log walk from allocating per block. */
@@ -57,6 +59,8 @@ cvg__block_open(cvg__block_reader *r, const uint8_t *data, size_t len)
     r->scratch = s;
     s->n_names = 0;
     s->arena.len = 0;
+    s->whole = 0;
+    s->received = received;
     s->run_left = 0;
     s->prev_target = 0;
     cvg__origins_truncate(&s->origins, 0);
@@ -102,6 +106,18 @@ cvg__block_open(cvg__block_reader *r, const uint8_t *data, size_t len)
     r->hlc = hlc;
     s->state = CVG_OK;
     return CVG_OK;
+}
+
+int
+cvg__block_open(cvg__block_reader *r, const uint8_t *data, size_t len)
+{
+    return block_open(r, data, len, false);
+}
+
+int
+cvg__block_open_received(cvg__block_reader *r, const uint8_t *data, size_t len)
+{
+    return block_open(r, data, len, true);
 }
 
 /* One dot of op @p op_seq (see the layout at the top). */
@@ -344,6 +360,11 @@ read_entry(reader_scratch *s, cvg__mp *m, uint64_t how)
         return rc;
     }
     if (!entry_valid(e)) {
+        return CVG_ECORRUPT;
+    }
+    s->whole += e->len[0] + e->len[1] + e->len[2];
+    if (s->received &&
+        !block_whole_names_fit(s->whole, (size_t)(m->p - s->start))) {
         return CVG_ECORRUPT;
     }
     s->n_names++;

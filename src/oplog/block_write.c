@@ -15,6 +15,7 @@ typedef struct writer_dict {
     size_t n_names;
     size_t cap_names;
     cvg__buf arena;  /* the names' bytes, as the reader will hold them */
+    size_t whole;    /* the entries' names in full, summed */
     uint32_t *slots; /* open addressing over names: index + 1, 0 = empty */
     size_t nslots;
     cvg__origins origins; /* index 0 is the block's origin */
@@ -160,6 +161,7 @@ cvg__block_begin(cvg__block_writer *w, const cvg_replica_id *origin,
     d->finished = false;
     d->n_names = 0;
     d->arena.len = 0;
+    d->whole = 0;
     d->run = 0;
     if (d->nslots > 0) {
         memset(d->slots, 0, d->nslots * sizeof *d->slots);
@@ -447,6 +449,18 @@ entry_growth(const writer_dict *d, const name_coding *c, const cvg_bytes *nm)
     return g;
 }
 
+/* Whether the entry just packed keeps the block within both bounds of
+ * block_format.h. The header is not in w->out yet, so the block is
+ * counted short: on the safe side. */
+static bool
+names_fit(const cvg__block_writer *w, const writer_dict *d,
+          const name_coding *c, const cvg_bytes *nm)
+{
+    return block_names_fit(d->arena.len + entry_growth(d, c, nm), w->out.len) &&
+           block_whole_names_fit(d->whole + nm[0].len + nm[1].len + nm[2].len,
+                                 w->out.len);
+}
+
 /* Pack a new entry against the last one: only the key when the collection
  * and field are the last entry's; with @p whole, three names in full. */
 static int
@@ -499,6 +513,7 @@ add_name(writer_dict *d, const cvg_bytes *nm, uint64_t h, size_t slot,
         e->len[k] = nm[k].len;
     }
     e->hash = h;
+    d->whole += nm[0].len + nm[1].len + nm[2].len;
     d->slots[slot] = (uint32_t)(d->n_names + 1);
     d->n_names++;
 }
@@ -520,16 +535,12 @@ pack_op(cvg__block_writer *w, writer_dict *d, const cvg__op *op,
         if (is_new) {
             size_t at = w->out.len;
             int rc = pack_new_target(&pk, d, nm, false, coding);
-            if (rc == CVG_OK &&
-                !block_names_fit(d->arena.len + entry_growth(d, coding, nm),
-                                 w->out.len)) {
+            if (rc == CVG_OK && !names_fit(w, d, coding, nm)) {
                 /* Prefix coding would name more bytes than the reader
                  * allows for this block's size: write the names whole. */
                 w->out.len = at;
                 rc = pack_new_target(&pk, d, nm, true, coding);
-                if (rc == CVG_OK &&
-                    !block_names_fit(d->arena.len + entry_growth(d, coding, nm),
-                                     w->out.len)) {
+                if (rc == CVG_OK && !names_fit(w, d, coding, nm)) {
                     rc = CVG_ELIMIT;
                 }
             }

@@ -101,6 +101,12 @@ typedef struct cvg__block_reader {
 /* Read the block header. CVG_ECORRUPT for malformed bytes, CVG_EVERSION for
  * a newer encoding. */
 int cvg__block_open(cvg__block_reader *r, const uint8_t *data, size_t len);
+/* The same for a block from a peer: its dictionary's whole names are held
+ * to NAMES_WHOLE_PER_BYTE times its bytes (block_format.h), so a page
+ * cannot name much more than it weighs; a block past it is CVG_ECORRUPT at
+ * the op that passes. */
+int cvg__block_open_received(cvg__block_reader *r, const uint8_t *data,
+                             size_t len);
 /* The next op: CVG_OK, CVG_DONE after the last (and then the block must end
  * exactly: trailing bytes are CVG_ECORRUPT), CVG_ECORRUPT, CVG_ENOMEM. Views
  * in @p out point into the block bytes or the reader's scratch, valid until

@@ -146,7 +146,7 @@ static int
 apply_block(cvg_session *s, cvg_txn *t, bool push, cvg_bytes block,
             cvg__block_reader *rd, page_count *c)
 {
-    int rc = cvg__block_open(rd, block.data, block.len);
+    int rc = cvg__block_open_received(rd, block.data, block.len);
     bool kept = rc == CVG_OK && cvg__txn_keep_begin(t, rd, block);
     cvg__op op;
     while (rc == CVG_OK && (rc = cvg__block_next(rd, &op)) == CVG_OK) {
