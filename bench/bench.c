@@ -51,6 +51,8 @@ static const bench_workload workloads[] = {
     {"net_live_128", wl_net_live, 128, 16, 3, 1, NULL},
     {"net_live_128_relaxed", wl_net_live_relaxed, 128, 16, 3, 1, NULL},
     {"net_live_512", wl_net_live, 512, 16, 1, 1, NULL},
+    {"delete_fields_10k", wl_fields, 10000, 1000, 5, 1, NULL},
+    {"delete_fields_100k", wl_fields, 100000, 10000, 5, 1, NULL},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 

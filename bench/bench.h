@@ -133,6 +133,7 @@ void wl_net_handshakes(const bench_ctx *ctx, bench_run *out);
 void wl_net_idle(const bench_ctx *ctx, bench_run *out);
 void wl_net_live(const bench_ctx *ctx, bench_run *out);
 void wl_net_live_relaxed(const bench_ctx *ctx, bench_run *out);
+void wl_fields(const bench_ctx *ctx, bench_run *out);
 
 /* Where counter_1m keeps its last replica for reopen_1m. */
 #define BENCH_COUNTER_KEPT "counter_1m.replica"
