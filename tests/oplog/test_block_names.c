@@ -84,7 +84,7 @@ hostile_block(bytes_out *o)
     put1(o, (uint8_t)OPS);
     put1(o, 1); /* time of op 1 */
     for (unsigned i = 0; i < OPS; i++) {
-        char key[8];
+        char key[16];
         snprintf(key, sizeof key, "k%04u", i);
         if (i == 0) {
             put1(o, CVG_OP_COUNTER_ADD);
