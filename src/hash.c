@@ -1,8 +1,8 @@
 /*
  * The process's hash key (hash.h says why there is one). It is drawn on the
  * first call, once across threads (pthread_once), from libsodium's
- * generator; after that a call is one SipHash-2-4 over the bytes, about
- * 20 ns for a key of a few dozen bytes.
+ * generator; after that a call is one SipHash-2-4 over the bytes (the
+ * once-check is a load and a compare).
  */
 #include "hash.h"
 
