@@ -94,7 +94,7 @@ CVG_API const char *cvg_version_string(void);
     X(EMISUSE, -9, "API misuse: call not allowed in this state")          \
     X(EREADONLY, -10, "write in a read-only transaction")                 \
     X(EOVERFLOW, -11, "counter would leave the int64 range")              \
-    X(ECLOCK, -12, "clock too far ahead of the local wall clock")         \
+    X(ECLOCK, -12, "clock out of range or too far ahead")                 \
     X(EGAP, -13, "op arrived before the ops it depends on")               \
     X(EBUSY, -14, "replica is busy: a write transaction is already open") \
     X(ETOOBIG, -15, "name or value longer than the limit")                \
@@ -338,8 +338,11 @@ typedef struct cvg_replica_options {
     size_t map_size;             /* initial LMDB map size; default 64 MiB */
     size_t map_size_max;         /* grow the map up to this; default 16 GiB */
     cvg_durability durability;   /* default CVG_DURABLE */
-    uint64_t max_clock_ahead_ms; /* refuse remote times further ahead;
-                                    default 60000 (one minute) */
+    uint64_t max_clock_ahead_ms; /* the clock never runs further ahead
+                                    of the wall clock: remote times past
+                                    it are taken but not followed, and
+                                    a clock found past it resumes from
+                                    the wall; default 60000 (one minute) */
     bool no_create;              /* fail with CVG_ENOTFOUND if missing */
     bool read_only;              /* open for reading only */
     cvg_clock_fn clock;          /* wall clock; default CLOCK_REALTIME */
@@ -367,6 +370,12 @@ typedef struct cvg_replica_options {
     const uint8_t *secret_key; /* CVG_SECRET_KEY_BYTES, or NULL */
     cvg_key_fn key_fn;         /* used when secret_key is NULL */
     void *key_ctx;
+    /* Refuse remote ops stamped more than max_clock_ahead_ms ahead of the
+     * wall clock (CVG_ECLOCK) instead of taking them: no stamp then claims
+     * more than that, but a replica whose clock once jumped ahead is cut
+     * off (its later ops wait behind the refused one) until this wall
+     * clock catches up. Default false. */
+    bool refuse_clock_ahead;
 } cvg_replica_options;
 
 /** Fill @p opts with the defaults above. */
@@ -1287,7 +1296,8 @@ CVG_API CVG_NODISCARD int cvg_session_output(cvg_session *s,
  *   - CVG_EVERSION  another protocol version (older ones lack the
  *                   identity proof), or a newer block encoding.
  *   - CVG_EGAP      ops whose dependencies are missing here.
- *   - CVG_ECLOCK    ops too far ahead of the local clock.
+ *   - CVG_ECLOCK    ops too far ahead of the local clock, with
+ *                   refuse_clock_ahead set.
  *   - CVG_EEQUIVOCAL an op under a dot this replica has, with other
  *                   content.
  *   - CVG_EFORGED   an op in this replica's name that it never made, a
@@ -1386,7 +1396,8 @@ CVG_API void cvg_session_close(cvg_session *s);
  *   - CVG_EVERSION  another protocol version (older ones lack the
  *                   identity proof), or a newer block encoding.
  *   - CVG_EGAP      ops whose dependencies are missing here.
- *   - CVG_ECLOCK    ops too far ahead of the local clock.
+ *   - CVG_ECLOCK    ops too far ahead of the local clock, with
+ *                   refuse_clock_ahead set.
  *   - CVG_EEQUIVOCAL an op under a dot this replica has, with other
  *                   content.
  *   - CVG_EFORGED   an op in this replica's name that it never made, a

@@ -19,15 +19,19 @@
  * ms ahead under a burst of more than 65,536 events in one ms, and never
  * wraps. */
 
-/* Time for a local event: max(now << 16, *clock + 1). CVG_ECLOCK when the
- * clock is exhausted (UINT64_MAX) or now_ms does not fit 48 bits. */
-int cvg__hlc_tick(uint64_t *clock, uint64_t now_ms, uint64_t *out);
+/* Time for a local event: max(now << 16, *clock + 1), or the wall time
+ * alone when *clock is more than max_ahead_ms ahead of now_ms (the wall
+ * clock was wrong and came back). CVG_ECLOCK when the clock is exhausted
+ * (UINT64_MAX, within the bound) or now_ms does not fit 48 bits. */
+int cvg__hlc_tick(uint64_t *clock, uint64_t now_ms, uint64_t max_ahead_ms,
+                  uint64_t *out);
 
-/* Accept a remote time: CVG_ECLOCK if its wall part is more than
- * max_ahead_ms ahead of now_ms (the op is refused, never clamped); else
- * *clock = max(*clock, remote). */
-int cvg__hlc_receive(uint64_t *clock, uint64_t remote, uint64_t now_ms,
-                     uint64_t max_ahead_ms);
+/* Take a remote time into *clock: *clock = max(*clock, min(remote,
+ * (now_ms + max_ahead_ms) << 16)). Any remote time is taken (the op keeps
+ * its stamp); true when its wall part is more than max_ahead_ms ahead of
+ * now_ms, so the clock was held at the bound instead of following it. */
+bool cvg__hlc_receive(uint64_t *clock, uint64_t remote, uint64_t now_ms,
+                      uint64_t max_ahead_ms);
 
 /* ---- Ids, dots, version vectors ------------------------------------------ */
 

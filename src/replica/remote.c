@@ -1,11 +1,13 @@
 /*
  * Applying an op that another replica made. The op must be the next of its
  * origin (a duplicate is skipped if it equals the stored op, and is an
- * equivocation if not; a gap is refused), everything it says it had
- * seen must be here already, and its clock must not be too far ahead. Then it
- * goes through the same pipeline as a local write. These checks make the
- * merged state independent of the order in which ops travel, as long as each
- * origin's ops come in seq order.
+ * equivocation if not; a gap is refused), and everything it says it had
+ * seen must be here already. Its time is taken whatever it is (unless the
+ * app asked for times far ahead to be refused): the local clock follows it
+ * only up to a bound (crdt/hlc.c). Then it goes through
+ * the same pipeline as a local write. These checks make the merged state
+ * independent of the order in which ops travel, as long as each origin's
+ * ops come in seq order.
  */
 #include "../oplog/op_lookup.h"
 #include "replica_int.h"
@@ -119,22 +121,26 @@ cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict)
                                  "op seq %llu depends on ops not yet here",
                                  (unsigned long long)d->seq);
     }
+    /* Any time is taken by default: refusing one would cut its origin off
+     * until the wall clock caught up, since an origin's ops go in seq
+     * order. A time far ahead moves this replica's clock only up to its
+     * bound. */
     uint64_t clock = t->clock;
-    int rc =
+    bool ahead =
         cvg__hlc_receive(&clock, op->pub.hlc, r->opts.clock(r->opts.clock_ctx),
                          r->opts.max_clock_ahead_ms);
-    if (rc != CVG_OK) {
+    if (ahead && r->opts.refuse_clock_ahead) {
         return cvg__replica_fail(
-            r, rc,
-            "op time %llu ms is more than %llu ms ahead "
-            "of the local clock",
+            r, CVG_ECLOCK,
+            "op time %llu ms is more than %llu ms ahead of the local "
+            "clock (refuse_clock_ahead is set)",
             (unsigned long long)cvg_hlc_millis(op->pub.hlc),
             (unsigned long long)r->opts.max_clock_ahead_ms);
     }
     uint32_t idx;
     bool added;
     size_t norigins = r->origins.n;
-    rc = cvg__origins_index(&r->origins, &d->origin, &idx, &added);
+    int rc = cvg__origins_index(&r->origins, &d->origin, &idx, &added);
     if (rc == CVG_OK) {
         rc = cvg__apply(t, op, conflict);
         if (rc != CVG_OK && added) {

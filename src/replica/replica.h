@@ -104,9 +104,9 @@ bool cvg__txn_stamp_valid(const cvg_txn *t, cvg__txn_stamp s);
  * equal to the stored op: skipped), CVG_EEQUIVOCAL (another op under a dot
  * we have), CVG_EFORGED (an op in our name that we never made), CVG_EGAP
  * (an earlier op of its origin, or one it had seen, is missing),
- * CVG_ECLOCK (too far ahead), CVG_ECORRUPT. Nothing changes on
- * error, except that a failure after the state changed fails the
- * transaction. */
+ * CVG_ECLOCK (too far ahead, only with refuse_clock_ahead), CVG_ECORRUPT.
+ * Nothing changes on error, except that a failure after the state changed
+ * fails the transaction. */
 int cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict);
 
 /* A received block's ops may be stored in the log as the bytes that came,

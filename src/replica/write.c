@@ -109,7 +109,8 @@ stamp(cvg_txn *t, const cvg_key *key, bool with_field, cvg_op_kind kind,
     memset(op, 0, sizeof *op);
     cvg_replica *r = t->r;
     uint64_t clock = t->clock, hlc;
-    int rc = cvg__hlc_tick(&clock, r->opts.clock(r->opts.clock_ctx), &hlc);
+    int rc = cvg__hlc_tick(&clock, r->opts.clock(r->opts.clock_ctx),
+                           r->opts.max_clock_ahead_ms, &hlc);
     if (rc != CVG_OK) {
         return cvg__replica_fail(r, rc,
                                  "the hybrid logical clock is "

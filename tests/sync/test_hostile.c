@@ -73,6 +73,7 @@ typedef struct sent_history {
 static sent_history g_hist[4096]; /* the stream after each op sent */
 static size_t g_nhist;
 static bool g_no_auto_sign; /* a test that sets the points itself */
+static bool g_refuse_ahead; /* replicas opened with refuse_clock_ahead */
 
 static uint8_t g_victim_nonce[CVG__NONCE_BYTES]; /* from its last HELLO */
 static const uint8_t g_attacker_nonce[CVG__NONCE_BYTES] = {0xa7, 0x11};
@@ -134,6 +135,7 @@ open_in(const world *w, const char *leaf)
     o.map_size = 1u << 22;
     o.clock = fixed_clock;
     o.clock_ctx = &g_now;
+    o.refuse_clock_ahead = g_refuse_ahead;
     cvg_replica *r = NULL;
     int rc = cvg_replica_open(path, &o, &r);
     cr_assert_eq(rc, CVG_OK, "open %s: %s", path, cvg_errname(rc));
@@ -1574,6 +1576,9 @@ Test(hostile, page_out_of_causal_order)
 
 Test(hostile, clock_too_far_ahead)
 {
+    /* Refused only when the replica asks for it: by default such ops are
+     * taken (tests/replica/test_clock.c). */
+    g_refuse_ahead = true;
     world w;
     world_open(&w, "hostile-clock", 12);
     snap before;
