@@ -106,7 +106,8 @@ CVG_API const char *cvg_version_string(void);
     X(EFORGED, -21, "an op in this replica's name that it never made")    \
     X(EPOLICY, -22, "conflict strategies differ from the replica's own")  \
     X(EKEY, -23, "the secret key is not this replica's identity")         \
-    X(EAGAIN, -24, "the peer is busy: try again later")
+    X(EAGAIN, -24, "the peer is busy: try again later")                   \
+    X(ENOSPC, -25, "no space left on the device")
 
 typedef enum cvg_status {
     CVG_OK = 0,
@@ -404,7 +405,9 @@ CVG_API void cvg_replica_options_init(cvg_replica_options *opts);
  *                   no_create or read_only is set.
  *   - CVG_EBUSY     this process has the directory open already.
  *   - CVG_EVERSION  written by a newer format of the library.
- *   - CVG_ECORRUPT  not a replica, or its meta records are damaged.
+ *   - CVG_ECORRUPT  not a replica, its meta records are damaged, or its
+ *                   data file is truncated or damaged where the open
+ *                   checks it (LMDB's meta pages and root pages).
  *   - CVG_EKEY      the secret key supplied (opts->secret_key or key_fn)
  *                   is not this replica's identity, not a key pair, or the
  *                   callback refused.
@@ -413,6 +416,9 @@ CVG_API void cvg_replica_options_init(cvg_replica_options *opts);
  *   - CVG_EACCES    no permission on the directory or its files.
  *   - CVG_EFULL, CVG_ELIMIT  no room to create it; LMDB's reader table is
  *                   full.
+ *   - CVG_ENOSPC    no space left on the device: to create the replica, or
+ *                   (CVG_RELAXED) to allocate the file's blocks up to the
+ *                   map size, which that mode does before mapping it.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -541,6 +547,7 @@ CVG_API CVG_NODISCARD int cvg_replica_forks(cvg_replica *r, cvg_fork *out,
  * @return CVG_OK, or:
  *   - CVG_EINVAL  NULL @p r.
  *   - CVG_EFULL   no room left to store the status.
+ *   - CVG_ENOSPC  no space left on the device to store it.
  *   - CVG_EBUSY   another process wrote while the map was being grown.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; the sync to disk failed.
  * @since 0.2 (named cvg_replica_sync in 0.1)
@@ -603,6 +610,8 @@ CVG_API CVG_NODISCARD int cvg_replica_stats_get(cvg_replica *r,
  *   - CVG_EREADONLY a write transaction on a replica opened read-only.
  *   - CVG_ECORRUPT  the meta records another process wrote are damaged.
  *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOSPC    another process grew the map and, CVG_RELAXED, no
+ *                   space is left on the device to allocate it here.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -616,13 +625,18 @@ CVG_API CVG_NODISCARD int cvg_txn_begin(cvg_replica *r, unsigned flags,
  * transaction just ends.
  *
  * When the LMDB map is full, the map is grown (up to map_size_max) and the
- * commit written again; past that it fails with CVG_EFULL.
+ * commit written again; past that it fails with CVG_EFULL. A full disk is
+ * CVG_ENOSPC at once: what was committed before stays, and commits work
+ * again once space is freed.
  *
  * @param[in] txn  The transaction; freed by the call.
  * @return CVG_OK, or a negative code and nothing stored:
  *   - CVG_EINVAL    NULL @p txn.
  *   - CVG_EFULL     the map reached map_size_max, or read transactions of
  *                   this process keep it from growing.
+ *   - CVG_ENOSPC    no space left on the device holding the replica (the
+ *                   durable mode's writes, or the relaxed mode's allocation
+ *                   of a grown map).
  *   - CVG_EBUSY     another process committed while the map was being
  *                   grown: begin again and retry.
  *   - CVG_ECORRUPT, CVG_ENOMEM, CVG_EIO  the error that failed the
@@ -678,6 +692,7 @@ CVG_API cvg_replica *cvg_txn_replica(cvg_txn *txn);
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
  *                   where a check needs them; stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -708,6 +723,7 @@ CVG_API CVG_NODISCARD int cvg_counter_add(cvg_txn *txn, const cvg_key *key,
  *   - CVG_EOVERFLOW the merged sum is outside the int64 range.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
  *                   where a read needs them; stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -738,6 +754,7 @@ CVG_API CVG_NODISCARD int cvg_counter_get(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
  *                   where a check needs them; stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -763,6 +780,7 @@ CVG_API CVG_NODISCARD int cvg_register_set(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ETYPE     the field holds a live value of another type.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
  *                   where a read needs them; stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -793,6 +811,7 @@ CVG_API CVG_NODISCARD int cvg_register_get(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
  *                   where a check needs them; stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -819,6 +838,7 @@ CVG_API CVG_NODISCARD int cvg_mvregister_set(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ETYPE     the field holds a live value of another type.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
  *                   where a read needs them; stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -849,6 +869,7 @@ CVG_API CVG_NODISCARD int cvg_mvregister_get(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
  *                   where a check needs them; stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -880,6 +901,7 @@ CVG_API CVG_NODISCARD int cvg_set_add(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
  *                   where a check needs them; stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -903,6 +925,7 @@ CVG_API CVG_NODISCARD int cvg_set_remove(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ETOOBIG   an element longer than CVG_VALUE_MAX.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
  *                   where a read needs them; stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -928,6 +951,7 @@ CVG_API CVG_NODISCARD int cvg_set_contains(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ETYPE     the field holds a live value of another type.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
  *                   stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -975,6 +999,7 @@ CVG_API void cvg_set_cursor_close(cvg_set_cursor *cur);
  *   - CVG_ELIMIT    more than CVG_TXN_OPS_MAX ops in the transaction.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes
  *                   where a check needs them; stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error. After the state
  *                   changed, these fail the whole transaction (every later
  *                   call returns the code, and commit stores nothing).
@@ -1002,6 +1027,7 @@ CVG_API CVG_NODISCARD int cvg_record_delete(cvg_txn *txn, const cvg_key *key,
  *   - CVG_ETOOBIG   names longer than CVG_NAME_MAX together.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
  *                   stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -1046,6 +1072,7 @@ CVG_API void cvg_field_cursor_close(cvg_field_cursor *cur);
  *   - CVG_ETOOBIG   a collection longer than CVG_NAME_MAX.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
  *                   stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -1119,6 +1146,7 @@ typedef struct cvg_op {
  *   - CVG_EINVAL    NULL argument, an empty name.
  *   - CVG_EFULL, CVG_ECORRUPT  no room to write the transaction's changes;
  *                   stored state is damaged.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -1316,6 +1344,7 @@ CVG_API CVG_NODISCARD int cvg_session_output(cvg_session *s,
  *   - CVG_EBUSY     a write transaction of the replica is open.
  *   - CVG_EFULL, CVG_ENOMEM, CVG_EIO  storage full; out of memory; an I/O
  *                   error.
+ *   - CVG_ENOSPC    no space left on the device to store what it got.
  * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_session_input(cvg_session *s, const void *msg,
@@ -1416,6 +1445,7 @@ CVG_API void cvg_session_close(cvg_session *s);
  *   - CVG_EBUSY     a write transaction of the replica is open.
  *   - CVG_EFULL, CVG_ENOMEM, CVG_EIO  storage full; out of memory; an I/O
  *                   error.
+ *   - CVG_ENOSPC    no space left on the device to store what it got.
  *   - CVG_EKEY      a replica has no secret key (see cvg_session_open()).
  *   - CVG_EMISUSE   the protocol stalled (a defect of the library).
  * @since 0.1
@@ -1555,6 +1585,7 @@ CVG_API CVG_NODISCARD int cvg_sync_failed(cvg_replica *r,
  *   - CVG_ECORRUPT  a peer record is damaged.
  *   - CVG_EFULL, CVG_ENOMEM, CVG_EIO  storage full; out of memory; an I/O
  *                   error.
+ *   - CVG_ENOSPC    no space left on the device to store what it got.
  * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_sync_retry_failed(cvg_replica *r,
@@ -1574,6 +1605,7 @@ CVG_API CVG_NODISCARD int cvg_sync_retry_failed(cvg_replica *r,
  *   - CVG_EREADONLY the replica was opened read-only.
  *   - CVG_EFULL, CVG_ENOMEM, CVG_EIO  storage full; out of memory; an I/O
  *                   error.
+ *   - CVG_ENOSPC    no space left on the device to store what it got.
  * @since 0.2
  */
 CVG_API CVG_NODISCARD int cvg_sync_peer_forget(cvg_replica *r,
@@ -1610,6 +1642,7 @@ typedef struct cvg_queued_op {
  *   - CVG_EFULL, CVG_ENOMEM, CVG_EIO  no room to write the transaction's
  *                   changes first; out of memory; an I/O error, or the
  *                   error that failed @p txn earlier.
+ *   - CVG_ENOSPC    no space left on the device to write them.
  * @since 0.1
  */
 CVG_API CVG_NODISCARD int cvg_sync_queue_open(cvg_txn *txn,

@@ -12,6 +12,11 @@
  * write it all again (cvg__rewrite). That is only sound if nobody committed
  * in between, since the writer's data was read from the old snapshot: the
  * commit generation in meta tells, and a changed one is CVG_EBUSY (retry).
+ *
+ * A full disk is not a full map: LMDB's write() of a page (durable mode) or
+ * the allocation of the map's blocks (relaxed mode, store.c) fails with
+ * ENOSPC, which is CVG_ENOSPC and final; growing the map would not help.
+ * The transaction is aborted whole, so what was committed before stays.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <lmdb.h>
@@ -26,6 +31,20 @@ fail(cvg__store *s, int rc, const char *msg)
         snprintf(s->err, s->errlen, "%s", msg);
     }
     return rc;
+}
+
+/* A full disk met by LMDB's writes, said with the directory (the relaxed
+ * mode's grow says it itself, with the bytes it needed). */
+static int
+no_space(cvg__store *s)
+{
+    if (s->err != NULL && s->errlen > 0) {
+        snprintf(s->err, s->errlen,
+                 "no space left on the device holding '%s': nothing of this "
+                 "transaction was stored",
+                 s->path != NULL ? s->path : "?");
+    }
+    return CVG_ENOSPC;
 }
 
 int
@@ -43,6 +62,9 @@ cvg__store_regrow(cvg__store *s, cvg__store_txn **t, const cvg__rewrite *rw)
             return fail(s, CVG_EFULL, msg);
         }
         int rc = cvg__store_grow(s);
+        if (rc == CVG_ENOSPC) {
+            return CVG_ENOSPC; /* said by the store */
+        }
         if (rc != CVG_OK) {
             char msg[160];
             snprintf(msg, sizeof msg,
@@ -51,6 +73,9 @@ cvg__store_regrow(cvg__store *s, cvg__store_txn **t, const cvg__rewrite *rw)
             return fail(s, rc, msg);
         }
         rc = cvg__store_begin(s, true, t);
+        if (rc == CVG_ENOSPC) {
+            return rc; /* said by the store */
+        }
         if (rc != CVG_OK) {
             return fail(s, rc, "cannot begin a write transaction");
         }
@@ -70,7 +95,7 @@ cvg__store_regrow(cvg__store *s, cvg__store_txn **t, const cvg__rewrite *rw)
         if (rc != CVG_EFULL) {
             cvg__store_abort(*t);
             *t = NULL;
-            return rc;
+            return rc == CVG_ENOSPC ? no_space(s) : rc;
         }
     }
 }
@@ -90,7 +115,7 @@ cvg__store_commit(cvg__store *s, cvg__store_txn **t, int rc,
         if (rc != CVG_EFULL || rw == NULL) {
             cvg__store_abort(*t);
             *t = NULL;
-            return rc;
+            return rc == CVG_ENOSPC ? no_space(s) : rc;
         }
         rc = cvg__store_regrow(s, t, rw); /* CVG_EFULL from it is final */
         if (rc != CVG_OK) {

@@ -3,13 +3,33 @@
  * databases, transactions that adopt a map grown elsewhere, growing the map,
  * meta records and the origin table. LMDB's codes are translated here and
  * never reach a caller.
+ *
+ * Before LMDB maps the data file, the store opens it itself and checks it
+ * (lmdb_meta.c): a truncated or damaged file is CVG_ECORRUPT, not a SIGBUS
+ * or an abort inside LMDB.
+ *
+ * The relaxed mode writes pages through a writable map (MDB_WRITEMAP), and
+ * a page of a shared map with no disk block behind it faults (SIGBUS) when
+ * the disk is full. LMDB makes such holes: it sizes the file to the map
+ * with ftruncate, and it does so at every open and resize, shrinking the
+ * file under another process whose map is larger. So in that mode the
+ * store allocates the file's blocks up to the map (posix_fallocate) before
+ * LMDB maps or grows it, where a full disk is a plain CVG_ENOSPC, and every
+ * open and resize runs under an exclusive flock of the data file with a
+ * size no smaller than the file's, so no process shrinks it. The lock file
+ * (lock.mdb, also a shared map) gets its blocks the same way.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* flock */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "lmdb_meta.h"
 #include "oplog_int.h"
 
 _Static_assert(sizeof(MDB_dbi) == sizeof(unsigned int),
@@ -29,8 +49,10 @@ cvg__mdb_err(int rc)
     case MDB_MAP_FULL:
     case MDB_TXN_FULL:
     case MDB_PAGE_FULL:
-    case ENOSPC:
         return CVG_EFULL;
+    case ENOSPC:
+    case EDQUOT:
+        return CVG_ENOSPC;
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
     case MDB_INVALID:
@@ -145,6 +167,158 @@ claim_dir(cvg__store *s, const char *path, char *err, size_t errlen)
     return CVG_OK;
 }
 
+/* The bytes LMDB makes lock.mdb for 126 readers: 125 reader slots of 64
+ * bytes and the 192-byte header. */
+#define LOCK_FILE_BYTES 8192
+
+/* Give the file's first @p bytes disk blocks. CVG_ENOSPC on a full disk;
+ * a file system that cannot allocate ahead (EOPNOTSUPP even in glibc's
+ * fallback) is let be. */
+static int
+allocate(int fd, uint64_t bytes)
+{
+    int rc = posix_fallocate(fd, 0, (off_t)bytes);
+    if (rc == 0 || rc == EOPNOTSUPP || rc == EINVAL) {
+        return CVG_OK;
+    }
+    return cvg__mdb_err(rc);
+}
+
+static int
+no_space(cvg__store *s, uint64_t bytes)
+{
+    if (s->err != NULL && s->errlen > 0) {
+        snprintf(s->err, s->errlen,
+                 "no space left on the device holding '%s' (the relaxed mode "
+                 "allocates the map's %llu bytes)",
+                 s->path, (unsigned long long)bytes);
+    }
+    return CVG_ENOSPC;
+}
+
+/* The map's size for a resize or an open in the writemap mode: at least
+ * @p want, the file's size (another process's map: never shrink it), and
+ * what the newest meta needs. */
+static uint64_t
+writemap_target(cvg__store *s, uint64_t want)
+{
+    struct stat st;
+    if (fstat(s->fd, &st) == 0 && (uint64_t)st.st_size > want) {
+        want = (uint64_t)st.st_size;
+    }
+    cvg__lmdb_meta m;
+    bool empty;
+    if (cvg__lmdb_check_file(s->fd, &m, &empty, NULL, 0) == CVG_OK && !empty) {
+        if (m.mapsize > want) {
+            want = m.mapsize;
+        }
+        if ((m.last_pg + 1) * m.psize > want) {
+            want = (m.last_pg + 1) * m.psize;
+        }
+    }
+    return want;
+}
+
+/* Set the map to @p want bytes (0: as another process left it), with no
+ * transaction of this process open. */
+static int
+resize_map(cvg__store *s, size_t want)
+{
+    int rc;
+    if (!s->writemap) {
+        rc = cvg__mdb_err(mdb_env_set_mapsize(s->env, want));
+    } else {
+        while (flock(s->fd, LOCK_EX) != 0 && errno == EINTR) {
+        }
+        uint64_t target = writemap_target(s, want);
+        rc = allocate(s->fd, target);
+        if (rc == CVG_ENOSPC) {
+            rc = no_space(s, target);
+        } else if (rc == CVG_OK) {
+            rc = cvg__mdb_err(mdb_env_set_mapsize(s->env, (size_t)target));
+        }
+        flock(s->fd, LOCK_UN);
+    }
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) == MDB_SUCCESS) {
+        s->map_size = info.me_mapsize;
+    }
+    return rc;
+}
+
+/* Open the data file and check it before LMDB maps it. In the writemap
+ * mode the file stays flock'ed until the caller's unlock, after LMDB's
+ * open. */
+static int
+open_data_file(cvg__store *s, const char *path, const cvg_replica_options *o,
+               char *err, size_t errlen)
+{
+    char file[4096];
+    snprintf(file, sizeof file, "%s/data.mdb", path);
+    bool created = false;
+    s->fd = open(file, (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (s->fd < 0 && errno == ENOENT && !o->read_only) {
+        s->fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        created = s->fd >= 0;
+        if (s->fd < 0 && errno == EEXIST) { /* another process made it */
+            s->fd = open(file, O_RDWR | O_CLOEXEC);
+        }
+    }
+    if (s->fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot open '%s': %s", file, strerror(e));
+        return e == ENOSPC ? CVG_ENOSPC : cvg__mdb_err(e);
+    }
+    if (s->writemap) {
+        while (flock(s->fd, LOCK_EX) != 0 && errno == EINTR) {
+        }
+    }
+    cvg__lmdb_meta m;
+    bool empty;
+    char why[256];
+    int rc = cvg__lmdb_check_file(s->fd, &m, &empty, why, sizeof why);
+    if (rc != CVG_OK) {
+        snprintf(err, errlen, "replica '%s': %s", path, why);
+        return rc;
+    }
+    if (empty && !created) {
+        /* LMDB makes a new store in an empty file. That is right for a
+         * replica being created (LMDB writes its meta pages before the
+         * identity is made), not for one whose file lost everything: its
+         * identity would start its sequence again. */
+        struct stat st;
+        snprintf(file, sizeof file, "%s/identity.key", path);
+        if (o->read_only || stat(file, &st) == 0) {
+            snprintf(err, errlen,
+                     "replica '%s': the data file is truncated to 0 bytes",
+                     path);
+            return CVG_ECORRUPT;
+        }
+    }
+    if (!o->read_only) {
+        /* lock.mdb is a shared map too: its pages need blocks before
+         * LMDB touches them (a reader slot on a hole would fault). */
+        snprintf(file, sizeof file, "%s/lock.mdb", path);
+        int lfd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (lfd < 0 && errno == ENOSPC) {
+            return no_space(s, LOCK_FILE_BYTES);
+        }
+        if (lfd >= 0) {
+            rc = allocate(lfd, LOCK_FILE_BYTES);
+            close(lfd);
+            if (rc == CVG_ENOSPC) {
+                return no_space(s, LOCK_FILE_BYTES);
+            }
+        }
+    }
+    if (s->writemap && !empty) {
+        /* LMDB sizes the file to the map it is given: never smaller than
+         * the file (another process's map) nor than the meta says. */
+        s->map_size = (size_t)writemap_target(s, s->map_size);
+    }
+    return CVG_OK;
+}
+
 static int
 open_env(cvg__store *s, const char *path, const cvg_replica_options *o,
          char *err, size_t errlen)
@@ -166,7 +340,7 @@ open_env(cvg__store *s, const char *path, const cvg_replica_options *o,
     unsigned flags = MDB_NOTLS;
     if (o->read_only) {
         flags |= MDB_RDONLY;
-    } else if (o->durability == CVG_RELAXED) {
+    } else if (s->writemap) {
         /* Relaxed: no sync at commit, and pages written straight into the
          * map instead of through a write() per page, which is most of the
          * cost of a small commit (measured 8x faster). Not in the durable
@@ -174,12 +348,34 @@ open_env(cvg__store *s, const char *path, const cvg_replica_options *o,
         flags |= MDB_NOSYNC | MDB_WRITEMAP;
     }
     rc = mdb_env_open(s->env, path, flags, 0600);
+    if (rc == MDB_SUCCESS && s->writemap) {
+        /* LMDB sized the file to the map, with holes: give them blocks
+         * before any page is written through the map. */
+        MDB_envinfo info;
+        mdb_env_info(s->env, &info);
+        int arc = allocate(s->fd, info.me_mapsize);
+        if (arc != CVG_OK) {
+            flock(s->fd, LOCK_UN);
+            mdb_env_close(s->env);
+            s->env = NULL;
+            return arc == CVG_ENOSPC ? no_space(s, info.me_mapsize) : arc;
+        }
+    }
+    if (s->writemap) {
+        flock(s->fd, LOCK_UN);
+    }
     if (rc != MDB_SUCCESS) {
-        snprintf(err, errlen, "cannot open LMDB environment in '%s': %s", path,
-                 mdb_strerror(rc));
+        int code = rc == MDB_INVALID ? CVG_ECORRUPT : cvg__mdb_err(rc);
+        if (code == CVG_ENOSPC) {
+            snprintf(err, errlen, "no space left on the device holding '%s'",
+                     path);
+        } else {
+            snprintf(err, errlen, "cannot open LMDB environment in '%s': %s",
+                     path, mdb_strerror(rc));
+        }
         mdb_env_close(s->env);
         s->env = NULL;
-        return rc == MDB_INVALID ? CVG_ECORRUPT : cvg__mdb_err(rc);
+        return code;
     }
 
     /* A process killed inside a read transaction leaves its reader slot
@@ -233,6 +429,7 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
                 char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
+    s->fd = -1;
     s->err = err;
     s->errlen = errlen;
     s->map_size = o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
@@ -241,10 +438,21 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
         s->map_max = s->map_size;
     }
     s->read_only = o->read_only;
+    s->writemap = !o->read_only && o->durability == CVG_RELAXED;
+    s->path = strdup(path);
+    if (s->path == NULL) {
+        return CVG_ENOMEM;
+    }
 
     int rc = check_dir(path, o, err, errlen);
     if (rc == CVG_OK) {
         rc = claim_dir(s, path, err, errlen);
+    }
+    if (rc == CVG_OK) {
+        rc = open_data_file(s, path, o, err, errlen);
+        if (rc != CVG_OK && s->fd >= 0 && s->writemap) {
+            flock(s->fd, LOCK_UN);
+        }
     }
     if (rc == CVG_OK) {
         rc = open_env(s, path, o, err, errlen);
@@ -262,6 +470,13 @@ cvg__store_close(cvg__store *s)
         mdb_env_close(s->env);
         s->env = NULL;
     }
+    /* A store never opened is all zeros: path tells an fd of ours. */
+    if (s->path != NULL && s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    free(s->path);
+    s->path = NULL;
     if (s->claimed) {
         cvg__store_release(s->dev, s->ino);
         s->claimed = false;
@@ -276,13 +491,11 @@ cvg__store_begin(cvg__store *s, bool write, cvg__store_txn **out)
     int rc = mdb_txn_begin(s->env, NULL, flags, out);
     if (rc == MDB_MAP_RESIZED) {
         /* Another process grew the map past ours: adopt its size. */
-        rc = mdb_env_set_mapsize(s->env, 0);
-        if (rc == MDB_SUCCESS) {
-            MDB_envinfo info;
-            mdb_env_info(s->env, &info);
-            s->map_size = info.me_mapsize;
-            rc = mdb_txn_begin(s->env, NULL, flags, out);
+        int crc = resize_map(s, 0);
+        if (crc != CVG_OK) {
+            return crc;
         }
+        rc = mdb_txn_begin(s->env, NULL, flags, out);
     }
     return cvg__mdb_err(rc);
 }
@@ -319,12 +532,7 @@ cvg__store_grow(cvg__store *s)
         return CVG_EFULL;
     }
     size_t next = s->map_size > s->map_max / 2 ? s->map_max : s->map_size * 2;
-    int rc = mdb_env_set_mapsize(s->env, next);
-    if (rc != MDB_SUCCESS) {
-        return cvg__mdb_err(rc);
-    }
-    s->map_size = next;
-    return CVG_OK;
+    return resize_map(s, next);
 }
 
 int

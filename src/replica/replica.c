@@ -40,6 +40,13 @@ cvg__replica_fail(cvg_replica *r, int rc, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
         va_end(ap);
+        /* A full disk is the directory's device's: name it. */
+        size_t n = strlen(r->errmsg);
+        if (rc == CVG_ENOSPC && r->store.path != NULL && n < sizeof r->errmsg) {
+            snprintf(r->errmsg + n, sizeof r->errmsg - n,
+                     ": no space left on the device holding '%s'",
+                     r->store.path);
+        }
     }
     return rc;
 }
