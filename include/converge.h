@@ -606,7 +606,9 @@ CVG_API CVG_NODISCARD int cvg_replica_stats_get(cvg_replica *r,
  * @param[out] out    The transaction; NULL on error.
  * @return CVG_OK, or:
  *   - CVG_EINVAL    NULL argument or unknown flags.
- *   - CVG_EBUSY     a write transaction of this replica is open.
+ *   - CVG_EBUSY     a write transaction of this replica is open, or other
+ *                   processes kept growing the map while this one adopted
+ *                   it (retry).
  *   - CVG_EREADONLY a write transaction on a replica opened read-only.
  *   - CVG_ECORRUPT  the meta records another process wrote are damaged.
  *   - CVG_ELIMIT    LMDB's reader table is full.

@@ -16,11 +16,14 @@
  * A full disk is not a full map: LMDB's write() of a page (durable mode) or
  * the allocation of the map's blocks (relaxed mode, store.c) fails with
  * ENOSPC, which is CVG_ENOSPC and final; growing the map would not help.
+ * LMDB turns a short write() into EIO ("filesystem full?"), so an I/O
+ * error with the directory's file system all but full is that too.
  * The transaction is aborted whole, so what was committed before stays.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <lmdb.h>
 #include <stdio.h>
+#include <sys/statvfs.h>
 
 #include "oplog_int.h"
 
@@ -29,6 +32,21 @@ fail(cvg__store *s, int rc, const char *msg)
 {
     if (s->err != NULL && s->errlen > 0) {
         snprintf(s->err, s->errlen, "%s", msg);
+    }
+    return rc;
+}
+
+/* Below this many free bytes an I/O error is taken for a full disk: a
+ * short write leaves less than the write that fell short. */
+#define NEARLY_FULL ((uint64_t)1 << 20)
+
+static int
+classify(cvg__store *s, int rc)
+{
+    struct statvfs v;
+    if (rc == CVG_EIO && s->path != NULL && statvfs(s->path, &v) == 0 &&
+        (uint64_t)v.f_bavail * v.f_frsize < NEARLY_FULL) {
+        return CVG_ENOSPC;
     }
     return rc;
 }
@@ -95,6 +113,7 @@ cvg__store_regrow(cvg__store *s, cvg__store_txn **t, const cvg__rewrite *rw)
         if (rc != CVG_EFULL) {
             cvg__store_abort(*t);
             *t = NULL;
+            rc = classify(s, rc);
             return rc == CVG_ENOSPC ? no_space(s) : rc;
         }
     }
@@ -115,6 +134,7 @@ cvg__store_commit(cvg__store *s, cvg__store_txn **t, int rc,
         if (rc != CVG_EFULL || rw == NULL) {
             cvg__store_abort(*t);
             *t = NULL;
+            rc = classify(s, rc);
             return rc == CVG_ENOSPC ? no_space(s) : rc;
         }
         rc = cvg__store_regrow(s, t, rw); /* CVG_EFULL from it is final */

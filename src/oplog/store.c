@@ -37,6 +37,8 @@ _Static_assert(sizeof(MDB_dbi) == sizeof(unsigned int),
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
 #define DEFAULT_MAP_MAX ((size_t)16 << 30)
+/* Adoptions of a map grown elsewhere at one begin before CVG_EBUSY. */
+#define RESIZE_TRIES 64
 
 int
 cvg__mdb_err(int rc)
@@ -66,6 +68,8 @@ cvg__mdb_err(int rc)
     case MDB_TLS_FULL:
     case MDB_CURSOR_FULL:
         return CVG_ELIMIT;
+    case MDB_MAP_RESIZED: /* grown elsewhere, again and again: retry */
+        return CVG_EBUSY;
     case MDB_BAD_TXN:
     case MDB_BAD_RSLOT:
     case MDB_BAD_VALSIZE:
@@ -489,8 +493,9 @@ cvg__store_begin(cvg__store *s, bool write, cvg__store_txn **out)
     *out = NULL;
     unsigned flags = write ? 0 : MDB_RDONLY;
     int rc = mdb_txn_begin(s->env, NULL, flags, out);
-    if (rc == MDB_MAP_RESIZED) {
-        /* Another process grew the map past ours: adopt its size. */
+    /* Another process grew the map past ours: adopt its size. Others may
+     * grow it again meanwhile, so a few times. */
+    for (int i = 0; rc == MDB_MAP_RESIZED && i < RESIZE_TRIES; i++) {
         int crc = resize_map(s, 0);
         if (crc != CVG_OK) {
             return crc;
