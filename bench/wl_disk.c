@@ -1,9 +1,9 @@
 /*
  * relaxed_batch_1k: n counter increments on one field in commits of 1,000,
  * with CVG_RELAXED commits, the relaxed counterpart of counter_1m. Its
- * open is timed apart (open_ms: with the bench's 1 GiB map, the relaxed
- * mode allocates the file's blocks up to the map there), and
- * allocated_bytes is what the data file takes on disk afterwards.
+ * open is timed apart (open_ms), and allocated_bytes is what the data file
+ * takes on disk afterwards: what a relaxed mode that allocates its map's
+ * blocks would cost (docs/architecture.md, Damaged and full disks).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>

@@ -416,9 +416,8 @@ CVG_API void cvg_replica_options_init(cvg_replica_options *opts);
  *   - CVG_EACCES    no permission on the directory or its files.
  *   - CVG_EFULL, CVG_ELIMIT  no room to create it; LMDB's reader table is
  *                   full.
- *   - CVG_ENOSPC    no space left on the device: to create the replica, or
- *                   (CVG_RELAXED) to allocate the file's blocks up to the
- *                   map size, which that mode does before mapping it.
+ *   - CVG_ENOSPC    no space left on the device to create the replica or
+ *                   its lock file.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -612,8 +611,6 @@ CVG_API CVG_NODISCARD int cvg_replica_stats_get(cvg_replica *r,
  *   - CVG_EREADONLY a write transaction on a replica opened read-only.
  *   - CVG_ECORRUPT  the meta records another process wrote are damaged.
  *   - CVG_ELIMIT    LMDB's reader table is full.
- *   - CVG_ENOSPC    another process grew the map and, CVG_RELAXED, no
- *                   space is left on the device to allocate it here.
  *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
  * @since 0.1
  */
@@ -636,9 +633,7 @@ CVG_API CVG_NODISCARD int cvg_txn_begin(cvg_replica *r, unsigned flags,
  *   - CVG_EINVAL    NULL @p txn.
  *   - CVG_EFULL     the map reached map_size_max, or read transactions of
  *                   this process keep it from growing.
- *   - CVG_ENOSPC    no space left on the device holding the replica (the
- *                   durable mode's writes, or the relaxed mode's allocation
- *                   of a grown map).
+ *   - CVG_ENOSPC    no space left on the device holding the replica.
  *   - CVG_EBUSY     another process committed while the map was being
  *                   grown: begin again and retry.
  *   - CVG_ECORRUPT, CVG_ENOMEM, CVG_EIO  the error that failed the

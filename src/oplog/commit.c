@@ -13,9 +13,9 @@
  * in between, since the writer's data was read from the old snapshot: the
  * commit generation in meta tells, and a changed one is CVG_EBUSY (retry).
  *
- * A full disk is not a full map: LMDB's write() of a page (durable mode) or
- * the allocation of the map's blocks (relaxed mode, store.c) fails with
- * ENOSPC, which is CVG_ENOSPC and final; growing the map would not help.
+ * A full disk is not a full map: LMDB's write() of a page (both modes
+ * write through write(), see store.c) fails with ENOSPC, which is
+ * CVG_ENOSPC and final; growing the map would not help.
  * LMDB turns a short write() into EIO ("filesystem full?"), so an I/O
  * error with the directory's file system all but full is that too.
  * The transaction is aborted whole, so what was committed before stays.
@@ -51,8 +51,7 @@ classify(cvg__store *s, int rc)
     return rc;
 }
 
-/* A full disk met by LMDB's writes, said with the directory (the relaxed
- * mode's grow says it itself, with the bytes it needed). */
+/* A full disk met by LMDB's writes, said with the directory. */
 static int
 no_space(cvg__store *s)
 {
@@ -80,9 +79,6 @@ cvg__store_regrow(cvg__store *s, cvg__store_txn **t, const cvg__rewrite *rw)
             return fail(s, CVG_EFULL, msg);
         }
         int rc = cvg__store_grow(s);
-        if (rc == CVG_ENOSPC) {
-            return CVG_ENOSPC; /* said by the store */
-        }
         if (rc != CVG_OK) {
             char msg[160];
             snprintf(msg, sizeof msg,
@@ -91,9 +87,6 @@ cvg__store_regrow(cvg__store *s, cvg__store_txn **t, const cvg__rewrite *rw)
             return fail(s, rc, msg);
         }
         rc = cvg__store_begin(s, true, t);
-        if (rc == CVG_ENOSPC) {
-            return rc; /* said by the store */
-        }
         if (rc != CVG_OK) {
             return fail(s, rc, "cannot begin a write transaction");
         }

@@ -197,12 +197,9 @@ typedef struct cvg__store {
     bool claimed; /* dev, ino are in this process's registry */
     dev_t dev;
     ino_t ino;
-    /* The data file, opened by the store itself besides LMDB: for the
-     * checks at open and, in the relaxed mode (writemap), to allocate the
-     * file's blocks up to the map and to lock the growth of the map among
-     * processes (flock). -1 when closed. */
+    /* The data file, opened by the store itself besides LMDB, for the
+     * checks at open. -1 when closed. */
     int fd;
-    bool writemap;
     char *path; /* the replica directory, for messages */
     char *err;  /* where failures are described (the replica's errmsg) */
     size_t errlen;
@@ -226,9 +223,8 @@ void cvg__store_close(cvg__store *s);
 int cvg__store_begin(cvg__store *s, bool write, cvg__store_txn **out);
 /* End a transaction without storing anything; accepts NULL. */
 void cvg__store_abort(cvg__store_txn *t);
-/* Double the map (up to map_max): CVG_EFULL when already there,
- * CVG_ENOSPC when the relaxed mode cannot allocate the file's blocks for
- * it. Only call with no transaction of this process open. */
+/* Double the map (up to map_max): CVG_EFULL when already there. Only call
+ * with no transaction of this process open. */
 int cvg__store_grow(cvg__store *s);
 /* Force what was committed to disk (the relaxed mode does not at commit). */
 int cvg__store_flush(cvg__store *s);
