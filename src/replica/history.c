@@ -63,6 +63,56 @@ cvg__replica_history_free(cvg_replica *r)
     r->nhist = 0;
 }
 
+/* ---- The transaction's streams by origin ---------------------------------- */
+
+/* Ids are random: their first bytes are already a good hash. */
+static size_t
+stream_slot(const cvg__txn_history *x, const cvg_replica_id *origin)
+{
+    uint64_t h;
+    memcpy(&h, origin->bytes, sizeof h);
+    size_t mask = x->nslots - 1;
+    size_t i = (size_t)h & mask;
+    while (x->slots[i] != 0 &&
+           !cvg__id_eq(&x->streams[x->slots[i] - 1].h->origin, origin)) {
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+/* The index of @p origin's stream in @p x, or x->n. */
+static size_t
+stream_find(const cvg__txn_history *x, const cvg_replica_id *origin)
+{
+    if (x->nslots == 0) {
+        return x->n;
+    }
+    uint32_t v = x->slots[stream_slot(x, origin)];
+    return v == 0 ? x->n : v - 1;
+}
+
+/* Index stream x->n - 1, just added; CVG_ENOMEM changes nothing. */
+static int
+stream_index(cvg__txn_history *x)
+{
+    if (x->n * 2 > x->nslots) {
+        size_t nslots = x->nslots ? x->nslots * 2 : 16;
+        uint32_t *slots = cvg__calloc(nslots, sizeof *slots);
+        if (slots == NULL) {
+            return CVG_ENOMEM;
+        }
+        cvg__free(x->slots);
+        x->slots = slots;
+        x->nslots = nslots;
+        for (size_t i = 0; i + 1 < x->n; i++) {
+            x->slots[stream_slot(x, &x->streams[i].h->origin)] =
+                (uint32_t)(i + 1);
+        }
+    }
+    x->slots[stream_slot(x, &x->streams[x->n - 1].h->origin)] = (uint32_t)x->n;
+    return CVG_OK;
+}
+
 /* The stream of @p origin at @p seq as @p t sees it: the transaction's own
  * copy, the replica's, or one built from the log. */
 static int
@@ -71,12 +121,10 @@ stream_at(cvg_txn *t, const cvg_replica_id *origin, uint64_t seq,
 {
     cvg_replica *r = t->r;
     cvg__txn_history *x = &t->hist;
-    for (size_t i = 0; i < x->n; i++) {
-        if (x->streams[i].h->seq == seq &&
-            cvg__id_cmp(&x->streams[i].h->origin, origin) == 0) {
-            *out = *x->streams[i].h;
-            return CVG_OK;
-        }
+    size_t i = stream_find(x, origin);
+    if (i < x->n && x->streams[i].h->seq == seq) {
+        *out = *x->streams[i].h;
+        return CVG_OK;
     }
     uint32_t idx;
     bool known = cvg__origins_find(&r->origins, origin, &idx) == CVG_OK;
@@ -116,12 +164,11 @@ txn_stream(cvg_txn *t, const cvg_replica_id *origin, cvg__history **out)
         *out = x->streams[x->last].h;
         return CVG_OK;
     }
-    for (size_t i = 0; i < x->n; i++) {
-        if (cvg__id_eq(&x->streams[i].h->origin, origin)) {
-            x->last = i;
-            *out = x->streams[i].h;
-            return CVG_OK;
-        }
+    size_t at = stream_find(x, origin);
+    if (at < x->n) {
+        x->last = at;
+        *out = x->streams[at].h;
+        return CVG_OK;
     }
     void *arr = x->streams;
     int rc = cvg__grow(&arr, &x->cap, x->n + 1, sizeof *x->streams);
@@ -154,7 +201,14 @@ txn_stream(cvg_txn *t, const cvg_replica_id *origin, cvg__history **out)
         }
     }
     x->streams[x->n].h = h;
-    x->last = x->n++;
+    x->n++;
+    rc = stream_index(x);
+    if (rc != CVG_OK) {
+        x->n--;
+        cvg__free(h); /* built again when needed */
+        return rc;
+    }
+    x->last = x->n - 1;
     *out = h;
     return CVG_OK;
 }
@@ -237,6 +291,7 @@ cvg__txn_history_free(cvg_txn *t)
         cvg__free(x->streams[i].h); /* aborted: built again when needed */
     }
     cvg__free(x->streams);
+    cvg__free(x->slots);
     cvg__free(x->seals);
     cvg__free(x->points);
     cvg__buf_free(&x->canon);
@@ -332,23 +387,66 @@ cvg__txn_point_check(cvg_txn *t, const cvg__point *p,
                : CVG_EFORGED;
 }
 
-static const cvg__point *
-find_point(const cvg__point *pts, size_t n, const cvg_replica_id *origin)
+static int
+point_order(const void *a, const void *b)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (cvg__id_cmp(&pts[i].origin, origin) == 0) {
-            return &pts[i];
+    const cvg__point *const *x = a, *const *y = b;
+    int c = cvg__id_cmp(&(*x)->origin, &(*y)->origin);
+    return c != 0 ? c : (*x < *y ? -1 : *x > *y); /* then page order */
+}
+
+/* The point of @p origin among @p by (sorted by origin), or NULL. */
+static const cvg__point *
+find_point(const cvg__point *const *by, size_t n, const cvg_replica_id *origin)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cvg__id_cmp(&by[mid]->origin, origin);
+        if (c == 0) {
+            while (mid > 0 && cvg__id_eq(&by[mid - 1]->origin, origin)) {
+                mid--; /* the first in the page, as a peer would mean */
+            }
+            return by[mid];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
     }
     return NULL;
 }
 
+static int check_streams(cvg_txn *t, const cvg__point *const *by, size_t n,
+                         char *hex);
+
 int
 cvg__txn_check_points(cvg_txn *t, const cvg__point *pts, size_t n)
 {
+    char hex[33];
+    /* The page's points by origin: a page of many origins costs n log n,
+     * not n^2. */
+    const cvg__point **by = n ? cvg__alloc(n * sizeof *by) : NULL;
+    if (n > 0 && by == NULL) {
+        return CVG_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        by[i] = &pts[i];
+    }
+    if (n > 1) {
+        qsort(by, n, sizeof *by, point_order);
+    }
+    int rc = check_streams(t, by, n, hex);
+    cvg__free(by);
+    return rc;
+}
+
+static int
+check_streams(cvg_txn *t, const cvg__point *const *by, size_t n, char *hex)
+{
     cvg_replica *r = t->r;
     cvg__txn_history *x = &t->hist;
-    char hex[33];
     for (size_t i = 0; i < x->n; i++) {
         const cvg__history *h = x->streams[i].h;
         if (cvg__id_cmp(&h->origin, &r->id) == 0 ||
@@ -368,7 +466,7 @@ cvg__txn_check_points(cvg_txn *t, const cvg__point *pts, size_t n)
         if (frc != CVG_ENOTFOUND) {
             return frc;
         }
-        const cvg__point *p = find_point(pts, n, &h->origin);
+        const cvg__point *p = find_point(by, n, &h->origin);
         if (p == NULL || p->seq != h->seq) {
             return cvg__replica_fail(
                 r, CVG_EFORGED,

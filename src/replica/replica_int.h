@@ -111,6 +111,10 @@ typedef struct cvg__txn_seal {
 typedef struct cvg__txn_history {
     cvg__txn_stream *streams;
     size_t n, cap, last;
+    /* Streams by origin: open addressing over index + 1 (0 empty), at most
+     * half full, so that a page of many origins costs linear time. */
+    uint32_t *slots;
+    size_t nslots;
     cvg__txn_seal *seals;
     size_t nseals, capseals;
     cvg__point *points;
