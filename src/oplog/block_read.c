@@ -132,7 +132,8 @@ read_dot(reader_scratch *s, cvg__mp *m, uint64_t op_seq, cvg_dot *out)
         cvg_replica_id id;
         uint32_t idx;
         bool added;
-        if (s->origins.n >= CVG__DICT_MAX || cvg__mp_id(m, &id) != CVG_OK) {
+        if (s->origins.n >= CVG__BLOCK_ORIGINS_MAX ||
+            cvg__mp_id(m, &id) != CVG_OK) {
             return CVG_ECORRUPT;
         }
         int rc = cvg__origins_index(&s->origins, &id, &idx, &added);

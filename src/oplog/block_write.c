@@ -318,7 +318,7 @@ pack_dot(msgpack_packer *pk, writer_dict *d, const cvg_replica_id *origin,
     if (rc != CVG_OK) {
         return rc;
     }
-    if (d->origins.n > CVG__DICT_MAX) {
+    if (d->origins.n > CVG__BLOCK_ORIGINS_MAX) {
         return CVG_ELIMIT; /* the caller rolls the origins back */
     }
     CVG__MP_TRY(msgpack_pack_uint32(pk, idx));

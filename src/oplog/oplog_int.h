@@ -31,8 +31,16 @@ typedef struct cvg__op {
 
 /* Caps the decoder enforces on hostile bytes. */
 #define CVG__BLOCK_OPS_MAX CVG_TXN_OPS_MAX
-#define CVG__OBSERVED_MAX 65536u /* dots in one op */
-#define CVG__DICT_MAX 65536u     /* names or origins in one block */
+/* Dots in one op. A record delete carries the deleter's whole version
+ * vector, one dot per origin, so this must stay far above any origin count
+ * a replica reaches; what bounds an op in practice is bytes: a dot takes at
+ * least 2 bytes of its block (about 20 for an origin new to the block), and
+ * a block travels in one message of at most 16 MiB. */
+#define CVG__OBSERVED_MAX (1u << 24)
+#define CVG__DICT_MAX 65536u /* names in one block */
+/* Origins in one block's dictionary: one per dot of a record delete, so
+ * bounded like CVG__OBSERVED_MAX (each new one costs 17 bytes or more). */
+#define CVG__BLOCK_ORIGINS_MAX (1u << 24)
 /* Counter fields in one record delete: no count a record reaches. A field
  * takes at least 3 bytes of its block, so the block's bytes bound them
  * first; the history's canonical bytes count them in 32 bits. */
