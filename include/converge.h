@@ -1326,7 +1326,7 @@ CVG_API CVG_NODISCARD int cvg_session_output(cvg_session *s,
  *   - CVG_EEQUIVOCAL an op under a dot this replica has, with other
  *                   content.
  *   - CVG_EFORGED   an op in this replica's name that it never made, a
- *                   HELLO claiming such ops (forged, or this replica was
+ *                   version vector claiming such ops (forged, or this replica was
  *                   restored in place from an older copy), a peer id not
  *                   derived from its key, or an identity proof that fails.
  *   - CVG_ELIMIT    a page larger than the PULL asked for, or whose
@@ -1335,7 +1335,9 @@ CVG_API CVG_NODISCARD int cvg_session_output(cvg_session *s,
  *                   session: a page or ACK nobody asked for, a page before
  *                   the peer proved its key, a HELLO from a second peer, a
  *                   cursor past the end of the log, an ACK of ops our
- *                   pages never carried (or refusing more than one).
+ *                   pages never carried (or refusing more than one), a
+ *                   version vector out of order or not matching its
+ *                   digest, a second request for the whole vector.
  *   - CVG_EACCES    a PULL to a session opened with no_serve.
  *   - CVG_EPEER     the peer sent ERROR.
  *   - CVG_EBUSY     a write transaction of the replica is open.
@@ -1427,7 +1429,7 @@ CVG_API void cvg_session_close(cvg_session *s);
  *   - CVG_EEQUIVOCAL an op under a dot this replica has, with other
  *                   content.
  *   - CVG_EFORGED   an op in this replica's name that it never made, a
- *                   HELLO claiming such ops (forged, or this replica was
+ *                   version vector claiming such ops (forged, or this replica was
  *                   restored in place from an older copy), a peer id not
  *                   derived from its key, or an identity proof that fails.
  *   - CVG_ELIMIT    a page larger than the PULL asked for, or whose
@@ -1436,7 +1438,9 @@ CVG_API void cvg_session_close(cvg_session *s);
  *                   session: a page or ACK nobody asked for, a page before
  *                   the peer proved its key, a HELLO from a second peer, a
  *                   cursor past the end of the log, an ACK of ops our
- *                   pages never carried (or refusing more than one).
+ *                   pages never carried (or refusing more than one), a
+ *                   version vector out of order or not matching its
+ *                   digest, a second request for the whole vector.
  *   - CVG_EACCES    a PULL to a session opened with no_serve.
  *   - CVG_EPEER     the peer sent ERROR.
  *   - CVG_EBUSY     a write transaction of the replica is open.

@@ -401,7 +401,15 @@ int cvg__failed_list(cvg__store *s, cvg__store_txn *t,
 /* The code @p peer refused our op @p seq with, or CVG_OK in *code. */
 int cvg__failed_get(cvg__store *s, cvg__store_txn *t,
                     const cvg_replica_id *peer, uint64_t seq, int *code);
-/* Forget everything stored of @p peer: its record and refused ops. */
+/* The memory of @p peer's version vector (src/sync/vv_sync.c), a view
+ * valid for the transaction: CVG_ENOTFOUND without one. Put: an empty
+ * @p mem deletes it. */
+int cvg__peer_mem_get(cvg__store *s, cvg__store_txn *t,
+                      const cvg_replica_id *peer, cvg_bytes *out);
+int cvg__peer_mem_put(cvg__store *s, cvg__store_txn *t,
+                      const cvg_replica_id *peer, cvg_bytes mem);
+/* Forget everything stored of @p peer: its record, the memory of its
+ * version vector and refused ops. */
 int cvg__peer_forget(cvg__store *s, cvg__store_txn *t,
                      const cvg_replica_id *peer);
 /* Forget the refused ops of @p peer with seq <= @p upto. */

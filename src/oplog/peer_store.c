@@ -357,6 +357,55 @@ cvg__failed_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
     return CVG_OK;
 }
 
+/* ---- Memory of the peer's version vector -----------------------------------
+ * Beside the record, under the peer's id and the byte 'v' (17 bytes, which
+ * cvg__peers_list skips), the bytes src/sync/vv_sync.c keeps: what it needs
+ * to take the peer's next vector as a delta. This file only stores them;
+ * their reader checks them as hostile, and a record it cannot read only
+ * costs a whole vector. */
+
+static void
+mem_key(uint8_t kb[17], const cvg_replica_id *peer)
+{
+    memcpy(kb, peer->bytes, 16);
+    kb[16] = 'v';
+}
+
+int
+cvg__peer_mem_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
+                  cvg_bytes *out)
+{
+    uint8_t kb[17];
+    mem_key(kb, peer);
+    MDB_val k = {17, kb}, v;
+    out->data = NULL;
+    out->len = 0;
+    int mrc = mdb_get(t, s->peers, &k, &v);
+    if (mrc == MDB_NOTFOUND) {
+        return CVG_ENOTFOUND;
+    }
+    if (mrc != MDB_SUCCESS) {
+        return cvg__mdb_err(mrc);
+    }
+    out->data = v.mv_data;
+    out->len = v.mv_size;
+    return CVG_OK;
+}
+
+int
+cvg__peer_mem_put(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
+                  cvg_bytes mem)
+{
+    uint8_t kb[17];
+    mem_key(kb, peer);
+    MDB_val k = {17, kb}, v = {mem.len, (void *)mem.data};
+    if (mem.len == 0) {
+        int rc = mdb_del(t, s->peers, &k, NULL);
+        return rc == MDB_NOTFOUND ? CVG_OK : cvg__mdb_err(rc);
+    }
+    return cvg__mdb_err(mdb_put(t, s->peers, &k, &v, 0));
+}
+
 int
 cvg__peer_forget(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer)
 {
@@ -364,6 +413,10 @@ cvg__peer_forget(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer)
     int rc = mdb_del(t, s->peers, &k, NULL);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
         return cvg__mdb_err(rc);
+    }
+    rc = cvg__peer_mem_put(s, t, peer, (cvg_bytes){NULL, 0});
+    if (rc != CVG_OK) {
+        return rc;
     }
     return cvg__failed_clear(s, t, peer, UINT64_MAX);
 }

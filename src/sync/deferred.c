@@ -42,6 +42,7 @@ defer(cvg__sync_state *st, const cvg_replica_id *peer,
         d->peer = *peer;
     }
     cvg__peer_change_merge(&d->ch, ch);
+    d->has_ch = true;
     if (cursor != NULL) {
         d->has_cursor = true;
         d->cursor = *cursor;
@@ -61,8 +62,24 @@ hook_pending(void *ctx)
 static int
 apply_one(cvg__store *s, cvg__store_txn *t, const cvg__peer_deferred *d)
 {
-    return cvg__peer_change_apply(s, t, &d->peer, &d->ch,
-                                  d->has_cursor ? &d->cursor : NULL);
+    int rc = CVG_OK;
+    if (d->has_ch || d->has_cursor) {
+        rc = cvg__peer_change_apply(s, t, &d->peer, &d->ch,
+                                    d->has_cursor ? &d->cursor : NULL);
+    }
+    if (rc == CVG_OK && d->has_mem) {
+        rc = cvg__peer_mem_put(s, t, &d->peer, (cvg_bytes){d->mem, d->mem_len});
+    }
+    return rc;
+}
+
+static void
+free_mems(cvg__sync_state *st)
+{
+    for (size_t i = 0; i < st->n_deferred; i++) {
+        cvg__free(st->deferred[i].mem);
+        st->deferred[i].mem = NULL;
+    }
 }
 
 static int
@@ -83,6 +100,7 @@ static void
 hook_committed(void *ctx)
 {
     cvg__sync_state *st = ctx;
+    free_mems(st);
     st->n_deferred = 0;
     st->staged = false;
 }
@@ -104,6 +122,7 @@ static void
 hook_destroy(void *ctx)
 {
     cvg__sync_state *st = ctx;
+    free_mems(st);
     cvg__free(st->active);
     cvg__free(st->deferred);
     cvg__free(st);
@@ -230,6 +249,70 @@ cvg__peer_drop_deferred(cvg_replica *r, const cvg_replica_id *peer)
     cvg__sync_state *st = cvg__sync_state_find(r);
     cvg__peer_deferred *d = find(st, peer);
     if (d != NULL) {
+        cvg__free(d->mem);
         *d = st->deferred[--st->n_deferred];
     }
+}
+
+int
+cvg__peer_mem_defer(cvg_replica *r, const cvg_replica_id *peer,
+                    const uint8_t *mem, size_t len)
+{
+    if (cvg__replica_opts(r)->read_only) {
+        return CVG_EREADONLY;
+    }
+    cvg__sync_state *st;
+    int rc = cvg__sync_state_of(r, &st);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    uint8_t *copy = NULL;
+    if (len > 0) {
+        copy = cvg__alloc(len);
+        if (copy == NULL) {
+            return CVG_ENOMEM;
+        }
+        memcpy(copy, mem, len);
+    }
+    cvg__peer_deferred *d = find(st, peer);
+    if (d == NULL) {
+        void *arr = st->deferred;
+        rc = cvg__grow(&arr, &st->cap_deferred, st->n_deferred + 1,
+                       sizeof *st->deferred);
+        st->deferred = arr;
+        if (rc != CVG_OK) {
+            cvg__free(copy);
+            return rc;
+        }
+        d = &st->deferred[st->n_deferred++];
+        memset(d, 0, sizeof *d);
+        d->peer = *peer;
+    }
+    cvg__free(d->mem);
+    d->has_mem = true;
+    d->mem = copy;
+    d->mem_len = len;
+    return CVG_OK;
+}
+
+int
+cvg__peer_mem_read(cvg_replica *r, cvg_txn *t, const cvg_replica_id *peer,
+                   cvg__buf *out)
+{
+    out->len = 0;
+    const cvg__peer_deferred *d = find(cvg__sync_state_find(r), peer);
+    cvg_bytes b;
+    int rc;
+    if (d != NULL && d->has_mem) {
+        b.data = d->mem;
+        b.len = d->mem_len;
+        rc = b.len > 0 ? CVG_OK : CVG_ENOTFOUND;
+    } else {
+        rc = cvg__peer_mem_get(cvg__replica_store(r), cvg__txn_store_txn(t),
+                               peer, &b);
+    }
+    if (rc == CVG_OK) {
+        rc = cvg__buf_append(out, b.data, b.len);
+    }
+    return rc;
 }

@@ -1,7 +1,8 @@
 /*
- * Forks: two histories of one origin. Every HELLO carries, per origin, the
- * first bytes of the digest of that origin's history at the seq the sender
- * has (its head). Once the peer has proved its key, each side compares the
+ * Forks: two histories of one origin. Every VV entry carries the first
+ * bytes of the digest of that origin's history at the seq the sender has
+ * (its head); a VV that sends only what changed carries the heads of what
+ * changed (vv_sync.c). Once the peer has proved its key, each side compares the
  * peer's heads with its own history at the same seqs, wherever it holds at
  * least as much; a head that differs means the origin's key signed two
  * histories (a cloned key, or a replica restored without its copy being
@@ -21,48 +22,14 @@
  * this many per session at most; the rest wait for later sessions. */
 #define REBUILDS_MAX 256
 
-int
-cvg__session_heads(cvg_session *s, cvg_txn *t, const cvg__vv *vv, uint8_t **out)
+void
+cvg__session_keep_heads(cvg_session *s, cvg_dot *at, uint8_t *heads, size_t n)
 {
-    *out = NULL;
-    if (vv->n == 0) {
-        return CVG_OK;
-    }
-    uint8_t *heads = cvg__alloc(vv->n * CVG__HEAD_BYTES);
-    if (heads == NULL) {
-        return CVG_ENOMEM;
-    }
-    for (size_t i = 0; i < vv->n; i++) {
-        uint8_t d[CVG__DIGEST_BYTES];
-        int rc = cvg__txn_history_digest(t, &vv->e[i].origin, vv->e[i].seq, d);
-        if (rc != CVG_OK) {
-            cvg__free(heads);
-            return cvg__replica_fail(s->r, rc,
-                                     "cannot compute the history of an "
-                                     "origin: %s",
-                                     cvg_strerror(rc));
-        }
-        memcpy(heads + i * CVG__HEAD_BYTES, d, CVG__HEAD_BYTES);
-    }
-    *out = heads;
-    return CVG_OK;
-}
-
-int
-cvg__session_keep_heads(cvg_session *s, const cvg__msg *m)
-{
-    if (m->vv_n == 0) {
-        return CVG_OK;
-    }
-    s->peer_heads_at = cvg__alloc(m->vv_n * sizeof *s->peer_heads_at);
-    s->peer_heads = cvg__alloc(m->vv_n * CVG__HEAD_BYTES);
-    if (s->peer_heads_at == NULL || s->peer_heads == NULL) {
-        return CVG_ENOMEM;
-    }
-    memcpy(s->peer_heads_at, m->vv, m->vv_n * sizeof *m->vv);
-    memcpy(s->peer_heads, m->heads, m->vv_n * CVG__HEAD_BYTES);
-    s->n_peer_heads = m->vv_n;
-    return CVG_OK;
+    cvg__free(s->peer_heads_at);
+    cvg__free(s->peer_heads);
+    s->peer_heads_at = at;
+    s->peer_heads = heads;
+    s->n_peer_heads = n;
 }
 
 /* Our signed head of @p origin at @p seq, as a FORK asking for the peer's

@@ -1,7 +1,9 @@
 /*
  * The handshake. Each side's first message is HELLO: its id and public
- * key, a fresh random challenge, the end of its log, its version vector
- * (what it has of every origin), and whether it will pull and push. The
+ * key, a fresh random challenge, the end of its log, and whether it will
+ * pull and push. Its version vector (what it has of every origin) follows
+ * once the peer's HELLO said who the peer is, as VV messages that carry
+ * only what the peer does not know yet (vv_sync.c). The
  * id must be the key's (cvg__identity_derive), and the peer must then
  * prove it holds that key: its PROVE is a signature over our challenge,
  * its own, its id and the channel binding (cvg_session_options), which
@@ -10,9 +12,9 @@
  * stored (cvg__session_store_peer) and its pages are refused, so a peer
  * that claims another's id can change nothing we believe about that one.
  *
- * From the peer's HELLO a session learns what the peer lacks (so pages
- * leave out what it has), what it holds of our own ops, and where its log
- * ends (a page that claims to end past it is refused). Once the peer has
+ * From the peer's HELLO a session learns where its log ends (a page that
+ * claims to end past it is refused), from its VV what the peer lacks (so
+ * pages leave out what it has) and what it holds of our own ops. Once the peer has
  * proved its key, the key goes to the peer's record, with the address the
  * transport gave (cvg__session_set_address) and the time of contact.
  */
@@ -47,7 +49,6 @@ proof_message(const cvg_session *s, const uint8_t *verifier_nonce,
 #define PROOF_MAX \
     (sizeof PROOF_DOMAIN - 1 + 2 * CVG__NONCE_BYTES + 16 + BINDING_MAX)
 
-/* HELLO carries the committed version vector. */
 int
 cvg__session_send_hello(cvg_session *s)
 {
@@ -65,8 +66,8 @@ cvg__session_send_hello(cvg_session *s)
     cvg_txn *t;
     int rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
     if (rc == CVG_OK) {
-        const cvg__vv *vv = cvg__txn_vv(t);
         s->log_end = cvg__txn_next_lsn(t) - 1;
+        cvg_txn_abort(t);
         cvg__msg m;
         memset(&m, 0, sizeof m);
         m.type = CVG__MSG_HELLO;
@@ -76,19 +77,10 @@ cvg__session_send_hello(cvg_session *s)
         m.inc = cvg__replica_inc(s->r);
         m.nonce = s->nonce;
         m.log_end = s->log_end;
-        m.vv = vv->e;
-        m.vv_n = vv->n;
-        uint8_t *heads = NULL;
-        rc = cvg__session_heads(s, t, vv, &heads);
-        m.heads = heads;
         m.flags = (s->opts.no_pull ? 0 : HELLO_PULLS) |
                   (s->opts.push ? HELLO_PUSHES : 0) |
                   (s->opts.live ? HELLO_LIVE : 0);
-        if (rc == CVG_OK) {
-            rc = cvg__session_enqueue(s, &m);
-        }
-        cvg__free(heads);
-        cvg_txn_abort(t);
+        rc = cvg__session_enqueue(s, &m);
     }
     return rc;
 }
@@ -159,8 +151,9 @@ cvg__session_on_prove(cvg_session *s, const cvg__msg *m)
     note_who(s);
     cvg__peer_set_active(s->r, &s->stats.peer, true);
     cvg__session_event(s, CVG_SYNC_EVENT_START, CVG_OK);
-    /* Now that we know who sent them, compare its heads with ours. */
-    return cvg__session_check_forks(s);
+    /* Now that we know who sent them, compare its heads with ours (or
+     * once its vector is whole, vv_sync.c). */
+    return s->vv_ok ? cvg__session_check_forks(s) : CVG_OK;
 }
 
 /* The peer's id must be its public key's. */
@@ -208,51 +201,17 @@ cvg__session_on_hello(cvg_session *s, const cvg__msg *m)
     if (s->peer_pushes) {
         s->pull_done = false;
     }
-    for (size_t i = 0; i < m->vv_n; i++) {
-        rc = cvg__vv_set(&s->peer_vv, &m->vv[i].origin, m->vv[i].seq);
-        if (rc != CVG_OK) {
-            return cvg__session_fail(s, rc, "out of memory");
-        }
-    }
-    rc = cvg__session_keep_heads(s, m);
-    if (rc != CVG_OK) {
-        return cvg__session_fail(s, rc, "out of memory");
-    }
-    /* A peer with more of our ops than we made: it lies, or this replica
-     * was restored from an older copy its home check did not catch (the
-     * data file written over in place). Either way, stop. */
-    uint64_t claimed = cvg__vv_get(&s->peer_vv, cvg__replica_self(s->r));
-    if (claimed > 0) {
-        cvg_txn *t;
-        rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
-        if (rc != CVG_OK) {
-            return cvg__session_fail(s, rc, "cannot read the version vector");
-        }
-        uint64_t mine = cvg__vv_get(cvg__txn_vv(t), cvg__replica_self(s->r));
-        cvg_txn_abort(t);
-        if (claimed > mine) {
-            snprintf(s->why, sizeof s->why,
-                     "the peer has this replica's ops up to seq %llu, but it "
-                     "made only %llu: restored from an older copy?",
-                     (unsigned long long)claimed, (unsigned long long)mine);
-            return cvg__session_fail(s, CVG_EFORGED, s->why);
-        }
-    }
     rc = send_prove(s);
     if (rc != CVG_OK) {
         return rc;
     }
-    /* What the peer has of ours is committed there: stored once it has
-     * proved its key. */
-    cvg__peer_change ch = {
-        .acked = cvg__vv_get(&s->peer_vv, cvg__replica_self(s->r)),
-        .attempt_ms = cvg__replica_now_ms(s->r)};
+    cvg__peer_change ch = {.attempt_ms = cvg__replica_now_ms(s->r)};
     cvg__session_note(s, &ch);
-    if (s->opts.push) {
-        rc = cvg__session_push_own(s);
-        if (rc != CVG_OK) {
-            return rc;
-        }
+    /* Our vector, as the peer needs it: the rest of what depends on the
+     * peer's (our pushes, the fork checks) waits for it (vv_sync.c). */
+    rc = cvg__session_send_vv(s);
+    if (rc != CVG_OK) {
+        return rc;
     }
     if (!s->opts.no_pull && !s->peer_pushes) {
         rc = cvg__session_send_pull(s);
@@ -260,5 +219,5 @@ cvg__session_on_hello(cvg_session *s, const cvg__msg *m)
             return rc;
         }
     }
-    return cvg__session_after_hello(s);
+    return CVG_OK;
 }

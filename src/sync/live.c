@@ -81,8 +81,9 @@ cvg_session_refresh(cvg_session *s)
     if (s->error != CVG_OK) {
         return s->error;
     }
-    if (!s->got_hello) {
-        /* Live or not is known from the peer's HELLO: look again then. */
+    if (!s->got_hello || !s->vv_ok) {
+        /* Live or not is known from the peer's HELLO, and what it has from
+         * its VV: look again then. */
         s->refresh_wanted = s->opts.live;
         return CVG_OK;
     }

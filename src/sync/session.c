@@ -77,6 +77,7 @@ cvg__session_store_peer(cvg_session *s)
     if (s->proven && s->change_dirty) {
         (void)cvg__peer_update(s->r, &s->stats.peer, &s->change);
     }
+    cvg__session_store_vv(s);
     memset(&s->change, 0, sizeof s->change);
     s->change_dirty = false;
 }
@@ -198,6 +199,7 @@ cvg_session_close(cvg_session *s)
     }
     cvg__free(s->out);
     cvg__vv_destroy(&s->peer_vv);
+    cvg__session_vv_free(s);
     cvg__free(s->peer_heads_at);
     cvg__free(s->peer_heads);
     cvg__msg_scratch_destroy(&s->scratch);
@@ -232,8 +234,9 @@ bool
 cvg_session_done(const cvg_session *s)
 {
     /* The peer acknowledges our last page once it is committed there. */
-    return s != NULL && s->error == CVG_OK && s->got_hello && s->pull_done &&
-           (s->acked_all || !s->peer_pulls) && (s->push_acked || !s->opts.push);
+    return s != NULL && s->error == CVG_OK && s->got_hello && s->vv_ok &&
+           s->pull_done && (s->acked_all || !s->peer_pulls) &&
+           (s->push_acked || !s->opts.push);
 }
 
 int
@@ -304,6 +307,12 @@ cvg_session_input(cvg_session *s, const void *msg, size_t len)
         break;
     case CVG__MSG_HAVE:
         rc = cvg__session_on_have(s, &m);
+        break;
+    case CVG__MSG_VV:
+        rc = cvg__session_on_vv(s, &m);
+        break;
+    case CVG__MSG_VV_WANT:
+        rc = cvg__session_on_vv_want(s, &m);
         break;
     case CVG__MSG_ERROR:
         return cvg__session_on_error(s, &m);

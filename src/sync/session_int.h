@@ -8,6 +8,9 @@
  *                and its ERROR
  *   ack.c        ACK both ways: the results of a page we applied, and the
  *                peer's ACK of ours checked and recorded
+ *   vv_sync.c    VV both ways: our version vector (what changed of it since
+ *                the one the peer remembers), the peer's rebuilt and
+ *                checked, and the memory of it kept for the next session
  * A message of a new type goes to the file of its job, plus one case in
  * session.c's dispatch.
  */
@@ -27,6 +30,8 @@
 
 /* Most bytes of a channel binding (cvg_session_options.channel_binding). */
 #define BINDING_MAX 64u
+
+typedef struct cvg__vv_in cvg__vv_in; /* vv_sync.c */
 
 struct cvg_session {
     cvg_replica *r;
@@ -68,6 +73,14 @@ struct cvg_session {
     uint64_t push_own_max; /* the highest seq of ours in them */
     bool push_acked;       /* the peer confirmed them all */
     cvg__vv peer_vv;
+    /* The peer's vector as its VV messages come (vv_sync.c): nothing of it
+     * reaches peer_vv before it is whole and checked against its digest. */
+    cvg__vv_in *vin;
+    bool vv_ok;       /* the peer's vector is whole and checked */
+    bool vv_wanted;   /* we asked for it whole (once at most) */
+    bool vv_answered; /* we sent ours whole on its VV_WANT (once at most) */
+    bool vv_stored;   /* what we remember of the peer is handed over */
+    uint64_t vv_at;   /* the lsn of the vector we sent */
     /* The peer's history head of each origin in its HELLO (by the order
      * of peer_vv's entries as it sent them), checked against ours once it
      * has proved its key (fork.c). */
@@ -116,11 +129,22 @@ int cvg__session_send_hello(cvg_session *s);
 int cvg__session_on_hello(cvg_session *s, const cvg__msg *m);
 int cvg__session_on_prove(cvg_session *s, const cvg__msg *m);
 
+/* vv_sync.c */
+/* Our vector, once the peer's HELLO said who it is: the entries changed
+ * since the one it remembers of ours, or all of them. */
+int cvg__session_send_vv(cvg_session *s);
+int cvg__session_on_vv(cvg_session *s, const cvg__msg *m);
+int cvg__session_on_vv_want(cvg_session *s, const cvg__msg *m);
+/* Hand what we now remember of the peer's vector (and of what it has of
+ * ours) to the replica, to be stored with the next commit. */
+void cvg__session_store_vv(cvg_session *s);
+void cvg__session_vv_free(cvg_session *s);
+
 /* fork.c */
-/* Our heads for the entries of @p vv (CVG__HEAD_BYTES each), allocated. */
-int cvg__session_heads(cvg_session *s, cvg_txn *t, const cvg__vv *vv,
-                       uint8_t **out);
-int cvg__session_keep_heads(cvg_session *s, const cvg__msg *m);
+/* Keep the peer's heads of @p n entries at @p at, to compare once it has
+ * proved its key (taking the arrays). */
+void cvg__session_keep_heads(cvg_session *s, cvg_dot *at, uint8_t *heads,
+                             size_t n);
 int cvg__session_check_forks(cvg_session *s);
 int cvg__session_on_fork(cvg_session *s, const cvg__msg *m);
 

@@ -14,9 +14,15 @@
 /* A peer record change waiting in memory for the next commit. */
 typedef struct cvg__peer_deferred {
     cvg_replica_id peer;
+    bool has_ch;
     cvg__peer_change ch;
     bool has_cursor;
     uint64_t cursor;
+    /* The memory of the peer's version vector (vv_sync.c), when it
+     * changed: mem_len bytes, 0 to delete it. */
+    bool has_mem;
+    uint8_t *mem;
+    size_t mem_len;
 } cvg__peer_deferred;
 
 /* What sync keeps per replica, in memory. */
@@ -52,6 +58,14 @@ int cvg__peer_stage(cvg_replica *r, const cvg_replica_id *peer,
 /* Apply what waits for @p peer to @p p, as read from the store. */
 void cvg__peer_overlay(const cvg_replica *r, const cvg_replica_id *peer,
                        cvg__peer_rec *p);
+/* Keep @p len bytes (copied; 0 to forget it) as the memory of @p peer's
+ * version vector, stored with the next commit like the rest. */
+int cvg__peer_mem_defer(cvg_replica *r, const cvg_replica_id *peer,
+                        const uint8_t *mem, size_t len);
+/* The memory of @p peer's version vector: what waits for the next commit,
+ * else what is stored, copied into @p out. CVG_ENOTFOUND without one. */
+int cvg__peer_mem_read(cvg_replica *r, cvg_txn *t, const cvg_replica_id *peer,
+                       cvg__buf *out);
 /* Drop what waits in memory for @p peer. */
 void cvg__peer_drop_deferred(cvg_replica *r, const cvg_replica_id *peer);
 /* Whether a session with @p peer is open; mark one open or closed. */

@@ -11,9 +11,18 @@
  *   all      version (uint)  type (uint)  then the type's fields
  *   HELLO    id (bin 16)  public key (bin 32)  inc (bin, 0 or 16)
  *            challenge (bin 32)  log end (uint64)  flags (uint32)
- *            n  n x (origin (bin 16), seq, head (bin 16))
- *            flags: 1 the sender will pull, 2 it will push its own ops;
+ *            flags: 1 the sender will pull, 2 it will push its own ops,
+ *            4 it asks for a live session;
  *            id = cvg__identity_derive(public key, inc)
+ *   VV       at (uint64)  base (uint64, at most at)  total (uint64)
+ *            digest (bin 32)  more (bool)
+ *            n  n x (origin (bin 16), seq, head (bin 16))
+ *            the sender's vector at its lsn at: whole if base is 0, else
+ *            the entries changed since its vector at lsn base; total and
+ *            digest are the whole vector's, n <= total; a vector of more
+ *            than one message has more set on all but its last, and its
+ *            entries are sorted across them (vv_sync.c)
+ *   VV_WANT  nothing: send your vector whole
  *   PROVE    signature (bin 64) over the peer's challenge (session.c)
  *   PULL     cursor (uint64)  max_ops (uint32)  max_bytes (uint32)
  *   OPS      next_cursor (uint64)  has_more (bool)  n  n x block (bin)
@@ -41,10 +50,10 @@
 
 /* The smallest encoding of one entry of each list: a count is checked
  * against the bytes left divided by this before anything is allocated. */
-#define BLOCK_MIN 3u        /* bin 8 header (2), at least one byte */
-#define RANGE_MIN 21u       /* bin 16 (18), lo, hi, result (1 each) */
-#define HELLO_ENTRY_MIN 37u /* bin 16, seq (1), bin 16 */
-#define POINT_MIN 89u       /* bin 16, seq (1), bin 64 (66), 2 empty bins */
+#define BLOCK_MIN 3u     /* bin 8 header (2), at least one byte */
+#define RANGE_MIN 21u    /* bin 16 (18), lo, hi, result (1 each) */
+#define VV_ENTRY_MIN 37u /* bin 16, seq (1), bin 16 */
+#define POINT_MIN 89u    /* bin 16, seq (1), bin 64 (66), 2 empty bins */
 
 /* ---- Checks -------------------------------------------------------------- */
 
@@ -54,7 +63,7 @@
 static bool
 type_known(uint64_t t)
 {
-    return t >= CVG__MSG_HELLO && t <= CVG__MSG_HAVE;
+    return t >= CVG__MSG_HELLO && t <= CVG__MSG_VV_WANT;
 }
 
 static bool
@@ -168,10 +177,15 @@ check_msg(const cvg__msg *m)
             (m->inc.len > 0 && m->inc.data == NULL)) {
             return CVG_EINVAL;
         }
-        if (m->vv_n > 0 && m->heads == NULL) {
+        return CVG_OK;
+    case CVG__MSG_VV:
+        if ((m->vv_n > 0 && m->heads == NULL) || m->vv_digest == NULL ||
+            m->vv_base > m->vv_at || m->vv_n > m->vv_total) {
             return CVG_EINVAL;
         }
         return check_vv(m->vv, m->vv_n);
+    case CVG__MSG_VV_WANT:
+        return CVG_OK;
     case CVG__MSG_PROVE:
         return m->sig != NULL ? CVG_OK : CVG_EINVAL;
     case CVG__MSG_PULL:
@@ -194,6 +208,50 @@ check_msg(const cvg__msg *m)
         return CVG_OK;
     }
     return CVG_EINVAL;
+}
+
+/* ---- The digest of a version vector --------------------------------------- */
+
+#define VV_DIGEST_DOMAIN "converge version vector v1"
+
+void
+cvg__vv_hash_init(cvg__vv_hash *h)
+{
+    crypto_generichash_init(&h->st, NULL, 0, CVG__VV_DIGEST_BYTES);
+    crypto_generichash_update(&h->st, (const uint8_t *)VV_DIGEST_DOMAIN,
+                              sizeof VV_DIGEST_DOMAIN - 1);
+    h->len = 0;
+}
+
+void
+cvg__vv_hash_add(cvg__vv_hash *h, const cvg_dot *d)
+{
+    if (h->len + 24 > sizeof h->buf) {
+        crypto_generichash_update(&h->st, h->buf, h->len);
+        h->len = 0;
+    }
+    memcpy(h->buf + h->len, d->origin.bytes, 16);
+    cvg__put_be64(h->buf + h->len + 16, d->seq);
+    h->len += 24;
+}
+
+void
+cvg__vv_hash_final(cvg__vv_hash *h, uint8_t out[CVG__VV_DIGEST_BYTES])
+{
+    crypto_generichash_update(&h->st, h->buf, h->len);
+    crypto_generichash_final(&h->st, out, CVG__VV_DIGEST_BYTES);
+    sodium_memzero(h, sizeof *h);
+}
+
+void
+cvg__vv_digest(const cvg_dot *vv, size_t n, uint8_t out[CVG__VV_DIGEST_BYTES])
+{
+    cvg__vv_hash h;
+    cvg__vv_hash_init(&h);
+    for (size_t i = 0; i < n; i++) {
+        cvg__vv_hash_add(&h, &vv[i]);
+    }
+    cvg__vv_hash_final(&h, out);
 }
 
 /* ---- Encoder ------------------------------------------------------------- */
@@ -251,6 +309,15 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
         CVG__MP_TRY(msgpack_pack_bin_with_body(pk, m->nonce, CVG__NONCE_BYTES));
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->log_end));
         CVG__MP_TRY(msgpack_pack_uint32(pk, m->flags));
+        return CVG_OK;
+    case CVG__MSG_VV:
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->vv_at));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->vv_base));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->vv_total));
+        CVG__MP_TRY(
+            msgpack_pack_bin_with_body(pk, m->vv_digest, CVG__VV_DIGEST_BYTES));
+        CVG__MP_TRY(m->has_more ? msgpack_pack_true(pk)
+                                : msgpack_pack_false(pk));
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->vv_n));
         for (size_t i = 0; i < m->vv_n; i++) {
             rc = pack_dot(pk, &m->vv[i]);
@@ -276,6 +343,8 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
                    : CVG_ENOMEM;
     case CVG__MSG_HAVE:
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->log_end));
+        return CVG_OK;
+    case CVG__MSG_VV_WANT:
         return CVG_OK;
     case CVG__MSG_PULL:
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->cursor));
@@ -385,10 +454,9 @@ read_dot(cvg__mp *r, cvg_dot *out)
 }
 
 static int
-read_hello(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
+read_hello(cvg__mp *r, cvg__msg *m)
 {
     uint64_t flags;
-    size_t n;
     cvg_bytes pk, nonce;
     if (cvg__mp_id(r, &m->id) != CVG_OK ||
         cvg__mp_bin(r, CVG_PUBLIC_KEY_BYTES, &pk) != CVG_OK ||
@@ -398,13 +466,31 @@ read_hello(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
         cvg__mp_bin(r, CVG__NONCE_BYTES, &nonce) != CVG_OK ||
         nonce.len != CVG__NONCE_BYTES ||
         cvg__mp_uint(r, UINT64_MAX, &m->log_end) != CVG_OK ||
-        cvg__mp_uint(r, UINT32_MAX, &flags) != CVG_OK ||
-        cvg__mp_count(r, CVG__MSG_VV_MAX, HELLO_ENTRY_MIN, &n) != CVG_OK) {
+        cvg__mp_uint(r, UINT32_MAX, &flags) != CVG_OK) {
         return CVG_ECORRUPT;
     }
     m->pk = pk.data;
     m->nonce = nonce.data;
     m->flags = (uint32_t)flags;
+    return CVG_OK;
+}
+
+static int
+read_vv(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
+{
+    size_t n;
+    cvg_bytes digest;
+    if (cvg__mp_uint(r, UINT64_MAX, &m->vv_at) != CVG_OK ||
+        cvg__mp_uint(r, m->vv_at, &m->vv_base) != CVG_OK ||
+        cvg__mp_uint(r, UINT64_MAX, &m->vv_total) != CVG_OK ||
+        cvg__mp_bin(r, CVG__VV_DIGEST_BYTES, &digest) != CVG_OK ||
+        digest.len != CVG__VV_DIGEST_BYTES ||
+        read_bool(r, &m->has_more) != CVG_OK ||
+        cvg__mp_count(r, CVG__MSG_VV_MAX, VV_ENTRY_MIN, &n) != CVG_OK ||
+        n > m->vv_total) {
+        return CVG_ECORRUPT;
+    }
+    m->vv_digest = digest.data;
     int rc;
     GROW(s->vv, &s->vv_cap, n, rc);
     if (rc == CVG_OK) {
@@ -601,7 +687,13 @@ read_msg(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
     int rc = CVG_ECORRUPT;
     switch (m->type) {
     case CVG__MSG_HELLO:
-        rc = read_hello(r, m, s);
+        rc = read_hello(r, m);
+        break;
+    case CVG__MSG_VV:
+        rc = read_vv(r, m, s);
+        break;
+    case CVG__MSG_VV_WANT:
+        rc = CVG_OK;
         break;
     case CVG__MSG_PULL:
         rc = read_pull(r, m);

@@ -10,6 +10,8 @@
 #ifndef CVG_WIRE_H
 #define CVG_WIRE_H
 
+#include <sodium.h>
+
 #include "../oplog/oplog_int.h"
 
 /* Version 2: HELLO carries the sender's public key, a challenge and the
@@ -21,8 +23,12 @@
  * the op refused and its code, before the ERROR; the counts ACK carried
  * are gone. A peer of another version is refused (CVG_EVERSION). Live
  * sessions need no version of their own: HAVE is sent only to a peer
- * whose HELLO asked for a live session. */
-#define CVG_PROTOCOL_VERSION 4
+ * whose HELLO asked for a live session. Version 5: the version vector
+ * leaves HELLO for VV messages, sent once the peer's HELLO said who it is:
+ * only the entries changed since a vector the peer remembers, with a
+ * digest of the whole one, and VV_WANT asks for the whole vector when the
+ * peer's memory does not match (src/sync/vv_sync.c). */
+#define CVG_PROTOCOL_VERSION 5
 
 typedef enum cvg__msg_type {
     CVG__MSG_HELLO = 1, /* who I am and what I have */
@@ -33,7 +39,9 @@ typedef enum cvg__msg_type {
     CVG__MSG_ERROR = 6, /* the session ends, with a reason */
     CVG__MSG_PROVE = 7, /* my signature over your challenge */
     CVG__MSG_FORK = 8,  /* my signed head of an origin we disagree on */
-    CVG__MSG_HAVE = 9 /* live: my log now ends here (pull, or pushes follow) */
+    CVG__MSG_HAVE = 9, /* live: my log now ends here (pull, or pushes follow) */
+    CVG__MSG_VV = 10,  /* my version vector, or what changed of it */
+    CVG__MSG_VV_WANT = 11 /* your VV did not match: send it whole */
 } cvg__msg_type;
 
 /* What became of a run of ops of one origin, seqs lo..hi, in an ACK. */
@@ -46,12 +54,16 @@ typedef struct cvg__ack_range {
                       * code the op was refused with */
 } cvg__ack_range;
 
-/* Caps the decoder enforces. */
+/* Caps the decoder enforces. None limits how many origins a replica may
+ * have: a version vector takes as many VV messages as it needs, and the
+ * caps on one message are far above what its bytes (at most 16 MiB on a
+ * connection) can hold anyway. */
 #define CVG__MSG_BLOCKS_MAX 65536u
-#define CVG__MSG_VV_MAX 65536u
+#define CVG__MSG_VV_MAX 65536u /* entries in one VV message */
 #define CVG__MSG_TEXT_MAX 1024u
 #define CVG__NONCE_BYTES 32u
-#define CVG__MSG_POINTS_MAX 65536u
+#define CVG__MSG_POINTS_MAX (1u << 18)
+#define CVG__VV_DIGEST_BYTES 32u
 /* An honest page's ACK holds at most two ranges per origin (those it had,
  * then those it took), and a page at most CVG__MSG_POINTS_MAX origins. */
 #define CVG__MSG_RANGES_MAX (2 * CVG__MSG_POINTS_MAX)
@@ -73,11 +85,19 @@ typedef struct cvg__msg {
     cvg_bytes inc;        /* at most CVG__INC_MAX */
     const uint8_t *nonce; /* CVG__NONCE_BYTES: the challenge */
     uint64_t log_end;     /* the last lsn of the sender's log (and HAVE's) */
-    const cvg_dot *vv;    /* sorted by origin, seq > 0 */
-    const uint8_t *heads; /* per vv entry, CVG__HEAD_BYTES: the digest's
-                           * prefix of that origin's history at that seq */
-    size_t vv_n;
     uint32_t flags;
+    /* VV: the sender's version vector at its lsn vv_at, whole (vv_base 0)
+     * or as the entries changed since its vector at lsn vv_base; vv_total
+     * entries and vv_digest (cvg__vv_digest) are the whole vector's, and
+     * has_more says more VV messages of this vector follow. */
+    uint64_t vv_at;
+    uint64_t vv_base;
+    uint64_t vv_total;
+    const uint8_t *vv_digest; /* CVG__VV_DIGEST_BYTES */
+    const cvg_dot *vv;        /* sorted by origin, seq > 0 */
+    const uint8_t *heads;     /* per vv entry, CVG__HEAD_BYTES: the digest's
+                               * prefix of that origin's history at that seq */
+    size_t vv_n;
     /* PULL */
     uint64_t cursor;    /* the first lsn of the puller's interest */
     uint32_t max_ops;   /* 0: no limit; the server caps it at its own */
@@ -88,7 +108,8 @@ typedef struct cvg__msg {
     uint64_t next_cursor;     /* OPS: where the next PULL starts */
     bool has_more;            /* OPS: the log goes on past next_cursor;
                                * PUSH: more PUSH pages follow; ACK: the
-                               * page acknowledged said more follow */
+                               * page acknowledged said more follow; VV:
+                               * more of the vector follows */
     const cvg__point *points; /* per origin in the page, at its last seq */
     size_t n_points;
     /* FORK: the sender's signed head of an origin (no key), the digest it
@@ -106,6 +127,19 @@ typedef struct cvg__msg {
     int32_t code;
     cvg_bytes text;
 } cvg__msg;
+
+/* The digest of a whole version vector (sorted by origin): BLAKE2b of a
+ * domain string, then each entry's origin and seq (8 bytes, big-endian). */
+typedef struct cvg__vv_hash {
+    crypto_generichash_state st;
+    uint8_t buf[24 * 170]; /* entries wait here: one update per 170 */
+    size_t len;
+} cvg__vv_hash;
+void cvg__vv_hash_init(cvg__vv_hash *h);
+void cvg__vv_hash_add(cvg__vv_hash *h, const cvg_dot *d);
+void cvg__vv_hash_final(cvg__vv_hash *h, uint8_t out[CVG__VV_DIGEST_BYTES]);
+void cvg__vv_digest(const cvg_dot *vv, size_t n,
+                    uint8_t out[CVG__VV_DIGEST_BYTES]);
 
 /* Append the encoding of @p m to @p out. CVG_EINVAL for a message that is
  * not well formed (unknown type, counts over the caps, unsorted VV or ACK

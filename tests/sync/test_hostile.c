@@ -497,8 +497,16 @@ encode(const cvg__msg *m0, cvg__buf *b)
         mm.log_end = (uint64_t)1 << 40;
     }
     static uint8_t zero_heads[(CVG__MSG_VV_MAX + 1) * CVG__HEAD_BYTES];
-    if (mm.type == CVG__MSG_HELLO && mm.heads == NULL) {
+    if (mm.type == CVG__MSG_VV && mm.heads == NULL) {
         mm.heads = zero_heads; /* heads that match nobody's history */
+    }
+    /* A VV is the attacker's whole vector, with its count and digest. */
+    static uint8_t vv_digest[CVG__VV_DIGEST_BYTES];
+    if (mm.type == CVG__MSG_VV && mm.vv_digest == NULL) {
+        cvg__vv_digest(mm.vv, mm.vv_n, vv_digest);
+        mm.vv_digest = vv_digest;
+        mm.vv_total = mm.vv_n;
+        mm.vv_at = (uint64_t)1 << 40;
     }
     static cvg__point pts[64];
     if ((mm.type == CVG__MSG_OPS || mm.type == CVG__MSG_PUSH) &&
@@ -517,6 +525,16 @@ hello_msg(cvg__buf *b, const cvg_replica_id *id, uint32_t flags)
     cvg__msg m = msg_of(CVG__MSG_HELLO);
     m.id = *id;
     m.flags = flags;
+    encode(&m, b);
+}
+
+/* The attacker's whole version vector: @p n entries. */
+static void
+vv_msg(cvg__buf *b, const cvg_dot *vv, size_t n)
+{
+    cvg__msg m = msg_of(CVG__MSG_VV);
+    m.vv = vv;
+    m.vv_n = n;
     encode(&m, b);
 }
 
@@ -552,6 +570,9 @@ hello_proven(cvg_session *s, const cvg_replica_id *id, uint32_t flags)
     prove_msg(&b, id);
     rc = cvg_session_input(s, b.p, b.len);
     cr_assert_eq(rc, CVG_OK, "PROVE: %s", cvg_errname(rc));
+    vv_msg(&b, NULL, 0);
+    rc = cvg_session_input(s, b.p, b.len);
+    cr_assert_eq(rc, CVG_OK, "VV: %s", cvg_errname(rc));
     cvg__buf_free(&b);
 }
 
@@ -835,17 +856,9 @@ static void
 sample_msg(world *w, stage st, cvg__buf *b)
 {
     if (st == AT_HELLO) {
-        cvg_dot vv[2] = {{w->mid, 3}, {w->sid, 9}};
-        if (cvg__id_cmp(&vv[0].origin, &vv[1].origin) > 0) {
-            cvg_dot tmp = vv[0];
-            vv[0] = vv[1];
-            vv[1] = tmp;
-        }
         cvg__msg m = msg_of(CVG__MSG_HELLO);
         m.id = w->mid;
         m.flags = 1;
-        m.vv = vv;
-        m.vv_n = 2;
         encode(&m, b);
     } else if (st == AT_PULL) {
         pull_msg(b, 1, 100, 1u << 16);
@@ -984,10 +997,10 @@ Test(hostile, bad_protocol_versions)
     } cases[] = {
         {{0x00}, 1, CVG_ECORRUPT},       /* version 0 */
         {{0xc0}, 1, CVG_ECORRUPT},       /* nil */
-        {{0xcc, 0x04}, 2, CVG_ECORRUPT}, /* 4, not smallest */
+        {{0xcc, 0x05}, 2, CVG_ECORRUPT}, /* 5, not smallest */
         {{0xff}, 1, CVG_ECORRUPT},       /* -1 */
-        {{0x03}, 1, CVG_EVERSION},       /* the last version, unsigned */
-        {{0x05}, 1, CVG_EVERSION},       /* the next version */
+        {{0x04}, 1, CVG_EVERSION},       /* the last version, unsigned */
+        {{0x06}, 1, CVG_EVERSION},       /* the next version */
         {{0x7f}, 1, CVG_EVERSION},
         {{0xcc, 0x80}, 2, CVG_EVERSION}, /* 128 */
         {{0xce, 0xff, 0xff, 0xff, 0xff}, 5, CVG_EVERSION},
@@ -1178,7 +1191,7 @@ Test(hostile, counts_and_sizes_over_the_limits)
     world_open(&w, "hostile-limits", 6);
     snap before;
     snap_take(w.v, &before, true);
-    /* A HELLO of CVG__MSG_VV_MAX entries is fine; one more is refused. */
+    /* A VV of CVG__MSG_VV_MAX entries is fine; one more is refused. */
     size_t n = CVG__MSG_VV_MAX;
     cvg_dot *vv = calloc(n + 1, sizeof *vv);
     cr_assert_not_null(vv);
@@ -1186,15 +1199,14 @@ Test(hostile, counts_and_sizes_over_the_limits)
         cvg__put_be64(vv[i].origin.bytes, i + 1);
         vv[i].seq = 1;
     }
-    cvg__msg m = msg_of(CVG__MSG_HELLO);
-    m.id = w.mid;
-    m.vv = vv;
-    m.vv_n = n;
-    cvg__buf ok = {0}, b = {0};
-    encode(&m, &ok);
+    cvg__buf ok = {0}, b = {0}, hello = {0};
+    vv_msg(&ok, vv, n);
+    hello_msg(&hello, &w.mid, 0);
     /* The same bytes with count n + 1 and one more entry. */
     cr_assert_eq(n, 65536u);
     const uint8_t *at = memmem(ok.p, 120, "\xce\x00\x01\x00\x00", 5);
+    cr_assert_not_null(at, "the total in its uint32 form");
+    at = memmem(at + 5, 120, "\xce\x00\x01\x00\x00", 5);
     cr_assert_not_null(at, "the count in its uint32 form");
     size_t pos = (size_t)(at - ok.p);
     cr_assert_eq(cvg__buf_append(&b, ok.p, ok.len), CVG_OK);
@@ -1205,9 +1217,11 @@ Test(hostile, counts_and_sizes_over_the_limits)
     cr_assert_eq(cvg__buf_append(&b, extra, sizeof extra), CVG_OK);
     victim v;
     victim_at(&w, &v, AT_HELLO);
+    OK(cvg_session_input(v.s, hello.p, hello.len));
     OK(cvg_session_input(v.s, ok.p, ok.len)); /* the control */
     victim_end(&v);
     victim_at(&w, &v, AT_HELLO);
+    OK(cvg_session_input(v.s, hello.p, hello.len));
     expect_refused(&v, b.p, b.len, CVG_ECORRUPT, &before, "65537 vv entries");
     victim_end(&v);
     /* A count that the bytes cannot hold. */
@@ -1215,10 +1229,12 @@ Test(hostile, counts_and_sizes_over_the_limits)
     cr_assert_eq(cvg__buf_append(&b, ok.p, pos), CVG_OK);
     cr_assert_eq(cvg__buf_append(&b, "\xce\x7f\xff\xff\xff", 5), CVG_OK);
     victim_at(&w, &v, AT_HELLO);
+    OK(cvg_session_input(v.s, hello.p, hello.len));
     expect_refused(&v, b.p, b.len, CVG_ECORRUPT, &before, "2^31 vv entries");
     victim_end(&v);
     free(vv);
     cvg__buf_free(&ok);
+    cvg__buf_free(&hello);
 
     /* An ERROR text over CVG__MSG_TEXT_MAX. */
     b.len = 0;
@@ -1918,15 +1934,12 @@ Test(hostile, hellos_claiming_ops_the_receiver_never_made)
     snap_take(w.v, &before, true);
     for (uint64_t claim = 3; claim < 6; claim++) {
         cvg_dot dot = {w.vid, claim};
-        cvg__msg m = msg_of(CVG__MSG_HELLO);
-        m.id = w.mid;
-        m.flags = 1;
-        m.vv = &dot;
-        m.vv_n = 1;
         cvg__buf b = {0};
-        encode(&m, &b);
+        hello_msg(&b, &w.mid, 1);
         victim v;
         victim_open(&v, w.v);
+        OK(cvg_session_input(v.s, b.p, b.len));
+        vv_msg(&b, &dot, 1);
         if (claim == 3) { /* V made 3: a true claim */
             OK(cvg_session_input(v.s, b.p, b.len));
         } else {
@@ -2304,14 +2317,14 @@ Test(hostile, a_peer_claiming_another_id_cannot_prove_it)
     cvg__msg m = msg_of(CVG__MSG_HELLO);
     m.id = w.sid;
     m.flags = 1;
-    m.vv = &claim;
-    m.vv_n = 1;
-    cvg__buf hello = {0}, b = {0};
+    cvg__buf hello = {0}, b = {0}, claim_vv = {0};
     encode(&m, &hello);
+    vv_msg(&claim_vv, &claim, 1);
     for (int attack = 0; attack < 4; attack++) {
         victim v;
         victim_open(&v, w.v);
         OK(cvg_session_input(v.s, hello.p, hello.len));
+        OK(cvg_session_input(v.s, claim_vv.p, claim_vv.len));
         drain(v.s, NULL, NULL, NULL);
         const char *what = "";
         if (attack == 0) {
@@ -2349,6 +2362,7 @@ Test(hostile, a_peer_claiming_another_id_cannot_prove_it)
         expect_status_same(&st0, &st, what);
     }
     cvg__buf_free(&hello);
+    cvg__buf_free(&claim_vv);
     cvg__buf_free(&b);
     /* The real S: V's cursor and status for it were never touched. */
     int rc = cvg_sync_local(w.v, w.s, NULL);

@@ -17,7 +17,7 @@
 /* ---- Helpers ----------------------------------------------------------- */
 
 /* The protocol version as the first byte of the fixed messages below. */
-#define PV 0x04
+#define PV 0x05
 _Static_assert(PV == CVG_PROTOCOL_VERSION,
                "the fixed bytes are of another "
                "version: update them");
@@ -45,9 +45,11 @@ msg_of(cvg__msg_type type)
     m.pk = key;
     m.nonce = key + 32;
     m.sig = key;
-    /* History heads for up to the most VV entries a HELLO may hold. */
+    /* History heads for up to the most entries a VV may hold, and its
+     * digest. */
     static uint8_t heads[(CVG__MSG_VV_MAX + 1) * CVG__HEAD_BYTES];
     m.heads = heads;
+    m.vv_digest = key;
     m.fork.seq = 1;
     m.fork_head = key;
     return m;
@@ -97,6 +99,14 @@ expect_msg_eq(const cvg__msg *got, const cvg__msg *want)
         cr_expect(bytes_eq(got->inc, want->inc), "hello inc");
         cr_expect_eq(got->log_end, want->log_end);
         cr_expect_eq(got->flags, want->flags);
+        break;
+    case CVG__MSG_VV:
+        cr_expect_eq(got->vv_at, want->vv_at);
+        cr_expect_eq(got->vv_base, want->vv_base);
+        cr_expect_eq(got->vv_total, want->vv_total);
+        cr_expect_eq(got->has_more, want->has_more);
+        cr_expect_eq(
+            memcmp(got->vv_digest, want->vv_digest, CVG__VV_DIGEST_BYTES), 0);
         cr_expect_eq(got->vv_n, want->vv_n, "vv_n %zu != %zu", got->vv_n,
                      want->vv_n);
         for (size_t i = 0; i < want->vv_n && i < got->vv_n; i++) {
@@ -111,6 +121,8 @@ expect_msg_eq(const cvg__msg *got, const cvg__msg *want)
         break;
     case CVG__MSG_HAVE:
         cr_expect_eq(got->log_end, want->log_end);
+        break;
+    case CVG__MSG_VV_WANT:
         break;
     case CVG__MSG_PULL:
         cr_expect_eq(got->cursor, want->cursor);
@@ -250,9 +262,10 @@ sample(int i)
     cvg__msg m;
     switch (i) {
     case 0:
-        m = msg_of(CVG__MSG_HELLO);
-        m.id = mkid(0xabcdef);
-        m.flags = 1;
+        m = msg_of(CVG__MSG_VV);
+        m.vv_at = 1000;
+        m.vv_base = 7;
+        m.vv_total = 3;
         m.vv = sample_vv;
         m.vv_n = 3;
         return m;
@@ -291,8 +304,9 @@ sample(int i)
         m.log_end = (uint64_t)1 << 40;
         return m;
     default:
-        m = msg_of(CVG__MSG_HELLO); /* empty vv */
-        m.id = mkid(1);
+        m = msg_of(CVG__MSG_HELLO);
+        m.id = mkid(0xabcdef);
+        m.flags = 1;
         return m;
     }
 }
@@ -303,7 +317,23 @@ Test(wire, hello_round_trips)
 {
     cvg__msg m = msg_of(CVG__MSG_HELLO);
     m.id = mkid(42);
-    roundtrip(&m); /* empty vv */
+    roundtrip(&m);
+    m.flags = UINT32_MAX;
+    m.log_end = UINT64_MAX;
+    roundtrip(&m);
+}
+
+Test(wire, vv_round_trips)
+{
+    cvg__msg m = msg_of(CVG__MSG_VV);
+    roundtrip(&m); /* empty */
+    m = msg_of(CVG__MSG_VV_WANT);
+    roundtrip(&m);
+    m = msg_of(CVG__MSG_VV);
+    m.vv_at = UINT64_MAX;
+    m.vv_base = UINT64_MAX;
+    m.vv_total = UINT64_MAX;
+    m.has_more = true;
 
     static cvg_dot vv[1000];
     for (size_t i = 0; i < 1000; i++) {
@@ -313,9 +343,11 @@ Test(wire, hello_round_trips)
     }
     m.vv = vv;
     m.vv_n = 1000;
-    m.flags = UINT32_MAX;
     roundtrip(&m);
-    m.flags = 0;
+    m.vv_base = 0;
+    m.vv_at = 0;
+    m.vv_total = 1;
+    m.has_more = false;
     m.vv_n = 1;
     roundtrip(&m);
 }
@@ -481,7 +513,8 @@ Test(wire, ack_ranges_at_the_cap_round_trip)
     /* The same bytes with one range more and its count. */
     m.n_ranges = n;
     encode_ok(&m, &b);
-    const uint8_t count[] = {0xce, 0x00, 0x02, 0x00, 0x00};
+    uint8_t count[5] = {0xce};
+    cvg__put_be32(count + 1, (uint32_t)n);
     cr_assert_eq(memcmp(b.p + 3, count, 5), 0, "the count at the cap");
     cvg__buf c = {0};
     cr_assert_eq(cvg__buf_append(&c, b.p, b.len), CVG_OK);
@@ -540,7 +573,7 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
 #define RU64()                                      \
     (cvg_test_below(st, 4) == 0 ? cvg_test_rand(st) \
                                 : cvg_test_rand(st) >> cvg_test_below(st, 64))
-    cvg__msg m = msg_of((cvg__msg_type)(1 + cvg_test_below(st, 9)));
+    cvg__msg m = msg_of((cvg__msg_type)(1 + cvg_test_below(st, 11)));
     size_t n = cvg_test_below(st, max_n + 1);
     static cvg__point points[64];
     switch (m.type) {
@@ -553,7 +586,7 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
         memcpy(m.fork.sig, pool, CVG__SIG_BYTES);
         m.fork_head = pool + 64;
         break;
-    case CVG__MSG_HELLO: {
+    case CVG__MSG_HELLO:
         m.id = mkid(cvg_test_rand(st));
         m.log_end = RU64();
         if (cvg_test_below(st, 2) == 0) {
@@ -561,6 +594,15 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
             m.inc.len = CVG__INC_MAX;
         }
         m.flags = (uint32_t)RU64();
+        break;
+    case CVG__MSG_VV_WANT:
+        break;
+    case CVG__MSG_VV: {
+        m.vv_at = RU64();
+        m.vv_base = cvg_test_below(st, 3) == 0 ? 0 : RU64() % (m.vv_at / 2 + 1);
+        m.vv_total = n + (cvg_test_below(st, 2) ? 0 : RU64() / 2);
+        m.has_more = cvg_test_below(st, 2) != 0;
+        m.vv_digest = pool + 200;
         uint64_t k = cvg_test_below(st, 1000);
         for (size_t i = 0; i < n; i++) {
             k += 1 + cvg_test_below(st, 3);
@@ -758,10 +800,7 @@ Test(wire, layout_bytes_are_fixed)
     m = msg_of(CVG__MSG_HELLO);
     memset(m.id.bytes, 0x33, 16);
     m.flags = 1;
-    m.vv = &d;
-    m.vv_n = 1;
-    uint8_t hello[2 + 18 + HELLO_ID_BYTES + 2 + 18 + 1 + 18] = {PV, 0x01, 0xc4,
-                                                                0x10};
+    uint8_t hello[2 + 18 + HELLO_ID_BYTES + 1] = {PV, 0x01, 0xc4, 0x10};
     memset(hello + 4, 0x33, 16);
     uint8_t *h = hello + 20;
     *h++ = 0xc4;
@@ -775,15 +814,33 @@ Test(wire, layout_bytes_are_fixed)
     memcpy(h, m.nonce, 32);
     h += 32;
     *h++ = 0x00; /* log end */
-    h[0] = 0x01;
-    h[1] = 0x01;
-    h[2] = 0xc4;
-    h[3] = 0x10;
-    memset(h + 4, 0x22, 16);
-    h[20] = 0x07;
-    h[21] = 0xc4; /* the head: the zeros msg_of() points at */
-    h[22] = 0x10;
+    h[0] = 0x01; /* flags */
     expect_bytes(&m, hello, sizeof hello);
+
+    m = msg_of(CVG__MSG_VV);
+    m.vv_at = 9;
+    m.vv_total = 1;
+    m.vv = &d;
+    m.vv_n = 1;
+    uint8_t vv[5 + 34 + 2 + 18 + 1 + 18] = {PV,   0x0a, 0x09, 0x00,
+                                            0x01, 0xc4, 0x20};
+    h = vv + 7;
+    memcpy(h, m.vv_digest, 32);
+    h += 32;
+    *h++ = 0xc2; /* no more */
+    *h++ = 0x01;
+    *h++ = 0xc4;
+    *h++ = 0x10;
+    memset(h, 0x22, 16);
+    h += 16;
+    *h++ = 0x07;
+    *h++ = 0xc4; /* the head: the zeros msg_of() points at */
+    *h++ = 0x10;
+    expect_bytes(&m, vv, sizeof vv);
+
+    m = msg_of(CVG__MSG_VV_WANT);
+    const uint8_t want[] = {PV, 0x0b};
+    expect_bytes(&m, want, sizeof want);
 }
 
 /* ---- Rejections -------------------------------------------------------- */
@@ -831,7 +888,7 @@ Test(wire, trailing_bytes_are_corrupt)
 
 Test(wire, unknown_types_are_corrupt)
 {
-    const uint8_t types[][3] = {{0x00}, {0x0a}, {0x7f},      {0xcc, 0xff},
+    const uint8_t types[][3] = {{0x00}, {0x0c}, {0x7f},      {0xcc, 0xff},
                                 {0xff}, {0xc0}, {0xcc, 0x01}};
     const size_t lens[] = {1, 1, 1, 2, 1, 1, 2};
     for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
@@ -841,7 +898,7 @@ Test(wire, unknown_types_are_corrupt)
         memcpy(msg + 1 + lens[i], "\x01\x00\x00", 3);
         cr_expect_eq(decode_any(msg, 4 + lens[i]), CVG_ECORRUPT, "type %zu", i);
     }
-    cvg__msg m = msg_of((cvg__msg_type)10);
+    cvg__msg m = msg_of((cvg__msg_type)12);
     cvg__buf b = {0};
     cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
     m.type = (cvg__msg_type)0;
@@ -854,20 +911,24 @@ Test(wire, versions)
 {
     cvg__msg_scratch s = {0};
     cvg__msg m;
-    /* Version 5, and version 3 (whose ACK carried counts): reported with
-     * the version, whatever follows. */
-    const uint8_t v5[] = {0x05, 0x02, 0x01, 0x00, 0x00};
-    cr_expect_eq(cvg__msg_decode(v5, sizeof v5, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 5);
-    cr_expect_eq(cvg__msg_decode(v5, 1, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 5);
+    /* Version 6, and versions 4 (whose HELLO carried the whole vector) and
+     * 3 (whose ACK carried counts): reported with the version, whatever
+     * follows. */
+    const uint8_t v6[] = {0x06, 0x02, 0x01, 0x00, 0x00};
+    cr_expect_eq(cvg__msg_decode(v6, sizeof v6, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 6);
+    cr_expect_eq(cvg__msg_decode(v6, 1, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 6);
+    const uint8_t v4[] = {0x04, 0x01, 0xc4, 0x10};
+    cr_expect_eq(cvg__msg_decode(v4, sizeof v4, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 4);
     const uint8_t v3[] = {0x03, 0x02, 0x01, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(v3, sizeof v3, &m, &s), CVG_EVERSION);
     cr_expect_eq(m.version, 3);
     /* A version 3 ACK, counts and all, is not read as ours. */
     const uint8_t v3_ack[] = {0x03, 0x05, 0x02, 0x00, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(v3_ack, sizeof v3_ack, &m, &s), CVG_EVERSION);
-    const uint8_t v3_junk[] = {0x05, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t v3_junk[] = {0x06, 0xdd, 0xff, 0xff, 0xff, 0xff};
     cr_expect_eq(cvg__msg_decode(v3_junk, sizeof v3_junk, &m, &s),
                  CVG_EVERSION);
     const uint8_t vmax[] = {0xce, 0xff, 0xff, 0xff, 0xff, 0x01};
@@ -1015,10 +1076,11 @@ Test(wire, huge_counts_are_refused_before_allocating)
         {0xff},                         /* nor a negative number */
     };
     const size_t cn[] = {3, 5, 5, 5, 9, 5, 1};
-    /* HELLO: 2 + 18 + identity fields + flags (1); OPS: 2 + cursor (5) + bool (1);
-     * PUSH: 2 + bool (1); ACK: 2 + bool (1). */
+    /* VV: 2 + at (3) + base, total (1 each) + digest (34) + bool (1);
+     * OPS: 2 + cursor (5) + bool (1); PUSH: 2 + bool (1); ACK: 2 + bool
+     * (1). */
     const int which[] = {0, 2, 3, 4};
-    const size_t off[] = {21 + HELLO_ID_BYTES, 8, 3, 3};
+    const size_t off[] = {42, 8, 3, 3};
     for (size_t i = 0; i < 4; i++) {
         for (size_t k = 0; k < sizeof cn / sizeof *cn; k++) {
             expect_count_refused(which[i], off[i], counts[k], cn[k]);
@@ -1047,66 +1109,78 @@ Test(wire, a_count_one_over_the_cap_is_refused_with_the_bytes_there)
     cvg__buf_free(&b);
 }
 
-/* A HELLO with two vv entries of one-byte seqs, 96 bytes: the id's bin
- * header at 2, the identity fields (HELLO_ID_BYTES), then flags, the
- * count, and entry i's bin header at 22 + 37 * i, its origin at 24 + 37 * i,
- * its seq at 40 + 37 * i and its head after, each plus HELLO_ID_BYTES. */
+/* A VV with two entries of one-byte seqs, 115 bytes: at, base, total
+ * (one byte each), the digest, more and the count take 40, then entry i's
+ * bin header at 41 + 37 * i, its origin at 43 + 37 * i, its seq at
+ * 59 + 37 * i and its head after. */
+#define VV_AT 19 /* entry offsets below: as a HELLO's of version 4, plus */
 static void
 hello_two(cvg__buf *b)
 {
     cvg_dot vv[2] = {{mkid(1), 5}, {mkid(2), 6}};
-    cvg__msg m = msg_of(CVG__MSG_HELLO);
-    m.id = mkid(9);
+    cvg__msg m = msg_of(CVG__MSG_VV);
+    m.vv_total = 2;
     m.vv = vv;
     m.vv_n = 2;
     encode_ok(&m, b);
-    cr_assert_eq(b->len, 96 + HELLO_ID_BYTES);
+    cr_assert_eq(b->len, 96 + VV_AT);
 }
 
-Test(wire, hello_vv_must_be_sorted_unique_and_positive)
+Test(wire, vv_must_be_sorted_unique_and_positive)
 {
     cvg__buf b = {0};
     hello_two(&b);
     cr_expect_eq(decode_any(b.p, b.len), CVG_OK);
     /* Swap the origins: unsorted. */
     uint8_t tmp[16];
-    memcpy(tmp, b.p + 24 + HELLO_ID_BYTES, 16);
-    memcpy(b.p + 24 + HELLO_ID_BYTES, b.p + 61 + HELLO_ID_BYTES, 16);
-    memcpy(b.p + 61 + HELLO_ID_BYTES, tmp, 16);
+    memcpy(tmp, b.p + 24 + VV_AT, 16);
+    memcpy(b.p + 24 + VV_AT, b.p + 61 + VV_AT, 16);
+    memcpy(b.p + 61 + VV_AT, tmp, 16);
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     /* The same origin twice. */
-    memcpy(b.p + 24 + HELLO_ID_BYTES, b.p + 61 + HELLO_ID_BYTES, 16);
+    memcpy(b.p + 24 + VV_AT, b.p + 61 + VV_AT, 16);
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     /* A zero seq. */
     hello_two(&b);
-    b.p[40 + HELLO_ID_BYTES] = 0x00;
+    b.p[40 + VV_AT] = 0x00;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     hello_two(&b);
-    b.p[59 + HELLO_ID_BYTES] = 0x00;
+    b.p[59 + VV_AT] = 0x00;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     /* An origin of 15 or 17 bytes, or as a str. */
     hello_two(&b);
-    b.p[23 + HELLO_ID_BYTES] = 0x0f;
+    b.p[23 + VV_AT] = 0x0f;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
-    b.p[23 + HELLO_ID_BYTES] = 0x11;
+    b.p[23 + VV_AT] = 0x11;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     hello_two(&b);
-    b.p[2] = 0xd9;
+    b.p[22 + VV_AT] = 0xd9;
+    cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
+    /* A base past at, a count past the total, more not a bool. */
+    hello_two(&b);
+    b.p[3] = 0x01;
+    cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
+    hello_two(&b);
+    b.p[4] = 0x01;
+    cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
+    hello_two(&b);
+    b.p[39] = 0x00;
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     /* A seq in a larger form than needed. */
     hello_two(&b);
-    b.len = 40 + HELLO_ID_BYTES;
+    b.len = 40 + VV_AT;
     const uint8_t wide[] = {0xcc, 0x05};
     cr_assert_eq(cvg__buf_append(&b, wide, 2), CVG_OK);
     cvg__buf c = {0};
     hello_two(&c);
-    cr_assert_eq(cvg__buf_append(&b, c.p + 41 + HELLO_ID_BYTES, 19), CVG_OK);
+    cr_assert_eq(cvg__buf_append(&b, c.p + 41 + VV_AT, 19), CVG_OK);
     cr_expect_eq(decode_any(b.p, b.len), CVG_ECORRUPT);
     cvg__buf_free(&c);
 
     /* The encoder refuses the same, writing nothing. */
     cvg_dot vv[3] = {{mkid(2), 1}, {mkid(1), 1}, {mkid(3), 1}};
-    cvg__msg m = msg_of(CVG__MSG_HELLO);
+    cvg__msg m = msg_of(CVG__MSG_VV);
+    m.vv_total = 1u << 20;
     m.vv = vv;
     m.vv_n = 2;
     b.len = 7;
@@ -1123,6 +1197,15 @@ Test(wire, hello_vv_must_be_sorted_unique_and_positive)
     cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
     m.vv_n = CVG__MSG_VV_MAX + 1;
     m.vv = vv;
+    cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
+    m.vv_n = 2;
+    m.vv_total = 1; /* fewer in the whole than here */
+    cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
+    m.vv_total = 2;
+    m.vv_base = 1; /* a base past at */
+    cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
+    m.vv_base = 0;
+    m.vv_digest = NULL;
     cr_expect_eq(cvg__msg_encode(&m, &b), CVG_EINVAL);
     cr_expect_eq(b.len, 7);
     cvg__buf_free(&b);
@@ -1175,8 +1258,8 @@ Test(wire, field_forms_are_checked)
     cvg__buf hb = {0};
     encode_ok(&hm, &hb);
     const size_t fl = 20 + HELLO_ID_BYTES; /* where the flags are */
-    cr_assert_eq(hb.len, fl + 2);
-    uint8_t hello[20 + HELLO_ID_BYTES + 9 + 1] = {0};
+    cr_assert_eq(hb.len, fl + 1);
+    uint8_t hello[20 + HELLO_ID_BYTES + 9] = {0};
     memcpy(hello, hb.p, fl);
     cvg__buf_free(&hb);
     hello[fl] = 0xcf;
@@ -1184,7 +1267,7 @@ Test(wire, field_forms_are_checked)
     cr_expect_eq(decode_any(hello, sizeof hello), CVG_ECORRUPT);
     hello[fl + 4] = 0x00;
     hello[fl] = 0xce; /* not the smallest form either */
-    cr_expect_eq(decode_any(hello, fl + 6), CVG_ECORRUPT);
+    cr_expect_eq(decode_any(hello, fl + 5), CVG_ECORRUPT);
 
     /* ACK: has_more a bool; a result 0, 1 or a negative int32. */
     uint8_t ack[] = {PV, 0x05, 0xc2, 0x01, 0xc4, 0x10, 1,   2,  3,
