@@ -222,13 +222,32 @@ static int
 write_meta(cvg_txn *t)
 {
     cvg_replica *r = t->r;
-    for (size_t i = 0; i < r->origins.n; i++) {
-        const cvg_replica_id *id = &r->origins.ids[i];
-        uint64_t seq = cvg__vv_get(&t->vv, id);
-        if (i < t->origins_at_begin && seq == cvg__vv_get(&r->vv, id)) {
-            continue;
+    /* The seqs that moved: one walk of both vectors (sorted alike), not a
+     * search per origin, so that a commit costs no more than a pass over
+     * the vector however many origins there are. Vectors only grow. */
+    size_t j = 0;
+    for (size_t k = 0; k < t->vv.n; k++) {
+        const cvg_dot *d = &t->vv.e[k];
+        while (j < r->vv.n && cvg__id_cmp(&r->vv.e[j].origin, &d->origin) < 0) {
+            j++;
         }
-        int rc = cvg__origins_put(&r->store, t->mt, (uint32_t)i, id, seq);
+        bool same = j < r->vv.n && r->vv.e[j].seq == d->seq &&
+                    cvg__id_cmp(&r->vv.e[j].origin, &d->origin) == 0;
+        uint32_t idx;
+        if (same ||
+            cvg__origins_find(&r->origins, &d->origin, &idx) != CVG_OK ||
+            idx >= t->origins_at_begin) {
+            continue; /* unchanged, or new: below */
+        }
+        int rc = cvg__origins_put(&r->store, t->mt, idx, &d->origin, d->seq);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    for (size_t i = t->origins_at_begin; i < r->origins.n; i++) {
+        const cvg_replica_id *id = &r->origins.ids[i];
+        int rc = cvg__origins_put(&r->store, t->mt, (uint32_t)i, id,
+                                  cvg__vv_get(&t->vv, id));
         if (rc != CVG_OK) {
             return rc;
         }
