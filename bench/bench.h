@@ -1,7 +1,8 @@
 /*
  * converge_bench: shared types of the driver (bench.c), the helpers
  * (util.c) and the workloads (wl_*.c). Only the public API is used, but
- * for the raw clients of net_idle_1k (wl_net.c).
+ * for the raw clients of net_idle_1k (wl_net.c) and the synthetic origins
+ * of wl_origins.c.
  */
 #ifndef CVG_BENCH_H
 #define CVG_BENCH_H
@@ -135,6 +136,8 @@ void wl_net_idle(const bench_ctx *ctx, bench_run *out);
 void wl_net_live(const bench_ctx *ctx, bench_run *out);
 void wl_net_live_relaxed(const bench_ctx *ctx, bench_run *out);
 void wl_fields(const bench_ctx *ctx, bench_run *out);
+void wl_origins_sync(const bench_ctx *ctx, bench_run *out);
+void wl_origins_incremental(const bench_ctx *ctx, bench_run *out);
 
 /* Where counter_1m keeps its last replica for reopen_1m. */
 #define BENCH_COUNTER_KEPT "counter_1m.replica"
