@@ -276,9 +276,9 @@ dial(cvg_syncer *s)
         emit(s, CVG_SYNCER_OFFLINE, CVG_EIO, s->msg, NULL, wait);
         if (!s->stopping) {
             /* From now, not from the loop's cached time before the
-         * callback: the wait is at least next_ms. */
-        uv_update_time(&s->loop);
-        uv_timer_start(&s->retry, on_retry, wait, 0);
+             * callback: the wait is at least next_ms. */
+            uv_update_time(&s->loop);
+            uv_timer_start(&s->retry, on_retry, wait, 0);
         }
         return;
     }
