@@ -111,6 +111,10 @@ int bench_rm_rf(const char *path);
 /* "root/name" into a malloc'd string; dies on ENOMEM. */
 char *bench_path(const char *root, const char *name);
 
+/* Raise the soft limit on open files to the hard one (the network
+ * workloads hold a socket per client); failure is ignored. */
+void bench_raise_fd_limit(void);
+
 /* A small deterministic PRNG (splitmix64). */
 uint64_t bench_rand(uint64_t *state);
 

@@ -227,3 +227,13 @@ bench_quantile(double *v, size_t n, double q)
     }
     return v[k - 1];
 }
+
+void
+bench_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}

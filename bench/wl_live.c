@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -209,19 +208,9 @@ server_ops(cvg_server *srv, cvg_replica *r)
 }
 
 static void
-raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
-static void
 run_live(const bench_ctx *ctx, bench_run *out, cvg_durability server_d)
 {
-    raise_fd_limit();
+    bench_raise_fd_limit();
     live L;
     memset(&L, 0, sizeof L);
     L.ctx = ctx;

@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,16 +74,6 @@ server_stop(const bench_ctx *ctx, server *s)
     cvg_server_close(s->srv);
     if (s->rc != CVG_OK) {
         bench_die(ctx, "cvg_server_run: %s", cvg_errname(s->rc));
-    }
-}
-
-static void
-raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
 }
 
@@ -422,7 +411,7 @@ void
 wl_net_idle(const bench_ctx *ctx, bench_run *out)
 {
     uint64_t n = ctx->n;
-    raise_fd_limit();
+    bench_raise_fd_limit();
     char *ps = bench_subdir(ctx, 0), *pc = bench_subdir(ctx, 1);
     int up[2], down[2], port_pipe[2];
     if (pipe(up) != 0 || pipe(down) != 0 || pipe(port_pipe) != 0) {
