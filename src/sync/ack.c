@@ -335,8 +335,11 @@ cvg__session_on_ack(cvg_session *s, const cvg__msg *m)
         return cvg__session_fail(s, rc, s->why);
     }
     record_ack(s, m);
-    if (m->has_more || (m->n_ranges == 1 && m->ranges[0].result < 0)) {
-        return CVG_OK; /* more pages to come, or the ERROR */
+    if (m->n_ranges == 1 && m->ranges[0].result < 0) {
+        return CVG_OK; /* the ERROR comes next */
+    }
+    if (m->has_more) {
+        return cvg__session_served_acked(s); /* more pages to come */
     }
     /* The peer has our last page. A pusher does not serve pulls, so this
      * is its last PUSH: all we pushed is confirmed, unless this is a
@@ -352,7 +355,7 @@ cvg__session_on_ack(cvg_session *s, const cvg__msg *m)
     } else if (s->served) {
         s->acked_all = true;
     }
-    return CVG_OK;
+    return s->opts.push ? CVG_OK : cvg__session_served_acked(s);
 }
 
 void

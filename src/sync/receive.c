@@ -205,6 +205,28 @@ commit_page(cvg_session *s, cvg_txn *t, const cvg__msg *m, const char **why)
     return CVG_OK;
 }
 
+/* Whether the page's blocks fit the bytes it may hold: what our PULL
+ * asked for, or for a PUSH the push page size both sides hold to; a
+ * larger page is refused before any of it is decoded. */
+static int
+check_page_bytes(cvg_session *s, const cvg__msg *m, bool push)
+{
+    uint64_t limit =
+        CVG__PAGE_BYTES_ACCEPTED(push ? PUSH_PAGE_BYTES : s->opts.page_bytes);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < m->n_blocks; i++) {
+        bytes += m->blocks[i].len;
+    }
+    if (bytes > limit) {
+        snprintf(s->why, sizeof s->why,
+                 "a page of %llu bytes of ops, more than the %llu %s",
+                 (unsigned long long)bytes, (unsigned long long)limit,
+                 push ? "a push may hold" : "asked for");
+        return CVG_ELIMIT;
+    }
+    return CVG_OK;
+}
+
 /* Apply every op of a page in one transaction, with the new position; on
  * any error nothing of the page is kept. */
 static int
@@ -220,6 +242,12 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     bool push = m->type == CVG__MSG_PUSH;
     page_count c = {.limit = push ? PUSH_PAGE_OPS
                                   : CVG__PAGE_OPS_HARD(s->opts.page_ops)};
+    rc = check_page_bytes(s, m, push);
+    if (rc != CVG_OK) {
+        cvg_txn_abort(t);
+        *why = s->why;
+        return rc;
+    }
     cvg__block_reader rd;
     memset(&rd, 0, sizeof rd);
     cvg__ack_reset(s);

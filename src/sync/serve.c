@@ -438,6 +438,49 @@ serve_page(cvg_session *s, uint64_t cursor, page_walk *w)
                                                         "of ops");
 }
 
+/* Answer a PULL with one page. */
+static int
+serve_pull(cvg_session *s, uint64_t cursor, uint64_t max_ops,
+           uint64_t max_bytes)
+{
+    page_walk w = {0};
+    /* A page is built in memory: whatever the peer asks (0 is "no
+     * limit"), it is no larger than our own page limits. */
+    w.max_ops = CVG__MIN(max_ops ? max_ops : UINT64_MAX, s->opts.page_ops);
+    w.max_bytes =
+        CVG__MIN(max_bytes ? max_bytes : UINT64_MAX, s->opts.page_bytes);
+    int rc = serve_page(s, cursor, &w);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    s->serve_unacked = true;
+    s->served_once = true;
+    s->served_cursor = cursor;
+    s->served_log_end = s->log_end;
+    s->stats.ops_sent += w.n;
+    cvg__peer_change ch = {.sent = w.own_max};
+    cvg__session_note(s, &ch);
+    if (!w.more) {
+        s->served = true;
+    }
+    return CVG_OK;
+}
+
+/* Whether a PULL asks again for what was served already: an honest
+ * puller's cursor never goes back, and it pulls from the same cursor
+ * again only after a HAVE moved our log's end. So this is a copy, or a
+ * late one, of a PULL answered before. */
+static bool
+pull_is_repeat(const cvg_session *s, uint64_t cursor)
+{
+    if (s->pull_held && cursor == s->held_cursor) {
+        return true;
+    }
+    return s->served_once &&
+           (cursor < s->served_cursor ||
+            (cursor == s->served_cursor && s->log_end == s->served_log_end));
+}
+
 int
 cvg__session_on_pull(cvg_session *s, const cvg__msg *m)
 {
@@ -452,24 +495,40 @@ cvg__session_on_pull(cvg_session *s, const cvg__msg *m)
         return cvg__session_fail(s, CVG_EPROTO,
                                  "a PULL from a peer told we push");
     }
-    page_walk w = {0};
-    /* A page is built in memory: whatever the peer asks (0 is "no
-     * limit"), it is no larger than our own page limits. */
-    w.max_ops =
-        CVG__MIN(m->max_ops ? m->max_ops : UINT64_MAX, s->opts.page_ops);
-    w.max_bytes =
-        CVG__MIN(m->max_bytes ? m->max_bytes : UINT64_MAX, s->opts.page_bytes);
-    int rc = serve_page(s, m->cursor, &w);
-    if (rc != CVG_OK) {
-        return rc;
+    /* One page in flight: a 5-byte PULL costs a page of up to page_bytes,
+     * so pulls are answered one per ACK, never in a burst. */
+    if (pull_is_repeat(s, m->cursor)) {
+        return CVG_OK;
     }
-    s->stats.ops_sent += w.n;
-    cvg__peer_change ch = {.sent = w.own_max};
-    cvg__session_note(s, &ch);
-    if (!w.more) {
-        s->served = true;
+    if (s->serve_unacked) {
+        if (s->pull_held) {
+            return cvg__session_fail(s, CVG_EPROTO,
+                                     "a PULL while two wait for the ACK of "
+                                     "the page served before");
+        }
+        /* The next PULL came before the ACK it follows (a transport may
+         * reorder): it waits for that ACK. */
+        s->pull_held = true;
+        s->held_cursor = m->cursor;
+        s->held_max_ops = m->max_ops;
+        s->held_max_bytes = m->max_bytes;
+        return CVG_OK;
     }
-    return CVG_OK;
+    return serve_pull(s, m->cursor, m->max_ops, m->max_bytes);
+}
+
+int
+cvg__session_served_acked(cvg_session *s)
+{
+    if (!s->serve_unacked) {
+        return CVG_OK;
+    }
+    s->serve_unacked = false;
+    if (!s->pull_held) {
+        return CVG_OK;
+    }
+    s->pull_held = false;
+    return serve_pull(s, s->held_cursor, s->held_max_ops, s->held_max_bytes);
 }
 
 /*
@@ -487,6 +546,7 @@ cvg__session_push_own(cvg_session *s)
     /* What the peer's HELLO said it has, or (live) what we pushed. */
     uint64_t have = CVG__MAX(cvg__vv_get(&s->peer_vv, self), s->push_own_max);
     uint64_t max_ops = CVG__MIN(s->opts.page_ops, PUSH_PAGE_OPS);
+    uint64_t max_bytes = CVG__MIN(s->opts.page_bytes, PUSH_PAGE_BYTES);
     cvg_txn *t;
     int rc = cvg_txn_begin(r, CVG_TXN_READ_ONLY, &t);
     if (rc != CVG_OK) {
@@ -509,7 +569,7 @@ cvg__session_push_own(cvg_session *s)
         }
         own_max = op.pub.dot.seq;
         size_t open_len = p.run.open ? p.run.w.out.len : 0;
-        if (++n == max_ops || p.bytes.len + open_len >= s->opts.page_bytes) {
+        if (++n == max_ops || p.bytes.len + open_len >= max_bytes) {
             rc = cvg__block_run_close(&p.run);
             if (rc == CVG_OK) {
                 rc = page_points(s, t, &p);

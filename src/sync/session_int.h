@@ -27,6 +27,7 @@
 /* Most ops in a PUSH page: the receiver never asked for a size, so both
  * sides hold to this one (the default page size). */
 #define PUSH_PAGE_OPS 65536u
+#define PUSH_PAGE_BYTES (1u << 20)
 
 /* Most bytes of a channel binding (cvg_session_options.channel_binding). */
 #define BINDING_MAX 64u
@@ -58,7 +59,16 @@ struct cvg_session {
     uint64_t pull_cursor; /* where our last PULL starts */
     bool pull_done;       /* we have all the peer had when it answered */
     bool served;          /* the peer has pulled all we have */
-    bool ended;           /* the END or ERROR event was given */
+    /* Serving (serve.c): one page at a time. A PULL while the page that
+     * answered the last one waits for its ACK is a repeat (dropped) or
+     * the next (held until that ACK); one more is a protocol error. */
+    bool serve_unacked;      /* a page we served waits for its ACK */
+    bool served_once;        /* ... and served_* below are set */
+    uint64_t served_cursor;  /* the cursor of the last PULL served */
+    uint64_t served_log_end; /* our log_end when it was served */
+    bool pull_held;          /* a PULL waits for that ACK: */
+    uint64_t held_cursor, held_max_ops, held_max_bytes;
+    bool ended; /* the END or ERROR event was given */
     /* Status learned but not yet stored: it rides on the next page commit,
      * or, when the session ends, waits for the replica's next commit
      * (deferred.c), instead of a durable commit (an fsync) each time
@@ -159,6 +169,8 @@ int cvg__session_after_hello(cvg_session *s);
 
 /* serve.c */
 int cvg__session_on_pull(cvg_session *s, const cvg__msg *m);
+/* The peer acknowledged a page: serve the PULL that waited for it. */
+int cvg__session_served_acked(cvg_session *s);
 int cvg__session_push_own(cvg_session *s);
 
 /* receive.c */

@@ -74,6 +74,12 @@ typedef struct cvg__ack_range {
     CVG__MAX(2 * (uint64_t)(soft), (uint64_t)2 << 16)
 #define CVG__PAGE_BYTES_HARD(soft) \
     CVG__MAX(2 * (uint64_t)(soft), (uint64_t)4 << 20)
+/* The most block bytes a receiver takes in a page asked for @p soft bytes:
+ * the hard limit, plus one op over it (the sender checks the limit before
+ * each op), whose value may be CVG_VALUE_MAX bytes, and as many again for
+ * its names and the block's header. */
+#define CVG__PAGE_BYTES_ACCEPTED(soft) \
+    (CVG__PAGE_BYTES_HARD(soft) + 2 * (uint64_t)CVG_VALUE_MAX)
 #define CVG__HEAD_BYTES 16u /* a history head in HELLO: a digest's prefix */
 
 typedef struct cvg__msg {

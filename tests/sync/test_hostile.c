@@ -2552,3 +2552,108 @@ Test(hostile, acks_claiming_ops_never_sent)
     snap_free(&before);
     world_close(&w);
 }
+
+/* A flood of PULLs costs one page: copies of the PULL answered are
+ * dropped, the next PULL waits for the ACK of that page, and one more
+ * ends the session. Bytes sent and pages served are the budget. */
+Test(hostile, pulls_without_acks_are_served_one_page_at_a_time)
+{
+    world w;
+    world_open(&w, "hostile-pull-flood", 29);
+    snap before;
+    snap_take(w.v, &before, true);
+    cvg_session_options o;
+    cvg_session_options_init(&o);
+    o.no_pull = true;
+    o.page_ops = 8;
+    victim v;
+    victim_start(&v, w.v, &o, &w.mid, true);
+    cvg_session_stats st0;
+    cvg_session_stats_get(v.s, &st0, sizeof st0);
+    cvg__buf b = {0};
+    pull_msg(&b, 1, 0, 0);
+    size_t page_bytes = 0, pages = 0;
+    for (int k = 0; k < 2000; k++) {
+        OK(cvg_session_input(v.s, b.p, b.len));
+        cvg_bytes out;
+        while (cvg_session_output(v.s, &out) == CVG_OK) {
+            page_bytes += out.len;
+            pages++;
+        }
+    }
+    cr_assert_eq(pages, 1, "2,000 copies of a PULL: %zu pages", pages);
+    cvg_session_stats st;
+    cvg_session_stats_get(v.s, &st, sizeof st);
+    cr_assert_eq(st.pages_sent - st0.pages_sent, 1);
+    cr_assert_leq(st.bytes_sent - st0.bytes_sent, page_bytes);
+    cr_assert_leq(page_bytes, 64u << 10, "one page of 41 ops: %zu bytes",
+                  page_bytes);
+    /* The next PULL before the ACK: it waits, nothing is served. */
+    pull_msg(&b, 42, 0, 0);
+    OK(cvg_session_input(v.s, b.p, b.len));
+    cvg_bytes out;
+    cr_assert_eq(cvg_session_output(v.s, &out), CVG_DONE, "the PULL waits");
+    /* Its copy is dropped too; one more is a protocol error. */
+    OK(cvg_session_input(v.s, b.p, b.len));
+    cr_assert_eq(cvg_session_output(v.s, &out), CVG_DONE);
+    pull_msg(&b, 43, 0, 0);
+    expect_refused(&v, b.p, b.len, CVG_EPROTO, &before, "a third PULL");
+    victim_end(&v);
+    cvg__buf_free(&b);
+    snap_free(&before);
+    world_close(&w);
+}
+
+/* A page is held to the bytes the PULL asked for: past what a sender may
+ * add to reach a signature point and finish an op, it is refused before
+ * any of it is decoded. */
+Test(hostile, pages_over_the_asked_bytes_are_refused)
+{
+    world w;
+    world_open(&w, "hostile-page-bytes", 30);
+    snap before;
+    snap_take(w.v, &before, true);
+    cvg_session_options o;
+    cvg_session_options_init(&o);
+    o.page_bytes = 4096;
+    const uint64_t limit = CVG__PAGE_BYTES_ACCEPTED(4096);
+    const size_t nblk = 64;
+    uint8_t *junk = malloc(limit + 1);
+    cr_assert_not_null(junk);
+    memset(junk, 0x5a, limit + 1);
+    for (int over = 0; over <= 1; over++) {
+        uint64_t total = limit + (uint64_t)over;
+        cvg_bytes blocks[64];
+        for (size_t i = 0; i < nblk; i++) {
+            uint64_t lo = total * i / nblk, hi = total * (i + 1) / nblk;
+            blocks[i] = (cvg_bytes){junk + lo, hi - lo};
+        }
+        victim v;
+        victim_start(&v, w.v, &o, &w.mid, false);
+        cvg__msg m = msg_of(CVG__MSG_OPS);
+        m.blocks = blocks;
+        m.n_blocks = nblk;
+        m.next_cursor = v.pull_cursor + 1;
+        cvg__buf b = {0};
+        g_no_auto_sign = true;
+        encode(&m, &b);
+        g_no_auto_sign = false;
+        if (over) {
+            expect_refused(&v, b.p, b.len, CVG_ELIMIT, &before,
+                           "a page one byte over");
+            cr_assert(strstr(cvg_replica_errmsg(w.v), "bytes") != NULL, "%s",
+                      cvg_replica_errmsg(w.v));
+        } else {
+            /* At the limit the blocks are read, and are garbage. */
+            int rc = cvg_session_input(v.s, b.p, b.len);
+            cr_assert(rc != CVG_OK && rc != CVG_ELIMIT, "at the limit: %s",
+                      cvg_errname(rc));
+        }
+        victim_end(&v);
+        cvg__buf_free(&b);
+    }
+    free(junk);
+    snap_expect_same(w.v, &before, "oversized pages");
+    snap_free(&before);
+    world_close(&w);
+}
