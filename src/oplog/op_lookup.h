@@ -9,6 +9,8 @@
 
 #include "oplog_int.h"
 
+#define CVG__OP_PRINT_BYTES 16u
+
 /* A cursor over the one block it last found, with a copy of that block's
  * bytes. A page of duplicates comes in seq order, so looking up the next
  * dot of the same block reads on from the last op instead of decoding the
@@ -19,6 +21,12 @@ typedef struct cvg__op_lookup {
     cvg__block_reader rd; /* over block; rd.index ops were read */
     bool open;            /* rd is over block */
     cvg__op op;           /* the last op read (views into block and rd) */
+    /* Fingerprints of every op of the block, made by one decode of it the
+     * first time a lookup goes back in it (cvg__op_lookup_same). */
+    uint8_t (*prints)[CVG__OP_PRINT_BYTES];
+    size_t capprints;
+    bool printed;
+    cvg__buf scratch;
 } cvg__op_lookup;
 
 /* The stored op @p dot, through the dots index of the log in @p t. *out
@@ -26,6 +34,13 @@ typedef struct cvg__op_lookup {
  * the log has no such op; CVG_ECORRUPT, CVG_ENOMEM, or an LMDB error. */
 int cvg__op_lookup_find(cvg__op_lookup *l, cvg__store *s, cvg__store_txn *t,
                         const cvg_dot *dot, const cvg__op **out);
+/* Whether @p op is the same as the stored op under its dot: *diff NULL if
+ * so, else the first field that differs (as cvg__op_diff). Dots looked up
+ * in seq order read on through the block; one before the last read is
+ * checked against a fingerprint of each op of its block, made by one
+ * decode, so duplicates in any order cost about one decode of each op. */
+int cvg__op_lookup_same(cvg__op_lookup *l, cvg__store *s, cvg__store_txn *t,
+                        const cvg__op *op, const char **diff);
 void cvg__op_lookup_destroy(cvg__op_lookup *l);
 
 /* Whether @p a and @p b are the same op: dot, time, kind, target, payload

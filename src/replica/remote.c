@@ -57,8 +57,8 @@ check_duplicate(cvg_txn *t, const cvg__op *op)
                                      "cannot check a duplicate op");
         }
     }
-    const cvg__op *have;
-    int rc = cvg__op_lookup_find(t->dups, &r->store, t->mt, d, &have);
+    const char *diff;
+    int rc = cvg__op_lookup_same(t->dups, &r->store, t->mt, op, &diff);
     char origin[33];
     cvg_replica_id_hex(&d->origin, origin);
     if (rc != CVG_OK) {
@@ -68,7 +68,6 @@ check_duplicate(cvg_txn *t, const cvg__op *op)
             "op %s:%llu is counted as applied but cannot be read: %s", origin,
             (unsigned long long)d->seq, cvg_strerror(rc));
     }
-    const char *diff = cvg__op_diff(have, op);
     if (diff != NULL) {
         return cvg__replica_fail(r, CVG_EEQUIVOCAL,
                                  "equivocation: op %s:%llu differs from the "
