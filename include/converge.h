@@ -1221,7 +1221,11 @@ typedef struct cvg_session cvg_session;
 typedef struct cvg_session_options {
     uint32_t version;    /* CVG_SESSION_OPTIONS_VERSION */
     uint32_t page_ops;   /* most ops per page; default 65536 */
-    uint32_t page_bytes; /* most bytes per page, roughly; default 1 MiB */
+    /* Most bytes per page, roughly; default 1 MiB. A page received may
+     * exceed what our PULL asked for only by what a sender adds to end at
+     * a signature point and finish an op; past that it is CVG_ELIMIT. PUSH
+     * pages hold at most 1 MiB (and 65536 ops) whatever this says. */
+    uint32_t page_bytes;
     bool no_pull;        /* do not ask the peer for its ops */
     bool no_serve;       /* refuse the peer's pulls */
     /* Version 2. Send our own ops unasked (PUSH), instead of having the
