@@ -64,8 +64,10 @@ extern "C" {
 #define CVG_VERSION_NUMBER \
     ((CVG_VERSION_MAJOR << 16) | (CVG_VERSION_MINOR << 8) | CVG_VERSION_PATCH)
 
-/** Version of the on-disk layout, stored in every replica. */
-#define CVG_FORMAT_VERSION 1
+/** Version of the on-disk layout, stored in every replica. Format 2 gives
+ * every record a checksum; a writable open upgrades a replica of format 1
+ * in one transaction, a read-only open reads it as it is. */
+#define CVG_FORMAT_VERSION 2
 
 #if defined(_WIN32)
 #define CVG_API

@@ -11,6 +11,7 @@
  */
 #include <lmdb.h>
 
+#include "checksum.h"
 #include "oplog_int.h"
 
 #define FORK_BYTES (8 + 2 * (8 + CVG__DIGEST_BYTES + CVG__SIG_BYTES))
@@ -36,7 +37,7 @@ get(cvg__store *s, cvg__store_txn *t, const uint8_t *kb, size_t klen,
         return CVG_ENOTFOUND;
     }
     MDB_val k = {klen, (void *)kb}, v;
-    int rc = mdb_get(t, s->history, &k, &v);
+    int rc = cvg__ck_get(s, t, s->history, &k, &v);
     if (rc != MDB_SUCCESS) {
         return cvg__mdb_err(rc);
     }
@@ -69,7 +70,7 @@ put(cvg__store *s, cvg__store_txn *t, const uint8_t *kb, size_t klen,
         return CVG_EREADONLY;
     }
     MDB_val k = {klen, (void *)kb}, v = {vlen, (void *)val};
-    return cvg__mdb_err(mdb_put(t, s->history, &k, &v, 0));
+    return cvg__mdb_err(cvg__ck_put(s, t, s->history, &k, &v, 0));
 }
 
 int
@@ -122,7 +123,7 @@ cvg__point_next(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *origin,
         return cvg__mdb_err(mrc);
     }
     MDB_val k = {make_key(kb, 'p', origin, from, true), kb}, v;
-    mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    mrc = cvg__ck_cursor_get(s, c, &k, &v, MDB_SET_RANGE);
     int rc = cvg__mdb_err(mrc);
     if (rc == CVG_OK) {
         const uint8_t *p = k.mv_data;
@@ -235,8 +236,8 @@ cvg__forks_list(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out,
     uint8_t tag = 'f';
     MDB_val k = {1, &tag}, v;
     int rc = CVG_OK;
-    for (mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); mrc == MDB_SUCCESS;
-         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    for (mrc = cvg__ck_cursor_get(s, c, &k, &v, MDB_SET_RANGE);
+         mrc == MDB_SUCCESS; mrc = cvg__ck_cursor_get(s, c, &k, &v, MDB_NEXT)) {
         const uint8_t *p = k.mv_data;
         if (k.mv_size != 17 || p[0] != 'f') {
             break;

@@ -6,6 +6,7 @@
  */
 #include <lmdb.h>
 
+#include "checksum.h"
 #include "oplog_int.h"
 
 int
@@ -19,7 +20,7 @@ cvg__log_append(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
     cvg__put_be64(dk + 16, last_seq);
     MDB_val k = {8, lk}, v = {block.len, (void *)block.data};
     /* lsns only grow, so APPEND skips the search and keeps pages full. */
-    int rc = mdb_put(t, s->log, &k, &v, MDB_APPEND);
+    int rc = cvg__ck_put(s, t, s->log, &k, &v, MDB_APPEND);
     if (rc == MDB_KEYEXIST) {
         return CVG_ECORRUPT; /* an lsn at or below the last one */
     }
@@ -27,7 +28,7 @@ cvg__log_append(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
         return cvg__mdb_err(rc);
     }
     MDB_val dkv = {24, dk}, dv = {8, lk};
-    return cvg__mdb_err(mdb_put(t, s->dots, &dkv, &dv, 0));
+    return cvg__mdb_err(cvg__ck_put(s, t, s->dots, &dkv, &dv, 0));
 }
 
 /* Position rd on the block at the cursor, whose key is its last lsn. */
@@ -60,6 +61,7 @@ cvg__log_iter_open(cvg__store *s, cvg__store_txn *t, uint64_t from,
 {
     memset(it, 0, sizeof *it);
     it->from = from ? from : 1;
+    it->s = s;
     int rc = mdb_cursor_open(t, s->log, &it->cur);
     if (rc != MDB_SUCCESS) {
         it->cur = NULL;
@@ -68,7 +70,7 @@ cvg__log_iter_open(cvg__store *s, cvg__store_txn *t, uint64_t from,
     uint8_t kb[8];
     cvg__put_be64(kb, it->from);
     MDB_val k = {8, kb}, v;
-    rc = mdb_cursor_get(it->cur, &k, &v, MDB_SET_RANGE);
+    rc = cvg__ck_cursor_get(s, it->cur, &k, &v, MDB_SET_RANGE);
     if (rc == MDB_NOTFOUND) {
         return CVG_OK; /* nothing at or after from: next gives DONE */
     }
@@ -83,7 +85,7 @@ static int
 advance(cvg__log_iter *it)
 {
     MDB_val k, v;
-    int mrc = mdb_cursor_get(it->cur, &k, &v, MDB_NEXT);
+    int mrc = cvg__ck_cursor_get(it->s, it->cur, &k, &v, MDB_NEXT);
     if (mrc == MDB_NOTFOUND) {
         cvg__block_reader_destroy(&it->rd);
         it->open = false;
@@ -258,14 +260,14 @@ cvg__log_find(cvg__store *s, cvg__store_txn *t, const cvg_dot *dot,
     cvg__put_be64(kb + 16, dot->seq);
     MDB_val k = {24, kb}, v;
     /* The first block of this origin whose last seq is >= dot->seq. */
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    rc = cvg__ck_cursor_get(s, c, &k, &v, MDB_SET_RANGE);
     int out = CVG_ENOTFOUND;
     if (rc == MDB_SUCCESS && k.mv_size == 24 && v.mv_size == 8 &&
         memcmp(k.mv_data, dot->origin.bytes, 16) == 0) {
         uint64_t last_seq = cvg__get_be64((const uint8_t *)k.mv_data + 16);
         MDB_val lk = {8, v.mv_data}, block;
         uint64_t last_lsn = cvg__get_be64(v.mv_data);
-        rc = mdb_get(t, s->log, &lk, &block);
+        rc = cvg__ck_get(s, t, s->log, &lk, &block);
         if (rc == MDB_SUCCESS) {
             cvg__block_reader rd;
             memset(&rd, 0, sizeof rd);

@@ -15,6 +15,8 @@
 
 #include <lmdb.h>
 
+#include "checksum.h"
+
 /* Whether the block in @p l holds @p dot. */
 static bool
 holds(const cvg__op_lookup *l, const cvg_dot *dot)
@@ -40,7 +42,7 @@ load(cvg__op_lookup *l, cvg__store *s, cvg__store_txn *t, const cvg_dot *dot)
     cvg__put_be64(kb + 16, dot->seq);
     MDB_val k = {24, kb}, v, block;
     /* The first block of this origin whose last seq is >= dot->seq. */
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int mrc = cvg__ck_cursor_get(s, c, &k, &v, MDB_SET_RANGE);
     if (mrc == MDB_NOTFOUND ||
         (mrc == MDB_SUCCESS &&
          (k.mv_size != 24 || memcmp(k.mv_data, dot->origin.bytes, 16) != 0))) {
@@ -51,7 +53,7 @@ load(cvg__op_lookup *l, cvg__store *s, cvg__store_txn *t, const cvg_dot *dot)
         rc = CVG_ECORRUPT;
     } else {
         MDB_val lk = {8, v.mv_data};
-        mrc = mdb_get(t, s->log, &lk, &block);
+        mrc = cvg__ck_get(s, t, s->log, &lk, &block);
         /* The index points at a block the log lacks: the store is broken. */
         rc = mrc == MDB_NOTFOUND ? CVG_ECORRUPT : cvg__mdb_err(mrc);
     }

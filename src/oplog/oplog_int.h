@@ -199,6 +199,9 @@ typedef struct cvg__store {
     unsigned int meta, log, dots, state, origins, peers, queue; /* MDB_dbi */
     unsigned int history; /* MDB_dbi, if has_history */
     bool has_history;     /* false: a read-only open of an older replica */
+    /* Records end in a checksum (checksum.h): false only for a replica of
+     * format 1 not yet upgraded. */
+    bool checksummed;
     size_t map_size;
     size_t map_max;
     bool read_only;
@@ -274,6 +277,11 @@ int cvg__store_regrow(cvg__store *s, cvg__store_txn **t,
  * not. */
 int cvg__store_commit(cvg__store *s, cvg__store_txn **t, int rc,
                       const cvg__rewrite *rw);
+/* Give every record of a replica of format 1 its checksum (checksum.h)
+ * and make it format 2, in one write transaction; a replica another
+ * process upgraded first is left as it is. Sets s->checksummed on
+ * success. */
+int cvg__ck_upgrade(cvg__store *s);
 /* A small write transaction of its own: begin, @p fn, commit, growing the
  * map as needed (fn is called again on a new transaction; not while
  * @p readers_open). */
@@ -317,6 +325,7 @@ int cvg__state_del(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
 /* A cursor over the state records in key order. */
 typedef struct cvg__state_cursor {
     struct MDB_cursor *c;
+    cvg__store *s; /* for the records' checksums */
 } cvg__state_cursor;
 
 int cvg__state_cursor_open(cvg__store *s, cvg__store_txn *t,
@@ -425,6 +434,7 @@ int cvg__log_append(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
 /* Walks ops in log order from an lsn. */
 typedef struct cvg__log_iter {
     struct MDB_cursor *cur;
+    cvg__store *s; /* for the records' checksums */
     cvg__block_reader rd;
     bool open;         /* rd holds a block */
     uint64_t next_lsn; /* lsn of the next op rd gives */

@@ -25,6 +25,7 @@
  */
 #include <lmdb.h>
 
+#include "checksum.h"
 #include "oplog_int.h"
 
 #define REC_V1_SIZE 48
@@ -108,7 +109,7 @@ cvg__peer_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
         *known = false;
     }
     MDB_val k = {16, (void *)peer->bytes}, v;
-    int mrc = mdb_get(t, s->peers, &k, &v);
+    int mrc = cvg__ck_get(s, t, s->peers, &k, &v);
     if (mrc == MDB_NOTFOUND) {
         return CVG_OK;
     }
@@ -143,7 +144,7 @@ cvg__peer_put(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
     uint8_t b[REC_MAX];
     size_t n = rec_encode(p, b);
     MDB_val k = {16, (void *)peer->bytes}, v = {n, b};
-    return cvg__mdb_err(mdb_put(t, s->peers, &k, &v, 0));
+    return cvg__mdb_err(cvg__ck_put(s, t, s->peers, &k, &v, 0));
 }
 
 static void
@@ -169,7 +170,7 @@ cvg__failed_clear(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
      * the last record is not something to rely on. */
     for (;;) {
         MDB_val k = {24, kb}, v;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        mrc = cvg__ck_cursor_get(s, c, &k, &v, MDB_SET_RANGE);
         if (mrc != MDB_SUCCESS || k.mv_size != 24 ||
             memcmp(k.mv_data, peer->bytes, 16) != 0 ||
             cvg__get_be64((const uint8_t *)k.mv_data + 16) > upto) {
@@ -274,7 +275,7 @@ cvg__peer_change_apply(cvg__store *s, cvg__store_txn *t,
         failed_key(kb, peer, seq);
         cvg__put_be32(vb, (uint32_t)ch->fail_code);
         MDB_val k = {24, kb}, v = {4, vb};
-        rc = cvg__mdb_err(mdb_put(t, s->queue, &k, &v, 0));
+        rc = cvg__mdb_err(cvg__ck_put(s, t, s->queue, &k, &v, 0));
     }
     return rc;
 }
@@ -291,13 +292,13 @@ cvg__peers_list(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out,
     }
     size_t n = 0;
     MDB_val k, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    int mrc = cvg__ck_cursor_get(s, c, &k, &v, MDB_FIRST);
     while (mrc == MDB_SUCCESS) {
         if (k.mv_size == 16 && n < cap) {
             memcpy(out[n].bytes, k.mv_data, 16);
         }
         n += k.mv_size == 16;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = cvg__ck_cursor_get(s, c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     *count = n;
@@ -319,7 +320,7 @@ cvg__failed_list(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
     failed_key(kb, peer, above + 1);
     MDB_val k = {24, kb}, v;
     uint64_t n = 0;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int mrc = cvg__ck_cursor_get(s, c, &k, &v, MDB_SET_RANGE);
     while (mrc == MDB_SUCCESS && k.mv_size == 24 && v.mv_size == 4 &&
            memcmp(k.mv_data, peer->bytes, 16) == 0) {
         if (n < cap) {
@@ -327,7 +328,7 @@ cvg__failed_list(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
             out[n].code = (int)(int32_t)cvg__get_be32(v.mv_data);
         }
         n++;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        mrc = cvg__ck_cursor_get(s, c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     *count = n;
@@ -342,7 +343,7 @@ cvg__failed_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
     uint8_t kb[24];
     failed_key(kb, peer, seq);
     MDB_val k = {24, kb}, v;
-    int mrc = mdb_get(t, s->queue, &k, &v);
+    int mrc = cvg__ck_get(s, t, s->queue, &k, &v);
     *code = CVG_OK;
     if (mrc == MDB_NOTFOUND) {
         return CVG_OK;
@@ -380,7 +381,7 @@ cvg__peer_mem_get(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
     MDB_val k = {17, kb}, v;
     out->data = NULL;
     out->len = 0;
-    int mrc = mdb_get(t, s->peers, &k, &v);
+    int mrc = cvg__ck_get(s, t, s->peers, &k, &v);
     if (mrc == MDB_NOTFOUND) {
         return CVG_ENOTFOUND;
     }
@@ -403,7 +404,7 @@ cvg__peer_mem_put(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *peer,
         int rc = mdb_del(t, s->peers, &k, NULL);
         return rc == MDB_NOTFOUND ? CVG_OK : cvg__mdb_err(rc);
     }
-    return cvg__mdb_err(mdb_put(t, s->peers, &k, &v, 0));
+    return cvg__mdb_err(cvg__ck_put(s, t, s->peers, &k, &v, 0));
 }
 
 int

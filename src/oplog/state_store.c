@@ -6,6 +6,7 @@
  */
 #include <lmdb.h>
 
+#include "checksum.h"
 #include "oplog_int.h"
 
 static cvg_bytes
@@ -20,7 +21,7 @@ cvg__state_get(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
                size_t klen, cvg_bytes *out)
 {
     MDB_val k = {klen, (void *)key}, v;
-    int rc = mdb_get(t, s->state, &k, &v);
+    int rc = cvg__ck_get(s, t, s->state, &k, &v);
     if (rc != MDB_SUCCESS) {
         out->data = NULL;
         out->len = 0;
@@ -35,7 +36,7 @@ cvg__state_put(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
                size_t klen, cvg_bytes value)
 {
     MDB_val k = {klen, (void *)key}, v = {value.len, (void *)value.data};
-    return cvg__mdb_err(mdb_put(t, s->state, &k, &v, 0));
+    return cvg__mdb_err(cvg__ck_put(s, t, s->state, &k, &v, 0));
 }
 
 int
@@ -57,6 +58,7 @@ cvg__state_cursor_open(cvg__store *s, cvg__store_txn *t, cvg__state_cursor *c)
         return cvg__mdb_err(rc);
     }
     c->c = mc;
+    c->s = s;
     return CVG_OK;
 }
 
@@ -80,7 +82,8 @@ cvg__state_cursor_seek(cvg__state_cursor *c, const uint8_t *key, size_t klen,
 {
     MDB_val mk = {klen, (void *)key}, mv;
     /* LMDB refuses an empty key: walking everything starts at the first. */
-    int rc = mdb_cursor_get(c->c, &mk, &mv, klen ? MDB_SET_RANGE : MDB_FIRST);
+    int rc = cvg__ck_cursor_get(c->s, c->c, &mk, &mv,
+                                klen ? MDB_SET_RANGE : MDB_FIRST);
     return got(rc, &mk, &mv, k, v);
 }
 
@@ -88,7 +91,7 @@ int
 cvg__state_cursor_next(cvg__state_cursor *c, cvg_bytes *k, cvg_bytes *v)
 {
     MDB_val mk, mv;
-    int rc = mdb_cursor_get(c->c, &mk, &mv, MDB_NEXT);
+    int rc = cvg__ck_cursor_get(c->s, c->c, &mk, &mv, MDB_NEXT);
     return got(rc, &mk, &mv, k, v);
 }
 

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checksum.h"
 #include "lmdb_meta.h"
 #include "oplog_int.h"
 
@@ -430,6 +431,16 @@ cvg__store_begin(cvg__store *s, bool write, cvg__store_txn **out)
         }
         rc = mdb_txn_begin(s->env, NULL, flags, out);
     }
+    if (rc == MDB_SUCCESS && !s->checksummed) {
+        /* A replica of format 1: another process may have upgraded it
+         * since (checksum.h), and from then on its records have a
+         * checksum to check and to write. */
+        MDB_val k = {6, "format"}, v;
+        if (mdb_get(*out, s->meta, &k, &v) == MDB_SUCCESS && v.mv_size == 8 &&
+            cvg__get_be64(v.mv_data) >= 2) {
+            s->checksummed = true;
+        }
+    }
     return cvg__mdb_err(rc);
 }
 
@@ -468,13 +479,22 @@ cvg__store_grow(cvg__store *s)
     return resize_map(s, next);
 }
 
+/* The meta record "format" has no checksum: it says whether the others
+ * have one, and every version must be able to read it. */
+static bool
+is_format(const char *name)
+{
+    return strcmp(name, "format") == 0;
+}
+
 int
 cvg__meta_get_u64(cvg__store *s, cvg__store_txn *t, const char *name,
                   uint64_t *out)
 {
     MDB_val k = {strlen(name), (void *)name}, v;
     *out = 0;
-    int rc = mdb_get(t, s->meta, &k, &v);
+    int rc = is_format(name) ? mdb_get(t, s->meta, &k, &v)
+                             : cvg__ck_get(s, t, s->meta, &k, &v);
     if (rc != MDB_SUCCESS) {
         return cvg__mdb_err(rc);
     }
@@ -492,7 +512,9 @@ cvg__meta_put_u64(cvg__store *s, cvg__store_txn *t, const char *name,
     uint8_t b[8];
     cvg__put_be64(b, val);
     MDB_val k = {strlen(name), (void *)name}, v = {8, b};
-    return cvg__mdb_err(mdb_put(t, s->meta, &k, &v, 0));
+    return cvg__mdb_err(is_format(name)
+                            ? mdb_put(t, s->meta, &k, &v, 0)
+                            : cvg__ck_put(s, t, s->meta, &k, &v, 0));
 }
 
 int
@@ -500,7 +522,7 @@ cvg__meta_get(cvg__store *s, cvg__store_txn *t, const char *name,
               cvg_bytes *out)
 {
     MDB_val k = {strlen(name), (void *)name}, v;
-    int rc = mdb_get(t, s->meta, &k, &v);
+    int rc = cvg__ck_get(s, t, s->meta, &k, &v);
     if (rc != MDB_SUCCESS) {
         out->data = NULL;
         out->len = 0;
@@ -515,14 +537,14 @@ int
 cvg__meta_put(cvg__store *s, cvg__store_txn *t, const char *name, cvg_bytes v)
 {
     MDB_val k = {strlen(name), (void *)name}, mv = {v.len, (void *)v.data};
-    return cvg__mdb_err(mdb_put(t, s->meta, &k, &mv, 0));
+    return cvg__mdb_err(cvg__ck_put(s, t, s->meta, &k, &mv, 0));
 }
 
 int
 cvg__meta_get_id(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out)
 {
     MDB_val k = {2, "id"}, v;
-    int rc = mdb_get(t, s->meta, &k, &v);
+    int rc = cvg__ck_get(s, t, s->meta, &k, &v);
     if (rc != MDB_SUCCESS) {
         return rc == MDB_NOTFOUND ? CVG_ECORRUPT : cvg__mdb_err(rc);
     }
@@ -537,7 +559,7 @@ int
 cvg__meta_put_id(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *id)
 {
     MDB_val k = {2, "id"}, v = {sizeof id->bytes, (void *)id->bytes};
-    return cvg__mdb_err(mdb_put(t, s->meta, &k, &v, 0));
+    return cvg__mdb_err(cvg__ck_put(s, t, s->meta, &k, &v, 0));
 }
 
 int
@@ -554,8 +576,8 @@ cvg__origins_load(cvg__store *s, cvg__store_txn *t, cvg__origins *o,
     MDB_val k, v;
     int crc = CVG_OK;
     uint32_t expect = 0;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    for (rc = cvg__ck_cursor_get(s, c, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = cvg__ck_cursor_get(s, c, &k, &v, MDB_NEXT)) {
         /* Indexes are dense from 0: a hole means a damaged table. */
         if (k.mv_size != 4 || v.mv_size != 24 ||
             cvg__get_be32(k.mv_data) != expect) {
@@ -594,5 +616,5 @@ cvg__origins_put(cvg__store *s, cvg__store_txn *t, uint32_t idx,
     memcpy(vb, id->bytes, 16);
     cvg__put_be64(vb + 16, seq);
     MDB_val k = {4, kb}, v = {24, vb};
-    return cvg__mdb_err(mdb_put(t, s->origins, &k, &v, 0));
+    return cvg__mdb_err(cvg__ck_put(s, t, s->origins, &k, &v, 0));
 }

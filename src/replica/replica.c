@@ -148,6 +148,7 @@ init_meta(void *ctx, cvg__store_txn *mt)
 {
     cvg_replica *r = ctx;
     cvg__store *s = &r->store;
+    s->checksummed = true; /* a new replica is of the current format */
     int rc = cvg__meta_put_id(s, mt, &r->id);
     if (rc == CVG_OK) {
         cvg_bytes pk = {r->pk, sizeof r->pk};
@@ -256,6 +257,21 @@ load_meta(cvg_replica *r, const char *dir)
     if (format == 0) {
         cvg__store_abort(mt);
         return cvg__replica_fail(r, CVG_ECORRUPT, "bad format record");
+    }
+    if (format == 1 && !r->opts.read_only) {
+        /* Made before records had checksums: give them theirs now. A
+         * read-only open reads it as it is. */
+        cvg__store_abort(mt);
+        rc = cvg__ck_upgrade(s);
+        if (rc != CVG_OK) {
+            return cvg__replica_fail(r, rc,
+                                     "cannot upgrade the replica from "
+                                     "format 1");
+        }
+        rc = cvg__store_begin(s, false, &mt);
+        if (rc != CVG_OK) {
+            return cvg__replica_fail(r, rc, "cannot begin a transaction");
+        }
     }
     rc = cvg__meta_get_id(s, mt, &r->id);
     if (rc != CVG_OK) {

@@ -11,6 +11,7 @@
 
 #include "converge.h"
 
+#include "raw_record.h"
 #include "testutil.h"
 
 static int
@@ -163,22 +164,7 @@ Test(identity, a_key_file_left_by_a_crash_is_reused)
 static void
 poke_meta(const char *dir, const char *name, const void *v, size_t len)
 {
-    MDB_env *env;
-    cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
-    mdb_env_set_maxdbs(env, 8);
-    cr_assert_eq(mdb_env_open(env, dir, 0, 0600), MDB_SUCCESS);
-    MDB_txn *t;
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), MDB_SUCCESS);
-    MDB_dbi meta;
-    cr_assert_eq(mdb_dbi_open(t, "meta", 0, &meta), MDB_SUCCESS);
-    MDB_val k = {strlen(name), (void *)name}, val = {len, (void *)v};
-    if (v == NULL) {
-        cr_assert_eq(mdb_del(t, meta, &k, NULL), MDB_SUCCESS);
-    } else {
-        cr_assert_eq(mdb_put(t, meta, &k, &val, 0), MDB_SUCCESS);
-    }
-    cr_assert_eq(mdb_txn_commit(t), MDB_SUCCESS);
-    mdb_env_close(env);
+    cvg_test_raw_put(dir, "meta", name, strlen(name), v, len, true);
 }
 
 Test(identity, an_older_replica_has_none_and_a_damaged_one_is_corrupt)

@@ -11,6 +11,7 @@
 
 #include "converge.h"
 
+#include "raw_record.h"
 #include "testutil.h"
 
 /* Each replica's wall clock: the till's runs a second ahead, so "later"
@@ -166,33 +167,11 @@ Test(policy_store, a_damaged_record_is_corrupt)
     };
     static const size_t lens[] = {7, 5, 5, 1};
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
-        MDB_env *env;
-        cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
-        mdb_env_set_maxdbs(env, 8);
-        cr_assert_eq(mdb_env_open(env, dir, 0, 0600), MDB_SUCCESS);
-        MDB_txn *t;
-        cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), MDB_SUCCESS);
-        MDB_dbi meta;
-        cr_assert_eq(mdb_dbi_open(t, "meta", 0, &meta), MDB_SUCCESS);
-        MDB_val k = {8, "policies"}, v = {lens[i], (void *)bad[i]};
-        cr_assert_eq(mdb_put(t, meta, &k, &v, 0), MDB_SUCCESS);
-        cr_assert_eq(mdb_txn_commit(t), MDB_SUCCESS);
-        mdb_env_close(env);
+        cvg_test_raw_put(dir, "meta", "policies", 8, bad[i], lens[i], true);
         open_with(dir, NULL, 0, false, CVG_ECORRUPT);
     }
     /* A newer record format is a clear version error. */
-    MDB_env *env;
-    cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
-    mdb_env_set_maxdbs(env, 8);
-    cr_assert_eq(mdb_env_open(env, dir, 0, 0600), MDB_SUCCESS);
-    MDB_txn *t;
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), MDB_SUCCESS);
-    MDB_dbi meta;
-    cr_assert_eq(mdb_dbi_open(t, "meta", 0, &meta), MDB_SUCCESS);
     uint8_t newer[5] = {2, 0, 0, 0, 0};
-    MDB_val k = {8, "policies"}, v = {5, newer};
-    cr_assert_eq(mdb_put(t, meta, &k, &v, 0), MDB_SUCCESS);
-    cr_assert_eq(mdb_txn_commit(t), MDB_SUCCESS);
-    mdb_env_close(env);
+    cvg_test_raw_put(dir, "meta", "policies", 8, newer, 5, true);
     open_with(dir, NULL, 0, false, CVG_EVERSION);
 }

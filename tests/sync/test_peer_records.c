@@ -16,6 +16,7 @@
 
 #include "converge.h"
 
+#include "raw_record.h"
 #include "sync/sync_int.h"
 #include "testutil.h"
 
@@ -228,18 +229,7 @@ static void
 put_record(const char *dir, const cvg_replica_id *peer, const uint8_t *rec,
            size_t len)
 {
-    MDB_env *env;
-    cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
-    mdb_env_set_maxdbs(env, 8);
-    cr_assert_eq(mdb_env_open(env, dir, 0, 0600), MDB_SUCCESS);
-    MDB_txn *t;
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), MDB_SUCCESS);
-    MDB_dbi peers;
-    cr_assert_eq(mdb_dbi_open(t, "peers", 0, &peers), MDB_SUCCESS);
-    MDB_val k = {16, (void *)peer->bytes}, v = {len, (void *)rec};
-    cr_assert_eq(mdb_put(t, peers, &k, &v, 0), MDB_SUCCESS);
-    cr_assert_eq(mdb_txn_commit(t), MDB_SUCCESS);
-    mdb_env_close(env);
+    cvg_test_raw_put(dir, "peers", peer->bytes, 16, rec, len, true);
 }
 
 /* The 48 bytes every record starts with (and all a record was before the

@@ -1,0 +1,18 @@
+/* Records written into a closed replica behind the library's back, the way
+ * damage or an older version would leave them, but with the checksum a
+ * record of the current format carries (so a test reaches the decoder that
+ * must refuse what it holds). */
+#ifndef CVG_TEST_RAW_RECORD_H
+#define CVG_TEST_RAW_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Put @p v (@p vlen bytes; NULL: delete the record) under key @p k of
+ * table @p table ("meta", "peers", ...) of the replica in @p dir, with its
+ * checksum when @p checksummed. Fails the test on any LMDB error. */
+void cvg_test_raw_put(const char *dir, const char *table, const void *k,
+                      size_t klen, const void *v, size_t vlen,
+                      bool checksummed);
+
+#endif
