@@ -585,6 +585,50 @@ CVG_API CVG_NODISCARD int cvg_replica_stats_get(cvg_replica *r,
                                                 cvg_replica_stats *out,
                                                 size_t size);
 
+/** What cvg_replica_check() found. */
+typedef struct cvg_check_report {
+    uint64_t pages;         /* pages of the data file's trees, each checked */
+    uint64_t records;       /* records, each with its checksum checked */
+    uint64_t log_blocks;    /* op blocks of the log, each decoded whole */
+    uint64_t log_ops;       /* ops in them */
+    uint64_t state_records; /* state records, each decoded */
+    uint64_t origins;       /* entries of the origin table */
+    uint64_t snapshot;      /* the LMDB transaction checked */
+    char problem[256];      /* the first damage found; "" when none */
+} cvg_check_report;
+
+/**
+ * Check the replica in directory @p path from end to end (what
+ * `converge check DIR` runs), without changing it.
+ *
+ * First every page of its data file is read and checked by hand, before
+ * LMDB maps any of it, so a damaged page the open does not reach is found
+ * here instead of faulting or aborting inside LMDB. Then, opened read-only,
+ * in one transaction: every record's checksum; every log block decoded
+ * whole, lsns and each origin's seqs without holes; the dots index and
+ * the version vector against the log; every state record decoded, and
+ * every write it keeps found in the log. docs/architecture.md says what
+ * the check does not prove and the ways back from a failed one.
+ *
+ * The replica must not be open in this process (LMDB allows one handle per
+ * process); other processes may use it meanwhile.
+ *
+ * @param[in]  path  The replica directory.
+ * @param[out] out   Counts, and on CVG_ECORRUPT the first problem in a
+ *                   sentence.
+ * @return CVG_OK when every check passed, or:
+ *   - CVG_ECORRUPT  damage found: out->problem says where.
+ *   - CVG_ENOTFOUND no replica in @p path.
+ *   - CVG_EBUSY     this process has the replica open.
+ *   - CVG_EVERSION  a newer format than this library's.
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_ENOMEM, CVG_EIO, CVG_EACCES  out of memory; an I/O error; no
+ *                   permission to read it.
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_replica_check(const char *path,
+                                            cvg_check_report *out);
+
 /* ---- Transactions ------------------------------------------------------- */
 
 #define CVG_TXN_READ_ONLY 1u
@@ -1221,15 +1265,15 @@ typedef struct cvg_session cvg_session;
 #define CVG_SESSION_OPTIONS_VERSION 4
 
 typedef struct cvg_session_options {
-    uint32_t version;    /* CVG_SESSION_OPTIONS_VERSION */
-    uint32_t page_ops;   /* most ops per page; default 65536 */
+    uint32_t version;  /* CVG_SESSION_OPTIONS_VERSION */
+    uint32_t page_ops; /* most ops per page; default 65536 */
     /* Most bytes per page, roughly; default 1 MiB. A page received may
      * exceed what our PULL asked for only by what a sender adds to end at
      * a signature point and finish an op; past that it is CVG_ELIMIT. PUSH
      * pages hold at most 1 MiB (and 65536 ops) whatever this says. */
     uint32_t page_bytes;
-    bool no_pull;        /* do not ask the peer for its ops */
-    bool no_serve;       /* refuse the peer's pulls */
+    bool no_pull;  /* do not ask the peer for its ops */
+    bool no_serve; /* refuse the peer's pulls */
     /* Version 2. Send our own ops unasked (PUSH), instead of having the
      * peer pull them: for clients of a server, which then keeps no
      * position in each client's log. Ops we relay from others are not

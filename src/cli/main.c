@@ -68,6 +68,13 @@ static const command commands[] = {
      "never met over TCP), its last contact (and how long ago), and\n"
      "this replica's own ops pending, syncing, committed and failed\n"
      "there.\n"},
+    {"check", cmd_check, "DIR [--json]", "check every page, block, record",
+     true,
+     "Reads every page of the data file by hand, then every record: its\n"
+     "checksum, every log block decoded, the indexes and the version\n"
+     "vector against the log, every state record against the log. Changes\n"
+     "nothing. Exit 0 when sound; 1 with the first problem on stderr when\n"
+     "damaged (then restore the replica from a peer: see the docs).\n"},
     {"sync", cmd_sync, "DIR_A DIR_B | DIR tcp://HOST:PORT",
      "sync two replicas both ways", true,
      "Both replicas end with each other's ops. With tcp://HOST:PORT (an\n"

@@ -46,54 +46,12 @@
 
 #include "converge.h"
 
-/* mdb.c of liblmdb 0.9 (MDB_page, MDB_meta, MDB_db, MDB_node). */
-#define MAGIC 0xBEEFC0DEu
-#define DATA_VERSION 1u
-#define P_BRANCH 0x01u
-#define P_LEAF 0x02u
-#define P_OVERFLOW 0x04u
-#define P_META 0x08u
-#define P_DIRTY 0x10u
-#define P_LEAF2 0x20u
-#define P_KEEP 0x8000u
-#define F_BIGDATA 0x01u
-#define F_SUBDATA 0x02u
-#define F_DUPDATA 0x04u
-#define NODESIZE 8u
-#define DB_SIZE 48u  /* sizeof(MDB_db) */
-#define DB_ROOT 40u  /* offsetof(MDB_db, md_root) */
-#define META_END 152 /* page header + sizeof(MDB_meta) */
-#define PSIZE_MIN 512u
-#define PSIZE_MAX 0x8000u /* MAX_PAGESIZE without MDB_DEVEL */
+#include "lmdb_layout.h"
 
 /* Pages of the main tree walked at most (it holds ~10 records). */
 #define WALK_MAX 64
 /* Reads of a file that fails a check before the failure is believed. */
 #define TRIES 3
-
-static uint16_t
-rd16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static uint32_t
-rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static uint64_t
-rd64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
 /* Say what is wrong in why (never NULL here) and fail. */
 #define BAD(...) (snprintf(why, whylen, __VA_ARGS__), CVG_ECORRUPT)
@@ -189,29 +147,6 @@ cvg__lmdb_page_check(const uint8_t *page, uint32_t psize, uint64_t pgno,
         }
     }
     return CVG_OK;
-}
-
-/* Read exactly @p n bytes at @p off: n, fewer at the end of the file, or
- * -1 with errno. */
-static ssize_t
-read_at(int fd, void *buf, size_t n, uint64_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r =
-            pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            return -1;
-        }
-        if (r == 0) {
-            break;
-        }
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
 }
 
 typedef struct reader {

@@ -50,4 +50,23 @@ int cvg__lmdb_page_check(const uint8_t *page, uint32_t psize, uint64_t pgno,
 int cvg__lmdb_check_file(int fd, cvg__lmdb_meta *newest, bool *empty, char *why,
                          size_t whylen);
 
+/* What a walk of every page found. */
+typedef struct cvg__lmdb_walk {
+    uint64_t txnid;   /* the snapshot walked */
+    uint64_t last_pg; /* its last page in use */
+    uint64_t branch_pages;
+    uint64_t leaf_pages;
+    uint64_t overflow_pages;
+    uint64_t databases; /* named databases */
+} cvg__lmdb_walk;
+
+/* Walk every page the snapshot of transaction @p txnid reaches (0: the
+ * newest), reading the file open as @p fd by hand (lmdb_walk.c): the file
+ * checks of cvg__lmdb_check_file, then every page of every tree checked
+ * and reached once. CVG_OK, CVG_ECORRUPT with a sentence in @p why,
+ * CVG_EBUSY when the snapshot @p txnid is gone from the file (not pinned),
+ * CVG_EIO, CVG_ENOMEM. */
+int cvg__lmdb_walk_file(int fd, uint64_t txnid, cvg__lmdb_walk *out, char *why,
+                        size_t whylen);
+
 #endif

@@ -282,6 +282,14 @@ int cvg__store_commit(cvg__store *s, cvg__store_txn **t, int rc,
  * process upgraded first is left as it is. Sets s->checksummed on
  * success. */
 int cvg__ck_upgrade(cvg__store *s);
+/* The full check (store_check.c). First, before LMDB opens the replica in
+ * @p dir: every page of its data file read by hand and checked, so that
+ * LMDB never meets a damaged page. Then, on the store opened read-only:
+ * every record, block and index in one transaction. Both fill @p out and
+ * return CVG_OK, CVG_ECORRUPT with out->problem saying what is damaged, or
+ * the code that kept them from checking. */
+int cvg__store_check_file(const char *dir, cvg_check_report *out);
+int cvg__store_check(cvg__store *s, cvg_check_report *out);
 /* A small write transaction of its own: begin, @p fn, commit, growing the
  * map as needed (fn is called again on a new transaction; not while
  * @p readers_open). */

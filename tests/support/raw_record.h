@@ -15,4 +15,9 @@ void cvg_test_raw_put(const char *dir, const char *table, const void *k,
                       size_t klen, const void *v, size_t vlen,
                       bool checksummed);
 
+/* Strip every record's checksum from the closed replica in @p dir and set
+ * its format record to 1: a replica as a library before checksums made
+ * it. */
+void cvg_test_make_format_1(const char *dir);
+
 #endif
