@@ -77,6 +77,8 @@ suite replica_test_errors '*/@(null_arguments_on_reads_and_cursors|open_refuses_
 suite sync_test_wire '*/@(random_messages_round_trip|truncation_at_every_offset_is_corrupt|hostile_length_prefixes_in_every_position|huge_counts_are_refused_before_allocating|random_bytes_never_crash|decoder_survives_allocation_failure)'
 suite oplog_test_codec '*/@(every_op_and_value_kind_round_trips|hostile_lengths_and_counts_are_corrupt|truncation_at_every_offset_is_corrupt|wrong_types_and_bad_semantics_are_corrupt)'
 suite oplog_test_state_codec '*/@(hostile_and_malformed_records|truncation_at_every_offset_is_corrupt|out_of_memory_while_decoding_leaves_nothing)'
+suite oplog_test_checksum '*'
+suite oplog_test_check '*/@(a_sound_replica_passes|each_kind_of_damage_is_found)'
 
 echo "== valgrind: fuzz corpus replay"
 for prog in "$build"/fuzz/replay_*; do
@@ -120,6 +122,7 @@ run 0 get "$cli/b" stock sku --json
 run 0 keys "$cli/b" --json
 run 0 log "$cli/a" --json
 run 0 status "$cli/a" --json
+run 0 check "$cli/a" --json
 run 0 queue "$cli/a"
 run 0 del "$cli/b" stock sku
 run 3 get "$cli/b" stock sku qty
