@@ -30,7 +30,7 @@
  *
  * reopen_1m reopens the replica the last run of counter_1m kept (or builds
  * one, untimed, when run without counter_1m), so it comes after it; each of
- * its runs is one open.
+ * its runs is one open. check_1m checks that replica whole.
  */
 static const bench_workload workloads[] = {
     /* name, fn, full n, quick n, full runs, quick runs, keep_as */
@@ -41,6 +41,7 @@ static const bench_workload workloads[] = {
     {"counter_1m_spread", wl_counter_spread, 1000000, 100000, 5, 3, NULL},
     {"counter_1m", wl_counter, 1000000, 100000, 5, 3, BENCH_COUNTER_KEPT},
     {"reopen_1m", wl_reopen, 1000000, 100000, 11, 5, NULL},
+    {"check_1m", wl_check, 1000000, 100000, 5, 3, NULL},
     {"sync_incremental_1k", wl_sync_incremental, 1000, 100, 11, 5, NULL},
     {"sync_origins_100k", wl_origins_sync, 100000, 10000, 3, 1, NULL},
     {"sync_incremental_origins_10k", wl_origins_incremental, 10000, 2000, 3, 1,

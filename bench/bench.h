@@ -126,6 +126,7 @@ double bench_quantile(double *v, size_t n, double q);
 void wl_counter(const bench_ctx *ctx, bench_run *out);
 void wl_counter_spread(const bench_ctx *ctx, bench_run *out);
 void wl_reopen(const bench_ctx *ctx, bench_run *out);
+void wl_check(const bench_ctx *ctx, bench_run *out);
 void wl_register(const bench_ctx *ctx, bench_run *out);
 void wl_set(const bench_ctx *ctx, bench_run *out);
 void wl_single_durable(const bench_ctx *ctx, bench_run *out);

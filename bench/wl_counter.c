@@ -1,6 +1,7 @@
 /*
  * Counter workloads: counter_1m (one field), counter_1m_spread (1,000
- * fields) and reopen_1m (open a counter_1m replica and read the counter).
+ * fields), reopen_1m (open a counter_1m replica and read the counter) and
+ * check_1m (the full check of that replica).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -109,10 +110,10 @@ wl_counter_spread(const bench_ctx *ctx, bench_run *out)
     counter_run(ctx, out, SPREAD_FIELDS);
 }
 
-/* reopen_1m: the replica counter_1m kept, or, when run alone, one made
- * here (untimed) with ctx->n increments. Each run is one open. */
-void
-wl_reopen(const bench_ctx *ctx, bench_run *out)
+/* The replica counter_1m kept, or, when run without it, one made here
+ * (untimed) with ctx->n increments. */
+static const char *
+kept_counter(const bench_ctx *ctx)
 {
     static char *path;
     if (path == NULL) {
@@ -129,7 +130,15 @@ wl_reopen(const bench_ctx *ctx, bench_run *out)
             cvg_replica_close(r);
         }
     }
+    return path;
+}
 
+/* reopen_1m: open the kept counter replica and read the counter. Each run
+ * is one open. */
+void
+wl_reopen(const bench_ctx *ctx, bench_run *out)
+{
+    const char *path = kept_counter(ctx);
     cvg_replica_options o;
     bench_options(&o, CVG_DURABLE);
     o.no_create = true;
@@ -160,4 +169,28 @@ wl_reopen(const bench_ctx *ctx, bench_run *out)
                   (long long)value, (unsigned long long)out->log_ops);
     }
     bench_extra_add(out, "open_ms", out->seconds * 1e3, false);
+}
+
+/* check_1m: the full check (cvg_replica_check) of the kept counter
+ * replica: every page read by hand, every record's checksum, every op of
+ * the log decoded. ops_per_s is ops checked a second. */
+void
+wl_check(const bench_ctx *ctx, bench_run *out)
+{
+    const char *path = kept_counter(ctx);
+    cvg_check_report rep;
+    double c0 = bench_cpu_now();
+    double t0 = bench_now();
+    int rc = cvg_replica_check(path, &rep);
+    out->seconds = bench_now() - t0;
+    out->cpu_seconds = bench_cpu_now() - c0;
+    if (rc != CVG_OK) {
+        bench_die(ctx, "cvg_replica_check(%s) failed: %s (%s)", path,
+                  cvg_errname(rc), rep.problem);
+    }
+    out->ops = rep.log_ops;
+    bench_extra_add(out, "check_ms", out->seconds * 1e3, false);
+    bench_extra_add(out, "pages", (double)rep.pages, true);
+    bench_extra_add(out, "records", (double)rep.records, true);
+    bench_extra_add(out, "log_blocks", (double)rep.log_blocks, true);
 }
