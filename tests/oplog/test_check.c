@@ -237,6 +237,59 @@ write_all(const char *path, const uint8_t *buf, size_t n)
     close(fd);
 }
 
+/* Another process commits while the check reads: the check must never
+ * take a commit under way for damage (it walks the snapshot it pins). */
+Test(check, a_writer_meanwhile_is_not_damage, .timeout = 120)
+{
+    make_source();
+    pid_t writer = fork();
+    cr_assert_neq(writer, -1);
+    if (writer == 0) {
+        cvg_replica *r;
+        if (cvg_replica_open(src_dir, NULL, &r) != CVG_OK) {
+            _exit(1);
+        }
+        char name[32];
+        /* Bounded: 1,500 commits, both small and large, growing the tree. */
+        for (int i = 0; i < 1500; i++) {
+            cvg_txn *t;
+            if (cvg_txn_begin(r, 0, &t) != CVG_OK) {
+                _exit(2);
+            }
+            for (int j = 0; j < 1 + i % 40; j++) {
+                snprintf(name, sizeof name, "w%05d-%d", i, j);
+                cvg_key k = key("writes", name, "v");
+                cvg_value v = cvg_value_int(i);
+                if (cvg_register_set(t, &k, &v, NULL) != CVG_OK) {
+                    _exit(3);
+                }
+            }
+            if (cvg_txn_commit(t) != CVG_OK) {
+                _exit(4);
+            }
+        }
+        cvg_replica_close(r);
+        _exit(0);
+    }
+    int checks = 0, status = 0;
+    pid_t done = 0;
+    while (done == 0 && checks < 2000) {
+        cvg_check_report rep;
+        int rc = cvg_replica_check(src_dir, &rep);
+        cr_assert_eq(rc, CVG_OK, "check %d during writes: %s: %s", checks,
+                     cvg_errname(rc), rep.problem);
+        checks++;
+        done = waitpid(writer, &status, WNOHANG);
+    }
+    if (done == 0) {
+        cr_assert_eq(waitpid(writer, &status, 0), writer);
+    }
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the writer failed: %d", status);
+    cr_log_info("%d checks while the writer committed", checks);
+    cr_expect_gt(checks, 1);
+}
+
 /* ---- The corruption suite ------------------------------------------------*/
 
 enum {
