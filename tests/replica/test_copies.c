@@ -102,6 +102,16 @@ previous(cvg_replica *r, cvg_dot *out)
     return n;
 }
 
+/* The full check finds nothing wrong in what copies leave. */
+static void
+expect_sound(const char *dir)
+{
+    cvg_check_report rep;
+    int rc = cvg_replica_check(dir, &rep);
+    cr_expect_eq(rc, CVG_OK, "%s fails the check: %s: %s", dir, cvg_errname(rc),
+                 rep.problem);
+}
+
 Test(copies, a_reopen_and_a_rename_keep_the_origin)
 {
     char base[512], a[600], moved[600];
@@ -207,6 +217,9 @@ Test(copies, cp_r_then_different_writes_converge_without_a_fork)
     cvg_replica_close(ra);
     cvg_replica_close(ra2);
     cvg_replica_close(rs);
+    expect_sound(a);
+    expect_sound(a2);
+    expect_sound(s);
 }
 
 /* A backup restored after the original wrote and synced more: the ops it
@@ -243,4 +256,6 @@ Test(copies, a_restored_older_backup_learns_its_later_ops_back)
     expect_no_fork(rs);
     cvg_replica_close(ra);
     cvg_replica_close(rs);
+    expect_sound(a);
+    expect_sound(s);
 }

@@ -145,6 +145,13 @@ run_seed(uint64_t seed)
     for (int i = 0; i <= MAXR; i++) {
         cvg_replica_close(w.r[i]);
     }
+    /* Whatever a schedule leaves is sound to the full check. */
+    for (int i = 0; i < w.n; i++) {
+        cvg_check_report rep;
+        int rc = cvg_replica_check(w.dirs[i], &rep);
+        cr_assert_eq(rc, CVG_OK, "seed %llu: replica %d fails the check: %s",
+                     (unsigned long long)seed, i, rep.problem);
+    }
 }
 
 Test(converge, random_schedules_converge_to_the_oracle, .timeout = 600)
