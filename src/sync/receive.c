@@ -1,8 +1,10 @@
 /*
  * Receiving the peer's pages. We PULL from the position stored for the
- * peer; each OPS (or PUSH) page is applied in one transaction with the new
+ * peer; each OPS page is applied in one transaction with the new
  * position, so a page is kept whole or not at all; then an ACK tells the
- * peer what became of its ops (ack.c). A page refused for one of its ops
+ * peer what became of its ops (ack.c). PUSH pages that say more follow
+ * are held and applied together, up to the hold's limits, in one
+ * transaction with one ACK (push_hold.h). A page refused for one of its ops
  * gets an ACK naming that op and the code, then the ERROR that ends the
  * session. The peer's ERROR is handled here too.
  */
@@ -228,9 +230,11 @@ check_page_bytes(cvg_session *s, const cvg__msg *m, bool push)
 }
 
 /* Apply every op of a page in one transaction, with the new position; on
- * any error nothing of the page is kept. */
+ * any error nothing of the page is kept. @p pages is how many PUSH pages
+ * were merged into @p m (push_hold.h); 1 for any other. */
 static int
-apply_page(cvg_session *s, const cvg__msg *m, const char **why)
+apply_page(cvg_session *s, const cvg__msg *m, uint64_t pages, bool quiet,
+           const char **why)
 {
     cvg_txn *t;
     int rc = cvg_txn_begin(s->r, 0, &t);
@@ -240,7 +244,7 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     }
     cvg__txn_collect_conflicts(t);
     bool push = m->type == CVG__MSG_PUSH;
-    page_count c = {.limit = push ? PUSH_PAGE_OPS
+    page_count c = {.limit = push ? PUSH_PAGE_OPS * pages
                                   : CVG__PAGE_OPS_HARD(s->opts.page_ops)};
     rc = check_page_bytes(s, m, push);
     if (rc != CVG_OK) {
@@ -269,7 +273,7 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     if (rc != CVG_OK) {
         *why = page_why(s, rc, &c);
         cvg_txn_abort(t);
-        if (c.refused) {
+        if (c.refused && !quiet) {
             cvg__session_send_refusal(s, &c.refused_dot, rc);
         }
         return rc;
@@ -281,7 +285,7 @@ apply_page(cvg_session *s, const cvg__msg *m, const char **why)
     s->stats.ops_received += c.got;
     s->stats.ops_duplicate += c.dup;
     s->stats.conflicts += c.conflicts;
-    s->stats.pages_received++;
+    s->stats.pages_received += pages;
     return CVG_OK;
 }
 
@@ -320,7 +324,7 @@ cvg__session_on_ops(cvg_session *s, const cvg__msg *m)
     }
     s->pulling = false;
     const char *why = "";
-    rc = apply_page(s, m, &why);
+    rc = apply_page(s, m, 1, false, &why);
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, why);
     }
@@ -333,6 +337,41 @@ cvg__session_on_ops(cvg_session *s, const cvg__msg *m)
     }
     s->pull_done = true;
     return CVG_OK;
+}
+
+/* Apply the held PUSH pages as one page and ACK it, saying more follow if
+ * @p more. If they are refused as one, apply them one by one as they came,
+ * so that the pages before the refused op are kept (push_hold.h). */
+static int
+apply_held(cvg_session *s, bool more)
+{
+    cvg__push_hold *h = &s->hold;
+    cvg__msg merged;
+    int rc = cvg__push_hold_merged(h, more, &merged);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "out of memory");
+    }
+    const char *why = "";
+    rc = apply_page(s, &merged, h->pages, h->pages > 1, &why);
+    if (rc == CVG_OK) {
+        cvg__push_hold_clear(h);
+        return cvg__session_send_ack(s, more);
+    }
+    for (size_t i = 0; h->pages > 1 && i < h->pages; i++) {
+        cvg__msg one;
+        cvg__push_hold_page(h, i, &one);
+        one.has_more = i + 1 < h->pages || more;
+        rc = apply_page(s, &one, 1, false, &why);
+        if (rc != CVG_OK) {
+            break;
+        }
+        rc = cvg__session_send_ack(s, one.has_more);
+        if (rc != CVG_OK) {
+            break;
+        }
+    }
+    cvg__push_hold_clear(h);
+    return rc == CVG_OK ? CVG_OK : cvg__session_fail(s, rc, why);
 }
 
 int
@@ -353,12 +392,39 @@ cvg__session_on_push(cvg_session *s, const cvg__msg *m)
     if (rc != CVG_OK) {
         return rc;
     }
-    const char *why = "";
-    rc = apply_page(s, m, &why);
+    /* Held pages and this one, up to the hold's limits, commit together
+     * (push_hold.h). A page too large to hold is refused here, before it
+     * is copied. */
+    rc = check_page_bytes(s, m, true);
     if (rc != CVG_OK) {
-        return cvg__session_fail(s, rc, why);
+        return cvg__session_fail(s, rc, s->why);
     }
-    rc = cvg__session_send_ack(s, m->has_more);
+    cvg__push_hold *h = &s->hold;
+    if (h->pages > 0 && !cvg__push_hold_fits(h, m)) {
+        rc = apply_held(s, true);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    if (m->has_more && cvg__push_hold_fits(h, m)) {
+        rc = cvg__push_hold_add(h, m, &s->stats.peer);
+        if (rc != CVG_OK) {
+            return cvg__session_fail(s, rc, "out of memory");
+        }
+        return h->pages < CVG__HOLD_PAGES ? CVG_OK : apply_held(s, true);
+    }
+    if (h->pages > 0) {
+        rc = cvg__push_hold_add(h, m, &s->stats.peer);
+        if (rc != CVG_OK) {
+            return cvg__session_fail(s, rc, "out of memory");
+        }
+        rc = apply_held(s, m->has_more);
+    } else {
+        const char *why = "";
+        rc = apply_page(s, m, 1, false, &why);
+        rc = rc != CVG_OK ? cvg__session_fail(s, rc, why)
+                          : cvg__session_send_ack(s, m->has_more);
+    }
     if (rc != CVG_OK || m->has_more) {
         return rc;
     }

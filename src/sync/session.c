@@ -192,6 +192,7 @@ cvg_session_close(cvg_session *s)
         cvg__session_store_peer(s);
         cvg__peer_set_active(s->r, &s->stats.peer, false);
     }
+    cvg__push_hold_destroy(&s->hold);
     cvg__free(s->acks);
     cvg__free(s->sent);
     for (size_t i = 0; i < s->nout; i++) {

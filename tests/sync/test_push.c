@@ -14,6 +14,7 @@
 
 #include "checks.h"
 #include "digest.h"
+#include "sync/push_hold.h"
 #include "sync/wire.h"
 #include "testutil.h"
 
@@ -144,13 +145,14 @@ Test(push, a_client_pushes_its_ops_and_pulls_the_rest)
      * server's 30 in pages of 7 too, but the 20 the server relays from
      * "other" came with one signature, at their last seq: they travel in
      * one page (with the server's last 2). The server only answered, and
-     * never pulled. Every page was acknowledged. */
+     * never pulled. The server took the client's 8 small PUSH pages
+     * together, in one commit with one ACK (src/sync/push_hold.h). */
     cr_expect_eq(cc.push, 8);
     cr_expect_eq(cc.pull, 5, "pulls %d", (int)cc.pull);
     cr_expect_eq(cs.ops, 5);
     cr_expect_eq(cs.pull, 0);
     cr_expect_eq(cs.push, 0);
-    cr_expect_eq(cs.ack, 8);
+    cr_expect_eq(cs.ack, 1);
     cr_expect_eq(cc.ack, 5);
     /* What each side's ACKs said of the other's pages: all taken. */
     cvg_session_acks ak;
@@ -371,4 +373,43 @@ Test(push, a_pull_sent_to_a_pusher_is_refused)
     cvg_session_close(sb);
     cvg_replica_close(a);
     cvg_replica_close(b);
+}
+
+/* A pusher of tiny pages (one op each, as a hostile peer would send them
+ * to cost a commit per page) is held to a commit per HOLD_PAGES pages or
+ * HOLD_BYTES bytes: 3,001 pages are taken in 12 commits, one ACK each,
+ * and every op arrives. */
+Test(push, tiny_push_pages_commit_together)
+{
+    uint64_t rng = cvg_test_seed(5);
+    cvg_replica *client = open_dir("push-tiny-client");
+    cvg_replica *server = open_dir("push-tiny-server");
+    write_some(client, 3000, &rng);
+    cvg_session_options po;
+    cvg_session_options_init(&po);
+    po.push = true;
+    po.page_ops = 1;
+    cvg_session *sc, *ss;
+    OK(cvg_session_open(client, &po, &sc));
+    OK(cvg_session_open(server, NULL, &ss));
+    counts cc = {0}, cs = {0};
+    pump(sc, ss, &cc, &cs);
+    cr_assert(cvg_session_done(sc) && cvg_session_done(ss));
+    /* A page per op, and an empty last one that says so. */
+    cr_expect_eq(cc.push, 3001, "%u PUSH pages", cc.push);
+    cr_expect_eq(cs.ack, (3001 + CVG__HOLD_PAGES - 1) / CVG__HOLD_PAGES,
+                 "%u ACKs (commits) for 3,001 pages", cs.ack);
+    cvg_session_stats st;
+    cvg_session_stats_get(ss, &st, sizeof st);
+    cr_expect_eq(st.ops_received, 3000);
+    cr_expect_eq(st.pages_received, 3001, "%llu pages",
+                 (unsigned long long)st.pages_received);
+    cvg_session_acks ak;
+    cvg_session_acks_get(sc, &ak, sizeof ak);
+    cr_expect_eq(ak.taken, 3000);
+    cvg_session_close(sc);
+    cvg_session_close(ss);
+    expect_same_state(client, server);
+    cvg_replica_close(client);
+    cvg_replica_close(server);
 }
