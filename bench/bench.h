@@ -127,6 +127,8 @@ void wl_counter(const bench_ctx *ctx, bench_run *out);
 void wl_counter_spread(const bench_ctx *ctx, bench_run *out);
 void wl_reopen(const bench_ctx *ctx, bench_run *out);
 void wl_check(const bench_ctx *ctx, bench_run *out);
+void wl_lmdb_durable(const bench_ctx *ctx, bench_run *out);
+void wl_lmdb_relaxed(const bench_ctx *ctx, bench_run *out);
 void wl_register(const bench_ctx *ctx, bench_run *out);
 void wl_set(const bench_ctx *ctx, bench_run *out);
 void wl_single_durable(const bench_ctx *ctx, bench_run *out);
