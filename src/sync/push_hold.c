@@ -106,7 +106,7 @@ cvg__push_hold_merged(cvg__push_hold *h, bool more, cvg__msg *out)
     out->type = CVG__MSG_PUSH;
     out->version = CVG_PROTOCOL_VERSION;
     out->has_more = more;
-    out->blocks = h->views;
+    out->blocks = h->nblocks > 0 ? h->views : NULL;
     out->n_blocks = h->nblocks;
     out->points = h->has_point ? &h->point : NULL;
     out->n_points = h->has_point ? 1 : 0;
@@ -121,7 +121,7 @@ cvg__push_hold_page(const cvg__push_hold *h, size_t i, cvg__msg *out)
     out->type = CVG__MSG_PUSH;
     out->version = CVG_PROTOCOL_VERSION;
     out->has_more = true;
-    out->blocks = h->views + pg->first_block;
+    out->blocks = pg->n_blocks > 0 ? h->views + pg->first_block : NULL;
     out->n_blocks = pg->n_blocks;
     out->points = pg->has_point ? &pg->point : NULL;
     out->n_points = pg->has_point ? 1 : 0;
