@@ -444,17 +444,23 @@ check_all(checker *c)
 int
 cvg__store_check(cvg__store *s, cvg_check_report *out)
 {
-    cvg__store_txn *t;
-    int rc = cvg__store_begin(s, false, &t);
-    if (rc != CVG_OK) {
-        snprintf(out->problem, sizeof out->problem,
-                 "cannot begin a transaction");
-        return rc;
-    }
-    /* A commit since the walk: walk the snapshot this transaction pins. */
-    uint64_t id = mdb_txn_id(t);
-    if (id != out->snapshot) {
-        rc = walk(s->fd, id, out);
+    cvg__store_txn *t = NULL;
+    int rc = CVG_EBUSY;
+    for (int i = 0; i < TRIES && rc == CVG_EBUSY; i++) {
+        cvg__store_abort(t);
+        rc = cvg__store_begin(s, false, &t);
+        if (rc != CVG_OK) {
+            snprintf(out->problem, sizeof out->problem,
+                     "cannot begin a transaction");
+            return rc;
+        }
+        /* A commit since the walk: walk the snapshot this transaction
+         * pins. Its meta page is gone from the file (CVG_EBUSY) only if
+         * two more commits came between the begin and the read of it. */
+        uint64_t id = mdb_txn_id(t);
+        if (id != out->snapshot) {
+            rc = walk(s->fd, id, out);
+        }
     }
     checker c = {.s = s, .t = t, .out = out};
     if (rc == CVG_OK) {
