@@ -50,6 +50,9 @@ typedef struct checker {
     cvg__vv log_vv;    /* the last seq of each origin in the log */
 } checker;
 
+static int bad(checker *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static int
 bad(checker *c, const char *fmt, ...)
 {
