@@ -604,8 +604,9 @@ typedef struct cvg_check_report {
  * First every page of its data file is read and checked by hand, before
  * LMDB maps any of it, so a damaged page the open does not reach is found
  * here instead of faulting or aborting inside LMDB. Then, opened read-only,
- * in one transaction: every record's checksum; every log block decoded
- * whole, lsns and each origin's seqs without holes; the dots index and
+ * in one transaction: every record's checksum (a replica of format 1, not
+ * yet upgraded by a writable open, has none to check); every log block
+ * decoded whole, lsns and each origin's seqs without holes; the dots index and
  * the version vector against the log; every state record decoded, and
  * every write it keeps found in the log. docs/architecture.md says what
  * the check does not prove and the ways back from a failed one.
