@@ -630,6 +630,27 @@ typedef struct cvg_check_report {
 CVG_API CVG_NODISCARD int cvg_replica_check(const char *path,
                                             cvg_check_report *out);
 
+/**
+ * The checks of cvg_replica_check() on a replica this process holds open,
+ * for an app that cannot close it: the pages of the snapshot checked are
+ * read by hand before any record of it is read. What the open itself read
+ * through LMDB was read before any check (the open checks only the file's
+ * meta and root pages), so to check a replica that may be damaged before
+ * using it, call cvg_replica_check() before opening it.
+ *
+ * @param[in]  r    The replica; no write transaction open on it.
+ * @param[out] out  As for cvg_replica_check().
+ * @return CVG_OK when every check passed, or:
+ *   - CVG_ECORRUPT  damage found: out->problem says where.
+ *   - CVG_EBUSY     a write transaction is open on @p r.
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_ELIMIT    LMDB's reader table is full.
+ *   - CVG_ENOMEM, CVG_EIO  out of memory; an I/O error.
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_replica_verify(cvg_replica *r,
+                                             cvg_check_report *out);
+
 /* ---- Transactions ------------------------------------------------------- */
 
 #define CVG_TXN_READ_ONLY 1u

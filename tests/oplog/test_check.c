@@ -175,10 +175,21 @@ Test(check, a_sound_replica_passes)
     cvg_test_make_format_1(src_dir);
     rc = check(src_dir, &rep);
     cr_expect_eq(rc, CVG_OK, "format 1: %s: %s", cvg_errname(rc), rep.problem);
-    /* Not while this process holds it open. */
+    /* Not by path while this process holds it open: through the handle. */
     cvg_replica *r;
     OK(cvg_replica_open(src_dir, NULL, &r));
     cr_expect_eq(check(src_dir, &rep), CVG_EBUSY);
+    cvg_check_report by_handle;
+    rc = cvg_replica_verify(r, &by_handle);
+    cr_expect_eq(rc, CVG_OK, "%s: %s", cvg_errname(rc), by_handle.problem);
+    cr_expect_gt(by_handle.pages, 10);
+    cr_expect_eq(by_handle.log_ops, REGISTERS + BIG + 1 + 2 + 30 + 1 + 2 + 1);
+    cvg_txn *t;
+    OK(cvg_txn_begin(r, 0, &t));
+    cr_expect_eq(cvg_replica_verify(r, &by_handle), CVG_EBUSY);
+    cvg_txn_abort(t);
+    cr_expect_eq(cvg_replica_verify(NULL, &by_handle), CVG_EINVAL);
+    cr_expect_eq(cvg_replica_verify(r, NULL), CVG_EINVAL);
     cvg_replica_close(r);
     cr_expect_eq(check("/nonexistent/replica", &rep), CVG_ENOTFOUND);
     cr_expect_eq(cvg_replica_check(src_dir, NULL), CVG_EINVAL);
