@@ -606,10 +606,12 @@ typedef struct cvg_check_report {
  * here instead of faulting or aborting inside LMDB. Then, opened read-only,
  * in one transaction: every record's checksum (a replica of format 1, not
  * yet upgraded by a writable open, has none to check); every log block
- * decoded whole, lsns and each origin's seqs without holes; the dots index and
- * the version vector against the log; every state record decoded, and
- * every write it keeps found in the log. docs/architecture.md says what
- * the check does not prove and the ways back from a failed one.
+ * decoded whole, lsns and each origin's seqs without holes; the dots index
+ * and the version vector against the log; every state record decoded, and
+ * every write it keeps found in the log as an op on that field (a
+ * register's value and time, a set element, a counter's last add).
+ * docs/architecture.md says what the check does not prove and the ways
+ * back from a failed one.
  *
  * The replica must not be open in this process (LMDB allows one handle per
  * process); other processes may use it meanwhile.

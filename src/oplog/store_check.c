@@ -17,11 +17,13 @@
  *   - the origin table decodes and its version vector is exactly the last
  *     seq of each origin in the log;
  *   - every state record's key is well formed and its record decodes, and
- *     every write it keeps (a register's siblings, a set element's tags, a
- *     counter's last add per origin) is an op the log holds.
+ *     every write it keeps is an op of the log of the right kind on that
+ *     field: a register's siblings (with the op's value and time), a set
+ *     element's tags (adds of that element), a counter's last add per
+ *     origin.
  * What it does not prove: that each state record is the merge of exactly
- * the log's ops on it (a counter's sums, a sibling's value). A replica
- * that fails is rebuilt from its peers (docs/architecture.md).
+ * the log's ops on it (a counter's sums; that no write is missing). A
+ * replica that fails is rebuilt from its peers (docs/architecture.md).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -36,6 +38,7 @@
 
 #include "checksum.h"
 #include "lmdb_meta.h"
+#include "op_lookup.h"
 #include "oplog_int.h"
 
 /* Reads of a file that fails before the failure is believed. */
@@ -46,8 +49,9 @@ typedef struct checker {
     MDB_txn *t;
     cvg_check_report *out;
     cvg__origins origins;
-    cvg__vv origin_vv; /* the origin table's version vector */
-    cvg__vv log_vv;    /* the last seq of each origin in the log */
+    cvg__vv origin_vv;     /* the origin table's version vector */
+    cvg__vv log_vv;        /* the last seq of each origin in the log */
+    cvg__op_lookup lookup; /* the op under a dot the state keeps */
 } checker;
 
 static int bad(checker *c, const char *fmt, ...)
@@ -307,13 +311,27 @@ check_origins(checker *c)
                       c->log_vv.n, c->origin_vv.n);
 }
 
-/* A write the state keeps must be an op of the log. */
-static int
-check_dot(checker *c, const cvg_dot *d, const char *what)
+/* The field a state record is of, from its key. */
+typedef struct target {
+    cvg_bytes collection, key, field;
+} target;
+
+static bool
+same_bytes(cvg_bytes a, cvg_bytes b)
 {
-    uint64_t lsn;
+    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+}
+
+/* A write the state keeps (@p d) must be an op of the log of kind @p kind
+ * on the record's field; @p value and @p hlc, when given, must be the
+ * op's. */
+static int
+check_write(checker *c, const cvg_dot *d, const char *what, int kind,
+            const target *tg, const cvg_value *value, uint64_t hlc)
+{
+    const cvg__op *op = NULL;
     int rc = d->seq > 0 && cvg__vv_contains(&c->log_vv, d)
-                 ? cvg__log_find(c->s, c->t, d, &lsn)
+                 ? cvg__op_lookup_find(&c->lookup, c->s, c->t, d, &op)
                  : CVG_ENOTFOUND;
     if (rc == CVG_ENOTFOUND) {
         return bad(c,
@@ -321,7 +339,25 @@ check_dot(checker *c, const cvg_dot *d, const char *what)
                    "the log",
                    what, (unsigned long long)d->seq);
     }
-    return rc;
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    const cvg_op *o = &op->pub;
+    if ((int)o->kind != kind || !same_bytes(o->collection, tg->collection) ||
+        !same_bytes(o->key, tg->key) || !same_bytes(o->field, tg->field)) {
+        return bad(c,
+                   "a state record keeps %s (seq %llu) whose op in the log "
+                   "is of another kind or on another field",
+                   what, (unsigned long long)d->seq);
+    }
+    if ((value != NULL && cvg__value_cmp(&o->value, value) != 0) ||
+        (hlc != 0 && o->hlc != hlc)) {
+        return bad(c,
+                   "a state record keeps %s (seq %llu) with another value "
+                   "or time than its op in the log",
+                   what, (unsigned long long)d->seq);
+    }
+    return CVG_OK;
 }
 
 static int
@@ -329,13 +365,22 @@ check_record(checker *c, const MDB_val *k, const MDB_val *v)
 {
     /* collection NUL key NUL field NUL type [element hash] */
     const uint8_t *p = k->mv_data;
-    size_t nul = 0, i = 0;
+    size_t nul = 0, i = 0, starts[3] = {0}, ends[3] = {0};
     for (; i < k->mv_size && nul < 3; i++) {
-        nul += p[i] == 0;
+        if (p[i] == 0) {
+            ends[nul] = i;
+            nul++;
+            if (nul < 3) {
+                starts[nul] = i + 1;
+            }
+        }
     }
     if (nul < 3 || i >= k->mv_size) {
         return bad(c, "a state key is malformed");
     }
+    target tg = {{p + starts[0], ends[0] - starts[0]},
+                 {p + starts[1], ends[1] - starts[1]},
+                 {p + starts[2], ends[2] - starts[2]}};
     uint8_t type = p[i];
     size_t rest = k->mv_size - i - 1;
     if (rest != (type == CVG_TYPE_SET ? 16u : 0u)) {
@@ -351,7 +396,8 @@ check_record(checker *c, const MDB_val *k, const MDB_val *v)
             const cvg__counter_part *part = &ctr.parts[j];
             if (part->seq > 0) {
                 cvg_dot d = {part->origin, part->seq};
-                rc = check_dot(c, &d, "a counter's last add");
+                rc = check_write(c, &d, "a counter's last add",
+                                 CVG_OP_COUNTER_ADD, &tg, NULL, 0);
             }
             if (rc == CVG_OK &&
                 part->floor_seq > cvg__vv_get(&c->log_vv, &part->origin)) {
@@ -365,8 +411,11 @@ check_record(checker *c, const MDB_val *k, const MDB_val *v)
     case CVG_TYPE_MVREGISTER: {
         cvg__reg reg = {0};
         rc = cvg__state_decode_reg(v->mv_data, v->mv_size, &c->origins, &reg);
+        int kind = type == CVG_TYPE_REGISTER ? CVG_OP_REGISTER_SET
+                                             : CVG_OP_MVREGISTER_SET;
         for (size_t j = 0; rc == CVG_OK && j < reg.n; j++) {
-            rc = check_dot(c, &reg.s[j].dot, "a register's write");
+            rc = check_write(c, &reg.s[j].dot, "a register's write", kind, &tg,
+                             &reg.s[j].value, reg.s[j].hlc);
         }
         cvg__reg_destroy(&reg);
         break;
@@ -377,7 +426,8 @@ check_record(checker *c, const MDB_val *k, const MDB_val *v)
         rc = cvg__state_decode_elem(v->mv_data, v->mv_size, &c->origins, &elem,
                                     &tags);
         for (size_t j = 0; rc == CVG_OK && j < tags.n; j++) {
-            rc = check_dot(c, &tags.d[j], "a set element's add");
+            rc = check_write(c, &tags.d[j], "a set element's add",
+                             CVG_OP_SET_ADD, &tg, &elem, 0);
         }
         cvg__tags_destroy(&tags);
         break;
@@ -477,5 +527,6 @@ cvg__store_check(cvg__store *s, cvg_check_report *out)
     cvg__origins_destroy(&c.origins);
     cvg__vv_destroy(&c.origin_vv);
     cvg__vv_destroy(&c.log_vv);
+    cvg__op_lookup_destroy(&c.lookup);
     return rc;
 }

@@ -156,6 +156,17 @@ concurrent_writes(pair *p, cvg_type type)
     cr_assert_eq(cvg_sync_local(p->r[0], p->r[1], NULL), CVG_OK);
 }
 
+/* What conflicts leave (resolved values written as ops included) passes
+ * the full check. */
+static void
+expect_sound(cvg_replica *r)
+{
+    cvg_check_report rep;
+    int rc = cvg_replica_verify(r, &rep);
+    cr_expect_eq(rc, CVG_OK, "the full check: %s: %s", cvg_errname(rc),
+                 rep.problem);
+}
+
 Test(conflicts, lww_later_write_wins_and_is_reported)
 {
     pair p;
@@ -238,6 +249,8 @@ Test(conflicts, resolver_merges_siblings_everywhere)
                  p.ev[1].n, (long long)p.ev[0].resolved,
                  (long long)p.ev[1].resolved, p.ev[0].resolved_kind,
                  p.ev[1].resolved_kind);
+    expect_sound(p.r[0]);
+    expect_sound(p.r[1]);
     cvg_replica_close(p.r[0]);
     cvg_replica_close(p.r[1]);
 }
@@ -323,6 +336,8 @@ Test(conflicts, the_resolver_sees_every_sibling, .timeout = 120)
     cr_assert_eq(cvg_sync_local(hub, relay, NULL), CVG_OK);
     cr_expect_eq(mv_count(relay, &first), 1);
     cr_expect_eq(first, 1000 + WRITERS - 1);
+    expect_sound(hub);
+    expect_sound(relay);
     cvg_replica_close(hub);
     cvg_replica_close(relay);
 }
