@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +50,15 @@ typedef struct checker {
     MDB_txn *t;
     cvg_check_report *out;
     cvg__origins origins;
-    cvg__vv origin_vv;     /* the origin table's version vector */
-    cvg__vv log_vv;        /* the last seq of each origin in the log */
-    cvg__op_lookup lookup; /* the op under a dot the state keeps */
+    cvg__vv origin_vv;       /* the origin table's version vector */
+    cvg__vv log_vv;          /* the last seq of each origin in the log */
+    cvg__op_lookup lookup;   /* the op under a dot the state keeps */
+    struct kept_write *kept; /* writes the state keeps, to look up */
+    size_t nkept, capkept;
+    cvg__buf scratch;
 } checker;
+
+static int check_kept(checker *c);
 
 static int bad(checker *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -316,48 +322,149 @@ typedef struct target {
     cvg_bytes collection, key, field;
 } target;
 
-static bool
-same_bytes(cvg_bytes a, cvg_bytes b)
+/* What a state record says of one write it keeps, to be compared with
+ * the op under its dot in the log: in state order the dots are scattered
+ * over the log, and looking each up at once would decode its block from
+ * the start every time (seconds for 200,000 registers). So they are
+ * gathered, sorted by dot, and looked up in log order, reading on through
+ * each block; a fingerprint stands for what is compared. */
+typedef struct kept_write {
+    cvg_dot dot;
+    uint64_t print;
+    uint8_t what; /* WHAT_... */
+} kept_write;
+
+enum { WHAT_COUNTER, WHAT_REGISTER, WHAT_ELEMENT };
+static const char *what_names[] = {"a counter's last add", "a register's write",
+                                   "a set element's add"};
+
+/* Writes gathered before they are looked up (about 32 MB). */
+#define KEPT_MAX (1u << 20)
+
+/* A fixed key: the print only stands in for a comparison. */
+static const uint8_t print_key[crypto_shorthash_KEYBYTES] = {
+    'c', 'o', 'n', 'v', 'e', 'r', 'g', 'e', ' ', 'c', 'h', 'e', 'c', 'k'};
+
+static void
+put_bytes(cvg__buf *b, cvg_bytes x, int *rc)
 {
-    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+    uint8_t len[4];
+    cvg__put_be32(len, (uint32_t)x.len);
+    if (*rc == CVG_OK) {
+        *rc = cvg__buf_append(b, len, sizeof len);
+    }
+    if (*rc == CVG_OK && x.len > 0) {
+        *rc = cvg__buf_append(b, x.data, x.len);
+    }
 }
 
-/* A write the state keeps (@p d) must be an op of the log of kind @p kind
- * on the record's field; @p value and @p hlc, when given, must be the
- * op's. */
+/* The print of a write: its kind and field, and its value and time when
+ * given. */
 static int
-check_write(checker *c, const cvg_dot *d, const char *what, int kind,
-            const target *tg, const cvg_value *value, uint64_t hlc)
+print_of(cvg__buf *scratch, int kind, const target *tg, const cvg_value *value,
+         uint64_t hlc, uint64_t *out)
 {
-    const cvg__op *op = NULL;
-    int rc = d->seq > 0 && cvg__vv_contains(&c->log_vv, d)
-                 ? cvg__op_lookup_find(&c->lookup, c->s, c->t, d, &op)
-                 : CVG_ENOTFOUND;
-    if (rc == CVG_ENOTFOUND) {
-        return bad(c,
-                   "a state record keeps %s (seq %llu) that is no op of "
-                   "the log",
-                   what, (unsigned long long)d->seq);
+    scratch->len = 0;
+    uint8_t head[9];
+    head[0] = (uint8_t)kind;
+    cvg__put_be64(head + 1, hlc);
+    int rc = cvg__buf_append(scratch, head, sizeof head);
+    put_bytes(scratch, tg->collection, &rc);
+    put_bytes(scratch, tg->key, &rc);
+    put_bytes(scratch, tg->field, &rc);
+    if (rc == CVG_OK && value != NULL) {
+        rc = cvg__value_encode(value, scratch);
     }
     if (rc != CVG_OK) {
         return rc;
     }
-    const cvg_op *o = &op->pub;
-    if ((int)o->kind != kind || !same_bytes(o->collection, tg->collection) ||
-        !same_bytes(o->key, tg->key) || !same_bytes(o->field, tg->field)) {
-        return bad(c,
-                   "a state record keeps %s (seq %llu) whose op in the log "
-                   "is of another kind or on another field",
-                   what, (unsigned long long)d->seq);
-    }
-    if ((value != NULL && cvg__value_cmp(&o->value, value) != 0) ||
-        (hlc != 0 && o->hlc != hlc)) {
-        return bad(c,
-                   "a state record keeps %s (seq %llu) with another value "
-                   "or time than its op in the log",
-                   what, (unsigned long long)d->seq);
-    }
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, scratch->p, scratch->len, print_key);
+    *out = cvg__get_be64(h);
     return CVG_OK;
+}
+
+/* A write the state keeps (@p d) must be an op of the log of kind @p kind
+ * on the record's field; @p value and @p hlc, when given, the op's. Only
+ * noted here; looked up by check_kept(). */
+static int
+check_write(checker *c, const cvg_dot *d, int what, int kind, const target *tg,
+            const cvg_value *value, uint64_t hlc)
+{
+    if (d->seq == 0 || !cvg__vv_contains(&c->log_vv, d)) {
+        return bad(c,
+                   "a state record keeps %s (seq %llu) that is no op of "
+                   "the log",
+                   what_names[what], (unsigned long long)d->seq);
+    }
+    if (c->nkept == KEPT_MAX) {
+        int rc = check_kept(c);
+        if (rc != CVG_OK) {
+            return rc;
+        }
+    }
+    void *a = c->kept;
+    int rc = cvg__grow(&a, &c->capkept, c->nkept + 1, sizeof *c->kept);
+    c->kept = a;
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    kept_write *k = &c->kept[c->nkept];
+    k->dot = *d;
+    k->what = (uint8_t)what;
+    rc = print_of(&c->scratch, kind, tg, value, hlc, &k->print);
+    if (rc == CVG_OK) {
+        c->nkept++;
+    }
+    return rc;
+}
+
+static int
+kept_cmp(const void *a, const void *b)
+{
+    return cvg__dot_cmp(&((const kept_write *)a)->dot,
+                        &((const kept_write *)b)->dot);
+}
+
+/* The writes gathered, each against its op in the log, in log order. */
+static int
+check_kept(checker *c)
+{
+    if (c->nkept > 1) {
+        qsort(c->kept, c->nkept, sizeof *c->kept, kept_cmp);
+    }
+    int rc = CVG_OK;
+    for (size_t i = 0; rc == CVG_OK && i < c->nkept; i++) {
+        const kept_write *k = &c->kept[i];
+        const cvg__op *op = NULL;
+        rc = cvg__op_lookup_find(&c->lookup, c->s, c->t, &k->dot, &op);
+        if (rc == CVG_ENOTFOUND) {
+            rc = bad(c,
+                     "a state record keeps %s (seq %llu) that is no op of "
+                     "the log",
+                     what_names[k->what], (unsigned long long)k->dot.seq);
+            break;
+        }
+        if (rc != CVG_OK) {
+            break;
+        }
+        const cvg_op *o = &op->pub;
+        target tg = {o->collection, o->key, o->field};
+        bool has_value = k->what != WHAT_COUNTER;
+        uint64_t print;
+        rc = print_of(&c->scratch, (int)o->kind, &tg,
+                      has_value ? &o->value : NULL,
+                      k->what == WHAT_REGISTER ? o->hlc : 0, &print);
+        if (rc == CVG_OK && print != k->print) {
+            rc = bad(c,
+                     "a state record keeps %s (seq %llu) whose op in the "
+                     "log is on another field, or of another kind, value "
+                     "or time",
+                     what_names[k->what], (unsigned long long)k->dot.seq);
+        }
+    }
+    c->nkept = 0;
+    return rc;
 }
 
 static int
@@ -396,8 +503,8 @@ check_record(checker *c, const MDB_val *k, const MDB_val *v)
             const cvg__counter_part *part = &ctr.parts[j];
             if (part->seq > 0) {
                 cvg_dot d = {part->origin, part->seq};
-                rc = check_write(c, &d, "a counter's last add",
-                                 CVG_OP_COUNTER_ADD, &tg, NULL, 0);
+                rc = check_write(c, &d, WHAT_COUNTER, CVG_OP_COUNTER_ADD, &tg,
+                                 NULL, 0);
             }
             if (rc == CVG_OK &&
                 part->floor_seq > cvg__vv_get(&c->log_vv, &part->origin)) {
@@ -414,7 +521,7 @@ check_record(checker *c, const MDB_val *k, const MDB_val *v)
         int kind = type == CVG_TYPE_REGISTER ? CVG_OP_REGISTER_SET
                                              : CVG_OP_MVREGISTER_SET;
         for (size_t j = 0; rc == CVG_OK && j < reg.n; j++) {
-            rc = check_write(c, &reg.s[j].dot, "a register's write", kind, &tg,
+            rc = check_write(c, &reg.s[j].dot, WHAT_REGISTER, kind, &tg,
                              &reg.s[j].value, reg.s[j].hlc);
         }
         cvg__reg_destroy(&reg);
@@ -426,8 +533,8 @@ check_record(checker *c, const MDB_val *k, const MDB_val *v)
         rc = cvg__state_decode_elem(v->mv_data, v->mv_size, &c->origins, &elem,
                                     &tags);
         for (size_t j = 0; rc == CVG_OK && j < tags.n; j++) {
-            rc = check_write(c, &tags.d[j], "a set element's add",
-                             CVG_OP_SET_ADD, &tg, &elem, 0);
+            rc = check_write(c, &tags.d[j], WHAT_ELEMENT, CVG_OP_SET_ADD, &tg,
+                             &elem, 0);
         }
         cvg__tags_destroy(&tags);
         break;
@@ -491,6 +598,9 @@ check_all(checker *c)
     if (rc == CVG_OK) {
         rc = check_state(c);
     }
+    if (rc == CVG_OK) {
+        rc = check_kept(c);
+    }
     return rc;
 }
 
@@ -528,5 +638,7 @@ cvg__store_check(cvg__store *s, cvg_check_report *out)
     cvg__vv_destroy(&c.origin_vv);
     cvg__vv_destroy(&c.log_vv);
     cvg__op_lookup_destroy(&c.lookup);
+    cvg__free(c.kept);
+    cvg__buf_free(&c.scratch);
     return rc;
 }
