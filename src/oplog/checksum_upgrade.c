@@ -64,13 +64,18 @@ upgrade(void *ctx, cvg__store_txn *t)
     if (rc != CVG_OK || format != 1) {
         return rc; /* another process upgraded it first */
     }
-    s->checksummed = true; /* puts from here on write checksums */
+    /* Puts write checksums while the tables are rewritten; the store
+     * reads without them again until the commit lands, since a full map
+     * makes the commit path read "gen" of a new transaction, still of
+     * format 1, before it calls this again. */
+    s->checksummed = true;
     MDB_dbi dbs[] = {s->meta,    s->log,   s->dots,  s->state,
                      s->origins, s->peers, s->queue, s->history};
     size_t n = sizeof dbs / sizeof dbs[0] - (s->has_history ? 0 : 1);
     for (size_t i = 0; rc == CVG_OK && i < n; i++) {
         rc = upgrade_table(s, t, dbs[i], i == 0);
     }
+    s->checksummed = false;
     if (rc == CVG_OK) {
         rc = cvg__meta_put_u64(s, t, "format", 2);
     }

@@ -252,3 +252,92 @@ Test(checksum, a_damaged_value_is_corrupt_and_goes_nowhere)
     cvg_replica_close(p);
     cvg_replica_close(r);
 }
+
+/* Compact the replica in @p dir (no free pages left) and record, as its
+ * map size, the size of its pages in use and a few more: an upgrade, which
+ * writes every page again, must grow the map. */
+static void
+shrink_map(const char *dir)
+{
+    char tmp[600], from[700], to[700];
+    snprintf(tmp, sizeof tmp, "%s-compact", dir);
+    mkdir(tmp, 0700);
+    MDB_env *env;
+    cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
+    mdb_env_set_maxdbs(env, 16);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0600), MDB_SUCCESS);
+    cr_assert_eq(mdb_env_copy2(env, tmp, MDB_CP_COMPACT), MDB_SUCCESS);
+    mdb_env_close(env);
+    snprintf(from, sizeof from, "%s/data.mdb", tmp);
+    snprintf(to, sizeof to, "%s/data.mdb", dir);
+    cr_assert_eq(rename(from, to), 0);
+    snprintf(from, sizeof from, "%s/lock.mdb", dir);
+    unlink(from);
+    cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
+    mdb_env_set_maxdbs(env, 16);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0600), MDB_SUCCESS);
+    /* What is in use, and room for this commit's few pages. */
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_env_info(env, &info);
+    mdb_env_stat(env, &st);
+    size_t used = ((size_t)info.me_last_pgno + 1) * st.ms_psize;
+    cr_assert_eq(mdb_env_set_mapsize(env, used + 16 * st.ms_psize),
+                 MDB_SUCCESS);
+    MDB_txn *t;
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), MDB_SUCCESS);
+    MDB_dbi meta;
+    cr_assert_eq(mdb_dbi_open(t, "meta", 0, &meta), MDB_SUCCESS);
+    uint8_t one[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+    MDB_val k = {6, "format"}, v = {8, one};
+    cr_assert_eq(mdb_put(t, meta, &k, &v, 0), MDB_SUCCESS);
+    cr_assert_eq(mdb_txn_commit(t), MDB_SUCCESS);
+    mdb_env_close(env);
+}
+
+/* An upgrade that fills the map grows it and writes everything again, as
+ * any commit does: the replica opens, upgraded, with its values. */
+Test(checksum, an_upgrade_that_fills_the_map_grows_it)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", cvg_test_dir("ck-grow"));
+    cvg_replica_options o;
+    cvg_replica_options_init(&o);
+    o.map_size = 64 << 10;
+    cvg_replica *r;
+    OK(cvg_replica_open(dir, &o, &r));
+    write_every_type(r);
+    /* In one transaction, so that few pages are free: the upgrade then
+     * needs new ones for about every page in use. */
+    char name[32], text[200];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    cvg_txn *t;
+    OK(cvg_txn_begin(r, 0, &t));
+    for (int i = 0; i < 2000; i++) {
+        snprintf(name, sizeof name, "many-%d", i);
+        cvg_key k = key(name, "v");
+        cvg_value v = cvg_value_string(text);
+        OK(cvg_register_set(t, &k, &v, NULL));
+    }
+    OK(cvg_txn_commit(t));
+    char *before = digest_of(r);
+    cvg_replica_close(r);
+    cvg_test_make_format_1(dir);
+    shrink_map(dir);
+    size_t right, wrong;
+    cr_assert_eq(survey(dir, &right, &wrong), 1);
+    int rc = cvg_replica_open(dir, &o, &r);
+    cr_assert_eq(rc, CVG_OK, "%s: %s", cvg_errname(rc),
+                 cvg_replica_errmsg(NULL));
+    char *after = digest_of(r);
+    cr_expect_str_eq(after, before);
+    cvg_replica_stats st;
+    OK(cvg_replica_stats_get(r, &st, sizeof st));
+    cvg_replica_close(r);
+    cr_expect_eq(survey(dir, &right, &wrong), 2);
+    cr_expect_gt(right, 2000);
+    cr_expect_eq(wrong, 0);
+    free(before);
+    free(after);
+}

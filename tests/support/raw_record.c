@@ -62,6 +62,8 @@ cvg_test_make_format_1(const char *dir)
     MDB_env *env;
     cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
     mdb_env_set_maxdbs(env, 16);
+    /* Room for the copies of every page the rewrite makes. */
+    cr_assert_eq(mdb_env_set_mapsize(env, (size_t)256 << 20), MDB_SUCCESS);
     cr_assert_eq(mdb_env_open(env, dir, 0, 0600), MDB_SUCCESS);
     MDB_txn *t;
     cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), MDB_SUCCESS);
