@@ -25,6 +25,7 @@
 #define CVG_OPLOG_CHECKSUM_H
 
 #include <lmdb.h>
+#include <string.h>
 
 #include "oplog_int.h"
 
@@ -43,5 +44,14 @@ void cvg__ck_make(const MDB_val *k, const void *value, size_t n,
 /* Whether @p v (a whole stored value, checksum included) is right for key
  * @p k; on true, v->mv_size drops the checksum. */
 bool cvg__ck_open(const MDB_val *k, MDB_val *v);
+
+/* Whether the record @p k of table @p db is the one without a checksum:
+ * meta "format", which says whether the others have one. */
+static inline bool
+cvg__ck_exempt(const cvg__store *s, MDB_dbi db, const MDB_val *k)
+{
+    return db == s->meta && k->mv_size == 6 &&
+           memcmp(k->mv_data, "format", 6) == 0;
+}
 
 #endif /* CVG_OPLOG_CHECKSUM_H */

@@ -13,7 +13,7 @@
 #include "checksum.h"
 
 static int
-upgrade_table(cvg__store *s, MDB_txn *t, MDB_dbi db, bool is_meta)
+upgrade_table(cvg__store *s, MDB_txn *t, MDB_dbi db)
 {
     MDB_cursor *c;
     int mrc = mdb_cursor_open(t, db, &c);
@@ -25,7 +25,7 @@ upgrade_table(cvg__store *s, MDB_txn *t, MDB_dbi db, bool is_meta)
     int rc = CVG_OK;
     for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == MDB_SUCCESS;
          mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (is_meta && k.mv_size == 6 && memcmp(k.mv_data, "format", 6) == 0) {
+        if (cvg__ck_exempt(s, db, &k)) {
             continue;
         }
         kb.len = vb.len = 0;
@@ -73,7 +73,7 @@ upgrade(void *ctx, cvg__store_txn *t)
                      s->origins, s->peers, s->queue, s->history};
     size_t n = sizeof dbs / sizeof dbs[0] - (s->has_history ? 0 : 1);
     for (size_t i = 0; rc == CVG_OK && i < n; i++) {
-        rc = upgrade_table(s, t, dbs[i], i == 0);
+        rc = upgrade_table(s, t, dbs[i]);
     }
     s->checksummed = false;
     if (rc == CVG_OK) {

@@ -75,17 +75,6 @@ digest_of(cvg_replica *r)
     return d;
 }
 
-/* Every table of the replica in @p dir, as LMDB holds it. */
-static const char *tables[] = {"meta",    "log",   "dots",  "state",
-                               "origins", "peers", "queue", "history"};
-#define N_TABLES (sizeof tables / sizeof tables[0])
-
-static bool
-is_format(const MDB_val *k)
-{
-    return k->mv_size == 6 && memcmp(k->mv_data, "format", 6) == 0;
-}
-
 /* The format record, and how many records (but it) have a right
  * checksum and how many do not. */
 static uint64_t
@@ -99,15 +88,15 @@ survey(const char *dir, size_t *right, size_t *wrong)
     cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &t), MDB_SUCCESS);
     *right = *wrong = 0;
     uint64_t format = 0;
-    for (size_t i = 0; i < N_TABLES; i++) {
+    for (size_t i = 0; i < CVG_TEST_NTABLES; i++) {
         MDB_dbi db;
-        cr_assert_eq(mdb_dbi_open(t, tables[i], 0, &db), MDB_SUCCESS);
+        cr_assert_eq(mdb_dbi_open(t, cvg_test_tables[i], 0, &db), MDB_SUCCESS);
         MDB_cursor *c;
         cr_assert_eq(mdb_cursor_open(t, db, &c), MDB_SUCCESS);
         MDB_val k, v;
         for (int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == MDB_SUCCESS;
              mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-            if (is_format(&k)) {
+            if (cvg_test_is_format(&k)) {
                 cr_assert_eq(v.mv_size, 8);
                 format = cvg__get_be64(v.mv_data);
             } else if (cvg__ck_open(&k, &v)) {

@@ -44,18 +44,15 @@ cvg_test_raw_put(const char *dir, const char *table, const void *k, size_t klen,
     mdb_env_close(env);
 }
 
-static const char *tables[] = {"meta",    "log",   "dots",  "state",
-                               "origins", "peers", "queue", "history"};
-#define N_TABLES (sizeof tables / sizeof tables[0])
+const char *const cvg_test_tables[CVG_TEST_NTABLES] = {
+    "meta", "log", "dots", "state", "origins", "peers", "queue", "history"};
 
-static bool
-is_format(const MDB_val *k)
+bool
+cvg_test_is_format(const MDB_val *k)
 {
     return k->mv_size == 6 && memcmp(k->mv_data, "format", 6) == 0;
 }
 
-/* Strip every record's checksum, as format 1 stored them, and say so in
- * the format record. */
 void
 cvg_test_make_format_1(const char *dir)
 {
@@ -68,19 +65,19 @@ cvg_test_make_format_1(const char *dir)
     MDB_txn *t;
     cr_assert_eq(mdb_txn_begin(env, NULL, 0, &t), MDB_SUCCESS);
     size_t stripped = 0;
-    for (size_t i = 0; i < N_TABLES; i++) {
+    for (size_t i = 0; i < CVG_TEST_NTABLES; i++) {
         MDB_dbi db;
-        cr_assert_eq(mdb_dbi_open(t, tables[i], 0, &db), MDB_SUCCESS);
+        cr_assert_eq(mdb_dbi_open(t, cvg_test_tables[i], 0, &db), MDB_SUCCESS);
         MDB_cursor *c;
         cr_assert_eq(mdb_cursor_open(t, db, &c), MDB_SUCCESS);
         MDB_val k, v;
         int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
         while (mrc == MDB_SUCCESS) {
-            if (!is_format(&k)) {
+            if (!cvg_test_is_format(&k)) {
                 cr_assert(cvg__ck_open(&k, &v),
                           "%s: a record without its "
                           "checksum",
-                          tables[i]);
+                          cvg_test_tables[i]);
                 cvg__buf kb = {0}, vb = {0};
                 cr_assert_eq(cvg__buf_append(&kb, k.mv_data, k.mv_size),
                              CVG_OK);

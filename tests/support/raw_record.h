@@ -5,6 +5,7 @@
 #ifndef CVG_TEST_RAW_RECORD_H
 #define CVG_TEST_RAW_RECORD_H
 
+#include <lmdb.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -14,6 +15,12 @@
 void cvg_test_raw_put(const char *dir, const char *table, const void *k,
                       size_t klen, const void *v, size_t vlen,
                       bool checksummed);
+
+/* Every table of a replica, by LMDB name. */
+#define CVG_TEST_NTABLES 8
+extern const char *const cvg_test_tables[CVG_TEST_NTABLES];
+/* Whether @p k is the meta record "format", the one without a checksum. */
+bool cvg_test_is_format(const MDB_val *k);
 
 /* Strip every record's checksum from the closed replica in @p dir and set
  * its format record to 1: a replica as a library before checksums made
