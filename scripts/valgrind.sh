@@ -79,6 +79,7 @@ suite oplog_test_codec '*/@(every_op_and_value_kind_round_trips|hostile_lengths_
 suite oplog_test_state_codec '*/@(hostile_and_malformed_records|truncation_at_every_offset_is_corrupt|out_of_memory_while_decoding_leaves_nothing)'
 suite oplog_test_checksum '*'
 suite oplog_test_check '*/@(a_sound_replica_passes|each_kind_of_damage_is_found)'
+suite sync_test_vv_mesh '*'
 
 echo "== valgrind: fuzz corpus replay"
 for prog in "$build"/fuzz/replay_*; do

@@ -51,12 +51,33 @@ cvg__id_eq(const cvg_replica_id *a, const cvg_replica_id *b)
 /* By origin id, then seq. */
 int cvg__dot_cmp(const cvg_dot *a, const cvg_dot *b);
 
-/* Sorted by origin id; one entry per origin; seq > 0. */
+/* The digest of a version vector (vv_sum.c): the sum, mod 2^256, of a
+ * keyed BLAKE2b-256 of each entry, so that it follows a change of one
+ * entry in two hashes instead of a pass over the vector. */
+#define CVG__VV_SUM_BYTES 32u
+typedef struct cvg__vv_sum {
+    uint64_t w[4]; /* limbs, least significant first */
+} cvg__vv_sum;
+
+/* Sorted by origin id; one entry per origin; seq > 0. A vector whose sum
+ * is on (cvg__vv_sum_on) keeps it up to date through every change. */
 typedef struct cvg__vv {
     cvg_dot *e;
     size_t n;
     size_t cap;
+    bool summed;
+    cvg__vv_sum sum;
 } cvg__vv;
+
+/* Add (@p sign > 0) or take away the hash of the entry (@p origin, @p seq)
+ * to @p s; seq 0 (no entry) changes nothing. */
+void cvg__vv_sum_entry(cvg__vv_sum *s, const cvg_replica_id *origin,
+                       uint64_t seq, int sign);
+/* The sum of @p n entries. */
+void cvg__vv_sum_of(const cvg_dot *e, size_t n, cvg__vv_sum *out);
+/* Turn @p vv's sum on: one pass over it, then kept as it changes. */
+void cvg__vv_sum_on(cvg__vv *vv);
+void cvg__vv_sum_bytes(const cvg__vv_sum *s, uint8_t out[CVG__VV_SUM_BYTES]);
 
 uint64_t cvg__vv_get(const cvg__vv *vv, const cvg_replica_id *origin);
 int cvg__vv_set(cvg__vv *vv, const cvg_replica_id *origin, uint64_t seq);

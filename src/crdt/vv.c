@@ -1,7 +1,8 @@
 /*
  * Replica ids, dots and version vectors. A version vector is kept sorted by
  * origin id with one entry per origin and seq > 0, so lookups are binary
- * searches and merges and comparisons are linear walks.
+ * searches and merges and comparisons are linear walks. A vector with its
+ * sum on (vv_sum.c) updates it with each entry that changes.
  */
 #include "crdt_int.h"
 
@@ -46,6 +47,10 @@ cvg__vv_set(cvg__vv *vv, const cvg_replica_id *origin, uint64_t seq)
 {
     bool found;
     size_t i = find(vv, origin, &found);
+    if (found && vv->summed) {
+        cvg__vv_sum_entry(&vv->sum, origin, vv->e[i].seq, -1);
+        cvg__vv_sum_entry(&vv->sum, origin, seq, 1);
+    }
     if (found) {
         if (seq == 0) {
             memmove(&vv->e[i], &vv->e[i + 1],
@@ -69,6 +74,9 @@ cvg__vv_set(cvg__vv *vv, const cvg_replica_id *origin, uint64_t seq)
     vv->e[i].origin = *origin;
     vv->e[i].seq = seq;
     vv->n++;
+    if (vv->summed) {
+        cvg__vv_sum_entry(&vv->sum, origin, seq, 1);
+    }
     return CVG_OK;
 }
 
@@ -126,10 +134,17 @@ cvg__vv_merge(cvg__vv *a, const cvg__vv *b)
             a->e[--k] = a->e[--i];
         } else if (c == 0) {
             cvg_dot d = a->e[--i];
+            if (a->summed && bd->seq > d.seq) {
+                cvg__vv_sum_entry(&a->sum, &d.origin, d.seq, -1);
+                cvg__vv_sum_entry(&a->sum, &d.origin, bd->seq, 1);
+            }
             d.seq = CVG__MAX(d.seq, bd->seq);
             a->e[--k] = d;
             j--;
         } else {
+            if (a->summed) {
+                cvg__vv_sum_entry(&a->sum, &bd->origin, bd->seq, 1);
+            }
             a->e[--k] = *bd;
             j--;
         }
@@ -146,6 +161,8 @@ cvg__vv_copy(cvg__vv *dst, const cvg__vv *src)
     int rc = cvg__array_assign(&p, &dst->n, &dst->cap, src->e, src->n,
                                sizeof dst->e[0]);
     dst->e = p;
+    dst->summed = rc == CVG_OK && src->summed;
+    dst->sum = src->sum;
     return rc;
 }
 
@@ -158,6 +175,8 @@ cvg__vv_destroy(cvg__vv *vv)
     cvg__free(vv->e);
     vv->e = NULL;
     vv->n = vv->cap = 0;
+    vv->summed = false;
+    memset(&vv->sum, 0, sizeof vv->sum);
 }
 
 cvg__order

@@ -573,6 +573,7 @@ cvg__origins_load(cvg__store *s, cvg__store_txn *t, cvg__origins *o,
     }
     cvg__origins_truncate(o, 0);
     vv->n = 0;
+    vv->summed = false; /* turned on again when a sync asks for it */
     MDB_val k, v;
     int crc = CVG_OK;
     uint32_t expect = 0;

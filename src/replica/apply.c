@@ -275,8 +275,8 @@ apply_delete(cvg_txn *t, const cvg__op *op, uint32_t rplen)
         cvg__free(es);
         return rc; /* nothing changed yet */
     }
-    const cvg__vv seen = {(cvg_dot *)op->pub.observed, op->pub.observed_count,
-                          0};
+    const cvg__vv seen = {.e = (cvg_dot *)op->pub.observed,
+                          .n = op->pub.observed_count};
     for (size_t i = 0; rc == CVG_OK && i < n; i++) {
         cvg__entry *e = es[i];
         if (!e->present) {

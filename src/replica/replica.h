@@ -82,6 +82,9 @@ int cvg__replica_write(cvg_replica *r,
 cvg__store_txn *cvg__txn_store_txn(cvg_txn *t);
 /* What @p t sees: its version vector and the lsn its next op would get. */
 const cvg__vv *cvg__txn_vv(const cvg_txn *t);
+/* The digest of that vector (cvg__vv_sum_bytes): a pass over it the first
+ * time in a process, then kept up to date by every commit. */
+void cvg__txn_vv_sum(cvg_txn *t, uint8_t out[CVG__VV_SUM_BYTES]);
 uint64_t cvg__txn_next_lsn(const cvg_txn *t);
 bool cvg__txn_writable(const cvg_txn *t);
 /* The error that failed @p t, or CVG_OK. */

@@ -335,6 +335,24 @@ cvg__txn_vv(const cvg_txn *t)
     return &t->vv;
 }
 
+void
+cvg__txn_vv_sum(cvg_txn *t, uint8_t out[CVG__VV_SUM_BYTES])
+{
+    if (!t->vv.summed) {
+        cvg__vv_sum_on(&t->vv);
+        /* The replica's own vector is this one while nothing committed
+         * since the transaction began: keep its sum there, so that the
+         * next transactions copy it and commits keep it up to date. */
+        cvg_replica *r = t->r;
+        if (!t->write && !r->vv.summed && r->gen == t->start_gen &&
+            r->vv.n == t->vv.n) {
+            r->vv.sum = t->vv.sum;
+            r->vv.summed = true;
+        }
+    }
+    cvg__vv_sum_bytes(&t->vv.sum, out);
+}
+
 uint64_t
 cvg__txn_next_lsn(const cvg_txn *t)
 {

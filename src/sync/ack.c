@@ -285,7 +285,8 @@ record_ack(cvg_session *s, const cvg__msg *m)
 {
     const cvg_replica_id *self = cvg__replica_self(s->r);
     /* The peer's HELLO said what it had of ours. */
-    uint64_t acked = CVG__MAX(s->acked_own, cvg__vv_get(&s->peer_vv, self));
+    uint64_t acked =
+        CVG__MAX(s->acked_own, cvg__peer_vv_get(&s->peer_vv, self));
     for (size_t i = 0; i < m->n_ranges; i++) {
         const cvg__ack_range *g = &m->ranges[i];
         uint64_t n = g->hi - g->lo + 1;

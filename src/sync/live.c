@@ -58,8 +58,7 @@ read_ends(cvg_session *s, uint64_t *log_end, uint64_t *own, bool *peer_has_all)
     }
     const cvg__vv *vv = cvg__txn_vv(t);
     *own = cvg__vv_get(vv, cvg__replica_self(s->r));
-    cvg__order o = cvg__vv_compare(vv, &s->peer_vv);
-    *peer_has_all = o == CVG__EQUAL || o == CVG__BEFORE;
+    *peer_has_all = cvg__peer_vv_has_all(&s->peer_vv, vv);
     cvg_txn_abort(t);
     return CVG_OK;
 }

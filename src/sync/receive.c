@@ -135,8 +135,8 @@ apply_op(cvg_session *s, cvg_txn *t, bool push, const cvg__op *op,
      * page refused after all, the peer would be sent less, and pull it
      * again from its own position in the next session. */
     const cvg_dot *d = &op->pub.dot;
-    if (rc == CVG_OK && d->seq > cvg__vv_get(&s->peer_vv, &d->origin)) {
-        rc = cvg__vv_set(&s->peer_vv, &d->origin, d->seq);
+    if (rc == CVG_OK) {
+        rc = cvg__peer_vv_show(&s->peer_vv, d);
     }
     return rc;
 }

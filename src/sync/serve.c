@@ -221,7 +221,7 @@ page_points(cvg_session *s, cvg_txn *t, page *p)
     p->npoints = 0;
     for (size_t i = 0; i < p->ntracks; i++) {
         const track *tr = &p->tracks[i];
-        uint64_t had = cvg__vv_get(&s->peer_vv, &tr->origin);
+        uint64_t had = cvg__peer_vv_get(&s->peer_vv, &tr->origin);
         if (tr->last <= had) {
             continue;
         }
@@ -345,7 +345,7 @@ walk_log(cvg_session *s, cvg_txn *t, cvg__log_iter *it, page *p, page_walk *w)
             rc = CVG_DONE;
             break;
         }
-        if (span.last_seq <= cvg__vv_get(&s->peer_vv, &span.origin)) {
+        if (span.last_seq <= cvg__peer_vv_get(&s->peer_vv, &span.origin)) {
             if (cvg__id_cmp(&span.origin, self) == 0) {
                 w->own_max = CVG__MAX(w->own_max, span.last_seq);
             }
@@ -361,7 +361,7 @@ walk_log(cvg_session *s, cvg_txn *t, cvg__log_iter *it, page *p, page_walk *w)
         if (cvg__id_cmp(&op.pub.dot.origin, self) == 0) {
             w->own_max = CVG__MAX(w->own_max, op.pub.dot.seq);
         }
-        if (cvg__vv_contains(&s->peer_vv, &op.pub.dot)) {
+        if (cvg__peer_vv_contains(&s->peer_vv, &op.pub.dot)) {
             continue; /* the peer said it has this one */
         }
         rc = page_add(s, p, t, &op, w->n, w->own_max);
@@ -544,7 +544,8 @@ cvg__session_push_own(cvg_session *s)
     cvg_replica *r = s->r;
     const cvg_replica_id *self = cvg__replica_self(r);
     /* What the peer's HELLO said it has, or (live) what we pushed. */
-    uint64_t have = CVG__MAX(cvg__vv_get(&s->peer_vv, self), s->push_own_max);
+    uint64_t have =
+        CVG__MAX(cvg__peer_vv_get(&s->peer_vv, self), s->push_own_max);
     uint64_t max_ops = CVG__MIN(s->opts.page_ops, PUSH_PAGE_OPS);
     uint64_t max_bytes = CVG__MIN(s->opts.page_bytes, PUSH_PAGE_BYTES);
     cvg_txn *t;

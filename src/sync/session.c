@@ -199,7 +199,7 @@ cvg_session_close(cvg_session *s)
         cvg__buf_free(&s->out[i]);
     }
     cvg__free(s->out);
-    cvg__vv_destroy(&s->peer_vv);
+    cvg__peer_vv_destroy(&s->peer_vv);
     cvg__session_vv_free(s);
     cvg__free(s->peer_heads_at);
     cvg__free(s->peer_heads);

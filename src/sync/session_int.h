@@ -17,6 +17,7 @@
 #ifndef CVG_SESSION_INT_H
 #define CVG_SESSION_INT_H
 
+#include "peer_vv.h"
 #include "push_hold.h"
 #include "sync_int.h"
 #include "wire.h"
@@ -84,7 +85,7 @@ struct cvg_session {
     uint64_t push_own_max; /* the highest seq of ours in them */
     bool push_acked;       /* the peer confirmed them all */
     cvg__push_hold hold;   /* its PUSH pages held to commit together */
-    cvg__vv peer_vv;
+    cvg__peer_vv peer_vv;
     /* The peer's vector as its VV messages come (vv_sync.c): nothing of it
      * reaches peer_vv before it is whole and checked against its digest. */
     cvg__vv_in *vin;

@@ -1,6 +1,8 @@
 /*
- * Version vectors between peers (protocol 5): each side sends only what
- * the other does not already know of its vector.
+ * Version vectors between peers (protocol 5 on; 6 for the digest): each
+ * side sends only what the other does not already know of its vector, and
+ * what a delta costs either side is the size of the delta, not of the
+ * vector.
  *
  * A replica's vector at an lsn L of its own log is a function of L: the log
  * only grows, and an origin's ops sit in it in seq order. So the entries
@@ -9,13 +11,20 @@
  * peer's HELLO says who it is, a side sends its vector at its log's end as
  * VV messages: whole (base 0), or, when the peer took one of its vectors
  * before (at lsn `sent_end`, remembered per peer), as the entries changed
- * since that one. Either way with the count and the digest
- * (cvg__vv_digest) of the whole vector, and split into messages of
- * VV_PAGE entries, so that no number of origins is too many.
+ * since that one. Either way with the count and the digest of the whole
+ * vector, and split into messages of VV_PAGE entries, so that no number of
+ * origins is too many. The digest is a sum of one hash per entry
+ * (src/crdt/vv_sum.c), which the replica keeps up to date as it commits,
+ * so sending it costs nothing per origin.
  *
- * The receiver rebuilds the whole vector from its memory of the peer and
- * the delta, checks count and digest, and only then takes it. Memory that
- * is lost, stale, damaged or simply another than the sender assumed gives
+ * The receiver checks a delta against its memory of the peer without
+ * rebuilding the vector: the memory holds the peer's count and digest, and
+ * each entry that comes replaces, in both, the one the memory had for its
+ * origin (looked up: the memory's differences, else our own vector at the
+ * memory's my_at, which is ours now but for the origins of our blocks
+ * since). If count and digest then match, the peer's vector is taken as
+ * ours now plus the few places it differs (peer_vv.h). Memory that is
+ * lost, stale, damaged or simply another than the sender assumed gives
  * another digest; the receiver then sends VV_WANT (once) and the sender
  * its vector whole (once). So a wrong memory on either side costs a whole
  * vector, never a wrong one. A whole vector whose digest does not match is
@@ -23,13 +32,16 @@
  *
  * What a side remembers of a peer (the peer store, key id + 'v'), once the
  * peer proved its key, big-endian:
- *   0   u8 version (1)
+ *   0   u8 version (2)
  *   1   u64 sent_end  the lsn of our vector the peer took last (0: none)
  *   9   u64 peer_at   the peer's vector we hold is the one at its lsn
  *                     peer_at (0: none), and it is
- *   17  u64 my_at     our own vector at our lsn my_at, but for
- *   25  u32 n         n entries, sorted by origin:
- *   29  n x (origin (16), u64 seq)   seq 0: the peer had none of it
+ *   17  u64 my_at     our own vector at our lsn my_at, but for the
+ *                     differences below
+ *   25  u64 count     the number of entries of the peer's vector,
+ *   33  32 bytes      and its digest (cvg__vv_sum_bytes)
+ *   65  u32 n         n differences, sorted by origin:
+ *   69  n x (origin (16), u64 seq)   seq 0: the peer had none of it
  * Holding the peer's vector as a difference from our own keeps the memory
  * of a peer small (peers that sync often differ in few origins) however
  * many origins there are; one that differs in more than MEM_ENTRIES_MAX
@@ -57,13 +69,15 @@
 #define VV_PAGE 16384u             /* entries per VV message (about 600 KB) */
 #define SCAN_SPANS_MAX (1u << 20)  /* log blocks walked to find what changed */
 #define MEM_ENTRIES_MAX (1u << 14) /* differences remembered per peer */
-#define MEM_VERSION 1
-#define MEM_HEAD 29
+#define MEM_VERSION 2
+#define MEM_HEAD 69
 
 typedef struct vv_mem {
     uint64_t sent_end;
     uint64_t peer_at;
     uint64_t my_at;
+    uint64_t count;  /* entries of the peer's vector */
+    cvg__vv_sum sum; /* and its digest */
     cvg_dot *d;
     size_t n;
 } vv_mem;
@@ -77,24 +91,22 @@ struct cvg__vv_in {
     bool skipping; /* a delta we cannot use: wait for its end, then WANT */
     uint64_t at, base, total;
     uint8_t digest[CVG__VV_DIGEST_BYTES];
-    /* Ours, at our lsn my_at, when it started. */
-    cvg_dot *mine;
-    size_t nmine, imine;
+    /* Ours, at our lsn my_at, when it started; for a delta, our origins
+     * whose ops run past the memory's my_at, with the first seq there. */
+    cvg__vv mine;
     uint64_t my_at;
-    /* The peer's vector we remember (a delta's base), merged as we go. */
-    cvg_dot *prev;
-    size_t nprev, iprev;
-    cvg__vv_hash h;
+    cvg_dot *moved;
+    size_t nmoved;
+    /* The coming vector's digest and count so far, and its last origin. */
+    cvg__vv_sum sum;
     uint64_t count;
     bool has_last;
     cvg_replica_id last;
-    /* What is kept of the peer's entries (see the top). */
-    cvg_dot *known;
-    size_t nknown, capknown;
-    cvg_dot *unk;
-    size_t nunk, capunk;
+    /* What is kept of its entries (see the top): ours, our own origin's,
+     * and up to MEM_ENTRIES_MAX others (nunk of them). */
+    cvg_dot *got;
+    size_t ngot, capgot, nunk;
     bool unk_over;
-    uint64_t claimed; /* the peer's seq of our own origin */
     cvg_dot *hat;
     uint8_t *heads;
     size_t nheads, caphat, capheads;
@@ -119,7 +131,7 @@ mem_decode(cvg_bytes b, vv_mem *m)
         return CVG_ECORRUPT;
     }
     const uint8_t *p = b.data;
-    uint64_t n = cvg__get_be32(p + 25);
+    uint64_t n = cvg__get_be32(p + 65);
     if (n > MEM_ENTRIES_MAX || b.len != MEM_HEAD + 24 * n) {
         return CVG_ECORRUPT;
     }
@@ -145,6 +157,10 @@ mem_decode(cvg_bytes b, vv_mem *m)
     m->sent_end = cvg__get_be64(p + 1);
     m->peer_at = peer_at;
     m->my_at = my_at;
+    m->count = cvg__get_be64(p + 25);
+    for (int i = 0; i < 4; i++) {
+        m->sum.w[i] = cvg__get_be64(p + 33 + 8 * i);
+    }
     m->d = d;
     m->n = n;
     return CVG_OK;
@@ -163,7 +179,9 @@ mem_encode(const vv_mem *m, cvg__buf *out)
     cvg__put_be64(p + 1, m->sent_end);
     cvg__put_be64(p + 9, m->peer_at);
     cvg__put_be64(p + 17, m->my_at);
-    cvg__put_be32(p + 25, (uint32_t)m->n);
+    cvg__put_be64(p + 25, m->count);
+    cvg__vv_sum_bytes(&m->sum, p + 33);
+    cvg__put_be32(p + 65, (uint32_t)m->n);
     for (size_t i = 0; i < m->n; i++) {
         memcpy(p + MEM_HEAD + 24 * i, m->d[i].origin.bytes, 16);
         cvg__put_be64(p + MEM_HEAD + 24 * i + 16, m->d[i].seq);
@@ -227,44 +245,6 @@ touched_since(cvg_replica *r, cvg_txn *t, uint64_t after, cvg_dot **out,
     return CVG_OK;
 }
 
-/* Our vector at lsn @p at, from @p vv (the one at the end of @p t's log):
- * an origin whose ops run past @p at had seq first-after - 1 there. */
-static int
-vv_at(cvg_replica *r, cvg_txn *t, const cvg__vv *vv, uint64_t at, cvg_dot **out,
-      size_t *n_out)
-{
-    *out = NULL;
-    *n_out = 0;
-    cvg_dot *touched;
-    size_t nt;
-    int rc = touched_since(r, t, at, &touched, &nt);
-    if (rc != CVG_OK) {
-        return rc;
-    }
-    cvg_dot *res = vv->n ? cvg__alloc(vv->n * sizeof *res) : NULL;
-    if (vv->n > 0 && res == NULL) {
-        cvg__free(touched);
-        return CVG_ENOMEM;
-    }
-    size_t n = 0, j = 0;
-    for (size_t i = 0; i < vv->n; i++) {
-        cvg_dot d = vv->e[i];
-        while (j < nt && cvg__id_cmp(&touched[j].origin, &d.origin) < 0) {
-            j++;
-        }
-        if (j < nt && cvg__id_cmp(&touched[j].origin, &d.origin) == 0) {
-            d.seq = touched[j].seq - 1;
-        }
-        if (d.seq > 0) {
-            res[n++] = d;
-        }
-    }
-    cvg__free(touched);
-    *out = res;
-    *n_out = n;
-    return CVG_OK;
-}
-
 /* ---- Sending ------------------------------------------------------------- */
 
 /* Our vector, whole or (with @p whole false and a vector the peer took)
@@ -297,7 +277,7 @@ send_vector(cvg_session *s, bool whole)
         }
     }
     uint8_t digest[CVG__VV_DIGEST_BYTES];
-    cvg__vv_digest(vv->e, vv->n, digest);
+    cvg__txn_vv_sum(t, digest);
     const cvg_dot *e = base > 0 ? delta : vv->e;
     size_t n = base > 0 ? nd : vv->n;
     uint8_t *heads =
@@ -390,23 +370,21 @@ cvg__session_on_vv_want(cvg_session *s, const cvg__msg *m)
 static void
 in_reset(cvg__vv_in *in)
 {
-    cvg__free(in->mine);
-    cvg__free(in->prev);
-    cvg__free(in->known);
-    cvg__free(in->unk);
+    cvg__vv_destroy(&in->mine);
+    cvg__free(in->moved);
+    cvg__free(in->got);
     cvg__free(in->hat);
     cvg__free(in->heads);
-    in->mine = in->prev = in->known = in->unk = in->hat = NULL;
+    in->moved = in->got = in->hat = NULL;
     in->heads = NULL;
-    in->nmine = in->imine = in->nprev = in->iprev = 0;
-    in->nknown = in->capknown = in->nunk = in->capunk = 0;
+    in->nmoved = in->ngot = in->capgot = in->nunk = 0;
     in->nheads = in->caphat = in->capheads = 0;
     in->unk_over = false;
     in->active = false;
     in->skipping = false;
     in->count = 0;
+    memset(&in->sum, 0, sizeof in->sum);
     in->has_last = false;
-    in->claimed = 0;
 }
 
 static int
@@ -421,34 +399,52 @@ push_dot(cvg_dot **arr, size_t *n, size_t *cap, const cvg_dot *d)
     return rc;
 }
 
-/* One entry of the peer's whole vector, in order. */
+static const cvg_dot *
+find_dot(const cvg_dot *arr, size_t n, const cvg_replica_id *origin)
+{
+    bool found;
+    size_t i = cvg__search(arr, n, sizeof *arr, origin, cvg__id_cmp_v, &found);
+    return found ? &arr[i] : NULL;
+}
+
+/* The peer's seq of @p origin in the vector we remember (a delta's base):
+ * ours at the memory's my_at, but for the memory's differences. */
+static uint64_t
+remembered(const cvg__vv_in *in, const cvg_replica_id *origin)
+{
+    const cvg_dot *d = find_dot(in->old.d, in->old.n, origin);
+    if (d != NULL) {
+        return d->seq;
+    }
+    d = find_dot(in->moved, in->nmoved, origin);
+    return d != NULL ? d->seq - 1 : cvg__vv_get(&in->mine, origin);
+}
+
+/* One entry of the peer's vector, whole or changed, in origin order: into
+ * the digest and the count, and kept if it is of use here. */
 static int
 emit(cvg_session *s, const cvg_dot *d, const uint8_t *head)
 {
     cvg__vv_in *in = s->vin;
-    if (in->count >= in->total) {
-        return CVG_EPROTO;
+    uint64_t was = in->base != 0 ? remembered(in, &d->origin) : 0;
+    if (was == 0) {
+        if (in->count >= in->total) {
+            return CVG_EPROTO;
+        }
+        in->count++;
     }
-    in->count++;
-    cvg__vv_hash_add(&in->h, d);
-    if (cvg__id_cmp(&d->origin, cvg__replica_self(s->r)) == 0) {
-        in->claimed = d->seq;
-    }
-    while (in->imine < in->nmine &&
-           cvg__id_cmp(&in->mine[in->imine].origin, &d->origin) < 0) {
-        in->imine++;
-    }
-    bool ours = in->imine < in->nmine &&
-                cvg__id_cmp(&in->mine[in->imine].origin, &d->origin) == 0;
-    if (!ours) {
+    cvg__vv_sum_entry(&in->sum, &d->origin, was, -1);
+    cvg__vv_sum_entry(&in->sum, &d->origin, d->seq, 1);
+    bool ours = cvg__vv_get(&in->mine, &d->origin) > 0;
+    if (!ours && !cvg__id_eq(&d->origin, cvg__replica_self(s->r))) {
         if (in->nunk >= MEM_ENTRIES_MAX) {
             in->unk_over = true; /* too many to remember: the rest is hashed */
             return CVG_OK;
         }
-        return push_dot(&in->unk, &in->nunk, &in->capunk, d);
+        in->nunk++;
     }
-    int rc = push_dot(&in->known, &in->nknown, &in->capknown, d);
-    if (rc == CVG_OK && head != NULL) {
+    int rc = push_dot(&in->got, &in->ngot, &in->capgot, d);
+    if (rc == CVG_OK && ours && head != NULL) {
         rc = push_dot(&in->hat, &in->nheads, &in->caphat, d);
         if (rc == CVG_OK) {
             void *a = in->heads;
@@ -483,8 +479,9 @@ want_whole(cvg_session *s)
     return rc == CVG_OK ? CVG_OK : cvg__session_fail(s, rc, "out of memory");
 }
 
-/* Begin the vector whose first message is @p m: our own at this moment,
- * and, for a delta, the peer's at @p m->vv_base from our memory. CVG_DONE:
+/* Begin the vector whose first message is @p m: a copy of our own at this
+ * moment and, for a delta, our origins that moved since the memory's
+ * my_at (with the memory, the peer's vector at @p m->vv_base). CVG_DONE:
  * the memory cannot give that one. */
 static int
 in_start(cvg_session *s, const cvg__msg *m)
@@ -499,49 +496,18 @@ in_start(cvg_session *s, const cvg__msg *m)
     if (rc != CVG_OK) {
         return rc;
     }
-    const cvg__vv *vv = cvg__txn_vv(t);
     in->my_at = cvg__txn_next_lsn(t) - 1;
-    in->nmine = vv->n;
-    in->mine = vv->n ? cvg__alloc(vv->n * sizeof *in->mine) : NULL;
-    if (vv->n > 0 && in->mine == NULL) {
-        rc = CVG_ENOMEM;
-    } else if (vv->n > 0) {
-        memcpy(in->mine, vv->e, vv->n * sizeof *in->mine);
-    }
-    cvg_dot *ours = NULL;
-    size_t nours = 0;
+    rc = cvg__vv_copy(&in->mine, cvg__txn_vv(t));
+    in->mine.summed = false; /* a copy to look up, not to keep summed */
     if (rc == CVG_OK && m->vv_base != 0) {
-        /* The peer's vector we remember: ours at my_at, but for old->d. */
         rc = old->my_at <= in->my_at
-                 ? vv_at(s->r, t, vv, old->my_at, &ours, &nours)
+                 ? touched_since(s->r, t, old->my_at, &in->moved, &in->nmoved)
                  : CVG_ELIMIT; /* restored from an older copy */
         if (rc == CVG_ELIMIT) {
             rc = CVG_DONE;
         }
     }
     cvg_txn_abort(t);
-    if (rc == CVG_OK && m->vv_base != 0) {
-        size_t cap = nours + old->n;
-        in->prev = cap ? cvg__alloc(cap * sizeof *in->prev) : NULL;
-        if (cap > 0 && in->prev == NULL) {
-            rc = CVG_ENOMEM;
-        }
-        size_t i = 0, j = 0, n = 0;
-        while (rc == CVG_OK && (i < nours || j < old->n)) {
-            int c = i == nours ? 1
-                    : j == old->n
-                        ? -1
-                        : cvg__id_cmp(&ours[i].origin, &old->d[j].origin);
-            cvg_dot d = c < 0 ? ours[i] : old->d[j];
-            i += c <= 0;
-            j += c >= 0;
-            if (d.seq > 0) {
-                in->prev[n++] = d;
-            }
-        }
-        in->nprev = n;
-    }
-    cvg__free(ours);
     if (rc != CVG_OK) {
         return rc;
     }
@@ -550,7 +516,76 @@ in_start(cvg_session *s, const cvg__msg *m)
     in->base = m->vv_base;
     in->total = m->vv_total;
     memcpy(in->digest, m->vv_digest, CVG__VV_DIGEST_BYTES);
-    cvg__vv_hash_init(&in->h);
+    if (m->vv_base != 0) {
+        in->sum = old->sum;
+        in->count = old->count;
+    }
+    return CVG_OK;
+}
+
+/* The smallest origin at the heads of up to three sorted lists. */
+static const cvg_replica_id *
+least(const cvg_dot *a, const cvg_dot *b, const cvg_dot *c)
+{
+    const cvg_replica_id *m = NULL;
+    const cvg_dot *l[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        if (l[i] != NULL && (m == NULL || cvg__id_cmp(&l[i]->origin, m) < 0)) {
+            m = &l[i]->origin;
+        }
+    }
+    return m;
+}
+
+static const cvg_dot *
+head_of(const cvg_dot *arr, size_t n, size_t i)
+{
+    return i < n ? &arr[i] : NULL;
+}
+
+/* Where the peer's vector (just taken) differs from ours (in->mine): the
+ * entries that came, the differences we remembered and our origins that
+ * moved since then are the only candidates; every other origin was equal
+ * in the memory and moved on neither side. For a whole vector, every one
+ * of ours and of what came. */
+static int
+diffs_of(const cvg__vv_in *in, cvg_dot **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    bool whole = in->base == 0;
+    const cvg_dot *x = whole ? in->mine.e : in->old.d;
+    size_t nx = whole ? in->mine.n : in->old.n;
+    const cvg_dot *y = whole ? NULL : in->moved;
+    size_t ny = whole ? 0 : in->nmoved;
+    size_t cap = nx + ny + in->ngot;
+    cvg_dot *d = cap ? cvg__alloc(cap * sizeof *d) : NULL;
+    if (cap > 0 && d == NULL) {
+        return CVG_ENOMEM;
+    }
+    size_t i = 0, j = 0, k = 0, n = 0;
+    for (;;) {
+        const cvg_dot *hx = head_of(x, nx, i), *hy = head_of(y, ny, j),
+                      *hg = head_of(in->got, in->ngot, k);
+        const cvg_replica_id *o = least(hx, hy, hg);
+        if (o == NULL) {
+            break;
+        }
+        cvg_dot e = {.origin = *o};
+        if (hg != NULL && cvg__id_eq(&hg->origin, o)) {
+            e.seq = hg->seq;
+        } else if (!whole) {
+            e.seq = remembered(in, o);
+        }
+        i += hx != NULL && cvg__id_eq(&hx->origin, o);
+        j += hy != NULL && cvg__id_eq(&hy->origin, o);
+        k += hg != NULL && cvg__id_eq(&hg->origin, o);
+        if (e.seq != cvg__vv_get(&in->mine, o)) {
+            d[n++] = e;
+        }
+    }
+    *out = d;
+    *n_out = n;
     return CVG_OK;
 }
 
@@ -559,55 +594,38 @@ static int
 in_complete(cvg_session *s)
 {
     cvg__vv_in *in = s->vin;
-    cvg__vv got = {in->known, in->nknown, in->capknown};
-    int rc = cvg__vv_merge(&s->peer_vv, &got);
+    cvg_dot *d;
+    size_t n;
+    int rc = diffs_of(in, &d, &n);
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, "out of memory");
     }
+    /* What to remember: the same differences, when they are few. */
+    mem_clear(&in->fresh);
+    in->have_fresh = true;
+    if (!in->unk_over && n <= MEM_ENTRIES_MAX) {
+        in->fresh.d = n ? cvg__alloc(n * sizeof *d) : NULL;
+        if (n == 0 || in->fresh.d != NULL) {
+            if (n > 0) {
+                memcpy(in->fresh.d, d, n * sizeof *d);
+            }
+            in->fresh.n = n;
+            in->fresh.peer_at = in->at;
+            in->fresh.my_at = in->my_at;
+            in->fresh.count = in->total;
+            in->fresh.sum = in->sum;
+        }
+    }
+    cvg__peer_vv_take(&s->peer_vv, &in->mine, d, n);
     cvg__session_keep_heads(s, in->hat, in->heads, in->nheads);
     in->hat = NULL;
     in->heads = NULL;
-    /* What to remember: the peer's vector as a difference from ours. */
-    mem_clear(&in->fresh);
-    in->have_fresh = true;
-    size_t cap = in->nunk + in->nmine;
-    cvg_dot *d = cap ? cvg__alloc(cap * sizeof *d) : NULL;
-    if (!in->unk_over && (cap == 0 || d != NULL)) {
-        size_t i = 0, j = 0, k = 0, n = 0;
-        /* mine and known (a subset of mine's origins) by origin, then the
-         * origins only the peer has. */
-        for (; i < in->nmine; i++) {
-            uint64_t theirs = 0;
-            if (j < in->nknown &&
-                cvg__id_cmp(&in->known[j].origin, &in->mine[i].origin) == 0) {
-                theirs = in->known[j++].seq;
-            }
-            if (theirs != in->mine[i].seq) {
-                d[n].origin = in->mine[i].origin;
-                d[n++].seq = theirs;
-            }
-        }
-        for (; k < in->nunk; k++) {
-            d[n++] = in->unk[k];
-        }
-        if (n <= MEM_ENTRIES_MAX) {
-            if (n > 1) {
-                qsort(d, n, sizeof *d, cvg__dot_cmp_v);
-            }
-            in->fresh.peer_at = in->at;
-            in->fresh.my_at = in->my_at;
-            in->fresh.d = d;
-            in->fresh.n = n;
-            d = NULL;
-        }
-    }
-    cvg__free(d); /* too different to remember: its next vector comes whole */
-    uint64_t claimed = in->claimed;
     in_reset(in);
     s->vv_ok = true;
     /* A peer with more of our ops than we made: it lies, or this replica
      * was restored from an older copy its home check did not catch (the
      * data file written over in place). Either way, stop. */
+    uint64_t claimed = cvg__peer_vv_get(&s->peer_vv, cvg__replica_self(s->r));
     if (claimed > 0) {
         cvg_txn *t;
         rc = cvg_txn_begin(s->r, CVG_TXN_READ_ONLY, &t);
@@ -627,8 +645,7 @@ in_complete(cvg_session *s)
     }
     /* What the peer has of ours is committed there: stored once it has
      * proved its key. */
-    cvg__peer_change ch = {
-        .acked = cvg__vv_get(&s->peer_vv, cvg__replica_self(s->r))};
+    cvg__peer_change ch = {.acked = claimed};
     cvg__session_note(s, &ch);
     if (s->opts.push) {
         rc = cvg__session_push_own(s);
@@ -688,28 +705,14 @@ cvg__session_on_vv(cvg_session *s, const cvg__msg *m)
     rc = CVG_OK;
     for (size_t i = 0; rc == CVG_OK && i < m->vv_n; i++) {
         const cvg_dot *e = &m->vv[i];
-        if (in->has_last && cvg__id_cmp(&in->last, &e->origin) >= 0) {
+        if (e->seq == 0 ||
+            (in->has_last && cvg__id_cmp(&in->last, &e->origin) >= 0)) {
             return cvg__session_fail(s, CVG_EPROTO,
                                      "a version vector out of order");
         }
         in->has_last = true;
         in->last = e->origin;
-        while (rc == CVG_OK && in->iprev < in->nprev &&
-               cvg__id_cmp(&in->prev[in->iprev].origin, &e->origin) < 0) {
-            rc = emit(s, &in->prev[in->iprev++], NULL);
-        }
-        if (in->iprev < in->nprev &&
-            cvg__id_cmp(&in->prev[in->iprev].origin, &e->origin) == 0) {
-            in->iprev++; /* changed since */
-        }
-        if (rc == CVG_OK) {
-            rc = emit(s, e, m->heads + i * CVG__HEAD_BYTES);
-        }
-    }
-    if (rc == CVG_OK && !m->has_more) {
-        while (rc == CVG_OK && in->iprev < in->nprev) {
-            rc = emit(s, &in->prev[in->iprev++], NULL);
-        }
+        rc = emit(s, e, m->heads + i * CVG__HEAD_BYTES);
     }
     bool over = rc == CVG_EPROTO; /* more entries than the count said */
     if (rc != CVG_OK && !over) {
@@ -719,7 +722,7 @@ cvg__session_on_vv(cvg_session *s, const cvg__msg *m)
         return CVG_OK;
     }
     uint8_t got[CVG__VV_DIGEST_BYTES];
-    cvg__vv_hash_final(&in->h, got);
+    cvg__vv_sum_bytes(&in->sum, got);
     if (!over && in->count == in->total &&
         sodium_memcmp(got, in->digest, sizeof got) == 0) {
         return in_complete(s);

@@ -212,46 +212,12 @@ check_msg(const cvg__msg *m)
 
 /* ---- The digest of a version vector --------------------------------------- */
 
-#define VV_DIGEST_DOMAIN "converge version vector v1"
-
-void
-cvg__vv_hash_init(cvg__vv_hash *h)
-{
-    crypto_generichash_init(&h->st, NULL, 0, CVG__VV_DIGEST_BYTES);
-    crypto_generichash_update(&h->st, (const uint8_t *)VV_DIGEST_DOMAIN,
-                              sizeof VV_DIGEST_DOMAIN - 1);
-    h->len = 0;
-}
-
-void
-cvg__vv_hash_add(cvg__vv_hash *h, const cvg_dot *d)
-{
-    if (h->len + 24 > sizeof h->buf) {
-        crypto_generichash_update(&h->st, h->buf, h->len);
-        h->len = 0;
-    }
-    memcpy(h->buf + h->len, d->origin.bytes, 16);
-    cvg__put_be64(h->buf + h->len + 16, d->seq);
-    h->len += 24;
-}
-
-void
-cvg__vv_hash_final(cvg__vv_hash *h, uint8_t out[CVG__VV_DIGEST_BYTES])
-{
-    crypto_generichash_update(&h->st, h->buf, h->len);
-    crypto_generichash_final(&h->st, out, CVG__VV_DIGEST_BYTES);
-    sodium_memzero(h, sizeof *h);
-}
-
 void
 cvg__vv_digest(const cvg_dot *vv, size_t n, uint8_t out[CVG__VV_DIGEST_BYTES])
 {
-    cvg__vv_hash h;
-    cvg__vv_hash_init(&h);
-    for (size_t i = 0; i < n; i++) {
-        cvg__vv_hash_add(&h, &vv[i]);
-    }
-    cvg__vv_hash_final(&h, out);
+    cvg__vv_sum sum;
+    cvg__vv_sum_of(vv, n, &sum);
+    cvg__vv_sum_bytes(&sum, out);
 }
 
 /* ---- Encoder ------------------------------------------------------------- */

@@ -27,8 +27,10 @@
  * leaves HELLO for VV messages, sent once the peer's HELLO said who it is:
  * only the entries changed since a vector the peer remembers, with a
  * digest of the whole one, and VV_WANT asks for the whole vector when the
- * peer's memory does not match (src/sync/vv_sync.c). */
-#define CVG_PROTOCOL_VERSION 5
+ * peer's memory does not match (src/sync/vv_sync.c). Version 6: that
+ * digest is a sum of one hash per entry, which either side updates entry
+ * by entry, so a delta is checked without a pass over the whole vector. */
+#define CVG_PROTOCOL_VERSION 6
 
 typedef enum cvg__msg_type {
     CVG__MSG_HELLO = 1, /* who I am and what I have */
@@ -134,16 +136,9 @@ typedef struct cvg__msg {
     cvg_bytes text;
 } cvg__msg;
 
-/* The digest of a whole version vector (sorted by origin): BLAKE2b of a
- * domain string, then each entry's origin and seq (8 bytes, big-endian). */
-typedef struct cvg__vv_hash {
-    crypto_generichash_state st;
-    uint8_t buf[24 * 170]; /* entries wait here: one update per 170 */
-    size_t len;
-} cvg__vv_hash;
-void cvg__vv_hash_init(cvg__vv_hash *h);
-void cvg__vv_hash_add(cvg__vv_hash *h, const cvg_dot *d);
-void cvg__vv_hash_final(cvg__vv_hash *h, uint8_t out[CVG__VV_DIGEST_BYTES]);
+/* The digest of a whole version vector (sorted by origin): the sum of a
+ * hash of each entry (src/crdt/vv_sum.c), so either side keeps its own up
+ * to date entry by entry. */
 void cvg__vv_digest(const cvg_dot *vv, size_t n,
                     uint8_t out[CVG__VV_DIGEST_BYTES]);
 

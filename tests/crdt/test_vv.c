@@ -1,7 +1,8 @@
 /*
  * Replica ids, dots and version vectors: ordering, the sorted one-entry-
  * per-origin invariant, merge laws (commutative, associative, idempotent)
- * and comparison against a dense oracle, and failure atomicity.
+ * and comparison against a dense oracle, failure atomicity, and the digest
+ * a vector keeps up to date as it changes.
  */
 #include <criterion/criterion.h>
 
@@ -222,6 +223,70 @@ Test(vv, random_set_merge_compare_match_oracle)
         cvg__vv_destroy(&b);
         cvg__vv_destroy(&m);
     }
+}
+
+static bool
+sum_is_fresh(const cvg__vv *vv)
+{
+    cvg__vv_sum want;
+    cvg__vv_sum_of(vv->e, vv->n, &want);
+    return vv->summed && memcmp(&want, &vv->sum, sizeof want) == 0;
+}
+
+/* A vector whose sum is on keeps it equal to the sum computed afresh
+ * through every set, removal, merge and copy; the sum depends on the
+ * entries alone (not the order they came in), and two vectors that differ
+ * in one entry differ in their sums. */
+Test(vv, a_kept_sum_follows_every_change)
+{
+    uint64_t base = cvg_test_seed(0x5A5A);
+    for (uint64_t s = 0; s < 300; s++) {
+        uint64_t seed = base + s;
+        uint64_t rng = seed;
+        uint64_t da[NIDS], db[NIDS];
+        cvg__vv a = {0}, b = {0};
+        cvg__vv_sum_on(&a);
+        random_vv(&rng, &a, da);
+        cr_assert(sum_is_fresh(&a), "sets; replay with CVG_TEST_SEED=%llu",
+                  (unsigned long long)seed);
+        random_vv(&rng, &b, db);
+        cvg__vv c = {0};
+        cr_assert_eq(cvg__vv_copy(&c, &a), CVG_OK);
+        cr_assert(sum_is_fresh(&c), "a copy keeps the sum");
+        cr_assert_eq(cvg__vv_merge(&a, &b), CVG_OK);
+        cr_assert(sum_is_fresh(&a), "merge; replay with CVG_TEST_SEED=%llu",
+                  (unsigned long long)seed);
+        /* The same entries set in another order: the same sum. */
+        cvg__vv d = {0};
+        for (size_t i = a.n; i > 0; i--) {
+            cr_assert_eq(cvg__vv_set(&d, &a.e[i - 1].origin, a.e[i - 1].seq),
+                         CVG_OK);
+        }
+        cvg__vv_sum_on(&d);
+        cr_assert_eq(memcmp(&d.sum, &a.sum, sizeof d.sum), 0);
+        /* One entry moved, then removed: another sum each time. */
+        cvg_replica_id id =
+            mkid((unsigned char)(cvg_test_below(&rng, NIDS) * 17 + 1));
+        uint64_t was = cvg__vv_get(&a, &id);
+        cvg__vv_sum before = a.sum;
+        cr_assert_eq(cvg__vv_set(&a, &id, was + 1), CVG_OK);
+        cr_assert(sum_is_fresh(&a));
+        cr_assert_neq(memcmp(&before, &a.sum, sizeof before), 0);
+        cr_assert_eq(cvg__vv_set(&a, &id, 0), CVG_OK);
+        cr_assert(sum_is_fresh(&a), "removal; replay with CVG_TEST_SEED=%llu",
+                  (unsigned long long)seed);
+        cr_assert_eq(cvg__vv_set(&a, &id, was), CVG_OK);
+        cr_assert_eq(memcmp(&before, &a.sum, sizeof before), 0,
+                     "back to the same entries, back to the same sum");
+        cvg__vv_destroy(&a);
+        cvg__vv_destroy(&b);
+        cvg__vv_destroy(&c);
+        cvg__vv_destroy(&d);
+    }
+    /* The empty vector sums to zero. */
+    cvg__vv_sum z, zero = {{0, 0, 0, 0}};
+    cvg__vv_sum_of(NULL, 0, &z);
+    cr_assert_eq(memcmp(&z, &zero, sizeof z), 0);
 }
 
 Test(vv, merge_laws)

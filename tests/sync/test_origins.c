@@ -1,5 +1,5 @@
 /*
- * Many origins, and version vectors that travel as deltas (protocol 5).
+ * Many origins, and version vectors that travel as deltas (protocol 5 on).
  *
  * Origins are made synthetically: one op each, applied straight into both
  * replicas' logs with cvg__txn_apply_remote() (nothing relays them, so

@@ -17,7 +17,7 @@
 /* ---- Helpers ----------------------------------------------------------- */
 
 /* The protocol version as the first byte of the fixed messages below. */
-#define PV 0x05
+#define PV 0x06
 _Static_assert(PV == CVG_PROTOCOL_VERSION,
                "the fixed bytes are of another "
                "version: update them");
@@ -911,14 +911,17 @@ Test(wire, versions)
 {
     cvg__msg_scratch s = {0};
     cvg__msg m;
-    /* Version 6, and versions 4 (whose HELLO carried the whole vector) and
-     * 3 (whose ACK carried counts): reported with the version, whatever
-     * follows. */
-    const uint8_t v6[] = {0x06, 0x02, 0x01, 0x00, 0x00};
-    cr_expect_eq(cvg__msg_decode(v6, sizeof v6, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 6);
-    cr_expect_eq(cvg__msg_decode(v6, 1, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 6);
+    /* Version 7, and versions 5 (whose VV digest was one BLAKE2b of the
+     * whole vector), 4 (whose HELLO carried the whole vector) and 3 (whose
+     * ACK carried counts): reported with the version, whatever follows. */
+    const uint8_t v7[] = {0x07, 0x02, 0x01, 0x00, 0x00};
+    cr_expect_eq(cvg__msg_decode(v7, sizeof v7, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 7);
+    cr_expect_eq(cvg__msg_decode(v7, 1, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 7);
+    const uint8_t v5[] = {0x05, 0x02, 0x01, 0x00, 0x00};
+    cr_expect_eq(cvg__msg_decode(v5, sizeof v5, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 5);
     const uint8_t v4[] = {0x04, 0x01, 0xc4, 0x10};
     cr_expect_eq(cvg__msg_decode(v4, sizeof v4, &m, &s), CVG_EVERSION);
     cr_expect_eq(m.version, 4);
@@ -928,7 +931,7 @@ Test(wire, versions)
     /* A version 3 ACK, counts and all, is not read as ours. */
     const uint8_t v3_ack[] = {0x03, 0x05, 0x02, 0x00, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(v3_ack, sizeof v3_ack, &m, &s), CVG_EVERSION);
-    const uint8_t v3_junk[] = {0x06, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t v3_junk[] = {0x07, 0xdd, 0xff, 0xff, 0xff, 0xff};
     cr_expect_eq(cvg__msg_decode(v3_junk, sizeof v3_junk, &m, &s),
                  CVG_EVERSION);
     const uint8_t vmax[] = {0xce, 0xff, 0xff, 0xff, 0xff, 0x01};
