@@ -80,6 +80,7 @@ suite oplog_test_state_codec '*/@(hostile_and_malformed_records|truncation_at_ev
 suite oplog_test_checksum '*'
 suite oplog_test_check '*/@(a_sound_replica_passes|each_kind_of_damage_is_found)'
 suite sync_test_vv_mesh '*'
+suite replica_test_reader_vv '*'
 
 echo "== valgrind: fuzz corpus replay"
 for prog in "$build"/fuzz/replay_*; do

@@ -162,7 +162,7 @@ cvg__txn_apply_remote(cvg_txn *t, const cvg__op *op, bool *conflict)
         rc = cvg__txn_history_add(t, op);
     }
     if (rc == CVG_OK) {
-        rc = cvg__vv_set(&t->vv, &d->origin, d->seq);
+        rc = cvg__txn_vv_raise(t, &d->origin, d->seq);
     }
     if (rc != CVG_OK) {
         t->failed = rc;

@@ -124,6 +124,9 @@ cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt)
         rc = cvg__meta_get_u64(&r->store, mt, "lsn", &lsn);
     }
     if (rc == CVG_OK) {
+        rc = cvg__replica_vv_detach(r);
+    }
+    if (rc == CVG_OK) {
         rc = cvg__origins_load(&r->store, mt, &r->origins, &r->vv);
     }
     uint32_t self_idx;

@@ -56,6 +56,10 @@ struct cvg_replica {
     cvg__commit_hook hook;  /* set by the floor above (sync) */
     bool has_hook;
     unsigned readers; /* open read transactions */
+    /* The read transactions that look at vv itself instead of a copy of
+     * their own; each gets its copy only if vv is about to change while it
+     * is open (cvg__replica_vv_detach). */
+    struct cvg_txn *vv_sharers;
     /* Each origin's history stream at its committed seq, by origin index
      * (history.c): built when first needed. */
     cvg__history **hist;
@@ -131,7 +135,16 @@ struct cvg_txn {
     uint64_t start_gen;
     uint64_t clock;
     uint64_t next_lsn;
+    /* The version vector as of this transaction: a write transaction's
+     * own copy (vv), which it changes; a read transaction's is the
+     * replica's committed one, shared while that does not change. */
     cvg__vv vv;
+    const cvg__vv *vvp;
+    struct cvg_txn *next_sharer;
+    /* The origins whose seq this transaction moved (in the order moved;
+     * repeats of the last one left out), for the commit to store. */
+    cvg_replica_id *moved;
+    size_t nmoved, capmoved;
     size_t origins_at_begin;
     uint64_t wgen;  /* bumped by every write: invalidates cursors */
     uint64_t epoch; /* bumped when the LMDB transaction is replaced */
@@ -179,6 +192,11 @@ struct cvg_txn {
 
 /* Adopt what another process committed, as seen by @p mt. */
 int cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt);
+/* Give each read transaction that shares r->vv a copy of its own, before
+ * r->vv changes. CVG_ENOMEM and nothing changed if a copy fails. */
+int cvg__replica_vv_detach(cvg_replica *r);
+/* Raise @p origin to @p seq in @p t's vector, and note it moved. */
+int cvg__txn_vv_raise(cvg_txn *t, const cvg_replica_id *origin, uint64_t seq);
 
 /* Build "collection NUL key NUL field NUL" into t->kbuf from names that
  * may come from a peer; checks sizes and NULs. */

@@ -153,7 +153,9 @@ cvg_txn_begin(cvg_replica *r, unsigned flags, cvg_txn **out)
     if (rc == CVG_OK && (write || r->writer == NULL)) {
         rc = cvg__replica_refresh(r, t->mt);
     }
-    if (rc == CVG_OK) {
+    /* A writer changes a copy of its own; a reader shares the replica's
+     * (no pass over the vector per transaction). */
+    if (rc == CVG_OK && write) {
         rc = cvg__vv_copy(&t->vv, &r->vv);
     }
     if (rc != CVG_OK) {
@@ -168,17 +170,71 @@ cvg_txn_begin(cvg_replica *r, unsigned flags, cvg_txn **out)
     t->origins_at_begin = r->origins.n;
     if (write) {
         r->writer = t;
+        t->vvp = &t->vv;
     } else {
         r->readers++;
+        t->vvp = &r->vv;
+        t->next_sharer = r->vv_sharers;
+        r->vv_sharers = t;
     }
     *out = t;
     return CVG_OK;
+}
+
+/* Take @p t off the list of readers that share the replica's vector. */
+static void
+unshare(cvg_txn *t)
+{
+    for (cvg_txn **p = &t->r->vv_sharers; *p != NULL; p = &(*p)->next_sharer) {
+        if (*p == t) {
+            *p = t->next_sharer;
+            break;
+        }
+    }
+    t->next_sharer = NULL;
+}
+
+int
+cvg__replica_vv_detach(cvg_replica *r)
+{
+    /* Every copy first, so that a failure leaves every reader as it was. */
+    for (cvg_txn *t = r->vv_sharers; t != NULL; t = t->next_sharer) {
+        if (cvg__vv_copy(&t->vv, &r->vv) != CVG_OK) {
+            return CVG_ENOMEM;
+        }
+    }
+    while (r->vv_sharers != NULL) {
+        cvg_txn *t = r->vv_sharers;
+        r->vv_sharers = t->next_sharer;
+        t->next_sharer = NULL;
+        t->vvp = &t->vv;
+    }
+    return CVG_OK;
+}
+
+int
+cvg__txn_vv_raise(cvg_txn *t, const cvg_replica_id *origin, uint64_t seq)
+{
+    if (t->nmoved == 0 || !cvg__id_eq(&t->moved[t->nmoved - 1], origin)) {
+        void *a = t->moved;
+        int rc = cvg__grow(&a, &t->capmoved, t->nmoved + 1, sizeof *t->moved);
+        t->moved = a;
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        t->moved[t->nmoved++] = *origin;
+    }
+    return cvg__vv_set(&t->vv, origin, seq);
 }
 
 static void
 txn_free(cvg_txn *t)
 {
     cvg_replica *r = t->r;
+    if (!t->write && t->vvp == &r->vv) {
+        unshare(t);
+    }
+    cvg__free(t->moved);
     cvg__state_cursor_close(&t->state_cur);
     cvg__store_abort(t->mt);
     if (t->write) {
@@ -222,24 +278,21 @@ static int
 write_meta(cvg_txn *t)
 {
     cvg_replica *r = t->r;
-    /* The seqs that moved: one walk of both vectors (sorted alike), not a
-     * search per origin, so that a commit costs no more than a pass over
-     * the vector however many origins there are. Vectors only grow. */
-    size_t j = 0;
-    for (size_t k = 0; k < t->vv.n; k++) {
-        const cvg_dot *d = &t->vv.e[k];
-        while (j < r->vv.n && cvg__id_cmp(&r->vv.e[j].origin, &d->origin) < 0) {
-            j++;
-        }
-        bool same = j < r->vv.n && r->vv.e[j].seq == d->seq &&
-                    cvg__id_cmp(&r->vv.e[j].origin, &d->origin) == 0;
+    /* The seqs that moved, each once: the commit costs what it changed,
+     * however many origins there are. New origins: below. */
+    if (t->nmoved > 1) {
+        qsort(t->moved, t->nmoved, sizeof *t->moved, cvg__id_cmp_v);
+    }
+    for (size_t k = 0; k < t->nmoved; k++) {
+        const cvg_replica_id *id = &t->moved[k];
         uint32_t idx;
-        if (same ||
-            cvg__origins_find(&r->origins, &d->origin, &idx) != CVG_OK ||
+        if ((k > 0 && cvg__id_eq(&t->moved[k - 1], id)) ||
+            cvg__origins_find(&r->origins, id, &idx) != CVG_OK ||
             idx >= t->origins_at_begin) {
-            continue; /* unchanged, or new: below */
+            continue;
         }
-        int rc = cvg__origins_put(&r->store, t->mt, idx, &d->origin, d->seq);
+        int rc = cvg__origins_put(&r->store, t->mt, idx, id,
+                                  cvg__vv_get(&t->vv, id));
         if (rc != CVG_OK) {
             return rc;
         }
@@ -293,6 +346,9 @@ cvg_txn_commit(cvg_txn *t)
         return CVG_OK;
     }
     if (rc == CVG_OK) {
+        rc = cvg__replica_vv_detach(r);
+    }
+    if (rc == CVG_OK) {
         rc = write_out(t, false);
         if (rc == CVG_OK) {
             rc = write_meta(t);
@@ -308,7 +364,9 @@ cvg_txn_commit(cvg_txn *t)
         cvg_txn_abort(t);
         return rc;
     }
-    /* Publish what is now committed. */
+    /* Publish what is now committed. The readers that share the vector
+     * got their copies before the commit, where a failure can still
+     * abort it. */
     cvg__hook_committed(r);
     cvg__txn_history_publish(t);
     cvg__vv tmp = r->vv;
@@ -332,25 +390,17 @@ cvg__txn_store_txn(cvg_txn *t)
 const cvg__vv *
 cvg__txn_vv(const cvg_txn *t)
 {
-    return &t->vv;
+    return t->vvp;
 }
 
 void
 cvg__txn_vv_sum(cvg_txn *t, uint8_t out[CVG__VV_SUM_BYTES])
 {
-    if (!t->vv.summed) {
-        cvg__vv_sum_on(&t->vv);
-        /* The replica's own vector is this one while nothing committed
-         * since the transaction began: keep its sum there, so that the
-         * next transactions copy it and commits keep it up to date. */
-        cvg_replica *r = t->r;
-        if (!t->write && !r->vv.summed && r->gen == t->start_gen &&
-            r->vv.n == t->vv.n) {
-            r->vv.sum = t->vv.sum;
-            r->vv.summed = true;
-        }
-    }
-    cvg__vv_sum_bytes(&t->vv.sum, out);
+    /* On the vector itself: for a reader that shares the replica's, the
+     * sum stays on there, and every commit keeps it up to date. */
+    cvg__vv *vv = t->vvp == &t->vv ? &t->vv : &t->r->vv;
+    cvg__vv_sum_on(vv);
+    cvg__vv_sum_bytes(&vv->sum, out);
 }
 
 uint64_t
@@ -396,9 +446,9 @@ cvg_txn_version_vector(cvg_txn *t, cvg_dot *out, size_t cap, size_t *count_out)
     if (t == NULL || count_out == NULL || (cap > 0 && out == NULL)) {
         return CVG_EINVAL;
     }
-    size_t n = t->vv.n;
+    size_t n = t->vvp->n;
     for (size_t i = 0; i < n && i < cap; i++) {
-        out[i] = t->vv.e[i];
+        out[i] = t->vvp->e[i];
     }
     *count_out = n;
     return CVG_OK;

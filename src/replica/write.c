@@ -147,7 +147,7 @@ submit(cvg_txn *t, cvg__op *op, cvg__entry *e, cvg_dot *dot_out)
         rc = cvg__txn_history_add(t, op);
     }
     if (rc == CVG_OK) {
-        rc = cvg__vv_set(&t->vv, &op->pub.dot.origin, op->pub.dot.seq);
+        rc = cvg__txn_vv_raise(t, &op->pub.dot.origin, op->pub.dot.seq);
     }
     if (rc != CVG_OK) {
         /* The state changed but the op is not logged: never commit that. */
