@@ -52,7 +52,7 @@ cvg__id_eq(const cvg_replica_id *a, const cvg_replica_id *b)
 int cvg__dot_cmp(const cvg_dot *a, const cvg_dot *b);
 
 /* The digest of a version vector (vv_sum.c): the sum, mod 2^256, of a
- * keyed BLAKE2b-256 of each entry, so that it follows a change of one
+ * BLAKE2b-256 of each entry, so that it follows a change of one
  * entry in two hashes instead of a pass over the vector. */
 #define CVG__VV_SUM_BYTES 32u
 typedef struct cvg__vv_sum {

@@ -7,8 +7,9 @@
  * It is a sum, mod 2^256, of one hash per entry, so a vector that changes
  * in k entries changes its digest in 2k hashes, and the replica keeps its
  * own up to date as it commits (no pass over 100,000 origins per sync).
- * The hash is BLAKE2b-256 keyed with a fixed domain key over the origin
- * and the big-endian seq. A sum of hashes is not collision resistant
+ * The hash is BLAKE2b-256 of an 8-byte domain tag, the origin and the
+ * big-endian seq: 32 bytes, one compression (a keyed BLAKE2b would take
+ * two, its key filling a block of its own). A sum of hashes is not collision resistant
  * against someone who picks many entries (Wagner's generalized birthday
  * attack), and need not be here: the only vector a peer can get wrong
  * this way is its own, which it could simply lie about. Against stale or
@@ -18,8 +19,7 @@
 
 #include "crdt_int.h"
 
-static const uint8_t SUM_KEY[crypto_generichash_KEYBYTES] =
-    "converge version vector sum v1..";
+static const uint8_t SUM_TAG[8] = "cvg vv 1";
 
 static void
 add_limbs(cvg__vv_sum *s, const uint64_t x[4])
@@ -42,10 +42,11 @@ cvg__vv_sum_entry(cvg__vv_sum *s, const cvg_replica_id *origin, uint64_t seq,
     if (seq == 0) {
         return;
     }
-    uint8_t in[24], h[32];
-    memcpy(in, origin->bytes, 16);
-    cvg__put_be64(in + 16, seq);
-    crypto_generichash(h, sizeof h, in, sizeof in, SUM_KEY, sizeof SUM_KEY);
+    uint8_t in[32], h[32];
+    memcpy(in, SUM_TAG, 8);
+    memcpy(in + 8, origin->bytes, 16);
+    cvg__put_be64(in + 24, seq);
+    crypto_generichash(h, sizeof h, in, sizeof in, NULL, 0);
     uint64_t x[4];
     for (int i = 0; i < 4; i++) {
         x[i] = cvg__get_be64(h + 8 * i);

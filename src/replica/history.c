@@ -61,6 +61,8 @@ cvg__replica_history_free(cvg_replica *r)
     cvg__free(r->hist);
     r->hist = NULL;
     r->nhist = 0;
+    cvg__free(r->self_before);
+    r->self_before = NULL;
 }
 
 /* ---- The transaction's streams by origin ---------------------------------- */
@@ -133,6 +135,11 @@ stream_at(cvg_txn *t, const cvg_replica_id *origin, uint64_t seq,
         *out = *c;
         return CVG_OK;
     }
+    c = r->self_before;
+    if (c != NULL && c->seq == seq && cvg__id_eq(&c->origin, origin)) {
+        *out = *c;
+        return CVG_OK;
+    }
     int rc = cvg__history_build(&r->store, t->mt, origin, seq, out);
     if (rc == CVG_OK && known && seq == cvg__vv_get(&r->vv, origin)) {
         cache_put(r, idx, out); /* what is committed: keep it */
@@ -153,6 +160,19 @@ cvg__txn_history_digest(cvg_txn *t, const cvg_replica_id *origin, uint64_t seq,
 }
 
 /* ---- A transaction's streams ------------------------------------------- */
+
+/* A copy of our stream at @p h's seq, before a transaction extends it (a
+ * cache: without room for it, the fork check builds it from the log). */
+static void
+keep_self_before(cvg_replica *r, const cvg__history *h)
+{
+    if (r->self_before == NULL) {
+        r->self_before = cvg__alloc(sizeof *h);
+    }
+    if (r->self_before != NULL) {
+        *r->self_before = *h;
+    }
+}
 
 /* The transaction's stream of @p origin, taken from the cache (or built,
  * at what is committed) the first time. */
@@ -185,6 +205,9 @@ txn_stream(cvg_txn *t, const cvg_replica_id *origin, cvg__history **out)
         if (h != NULL && h->seq == seq &&
             cvg__id_cmp(&h->origin, origin) == 0) {
             r->hist[idx] = NULL; /* ours until commit */
+            if (cvg__id_eq(origin, &r->id)) {
+                keep_self_before(r, h);
+            }
         } else {
             h = NULL;
         }

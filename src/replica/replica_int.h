@@ -64,6 +64,10 @@ struct cvg_replica {
      * (history.c): built when first needed. */
     cvg__history **hist;
     size_t nhist;
+    /* Our own origin's stream as it was before the last write transaction
+     * extended it: a peer that syncs after each of our commits holds our
+     * history there, and the fork check compares at its seq. */
+    cvg__history *self_before;
     bool self_key_stored; /* the history database has our key */
     char errmsg[256];
 };

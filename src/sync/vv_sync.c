@@ -94,6 +94,7 @@ struct cvg__vv_in {
     /* Ours, at our lsn my_at, when it started; for a delta, our origins
      * whose ops run past the memory's my_at, with the first seq there. */
     cvg__vv mine;
+    size_t imine; /* a whole vector's walk of mine, in step with it */
     uint64_t my_at;
     cvg_dot *moved;
     size_t nmoved;
@@ -377,7 +378,7 @@ in_reset(cvg__vv_in *in)
     cvg__free(in->heads);
     in->moved = in->got = in->hat = NULL;
     in->heads = NULL;
-    in->nmoved = in->ngot = in->capgot = in->nunk = 0;
+    in->nmoved = in->ngot = in->capgot = in->nunk = in->imine = 0;
     in->nheads = in->caphat = in->capheads = 0;
     in->unk_over = false;
     in->active = false;
@@ -435,7 +436,20 @@ emit(cvg_session *s, const cvg_dot *d, const uint8_t *head)
     }
     cvg__vv_sum_entry(&in->sum, &d->origin, was, -1);
     cvg__vv_sum_entry(&in->sum, &d->origin, d->seq, 1);
-    bool ours = cvg__vv_get(&in->mine, &d->origin) > 0;
+    /* Ours: a walk of our vector in step with a whole one (its entries
+     * come in origin order), a search for the few of a delta. */
+    bool ours;
+    if (in->base == 0) {
+        const cvg__vv *v = &in->mine;
+        while (in->imine < v->n &&
+               cvg__id_cmp(&v->e[in->imine].origin, &d->origin) < 0) {
+            in->imine++;
+        }
+        ours =
+            in->imine < v->n && cvg__id_eq(&v->e[in->imine].origin, &d->origin);
+    } else {
+        ours = cvg__vv_get(&in->mine, &d->origin) > 0;
+    }
     if (!ours && !cvg__id_eq(&d->origin, cvg__replica_self(s->r))) {
         if (in->nunk >= MEM_ENTRIES_MAX) {
             in->unk_over = true; /* too many to remember: the rest is hashed */
@@ -577,10 +591,13 @@ diffs_of(const cvg__vv_in *in, cvg_dot **out, size_t *n_out)
         } else if (!whole) {
             e.seq = remembered(in, o);
         }
-        i += hx != NULL && cvg__id_eq(&hx->origin, o);
+        bool in_x = hx != NULL && cvg__id_eq(&hx->origin, o);
+        /* Ours: for a whole vector, x is our vector itself. */
+        uint64_t s = whole ? (in_x ? hx->seq : 0) : cvg__vv_get(&in->mine, o);
+        i += in_x;
         j += hy != NULL && cvg__id_eq(&hy->origin, o);
         k += hg != NULL && cvg__id_eq(&hg->origin, o);
-        if (e.seq != cvg__vv_get(&in->mine, o)) {
+        if (e.seq != s) {
             d[n++] = e;
         }
     }
