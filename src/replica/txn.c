@@ -157,6 +157,9 @@ cvg_txn_begin(cvg_replica *r, unsigned flags, cvg_txn **out)
      * (no pass over the vector per transaction). */
     if (rc == CVG_OK && write) {
         rc = cvg__vv_copy(&t->vv, &r->vv);
+        /* Its digest, if the replica keeps one, follows at commit from the
+         * origins that moved: not two hashes per op. */
+        t->vv.summed = false;
     }
     if (rc != CVG_OK) {
         cvg__store_abort(t->mt);
@@ -324,6 +327,28 @@ write_meta(cvg_txn *t)
     return rc;
 }
 
+/* The digest of the vector @p t commits, from the replica's (the vector
+ * it began from): each origin that moved, once (write_meta sorted them). */
+static void
+keep_sum(cvg_txn *t)
+{
+    const cvg__vv *was = &t->r->vv;
+    if (!was->summed || t->vv.summed) {
+        return;
+    }
+    cvg__vv_sum sum = was->sum;
+    for (size_t k = 0; k < t->nmoved; k++) {
+        const cvg_replica_id *id = &t->moved[k];
+        if (k > 0 && cvg__id_eq(&t->moved[k - 1], id)) {
+            continue;
+        }
+        cvg__vv_sum_entry(&sum, id, cvg__vv_get(was, id), -1);
+        cvg__vv_sum_entry(&sum, id, cvg__vv_get(&t->vv, id), 1);
+    }
+    t->vv.sum = sum;
+    t->vv.summed = true;
+}
+
 int
 cvg_txn_commit(cvg_txn *t)
 {
@@ -369,6 +394,7 @@ cvg_txn_commit(cvg_txn *t)
      * abort it. */
     cvg__hook_committed(r);
     cvg__txn_history_publish(t);
+    keep_sum(t);
     cvg__vv tmp = r->vv;
     r->vv = t->vv;
     t->vv = tmp;
