@@ -5,7 +5,10 @@
  * needed, at most a segment's ops). A write transaction takes the streams
  * it extends out of that cache (no copy: a commit of one op must not pay
  * for one) and puts them back at commit; an abort drops them, and they are
- * built again from the log when next needed. A commit stores the segments
+ * built again from the log when next needed. Of our own origin's, a copy
+ * of the stream as it was before the last write transaction is kept too:
+ * a peer that syncs after each of our commits holds our history there,
+ * and the fork check compares at that seq. A commit stores the segments
  * that filled up and the signature points and keys a page brought.
  *
  * Signing happens where ops leave (a page served), never per commit: the
