@@ -17,6 +17,10 @@
  * refused is recorded as failed with its code (stored at once, see
  * deferred.c). ACKs are matched to pages by their ranges, not by their
  * order, so a repeated one changes nothing more.
+ *
+ * The ACK of a push round's last page carries a random token, which the
+ * pusher's HAVE before its next round carries back (live.c): so each
+ * round, and the commit of its last page, costs the pusher a round trip.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,13 +189,15 @@ cvg__ack_finish(cvg_session *s)
 }
 
 static int
-send_ack(cvg_session *s, bool more, const cvg__ack_range *g, size_t n)
+send_ack(cvg_session *s, bool more, uint64_t token, const cvg__ack_range *g,
+         size_t n)
 {
     cvg__msg ack;
     memset(&ack, 0, sizeof ack);
     ack.type = CVG__MSG_ACK;
     ack.version = CVG_PROTOCOL_VERSION;
     ack.has_more = more;
+    ack.token = token;
     ack.ranges = g;
     ack.n_ranges = n;
     return cvg__session_enqueue(s, &ack);
@@ -200,7 +206,25 @@ send_ack(cvg_session *s, bool more, const cvg__ack_range *g, size_t n)
 int
 cvg__session_send_ack(cvg_session *s, bool more)
 {
-    int rc = send_ack(s, more, s->acks, s->nacks);
+    int rc = send_ack(s, more, 0, s->acks, s->nacks);
+    if (rc != CVG_OK) {
+        return cvg__session_fail(s, rc, "cannot queue an acknowledgement");
+    }
+    return CVG_OK;
+}
+
+int
+cvg__session_send_push_ack(cvg_session *s, bool more)
+{
+    if (more) {
+        return cvg__session_send_ack(s, more);
+    }
+    /* Unpredictable, so that only a pusher that read this ACK can send
+     * it back; never 0, which a HAVE sends when it has none. */
+    do {
+        randombytes_buf(&s->push_token, sizeof s->push_token);
+    } while (s->push_token == 0);
+    int rc = send_ack(s, false, s->push_token, s->acks, s->nacks);
     if (rc != CVG_OK) {
         return cvg__session_fail(s, rc, "cannot queue an acknowledgement");
     }
@@ -212,7 +236,7 @@ cvg__session_send_refusal(cvg_session *s, const cvg_dot *d, int code)
 {
     cvg__ack_range g = {d->origin, d->seq, d->seq, code};
     /* Best effort: the ERROR that follows ends the session anyway. */
-    (void)send_ack(s, true, &g, 1);
+    (void)send_ack(s, true, 0, &g, 1);
 }
 
 /* ---- Sending pages: the peer's ACK ---------------------------------------- */
@@ -349,6 +373,7 @@ cvg__session_on_ack(cvg_session *s, const cvg__msg *m)
      * server's last page may be still to come when a late ACK of one since
      * superseded arrives. */
     if (s->opts.push) {
+        s->peer_token = m->token; /* for the HAVE of our next push */
         if (!s->push_acked && s->acked_own >= s->push_own_max) {
             s->push_acked = true;
             return s->push_again ? cvg__session_push_more(s) : CVG_OK;

@@ -8,7 +8,11 @@
  *     end of the pull under way), and pages are served up to that end;
  *   - from a pusher (cvg_session_options.push): HAVE, then PUSH pages of
  *     the own ops the peer lacks, acknowledged as usual; a refresh while a
- *     push waits for its ACK goes out after that ACK.
+ *     push waits for its ACK goes out after that ACK. That HAVE carries
+ *     back the random token of the ACK of the last push (ack.c), which
+ *     the peer checks: a new round of pushes, and the commit of its last
+ *     page, costs the pusher a round trip, as each pulled page costs the
+ *     server one (it waits for the PULL).
  * So a page still never runs past a log end its sender announced, and a
  * HAVE is the only announcement a live session adds. Each time both sides
  * are caught up again the session is done for now: what it learned of the
@@ -33,6 +37,7 @@ send_have(cvg_session *s)
     m.type = CVG__MSG_HAVE;
     m.version = CVG_PROTOCOL_VERSION;
     m.log_end = s->log_end;
+    m.token = s->opts.push ? s->peer_token : 0;
     int rc = cvg__session_enqueue(s, &m);
     return rc == CVG_OK ? CVG_OK
                         : cvg__session_fail(s, rc, "cannot queue a HAVE");
@@ -159,7 +164,16 @@ cvg__session_on_have(cvg_session *s, const cvg__msg *m)
     }
     s->peer_log_end = m->log_end;
     if (s->peer_pushes) {
-        /* Pushes follow: the session takes PUSH pages again. */
+        /* Pushes follow: the session takes PUSH pages again, once the
+         * pusher shows it read the ACK of its last round (its token). A
+         * round's last page is a commit here, so without this a peer that
+         * never reads could make us commit per few bytes it sends. */
+        if (s->push_in_done &&
+            sodium_memcmp(&m->token, &s->push_token, sizeof m->token) != 0) {
+            return cvg__session_fail(s, CVG_EPROTO,
+                                     "a push began before the peer read the "
+                                     "acknowledgement of its last one");
+        }
         if (s->push_in_done) {
             s->push_in_done = false;
             s->pull_done = false;

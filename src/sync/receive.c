@@ -355,7 +355,7 @@ apply_held(cvg_session *s, bool more)
     rc = apply_page(s, &merged, h->pages, h->pages > 1, &why);
     if (rc == CVG_OK) {
         cvg__push_hold_clear(h);
-        return cvg__session_send_ack(s, more);
+        return cvg__session_send_push_ack(s, more);
     }
     for (size_t i = 0; h->pages > 1 && i < h->pages; i++) {
         cvg__msg one;
@@ -365,7 +365,7 @@ apply_held(cvg_session *s, bool more)
         if (rc != CVG_OK) {
             break;
         }
-        rc = cvg__session_send_ack(s, one.has_more);
+        rc = cvg__session_send_push_ack(s, one.has_more);
         if (rc != CVG_OK) {
             break;
         }
@@ -423,7 +423,7 @@ cvg__session_on_push(cvg_session *s, const cvg__msg *m)
         const char *why = "";
         rc = apply_page(s, m, 1, false, &why);
         rc = rc != CVG_OK ? cvg__session_fail(s, rc, why)
-                          : cvg__session_send_ack(s, m->has_more);
+                          : cvg__session_send_push_ack(s, m->has_more);
     }
     if (rc != CVG_OK || m->has_more) {
         return rc;

@@ -85,6 +85,11 @@ struct cvg_session {
     uint64_t push_own_max; /* the highest seq of ours in them */
     bool push_acked;       /* the peer confirmed them all */
     cvg__push_hold hold;   /* its PUSH pages held to commit together */
+    /* The token our ACK of its last push round carried, which the HAVE
+     * before its next round must carry back (live.c); and the token of
+     * the peer's last such ACK of ours, for our next HAVE. */
+    uint64_t push_token;
+    uint64_t peer_token;
     cvg__peer_vv peer_vv;
     /* The peer's vector as its VV messages come (vv_sync.c): nothing of it
      * reaches peer_vv before it is whole and checked against its digest. */
@@ -195,6 +200,9 @@ bool cvg__ack_refusal(int rc);
 /* Queue the ACK of the page just committed (@p more: it said more follow),
  * or of a refused page, naming its op @p d refused with @p code. */
 int cvg__session_send_ack(cvg_session *s, bool more);
+/* The same for a PUSH page; the ACK of a push round's last page carries a
+ * new token (push_token), which the pusher's next HAVE must carry back. */
+int cvg__session_send_push_ack(cvg_session *s, bool more);
 void cvg__session_send_refusal(cvg_session *s, const cvg_dot *d, int code);
 /* Sending a page: our seqs lo..hi of @p origin are in it; then done, once
  * per page. */

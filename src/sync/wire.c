@@ -309,6 +309,7 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
                    : CVG_ENOMEM;
     case CVG__MSG_HAVE:
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->log_end));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->token));
         return CVG_OK;
     case CVG__MSG_VV_WANT:
         return CVG_OK;
@@ -331,6 +332,7 @@ pack_msg(msgpack_packer *pk, const cvg__msg *m)
     case CVG__MSG_ACK:
         CVG__MP_TRY(m->has_more ? msgpack_pack_true(pk)
                                 : msgpack_pack_false(pk));
+        CVG__MP_TRY(msgpack_pack_uint64(pk, m->token));
         CVG__MP_TRY(msgpack_pack_uint64(pk, m->n_ranges));
         for (size_t i = 0; i < m->n_ranges; i++) {
             const cvg__ack_range *g = &m->ranges[i];
@@ -596,6 +598,7 @@ read_ack(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
 {
     size_t n;
     if (read_bool(r, &m->has_more) != CVG_OK ||
+        cvg__mp_uint(r, UINT64_MAX, &m->token) != CVG_OK ||
         cvg__mp_count(r, CVG__MSG_RANGES_MAX, RANGE_MIN, &n) != CVG_OK) {
         return CVG_ECORRUPT;
     }
@@ -666,6 +669,9 @@ read_msg(cvg__mp *r, cvg__msg *m, cvg__msg_scratch *s)
         break;
     case CVG__MSG_HAVE:
         rc = cvg__mp_uint(r, UINT64_MAX, &m->log_end);
+        if (rc == CVG_OK) {
+            rc = cvg__mp_uint(r, UINT64_MAX, &m->token);
+        }
         break;
     case CVG__MSG_PROVE: {
         cvg_bytes sig;

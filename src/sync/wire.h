@@ -29,8 +29,12 @@
  * digest of the whole one, and VV_WANT asks for the whole vector when the
  * peer's memory does not match (src/sync/vv_sync.c). Version 6: that
  * digest is a sum of one hash per entry, which either side updates entry
- * by entry, so a delta is checked without a pass over the whole vector. */
-#define CVG_PROTOCOL_VERSION 6
+ * by entry, so a delta is checked without a pass over the whole vector.
+ * Version 7: the ACK of a push round's last page carries a random token,
+ * and the pusher's next HAVE must carry it back, so a new push round (and
+ * the commit it costs) needs a round trip in which the pusher read the
+ * ACK (src/sync/live.c). */
+#define CVG_PROTOCOL_VERSION 7
 
 typedef enum cvg__msg_type {
     CVG__MSG_HELLO = 1, /* who I am and what I have */
@@ -129,6 +133,9 @@ typedef struct cvg__msg {
      * neighbouring ranges of one result are one range. */
     const cvg__ack_range *ranges;
     size_t n_ranges;
+    /* ACK: for the last page of a push round, a random token (else 0);
+     * HAVE: the token of the last such ACK the sender read (0: none). */
+    uint64_t token;
     /* PROVE */
     const uint8_t *sig; /* CVG__SIG_BYTES */
     /* ERROR */

@@ -451,8 +451,8 @@ Test(live, hostile_have_is_refused)
     pair p = {0};
     pair_open(&p, "hostile", false, false);
     pump(&p);
-    /* HAVE (type 9), our protocol version, log end 5. */
-    const uint8_t have[] = {CVG_PROTOCOL_VERSION, 0x09, 0x05};
+    /* HAVE (type 9), our protocol version, log end 5, no token. */
+    const uint8_t have[] = {CVG_PROTOCOL_VERSION, 0x09, 0x05, 0x00};
     cr_expect_eq(cvg_session_input(p.sb, have, sizeof have), CVG_EPROTO);
     pair_close(&p);
     memset(&p, 0, sizeof p);
@@ -464,10 +464,88 @@ Test(live, hostile_have_is_refused)
     pump(&p);
     cr_assert_eq(count_of(p.b), 2);
     /* a's log ends at lsn 2 */
-    const uint8_t back[] = {CVG_PROTOCOL_VERSION, 0x09, 0x01};
+    const uint8_t back[] = {CVG_PROTOCOL_VERSION, 0x09, 0x01, 0x00};
     cvg_replica_stats rs;
     OK(cvg_replica_stats_get(p.a, &rs, sizeof rs));
     cr_assert_eq(rs.last_lsn, 2);
     cr_expect_eq(cvg_session_input(p.sb, back, sizeof back), CVG_EPROTO);
     pair_close(&p);
+}
+
+/* Everything @p from has to say, into @p to; the messages are kept in
+ * @p keep (at most @p cap) when it is not NULL. */
+static size_t
+hand_over(cvg_session *from, cvg_session *to, cvg__buf *keep, size_t cap)
+{
+    size_t n = 0;
+    cvg_bytes m;
+    while (cvg_session_output(from, &m) == CVG_OK) {
+        if (keep != NULL && n < cap) {
+            keep[n].len = 0;
+            OK(cvg__buf_append(&keep[n], m.data, m.len));
+        }
+        n++;
+        if (to != NULL) {
+            OK(cvg_session_input(to, m.data, m.len));
+        }
+    }
+    return n;
+}
+
+/* A new round of pushes needs the ACK of the last: the pusher's HAVE
+ * carries back the token that ACK carried. A pusher that does not read
+ * the ACKs (a HAVE without the token, or one replayed from an earlier
+ * round) is refused, so each commit of a round's last page costs it a
+ * round trip; one that reads them pushes round after round. */
+Test(live, a_push_round_needs_the_ack_of_the_last)
+{
+    for (int how = 0; how < 3; how++) {
+        char name[32];
+        snprintf(name, sizeof name, "round%d", how);
+        pair p = {0};
+        char dir[64];
+        snprintf(dir, sizeof dir, "%s-a", name);
+        cvg_test_reopen_fast(cvg_test_dir(dir), &p.a, 1);
+        snprintf(dir, sizeof dir, "%s-b", name);
+        cvg_test_reopen_fast(cvg_test_dir(dir), &p.b, 2);
+        cvg_session_options o;
+        cvg_session_options_init(&o);
+        o.live = true;
+        o.push = true;
+        OK(cvg_session_open(p.a, &o, &p.sa));
+        o.push = false;
+        OK(cvg_session_open(p.b, &o, &p.sb));
+        pump(&p);
+        cr_assert(cvg_session_done(p.sa) && cvg_session_done(p.sb));
+
+        /* Round 1: HAVE and the PUSH page; b commits and ACKs. */
+        cvg__buf kept[4] = {{0}};
+        add(p.a, 1);
+        OK(cvg_session_refresh(p.sa));
+        cr_assert_eq(hand_over(p.sa, p.sb, kept, 4), 2, "HAVE and one PUSH");
+        cr_assert_eq(count_of(p.b), 1);
+        if (how == 2) {
+            /* An honest pusher: it reads the ACK, then pushes again. */
+            for (int i = 2; i <= 30; i++) {
+                hand_over(p.sb, p.sa, NULL, 0);
+                add(p.a, 1);
+                OK(cvg_session_refresh(p.sa));
+                hand_over(p.sa, p.sb, NULL, 0);
+                cr_expect_eq(cvg_session_error(p.sb), CVG_OK);
+                cr_expect_eq(count_of(p.b), i);
+            }
+        } else {
+            /* Round 2 without reading b's ACK: no token, or the HAVE of
+             * round 1 again (its token is the round before's). */
+            uint8_t have[] = {CVG_PROTOCOL_VERSION, 0x09, 0x7f, 0x00};
+            cvg_bytes h = how == 0 ? (cvg_bytes){have, sizeof have}
+                                   : (cvg_bytes){kept[0].p, kept[0].len};
+            cr_expect_eq(cvg_session_input(p.sb, h.data, h.len), CVG_EPROTO);
+            cr_expect_eq(count_of(p.b), 1, "nothing more committed");
+        }
+        for (int i = 0; i < 4; i++) {
+            cvg__buf_free(&kept[i]);
+        }
+        pair_close(&p);
+    }
 }

@@ -17,7 +17,7 @@
 /* ---- Helpers ----------------------------------------------------------- */
 
 /* The protocol version as the first byte of the fixed messages below. */
-#define PV 0x06
+#define PV 0x07
 _Static_assert(PV == CVG_PROTOCOL_VERSION,
                "the fixed bytes are of another "
                "version: update them");
@@ -121,6 +121,7 @@ expect_msg_eq(const cvg__msg *got, const cvg__msg *want)
         break;
     case CVG__MSG_HAVE:
         cr_expect_eq(got->log_end, want->log_end);
+        cr_expect_eq(got->token, want->token);
         break;
     case CVG__MSG_VV_WANT:
         break;
@@ -156,6 +157,7 @@ expect_msg_eq(const cvg__msg *got, const cvg__msg *want)
         break;
     case CVG__MSG_ACK:
         cr_expect_eq(got->has_more, want->has_more);
+        cr_expect_eq(got->token, want->token);
         cr_expect_eq(got->n_ranges, want->n_ranges);
         for (size_t i = 0; i < want->n_ranges && i < got->n_ranges; i++) {
             const cvg__ack_range *a = &got->ranges[i], *b = &want->ranges[i];
@@ -302,6 +304,7 @@ sample(int i)
     case 6:
         m = msg_of(CVG__MSG_HAVE);
         m.log_end = (uint64_t)1 << 40;
+        m.token = UINT64_MAX;
         return m;
     default:
         m = msg_of(CVG__MSG_HELLO);
@@ -515,23 +518,23 @@ Test(wire, ack_ranges_at_the_cap_round_trip)
     encode_ok(&m, &b);
     uint8_t count[5] = {0xce};
     cvg__put_be32(count + 1, (uint32_t)n);
-    cr_assert_eq(memcmp(b.p + 3, count, 5), 0, "the count at the cap");
+    cr_assert_eq(memcmp(b.p + 4, count, 5), 0, "the count at the cap");
     cvg__buf c = {0};
     cr_assert_eq(cvg__buf_append(&c, b.p, b.len), CVG_OK);
-    c.p[3 + 4] = 0x01; /* n + 1 */
+    c.p[4 + 4] = 0x01; /* n + 1 */
     cvg__msg one = msg_of(CVG__MSG_ACK);
     one.ranges = &g[n];
     one.n_ranges = 1;
     g[n] = (cvg__ack_range){mkid(n), 1, 1, CVG__ACK_TAKEN};
     cvg__buf tail = {0};
     encode_ok(&one, &tail);
-    cr_assert_eq(cvg__buf_append(&c, tail.p + 4, tail.len - 4), CVG_OK);
+    cr_assert_eq(cvg__buf_append(&c, tail.p + 5, tail.len - 5), CVG_OK);
     cr_expect_eq(decode_any(c.p, c.len), CVG_ECORRUPT);
     /* ... and without the cap it would be a valid message. */
     cvg__msg_scratch sc = {0};
     cvg__msg got;
-    c.p[3 + 4] = 0x00;
-    c.len -= tail.len - 4;
+    c.p[4 + 4] = 0x00;
+    c.len -= tail.len - 5;
     cr_expect_eq(cvg__msg_decode(c.p, c.len, &got, &sc), CVG_OK);
     cvg__msg_scratch_destroy(&sc);
     cvg__buf_free(&b);
@@ -620,6 +623,7 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
     }
     case CVG__MSG_HAVE:
         m.log_end = RU64();
+        m.token = RU64();
         break;
     case CVG__MSG_PULL:
         m.cursor = RU64();
@@ -688,6 +692,7 @@ random_msg(uint64_t *st, cvg_dot *vv, cvg_bytes *blocks, uint8_t *pool,
         }
         m.ranges = errs;
         m.n_ranges = got;
+        m.token = RU64();
         break;
     }
     case CVG__MSG_ERROR: {
@@ -784,16 +789,24 @@ Test(wire, layout_bytes_are_fixed)
     m.has_more = true;
     m.ranges = &e;
     m.n_ranges = 1;
-    uint8_t ack[6 + 16 + 3] = {PV, 0x05, 0xc3, 0x01, 0xc4, 0x10};
-    memset(ack + 6, 0x11, 16);
-    ack[22] = 0x05;
-    ack[23] = 0x07;
-    ack[24] = 0xff;
+    uint8_t ack[7 + 16 + 3] = {PV, 0x05, 0xc3, 0x00, 0x01, 0xc4, 0x10};
+    memset(ack + 7, 0x11, 16);
+    ack[23] = 0x05;
+    ack[24] = 0x07;
+    ack[25] = 0xff;
     expect_bytes(&m, ack, sizeof ack);
     m.has_more = false;
     m.n_ranges = 0;
-    const uint8_t last_ack[] = {PV, 0x05, 0xc2, 0x00};
+    m.token = 0x0102030405060708u; /* a push round's last: its token */
+    const uint8_t last_ack[] = {PV,   0x05, 0xc2, 0xcf, 0x01, 0x02, 0x03,
+                                0x04, 0x05, 0x06, 0x07, 0x08, 0x00};
     expect_bytes(&m, last_ack, sizeof last_ack);
+
+    m = msg_of(CVG__MSG_HAVE);
+    m.log_end = 5;
+    m.token = 9;
+    const uint8_t have[] = {PV, 0x09, 0x05, 0x09};
+    expect_bytes(&m, have, sizeof have);
 
     cvg_dot d = {mkid(0), 7};
     memset(d.origin.bytes, 0x22, 16);
@@ -911,14 +924,19 @@ Test(wire, versions)
 {
     cvg__msg_scratch s = {0};
     cvg__msg m;
-    /* Version 7, and versions 5 (whose VV digest was one BLAKE2b of the
-     * whole vector), 4 (whose HELLO carried the whole vector) and 3 (whose
-     * ACK carried counts): reported with the version, whatever follows. */
-    const uint8_t v7[] = {0x07, 0x02, 0x01, 0x00, 0x00};
-    cr_expect_eq(cvg__msg_decode(v7, sizeof v7, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 7);
-    cr_expect_eq(cvg__msg_decode(v7, 1, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 7);
+    /* Version 8, and versions 6 (whose ACK and HAVE had no token), 5
+     * (whose VV digest was one BLAKE2b of the whole vector), 4 (whose
+     * HELLO carried the whole vector) and 3 (whose ACK carried counts):
+     * reported with the version, whatever follows. */
+    const uint8_t v8[] = {0x08, 0x02, 0x01, 0x00, 0x00};
+    cr_expect_eq(cvg__msg_decode(v8, sizeof v8, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 8);
+    cr_expect_eq(cvg__msg_decode(v8, 1, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 8);
+    const uint8_t v6_have[] = {0x06, 0x09, 0x05};
+    cr_expect_eq(cvg__msg_decode(v6_have, sizeof v6_have, &m, &s),
+                 CVG_EVERSION);
+    cr_expect_eq(m.version, 6);
     const uint8_t v5[] = {0x05, 0x02, 0x01, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(v5, sizeof v5, &m, &s), CVG_EVERSION);
     cr_expect_eq(m.version, 5);
@@ -931,7 +949,7 @@ Test(wire, versions)
     /* A version 3 ACK, counts and all, is not read as ours. */
     const uint8_t v3_ack[] = {0x03, 0x05, 0x02, 0x00, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(v3_ack, sizeof v3_ack, &m, &s), CVG_EVERSION);
-    const uint8_t v3_junk[] = {0x07, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t v3_junk[] = {0x08, 0xdd, 0xff, 0xff, 0xff, 0xff};
     cr_expect_eq(cvg__msg_decode(v3_junk, sizeof v3_junk, &m, &s),
                  CVG_EVERSION);
     const uint8_t vmax[] = {0xce, 0xff, 0xff, 0xff, 0xff, 0x01};
@@ -1081,9 +1099,9 @@ Test(wire, huge_counts_are_refused_before_allocating)
     const size_t cn[] = {3, 5, 5, 5, 9, 5, 1};
     /* VV: 2 + at (3) + base, total (1 each) + digest (34) + bool (1);
      * OPS: 2 + cursor (5) + bool (1); PUSH: 2 + bool (1); ACK: 2 + bool
-     * (1). */
+     * (1) + token (1). */
     const int which[] = {0, 2, 3, 4};
-    const size_t off[] = {42, 8, 3, 3};
+    const size_t off[] = {42, 8, 3, 4};
     for (size_t i = 0; i < 4; i++) {
         for (size_t k = 0; k < sizeof cn / sizeof *cn; k++) {
             expect_count_refused(which[i], off[i], counts[k], cn[k]);
@@ -1273,9 +1291,9 @@ Test(wire, field_forms_are_checked)
     cr_expect_eq(decode_any(hello, fl + 5), CVG_ECORRUPT);
 
     /* ACK: has_more a bool; a result 0, 1 or a negative int32. */
-    uint8_t ack[] = {PV, 0x05, 0xc2, 0x01, 0xc4, 0x10, 1,   2,  3,
-                     4,  5,    6,    7,    8,    9,    10,  11, 12,
-                     13, 14,   15,   16,   0x01, 0x02, 0xff};
+    uint8_t ack[] = {PV, 0x05, 0xc2, 0x00, 0x01, 0xc4, 0x10, 1,   2,
+                     3,  4,    5,    6,    7,    8,    9,    10,  11,
+                     12, 13,   14,   15,   16,   0x01, 0x02, 0xff};
     cr_expect_eq(decode_any(ack, sizeof ack), CVG_OK);
     ack[2] = 0x00;
     cr_expect_eq(decode_any(ack, sizeof ack), CVG_ECORRUPT);
@@ -1283,26 +1301,26 @@ Test(wire, field_forms_are_checked)
     cr_expect_eq(decode_any(ack, sizeof ack), CVG_OK);
     const uint8_t results[] = {0x00, 0x01, 0xe0};
     for (size_t i = 0; i < sizeof results; i++) {
-        ack[24] = results[i];
+        ack[25] = results[i];
         cr_expect_eq(decode_any(ack, sizeof ack), CVG_OK, "result %zu", i);
     }
     const uint8_t bad_results[] = {0x02, 0x05, 0x7f, 0xc0, 0xc2};
     for (size_t i = 0; i < sizeof bad_results; i++) {
-        ack[24] = bad_results[i];
+        ack[25] = bad_results[i];
         cr_expect_eq(decode_any(ack, sizeof ack), CVG_ECORRUPT, "result %zu",
                      i);
     }
-    ack[24] = 0xff;
+    ack[25] = 0xff;
     /* INT32_MIN - 1, in its smallest form. */
     const uint8_t below_int32[] = {0xd3, 0xff, 0xff, 0xff, 0xff,
                                    0x7f, 0xff, 0xff, 0xff};
     cvg__buf w = {0};
-    cr_assert_eq(cvg__buf_append(&w, ack, 24), CVG_OK);
+    cr_assert_eq(cvg__buf_append(&w, ack, 25), CVG_OK);
     cr_assert_eq(cvg__buf_append(&w, below_int32, 9), CVG_OK);
     cr_expect_eq(decode_any(w.p, w.len), CVG_ECORRUPT);
     /* A seq in a wider form than it needs. */
     w.len = 0;
-    cr_assert_eq(cvg__buf_append(&w, ack, 22), CVG_OK);
+    cr_assert_eq(cvg__buf_append(&w, ack, 23), CVG_OK);
     cr_assert_eq(cvg__buf_append(&w, "\xcc\x01\x02\xff", 4), CVG_OK);
     cr_expect_eq(decode_any(w.p, w.len), CVG_ECORRUPT);
     cvg__buf_free(&w);
@@ -1336,7 +1354,7 @@ static void
 ack_of(cvg__buf *b, const int (*g)[4], size_t n)
 {
     b->len = 0;
-    uint8_t head[] = {PV, 0x05, 0xc2, (uint8_t)n};
+    uint8_t head[] = {PV, 0x05, 0xc2, 0x00, (uint8_t)n};
     cr_assert_lt(n, 16);
     cr_assert_eq(cvg__buf_append(b, head, sizeof head), CVG_OK);
     for (size_t i = 0; i < n; i++) {
