@@ -653,6 +653,45 @@ CVG_API CVG_NODISCARD int cvg_replica_check(const char *path,
 CVG_API CVG_NODISCARD int cvg_replica_verify(cvg_replica *r,
                                              cvg_check_report *out);
 
+/** What cvg_replica_compact() did. */
+typedef struct cvg_compact_report {
+    uint64_t bytes_before; /* the data file's size before */
+    uint64_t bytes_after;  /* ... and after (0 when it failed) */
+    uint64_t live_pages;   /* pages its trees used, found by the page walk */
+    char problem[256];     /* why it failed; "" when it did not */
+} cvg_compact_report;
+
+/**
+ * Rewrite the data file of the replica in directory @p path without its
+ * free pages (what `converge compact DIR` runs). LMDB reuses the pages a
+ * commit frees but never gives them back, so a file whose records were
+ * rewritten many times stays at its largest; after a compaction it holds
+ * the pages its trees use and two meta pages.
+ *
+ * No handle of any process may have the replica open meanwhile, and an
+ * open that comes during the compaction waits until it is over. The pages
+ * are first walked as cvg_replica_check() walks them; then a compacted copy
+ * is written beside the file, synced, and renamed over it, so a crash at
+ * any point leaves either the old file or the new one, whole. Nothing of
+ * the replica changes but the file's size: every record, lsn and
+ * checksum is copied as it is.
+ *
+ * @param[in]  path  The replica directory.
+ * @param[out] out   The sizes, and on failure the reason in a sentence.
+ * @return CVG_OK when the compacted file is in place, or:
+ *   - CVG_EBUSY     the replica is open, in this process or another.
+ *   - CVG_ECORRUPT  the page walk found damage: nothing was changed.
+ *   - CVG_ENOTFOUND no replica in @p path.
+ *   - CVG_ENOSPC    no room for the copy beside the file: nothing was
+ *                   changed (the copy takes about the live pages' size).
+ *   - CVG_EINVAL    NULL argument.
+ *   - CVG_ENOMEM, CVG_EIO, CVG_EACCES  out of memory; an I/O error; no
+ *                   permission.
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_replica_compact(const char *path,
+                                              cvg_compact_report *out);
+
 /* ---- Transactions ------------------------------------------------------- */
 
 #define CVG_TXN_READ_ONLY 1u

@@ -81,6 +81,7 @@ suite oplog_test_checksum '*'
 suite oplog_test_check '*/@(a_sound_replica_passes|each_kind_of_damage_is_found)'
 suite sync_test_vv_mesh '*'
 suite replica_test_reader_vv '*'
+suite replica_test_compact '*'
 
 echo "== valgrind: fuzz corpus replay"
 for prog in "$build"/fuzz/replay_*; do
@@ -125,6 +126,8 @@ run 0 keys "$cli/b" --json
 run 0 log "$cli/a" --json
 run 0 status "$cli/a" --json
 run 0 check "$cli/a" --json
+run 0 compact "$cli/a" --json
+run 0 check "$cli/a"
 run 0 queue "$cli/a"
 run 0 del "$cli/b" stock sku
 run 3 get "$cli/b" stock sku qty

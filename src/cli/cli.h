@@ -233,6 +233,7 @@ int cmd_keys(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_queue(int argc, char **argv);

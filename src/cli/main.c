@@ -75,6 +75,12 @@ static const command commands[] = {
      "vector against the log, every state record against the log. Changes\n"
      "nothing. Exit 0 when sound; 1 with the first problem on stderr when\n"
      "damaged (then restore the replica from a peer: see the docs).\n"},
+    {"compact", cmd_compact, "DIR [--json]",
+     "give the data file's free pages back", true,
+     "Rewrites the data file without the pages LMDB freed and kept, and\n"
+     "puts the copy in its place. No process may have the replica open:\n"
+     "exit 1 with CVG_EBUSY if one does; an open that comes meanwhile\n"
+     "waits. Needs room for the copy (about the live pages) beside it.\n"},
     {"sync", cmd_sync, "DIR_A DIR_B | DIR tcp://HOST:PORT",
      "sync two replicas both ways", true,
      "Both replicas end with each other's ops. With tcp://HOST:PORT (an\n"

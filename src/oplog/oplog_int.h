@@ -211,6 +211,9 @@ typedef struct cvg__store {
     /* The data file, opened by the store itself besides LMDB, for the
      * checks at open. -1 when closed. */
     int fd;
+    /* lock.mdb, holding a shared flock() for as long as the store is open,
+     * which keeps a compaction out (store_compact.c). -1 when none. */
+    int lock_fd;
     char *path; /* the replica directory, for messages */
     char *err;  /* where failures are described (the replica's errmsg) */
     size_t errlen;
@@ -289,6 +292,8 @@ int cvg__ck_upgrade(cvg__store *s);
  * return CVG_OK, CVG_ECORRUPT with out->problem saying what is damaged, or
  * the code that kept them from checking. */
 int cvg__store_check_file(const char *dir, cvg_check_report *out);
+/* cvg_replica_compact() (store_compact.c). */
+int cvg__store_compact(const char *dir, cvg_compact_report *out);
 int cvg__store_check(cvg__store *s, cvg_check_report *out);
 /* A small write transaction of its own: begin, @p fn, commit, growing the
  * map as needed (fn is called again on a new transaction; not while

@@ -15,6 +15,11 @@
  * Through write() a full disk is an error code (CVG_ENOSPC). The lock file
  * is a shared map in any case: its blocks are allocated before LMDB
  * touches it.
+ *
+ * Every open holds a shared flock() on lock.mdb until it closes, taken
+ * before the data file is opened, so that a compaction (which replaces
+ * the data file, store_compact.c) runs only while no handle is open, and
+ * an open that comes during one waits for it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -22,6 +27,7 @@
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -210,6 +216,42 @@ resize_map(cvg__store *s, size_t want)
     return rc;
 }
 
+/* Hold a shared flock() on lock.mdb (see the top), waiting while a
+ * compaction holds it. A read-only open that can neither open nor make
+ * the file goes on without (then LMDB cannot open either, and says so). */
+static int
+hold_open_lock(cvg__store *s, const char *path, const cvg_replica_options *o,
+               char *err, size_t errlen)
+{
+    char file[4096];
+    snprintf(file, sizeof file, "%s/lock.mdb", path);
+    s->lock_fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (s->lock_fd < 0 && errno == ENOENT) {
+        s->lock_fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    }
+    if (s->lock_fd < 0) {
+        int e = errno;
+        if (o->read_only) {
+            return CVG_OK;
+        }
+        if (e == ENOSPC) {
+            return no_space(s, LOCK_FILE_BYTES);
+        }
+        snprintf(err, errlen, "cannot open '%s': %s", file, strerror(e));
+        return cvg__mdb_err(e);
+    }
+    int rc;
+    do {
+        rc = flock(s->lock_fd, LOCK_SH);
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot lock '%s': %s", file, strerror(e));
+        return cvg__mdb_err(e);
+    }
+    return CVG_OK;
+}
+
 /* Open the data file and check it before LMDB maps it. */
 static int
 open_data_file(cvg__store *s, const char *path, const cvg_replica_options *o,
@@ -367,6 +409,7 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
 {
     memset(s, 0, sizeof *s);
     s->fd = -1;
+    s->lock_fd = -1;
     s->err = err;
     s->errlen = errlen;
     s->map_size = o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
@@ -383,6 +426,9 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
     int rc = check_dir(path, o, err, errlen);
     if (rc == CVG_OK) {
         rc = claim_dir(s, path, err, errlen);
+    }
+    if (rc == CVG_OK) {
+        rc = hold_open_lock(s, path, o, err, errlen);
     }
     if (rc == CVG_OK) {
         rc = open_data_file(s, path, o, err, errlen);
@@ -407,6 +453,10 @@ cvg__store_close(cvg__store *s)
     if (s->path != NULL && s->fd >= 0) {
         close(s->fd);
         s->fd = -1;
+    }
+    if (s->path != NULL && s->lock_fd >= 0) {
+        close(s->lock_fd); /* and with it the shared lock */
+        s->lock_fd = -1;
     }
     free(s->path);
     s->path = NULL;
