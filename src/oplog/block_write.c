@@ -86,6 +86,18 @@ bytes_eq(cvg_bytes a, cvg_bytes b)
     return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
 }
 
+/* Whether entry @p e holds names @p nm. */
+static bool
+same_names(const writer_dict *d, const block_name *e, const cvg_bytes *nm)
+{
+    for (int k = 0; k < 3; k++) {
+        if (!bytes_eq(name_of(d, e, k), nm[k])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The slot of names @p nm (hash @p h), or the empty slot where they go. */
 static size_t
 names_probe(const writer_dict *d, const cvg_bytes *nm, uint64_t h)
@@ -94,14 +106,7 @@ names_probe(const writer_dict *d, const cvg_bytes *nm, uint64_t h)
     size_t i = (size_t)h & mask;
     for (; d->slots[i] != 0; i = (i + 1) & mask) {
         const block_name *e = &d->names[d->slots[i] - 1];
-        if (e->hash != h) {
-            continue;
-        }
-        bool same = true;
-        for (int k = 0; k < 3 && same; k++) {
-            same = bytes_eq(name_of(d, e, k), nm[k]);
-        }
-        if (same) {
+        if (e->hash == h && same_names(d, e, nm)) {
             break;
         }
     }
@@ -601,19 +606,32 @@ cvg__block_add(cvg__block_writer *w, const cvg__op *op)
         return CVG_ELIMIT;
     }
     const cvg_bytes nm[3] = {p->collection, p->key, p->field};
-    uint64_t h = names_hash(nm);
-    if (d->nslots == 0 || d->slots[names_probe(d, nm, h)] == 0) {
-        if (d->n_names >= CVG__DICT_MAX) {
-            return CVG_ELIMIT; /* full: finish this block, start another */
+    /* Runs of ops on one field are the common case (a thousand increments
+     * of one counter): the names of the op before are compared first, and
+     * only other names are hashed and looked up. */
+    uint64_t h = 0;
+    size_t slot = 0, target;
+    bool is_new = false;
+    if (w->count > 0 && same_names(d, &d->names[d->prev_target], nm)) {
+        target = d->prev_target;
+    } else {
+        h = names_hash(nm);
+        is_new = d->nslots == 0 || d->slots[slot = names_probe(d, nm, h)] == 0;
+        if (is_new) {
+            if (d->n_names >= CVG__DICT_MAX) {
+                return CVG_ELIMIT; /* full: finish this block, start another */
+            }
+            size_t nslots = d->nslots;
+            rc = names_reserve(d, nm);
+            if (rc != CVG_OK) {
+                return rc;
+            }
+            if (d->nslots != nslots) {
+                slot = names_probe(d, nm, h); /* the table grew */
+            }
         }
-        rc = names_reserve(d, nm);
-        if (rc != CVG_OK) {
-            return rc;
-        }
+        target = is_new ? d->n_names : d->slots[slot] - 1;
     }
-    size_t slot = names_probe(d, nm, h);
-    bool is_new = d->slots[slot] == 0;
-    size_t target = is_new ? d->n_names : d->slots[slot] - 1;
 
     unsigned head = (unsigned)p->kind;
     if (w->count > 0 && !is_new && target == d->prev_target) {
