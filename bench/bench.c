@@ -49,6 +49,7 @@ static const bench_workload workloads[] = {
     {"single_op_durable", wl_single_durable, 10000, 500, 5, 1, NULL},
     {"single_op_relaxed", wl_single_relaxed, 10000, 2000, 5, 3, NULL},
     {"lmdb_single_durable", wl_lmdb_durable, 10000, 500, 5, 1, NULL},
+    {"writers_32_durable", wl_writers, 6400, 320, 3, 1, NULL},
     {"lmdb_single_relaxed", wl_lmdb_relaxed, 10000, 2000, 5, 3, NULL},
     {"relaxed_batch_1k", wl_relaxed_batch, 1000000, 100000, 5, 3, NULL},
     {"net_sync_1m", wl_net_sync, 1000000, 100000, 5, 3, NULL},

@@ -133,6 +133,7 @@ void wl_register(const bench_ctx *ctx, bench_run *out);
 void wl_set(const bench_ctx *ctx, bench_run *out);
 void wl_single_durable(const bench_ctx *ctx, bench_run *out);
 void wl_single_relaxed(const bench_ctx *ctx, bench_run *out);
+void wl_writers(const bench_ctx *ctx, bench_run *out);
 void wl_relaxed_batch(const bench_ctx *ctx, bench_run *out);
 void wl_sync_full(const bench_ctx *ctx, bench_run *out);
 void wl_sync_conflict(const bench_ctx *ctx, bench_run *out);
