@@ -395,7 +395,8 @@ CVG_API void cvg_replica_options_init(cvg_replica_options *opts);
  * Ownership: @p path and @p opts are borrowed for the call (the policies
  * are copied). Close the handle with cvg_replica_close().
  * Thread safety: any thread; a failure's detail is the calling thread's
- * cvg_replica_errmsg(NULL).
+ * cvg_replica_errmsg(NULL). While cvg_replica_compact() runs on the
+ * directory (in any process), the open waits for it to end.
  *
  * @param[in]  path  Directory.
  * @param[in]  opts  NULL for the defaults (cvg_replica_options_init()).
