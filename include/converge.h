@@ -65,9 +65,12 @@ extern "C" {
     ((CVG_VERSION_MAJOR << 16) | (CVG_VERSION_MINOR << 8) | CVG_VERSION_PATCH)
 
 /** Version of the on-disk layout, stored in every replica. Format 2 gives
- * every record a checksum; a writable open upgrades a replica of format 1
- * in one transaction, a read-only open reads it as it is. */
-#define CVG_FORMAT_VERSION 2
+ * every record a checksum; format 3 lets the log hold op blocks that name a
+ * numbered record after the one before it in one byte. A writable open
+ * upgrades an older replica in one transaction (format 2 to 3 rewrites
+ * nothing: the blocks already logged stay as they are and are still
+ * read); a read-only open reads it as it is. */
+#define CVG_FORMAT_VERSION 3
 
 #if defined(_WIN32)
 #define CVG_API

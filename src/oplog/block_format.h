@@ -7,7 +7,7 @@
  *   header   version  origin (bin 16)  first_seq  count  hlc of op 1
  *   op       head  [run]  [target]  [hlc delta]  payload...
  *
- * Version 2 (written now):
+ * Version 3 (written now):
  *
  *   head     a positive fixint: the kind in bits 0-2, then flags:
  *              SAME    the previous op's target (no target item)
@@ -20,12 +20,16 @@
  *                      increments costs one byte per op.
  *            The first op of a block has neither SAME nor TICK.
  *   target   t = 0: a new dictionary entry with the collection and field
- *                   of the last entry added; its key shares p bytes with
- *                   that entry's key: p (uint), the rest (str);
- *            t = 1: a new entry, three (p, rest) pairs against the last
+ *                   of the last entry added, and the key after that
+ *                   entry's key (block_key_next: "item-1041" after
+ *                   "item-1040", "k10" after "k9"); nothing follows t.
+ *                   Records numbered in order cost one byte of name each;
+ *            t = 1: a new entry with the collection and field of the last
+ *                   entry added; its key shares p bytes with that entry's
+ *                   key: p (uint), the rest (str);
+ *            t = 2: a new entry, three (p, rest) pairs against the last
  *                   entry's collection, key and field;
- *            t >= 2: entry t - 2.
- *            Keys like "item-1041" after "item-1040" cost 4 bytes.
+ *            t >= 3: entry t - 3.
  *   hlc      absent for the first op (its time is in the header); for the
  *            others the zigzag-encoded wrapping difference from the
  *            previous op's time, unless TICK.
@@ -44,6 +48,9 @@
  *            to the dictionary's size adds the origin (bin 16) inline. A dot
  *            of the block's own origin stores zigzag(op seq - seq), usually
  *            one byte (the dot just before this op); others store seq.
+ *
+ * Version 2 (still read): as version 3 without t = 0, every other t one
+ * less (t = 0 and 1 the new entries, t >= 2 entry t - 2).
  *
  * Version 1 (still read): no head flags or runs: per op a kind item, a
  * target reference into the dictionary where the index equal to its size
@@ -72,10 +79,13 @@
 #ifndef CVG_OPLOG_BLOCK_FORMAT_H
 #define CVG_OPLOG_BLOCK_FORMAT_H
 
+#include <string.h>
+
 #include "mpack.h"
 
 #define BLOCK_VERSION_1 1u
-#define BLOCK_VERSION 2u /* written */
+#define BLOCK_VERSION_2 2u
+#define BLOCK_VERSION 3u /* written */
 
 #define HEAD_KIND 0x07u
 #define HEAD_SAME 0x08u
@@ -84,9 +94,43 @@
 #define HEAD_RUN 0x40u
 #define HEAD_MAX 0x7fu /* one byte: a positive fixint */
 
-#define TARGET_NEW_KEY 0u  /* new entry: only the key differs */
-#define TARGET_NEW_ALL 1u  /* new entry: three prefix-coded names */
-#define TARGET_OLD_BASE 2u /* entry t - 2 */
+/* Target references of version 3 (version 2's are one less and have no
+ * TARGET_NEXT_KEY). */
+#define TARGET_NEXT_KEY 0u /* new entry: the key after the last one's */
+#define TARGET_NEW_KEY 1u  /* new entry: only the key differs */
+#define TARGET_NEW_ALL 2u  /* new entry: three prefix-coded names */
+#define TARGET_OLD_BASE 3u /* entry t - 3 */
+
+/* The key after @p key in a run of numbered keys, for TARGET_NEXT_KEY: its
+ * trailing decimal digits read as a number plus one, at the same width, or
+ * one digit wider when they were all nines ("item-1041" -> "item-1042",
+ * "k0099" -> "k0100", "k9" -> "k10"). Writes it to @p out, which holds
+ * CVG_NAME_MAX + 1 bytes, and returns its length; 0 when @p key is longer
+ * than CVG_NAME_MAX or does not end in a digit (it has no next). The writer
+ * and the reader both call this, so it is the whole of the rule. */
+static inline size_t
+block_key_next(const uint8_t *key, size_t len, uint8_t *out)
+{
+    size_t digits = len;
+    while (digits > 0 && key[digits - 1] >= '0' && key[digits - 1] <= '9') {
+        digits--;
+    }
+    if (digits == len || len > CVG_NAME_MAX) {
+        return 0;
+    }
+    memcpy(out, key, len);
+    size_t i = len;
+    while (i > digits && out[i - 1] == '9') {
+        out[--i] = '0';
+    }
+    if (i > digits) {
+        out[i - 1]++;
+        return len;
+    }
+    memmove(out + digits + 1, out + digits, len - digits);
+    out[digits] = '1';
+    return len + 1;
+}
 
 #define NAMES_PER_BYTE 16u
 #define NAMES_SLACK 65536u

@@ -1,6 +1,6 @@
 /*
  * Reading op blocks (the format is described in block_format.h), versions
- * 1 and 2. The reader is our own bounded parser (mpack.c): it never reads
+ * 1 to 3. The reader is our own bounded parser (mpack.c): it never reads
  * past the given bytes, validates every byte it accepts, and grows its
  * arrays only after a count has been checked against the bytes left.
  */
@@ -310,8 +310,8 @@ entry_valid(const block_name *e)
            e->len[0] + e->len[1] + e->len[2] <= CVG_NAME_MAX;
 }
 
-/* Read a new dictionary entry (version 1: three names whole; version 2:
- * @p how is TARGET_NEW_KEY or TARGET_NEW_ALL). */
+/* Read a new dictionary entry (version 1: three names whole; later
+ * versions: @p how is TARGET_NEXT_KEY, TARGET_NEW_KEY or TARGET_NEW_ALL). */
 static int
 read_entry(reader_scratch *s, cvg__mp *m, uint64_t how)
 {
@@ -352,6 +352,22 @@ read_entry(reader_scratch *s, cvg__mp *m, uint64_t how)
             return CVG_ECORRUPT;
         }
         rc = append_name(s, m, last->off[1], (size_t)p, rest, 1, e);
+    } else if (how == TARGET_NEXT_KEY) {
+        if (last == NULL) {
+            return CVG_ECORRUPT;
+        }
+        for (int k = 0; k < 3; k += 2) {
+            e->off[k] = last->off[k];
+            e->len[k] = last->len[k];
+        }
+        /* Made apart from the arena, which may move as the key is added. */
+        uint8_t next[CVG_NAME_MAX + 1];
+        size_t n =
+            block_key_next(s->arena.p + last->off[1], last->len[1], next);
+        if (n == 0) {
+            return CVG_ECORRUPT;
+        }
+        rc = append_name(s, m, 0, 0, (cvg_bytes){next, n}, 1, e);
     } else {
         for (int k = 0; k < 3 && rc == CVG_OK; k++) {
             rc = read_name(s, m, last, k, e);
@@ -386,9 +402,13 @@ read_target(reader_scratch *s, cvg__mp *m, size_t *out)
             return CVG_OK;
         }
     } else {
-        if (cvg__mp_uint(m, s->n_names + TARGET_OLD_BASE - 1, &ref) != CVG_OK) {
+        /* Version 2's references are version 3's less one. */
+        uint64_t v2 = s->version == BLOCK_VERSION_2 ? 1 : 0;
+        if (cvg__mp_uint(m, s->n_names + TARGET_OLD_BASE - 1 - v2, &ref) !=
+            CVG_OK) {
             return CVG_ECORRUPT;
         }
+        ref += v2;
         if (ref >= TARGET_OLD_BASE) {
             *out = (size_t)(ref - TARGET_OLD_BASE);
             return CVG_OK;

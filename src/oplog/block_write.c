@@ -406,7 +406,7 @@ pack_payload(msgpack_packer *pk, writer_dict *d, const cvg__op *op)
 /* How a new entry's names were written, which decides (for the reader as
  * for us) which of them share the last entry's bytes. */
 typedef struct name_coding {
-    bool key_only; /* TARGET_NEW_KEY */
+    bool key_only; /* TARGET_NEXT_KEY or TARGET_NEW_KEY */
     size_t p[3];   /* shared prefix lengths (TARGET_NEW_ALL) */
 } name_coding;
 
@@ -466,17 +466,44 @@ names_fit(const cvg__block_writer *w, const writer_dict *d,
                                  w->out.len);
 }
 
-/* Pack a new entry against the last one: only the key when the collection
- * and field are the last entry's; with @p whole, three names in full. */
+/* Whether @p key is the key after @p last (block_key_next). */
+static bool
+is_next_key(cvg_bytes last, cvg_bytes key)
+{
+    uint8_t next[CVG_NAME_MAX + 1];
+    if (key.len != last.len && key.len != last.len + 1) {
+        return false;
+    }
+    size_t n = block_key_next(last.data, last.len, next);
+    return n == key.len && n > 0 && memcmp(next, key.data, n) == 0;
+}
+
+/* How a new entry is packed against the last one. */
+typedef enum target_mode {
+    TARGET_PACK_BEST,  /* the key after the last one's, if it is */
+    TARGET_PACK_DELTA, /* the key's difference from the last one's */
+    TARGET_PACK_WHOLE  /* three names in full */
+} target_mode;
+
+/* Pack a new entry against the last one: when the collection and field are
+ * the last entry's, the key as the next one (TARGET_PACK_BEST only) or as
+ * its difference from the last key; otherwise (or with TARGET_PACK_WHOLE)
+ * three names, prefix-coded unless whole. */
 static int
 pack_new_target(msgpack_packer *pk, const writer_dict *d, const cvg_bytes *nm,
-                bool whole, name_coding *c)
+                target_mode mode, name_coding *c)
 {
     cvg_bytes last[3];
     last_names(d, last);
     memset(c, 0, sizeof *c);
+    bool whole = mode == TARGET_PACK_WHOLE;
     c->key_only = !whole && d->n_names > 0 && bytes_eq(nm[0], last[0]) &&
                   bytes_eq(nm[2], last[2]);
+    if (c->key_only && mode == TARGET_PACK_BEST &&
+        is_next_key(last[1], nm[1])) {
+        CVG__MP_TRY(msgpack_pack_uint8(pk, (uint8_t)TARGET_NEXT_KEY));
+        return CVG_OK;
+    }
     CVG__MP_TRY(msgpack_pack_uint8(
         pk, (uint8_t)(c->key_only ? TARGET_NEW_KEY : TARGET_NEW_ALL)));
     for (int k = 0; k < 3; k++) {
@@ -539,14 +566,19 @@ pack_op(cvg__block_writer *w, writer_dict *d, const cvg__op *op,
         CVG__MP_TRY(msgpack_pack_uint8(&pk, (uint8_t)head));
         if (is_new) {
             size_t at = w->out.len;
-            int rc = pack_new_target(&pk, d, nm, false, coding);
-            if (rc == CVG_OK && !names_fit(w, d, coding, nm)) {
-                /* Prefix coding would name more bytes than the reader
-                 * allows for this block's size: write the names whole. */
+            int rc = CVG_OK;
+            /* Each mode writes more of the names than the one before; the
+             * first whose names the reader allows for the block's size
+             * (names_fit) is the one. Whole names always fit. */
+            for (target_mode mode = TARGET_PACK_BEST;; mode++) {
                 w->out.len = at;
-                rc = pack_new_target(&pk, d, nm, true, coding);
-                if (rc == CVG_OK && !names_fit(w, d, coding, nm)) {
+                rc = pack_new_target(&pk, d, nm, mode, coding);
+                if (rc != CVG_OK || names_fit(w, d, coding, nm)) {
+                    break;
+                }
+                if (mode == TARGET_PACK_WHOLE) {
                     rc = CVG_ELIMIT;
+                    break;
                 }
             }
             if (rc != CVG_OK) {

@@ -184,6 +184,21 @@ create_if_missing(void *ctx, cvg__store_txn *mt)
     return rc;
 }
 
+/* Format 2 to 3: nothing to rewrite (CVG_FORMAT_VERSION), only the record
+ * that says blocks of version 3 may follow, so that a library of format 2
+ * refuses the replica at open rather than at its first such block. */
+static int
+raise_format(void *ctx, cvg__store_txn *mt)
+{
+    cvg_replica *r = ctx;
+    uint64_t format = 0;
+    int rc = cvg__meta_get_u64(&r->store, mt, "format", &format);
+    if (rc != CVG_OK || format >= CVG_FORMAT_VERSION) {
+        return rc; /* another process raised it first */
+    }
+    return cvg__meta_put_u64(&r->store, mt, "format", CVG_FORMAT_VERSION);
+}
+
 /* The stored public key, if the replica has one (made by 0.2 on). */
 static int
 load_pk(cvg_replica *r, cvg__store_txn *mt)
@@ -270,6 +285,21 @@ load_meta(cvg_replica *r, const char *dir)
             return cvg__replica_fail(r, rc,
                                      "cannot upgrade the replica from "
                                      "format 1");
+        }
+        rc = cvg__store_begin(s, false, &mt);
+        if (rc != CVG_OK) {
+            return cvg__replica_fail(r, rc, "cannot begin a transaction");
+        }
+        format = 2;
+    }
+    if (format < CVG_FORMAT_VERSION && !r->opts.read_only) {
+        cvg__store_abort(mt);
+        rc = cvg__store_write(s, false, raise_format, r);
+        if (rc != CVG_OK) {
+            return cvg__replica_fail(r, rc,
+                                     "cannot upgrade the replica from "
+                                     "format %llu",
+                                     (unsigned long long)format);
         }
         rc = cvg__store_begin(s, false, &mt);
         if (rc != CVG_OK) {

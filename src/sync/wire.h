@@ -33,8 +33,9 @@
  * Version 7: the ACK of a push round's last page carries a random token,
  * and the pusher's next HAVE must carry it back, so a new push round (and
  * the commit it costs) needs a round trip in which the pusher read the
- * ACK (src/sync/live.c). */
-#define CVG_PROTOCOL_VERSION 7
+ * ACK (src/sync/live.c). Version 8: pages may carry op blocks of version 3
+ * (src/oplog/block_format.h), which a peer of version 7 cannot read. */
+#define CVG_PROTOCOL_VERSION 8
 
 typedef enum cvg__msg_type {
     CVG__MSG_HELLO = 1, /* who I am and what I have */

@@ -420,6 +420,63 @@ poke_format(const char *dir, uint64_t format)
     mdb_env_close(env);
 }
 
+/* The meta record "format" of the replica in @p dir, read behind the
+ * library's back. */
+static uint64_t
+peek_format(const char *dir)
+{
+    MDB_env *env;
+    cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
+    mdb_env_set_maxdbs(env, 8);
+    cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), MDB_SUCCESS);
+    MDB_txn *t;
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &t), MDB_SUCCESS);
+    MDB_dbi meta;
+    cr_assert_eq(mdb_dbi_open(t, "meta", 0, &meta), MDB_SUCCESS);
+    MDB_val k = {6, "format"}, v;
+    cr_assert_eq(mdb_get(t, meta, &k, &v), MDB_SUCCESS);
+    cr_assert_eq(v.mv_size, 8);
+    uint64_t format = cvg__get_be64(v.mv_data);
+    mdb_txn_abort(t);
+    mdb_env_close(env);
+    return format;
+}
+
+/* Format 3 only adds a block version: a replica of format 2 reads as it is
+ * read-only, and a writable open raises its format record alone. */
+Test(errors, a_replica_of_format_2_is_read_and_raised)
+{
+    const char *dir = cvg_test_dir("format-2");
+    cvg_replica *r = open_at(dir);
+    seed_four(r);
+    cvg_replica_close(r);
+    cr_assert_eq(peek_format(dir), CVG_FORMAT_VERSION);
+    poke_format(dir, 2);
+
+    cvg_replica_options o;
+    cvg_replica_options_init(&o);
+    o.read_only = true;
+    cr_assert_eq(cvg_replica_open(dir, &o, &r), CVG_OK);
+    cvg_txn *t = rtxn(r);
+    int64_t c = 0;
+    cr_expect_eq(cvg_counter_get(t, &CNT, &c), CVG_OK);
+    cr_expect_eq(c, 5);
+    cvg_txn_abort(t);
+    cvg_replica_close(r);
+    cr_expect_eq(peek_format(dir), 2, "a read-only open writes nothing");
+
+    r = open_at(dir);
+    cr_expect_eq(peek_format(dir), 3);
+    cr_assert_eq(cvg_txn_begin(r, 0, &t), CVG_OK);
+    cr_expect_eq(cvg_counter_add(t, &CNT, 2, NULL), CVG_OK);
+    cr_expect_eq(cvg_txn_commit(t), CVG_OK);
+    t = rtxn(r);
+    cr_expect_eq(cvg_counter_get(t, &CNT, &c), CVG_OK);
+    cr_expect_eq(c, 7);
+    cvg_txn_abort(t);
+    cvg_replica_close(r);
+}
+
 Test(errors, open_refuses_a_newer_format)
 {
     const char *dir = cvg_test_dir("newer-format");
