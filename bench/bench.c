@@ -1,7 +1,9 @@
 /*
  * converge_bench: the driver. Runs the workloads of the table below, each
  * R times on a fresh replica directory under a scratch directory, and
- * prints one JSON line per workload on stdout (progress goes to stderr).
+ * prints one JSON line per workload on stdout (progress goes to stderr),
+ * then one line of the performance targets beside their figures
+ * (targets.c).
  *
  *   converge_bench [--quick | --full] [--only NAME]... [--runs R]
  *                  [--dir DIR] [--list]
@@ -177,9 +179,12 @@ median(double *v, size_t n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
 }
 
+static const char *g_reporting; /* the workload report() prints */
+
 static void
 print_number(const char *name, double v, bool integer)
 {
+    bench_figure_keep(g_reporting, name, v);
     if (integer) {
         printf(",\"%s\":%.0f", name, v);
     } else {
@@ -214,6 +219,7 @@ report(const bench_workload *w, bool full, bench_run *runs, unsigned nruns)
     double ops = (double)runs[0].ops;
     double log_ops = (double)runs[0].log_ops;
 
+    g_reporting = w->name;
     printf("{\"name\":\"%s\",\"mode\":\"%s\"", w->name,
            full ? "full" : "quick");
     print_number("ops", ops, true);
@@ -393,5 +399,6 @@ main(int argc, char **argv)
             run_workload(&workloads[w], full, runs_override);
         }
     }
+    bench_targets_print(full);
     return 0;
 }

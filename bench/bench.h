@@ -159,4 +159,8 @@ double bench_counter_fill(const bench_ctx *ctx, cvg_replica *r, uint64_t n,
 void bench_counter_verify(const bench_ctx *ctx, cvg_replica *r, uint64_t n,
                           unsigned nfields);
 
+/* targets.c: keep a figure as printed; print the targets line. */
+void bench_figure_keep(const char *workload, const char *name, double value);
+void bench_targets_print(bool full);
+
 #endif /* CVG_BENCH_H */
