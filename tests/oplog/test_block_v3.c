@@ -256,3 +256,119 @@ Test(block_v3, numbered_keys_cost_a_byte_of_name_each)
     len = encode_keys(true, N, 2);
     cr_expect_gt(len, N * 6, "%zu bytes for %d ops", len, N);
 }
+
+/* ---- Random runs ---------------------------------------------------------- */
+
+static uint64_t
+rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Random blocks of register sets whose keys mostly count on from the last
+ * (through nines and leading zeros), and sometimes jump, lose their number
+ * or change collection or field: every key must read back as written, from
+ * a block a peer could send (the whole-names bound on). */
+Test(block_v3, random_runs_of_keys_read_back)
+{
+    enum { BLOCKS = 200, OPS = 300 };
+    static const char *const colls[] = {"c", "inventory", "c2"};
+    static const char *const fields[] = {"v", "count", "v1"};
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    cvg_replica_id me;
+    memset(me.bytes, 0x5a, sizeof me.bytes);
+    char(*keys)[40] = calloc(OPS, 40);
+    cvg__op *ops = calloc(OPS, sizeof *ops);
+    for (int b = 0; b < BLOCKS; b++) {
+        cvg__block_writer w = {0};
+        cr_assert_eq(cvg__block_begin(&w, &me, 1), CVG_OK);
+        unsigned coll = 0, field = 0;
+        for (size_t i = 0; i < OPS; i++) {
+            uint64_t r = rnd(&seed);
+            if (i == 0 || r % 17 == 0) {
+                /* A fresh numbered key, at times with leading zeros or
+                 * just below a power of ten. */
+                unsigned long long n =
+                    r % 3 == 0 ? 99 + (r >> 8) % 2 : (r >> 8) % 100000;
+                switch ((r >> 4) % 3) {
+                case 0:
+                    snprintf(keys[i], 40, "k%llu", n);
+                    break;
+                case 1:
+                    snprintf(keys[i], 40, "item-%05llu", n);
+                    break;
+                default:
+                    snprintf(keys[i], 40, "x%llu", n);
+                    break;
+                }
+            } else if (r % 23 == 0) {
+                snprintf(keys[i], 40, "name%c", (char)('a' + r % 26));
+            } else {
+                uint8_t next[CVG_NAME_MAX + 1];
+                size_t n = block_key_next((const uint8_t *)keys[i - 1],
+                                          strlen(keys[i - 1]), next);
+                if (n == 0 || n >= 40) {
+                    snprintf(keys[i], 40, "k%zu", i);
+                } else {
+                    memcpy(keys[i], next, n);
+                    keys[i][n] = '\0';
+                }
+            }
+            if (r % 31 == 0) {
+                coll = (unsigned)((r >> 12) % 3);
+            }
+            if (r % 37 == 0) {
+                field = (unsigned)((r >> 16) % 3);
+            }
+            cvg__op *op = &ops[i];
+            memset(op, 0, sizeof *op);
+            op->pub.dot.origin = me;
+            op->pub.dot.seq = i + 1;
+            op->pub.hlc = 0x10000 + i * (1 + r % 2);
+            op->pub.kind = CVG_OP_REGISTER_SET;
+            op->pub.collection =
+                (cvg_bytes){(const uint8_t *)colls[coll], strlen(colls[coll])};
+            op->pub.key =
+                (cvg_bytes){(const uint8_t *)keys[i], strlen(keys[i])};
+            op->pub.field = (cvg_bytes){(const uint8_t *)fields[field],
+                                        strlen(fields[field])};
+            op->pub.value = cvg_value_int((int64_t)(r % 1000));
+            cr_assert_eq(cvg__block_add(&w, op), CVG_OK, "block %d op %zu", b,
+                         i);
+        }
+        cvg_bytes blk;
+        cr_assert_eq(cvg__block_finish(&w, &blk), CVG_OK);
+        cvg__block_reader rd = {0};
+        cr_assert_eq(cvg__block_open_received(&rd, blk.data, blk.len), CVG_OK,
+                     "block %d", b);
+        cvg__op got;
+        for (size_t i = 0; i < OPS; i++) {
+            cr_assert_eq(cvg__block_next(&rd, &got), CVG_OK, "block %d op %zu",
+                         b, i);
+            const cvg_op *want = &ops[i].pub;
+            cr_assert(got.pub.key.len == want->key.len &&
+                          memcmp(got.pub.key.data, want->key.data,
+                                 want->key.len) == 0,
+                      "block %d op %zu: '%.*s', not '%s'", b, i,
+                      (int)got.pub.key.len, (const char *)got.pub.key.data,
+                      keys[i]);
+            cr_assert(got.pub.collection.len == want->collection.len &&
+                      memcmp(got.pub.collection.data, want->collection.data,
+                             want->collection.len) == 0);
+            cr_assert(got.pub.field.len == want->field.len &&
+                          memcmp(got.pub.field.data, want->field.data,
+                                 want->field.len) == 0,
+                      "block %d op %zu: field", b, i);
+            cr_assert_eq(got.pub.hlc, want->hlc);
+            cr_assert_eq(got.pub.value.as.integer, want->value.as.integer);
+        }
+        cr_assert_eq(cvg__block_next(&rd, &got), CVG_DONE);
+        cvg__block_reader_destroy(&rd);
+        cvg__block_writer_destroy(&w);
+    }
+    free(keys);
+    free(ops);
+}
