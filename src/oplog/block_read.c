@@ -301,6 +301,35 @@ read_name(reader_scratch *s, cvg__mp *m, const block_name *last, int k,
     return append_name(s, m, last_off, (size_t)p, rest, k, e);
 }
 
+/* A key that shares p bytes with the last entry's key, then the rest. */
+static int
+read_key_delta(reader_scratch *s, cvg__mp *m, const block_name *last,
+               block_name *e)
+{
+    uint64_t p;
+    cvg_bytes rest;
+    if (cvg__mp_uint(m, last->len[1], &p) != CVG_OK ||
+        cvg__mp_str(m, CVG_NAME_MAX, &rest) != CVG_OK ||
+        p + rest.len > CVG_NAME_MAX || block_has_nul(rest)) {
+        return CVG_ECORRUPT;
+    }
+    return append_name(s, m, last->off[1], (size_t)p, rest, 1, e);
+}
+
+/* The key after the last entry's (block_key_next); nothing to read. */
+static int
+read_next_key(reader_scratch *s, const cvg__mp *m, const block_name *last,
+              block_name *e)
+{
+    /* Made apart from the arena, which may move as the key is added. */
+    uint8_t next[CVG_NAME_MAX + 1];
+    size_t n = block_key_next(s->arena.p + last->off[1], last->len[1], next);
+    if (n == 0) {
+        return CVG_ECORRUPT;
+    }
+    return append_name(s, m, 0, 0, (cvg_bytes){next, n}, 1, e);
+}
+
 /* A new entry's names are valid: collection and key non-empty, and all
  * three within CVG_NAME_MAX together. */
 static bool
@@ -336,7 +365,8 @@ read_entry(reader_scratch *s, cvg__mp *m, uint64_t how)
             }
             rc = append_name(s, m, 0, 0, nm, k, e);
         }
-    } else if (how == TARGET_NEW_KEY) {
+    } else if (how == TARGET_NEW_KEY || how == TARGET_NEXT_KEY) {
+        /* The last entry's collection and field, and a key of its own. */
         if (last == NULL) {
             return CVG_ECORRUPT;
         }
@@ -344,30 +374,8 @@ read_entry(reader_scratch *s, cvg__mp *m, uint64_t how)
             e->off[k] = last->off[k];
             e->len[k] = last->len[k];
         }
-        uint64_t p;
-        cvg_bytes rest;
-        if (cvg__mp_uint(m, last->len[1], &p) != CVG_OK ||
-            cvg__mp_str(m, CVG_NAME_MAX, &rest) != CVG_OK ||
-            p + rest.len > CVG_NAME_MAX || block_has_nul(rest)) {
-            return CVG_ECORRUPT;
-        }
-        rc = append_name(s, m, last->off[1], (size_t)p, rest, 1, e);
-    } else if (how == TARGET_NEXT_KEY) {
-        if (last == NULL) {
-            return CVG_ECORRUPT;
-        }
-        for (int k = 0; k < 3; k += 2) {
-            e->off[k] = last->off[k];
-            e->len[k] = last->len[k];
-        }
-        /* Made apart from the arena, which may move as the key is added. */
-        uint8_t next[CVG_NAME_MAX + 1];
-        size_t n =
-            block_key_next(s->arena.p + last->off[1], last->len[1], next);
-        if (n == 0) {
-            return CVG_ECORRUPT;
-        }
-        rc = append_name(s, m, 0, 0, (cvg_bytes){next, n}, 1, e);
+        rc = how == TARGET_NEXT_KEY ? read_next_key(s, m, last, e)
+                                    : read_key_delta(s, m, last, e);
     } else {
         for (int k = 0; k < 3 && rc == CVG_OK; k++) {
             rc = read_name(s, m, last, k, e);
