@@ -35,8 +35,10 @@
  * write, unless a function says otherwise.
  *
  * Threads: a cvg_replica and everything opened from it must be used by one
- * thread at a time; the caller serializes access (a mutex around the handle
- * is enough). A read transaction may move between threads between calls; a
+ * thread at a time; the caller serializes access (cvg_replica_lock(), or a
+ * mutex of its own). cvg_replica_write() is the exception: any number of
+ * threads may call it at once, and their writes share commits and syncs
+ * (group commit). A read transaction may move between threads between calls; a
  * write transaction must end (commit or abort) on the thread that began it,
  * as LMDB's writer lock belongs to that thread. Do not fork() with a
  * replica open. A process opens a replica directory once (a second open is
@@ -761,6 +763,91 @@ CVG_API void cvg_txn_abort(cvg_txn *txn);
 
 /** The replica that @p txn belongs to. */
 CVG_API cvg_replica *cvg_txn_replica(cvg_txn *txn);
+
+/* ---- Writes from many threads: group commit ------------------------------ */
+
+/** The work of one cvg_replica_write(): writes and reads through @p txn.
+ * Return CVG_OK to keep them, any other code to undo them all (that code
+ * is the call's result). It must not commit or abort @p txn (both are
+ * refused), nor call cvg_replica_write() or cvg_replica_lock() on its
+ * replica (CVG_EBUSY). */
+typedef int cvg_write_fn(cvg_txn *txn, void *ctx);
+
+/**
+ * Run @p fn in a write transaction and commit it, sharing the commit, and
+ * in durable mode its sync to disk, with the calls that other threads make
+ * at the same time (group commit). Returns once the group is committed:
+ * CVG_OK means the writes of @p fn are stored as a commit of their own
+ * would be (durable, in CVG_DURABLE). The calls that arrive while a group
+ * is being committed form the next one, so threads that each commit one op
+ * share a sync instead of queueing for one each.
+ *
+ * Any number of threads may call this at once on one replica, and need no
+ * lock of their own for it. Every other use of the replica while such
+ * calls may be running goes between cvg_replica_lock() and
+ * cvg_replica_unlock() (a group takes that lock while it runs).
+ *
+ * @p fn runs on whichever calling thread commits the group, inside the
+ * replica's lock, between the other calls' functions. Each call is all or
+ * nothing: when @p fn (or another call's) fails, the group is undone and
+ * run again without it, so @p fn may run more than once and must act only
+ * through @p txn (no side effects it cannot repeat). Calls of one thread
+ * commit in the order made; calls of different threads, in some order.
+ * cvg_replica_errmsg() is the handle's and may already hold the detail of
+ * another call's failure; read it under the replica's lock.
+ *
+ * Calls of other processes on the same directory are not grouped with
+ * these: each process commits its own groups, one at a time, as LMDB
+ * serializes their writers.
+ *
+ * Example: threads each record sales through the app's function
+ * int sell(cvg_txn *t, void *sku) { cvg_key k = {"stock", sku, "qty"};
+ * return cvg_counter_add(t, &k, -1, NULL); }, from any thread:
+ *     if (cvg_replica_write(r, sell, "sku-1") != CVG_OK) {
+ *         // nothing of this sale was stored
+ *     }
+ *
+ * @param[in] r    The replica.
+ * @param[in] fn   The writes.
+ * @param[in] ctx  Passed to @p fn.
+ * @return CVG_OK, or a negative code and nothing of @p fn stored:
+ *   - CVG_EINVAL   NULL @p r or @p fn.
+ *   - CVG_EBUSY    this thread holds the replica's lock (or this is a
+ *                  call from inside @p fn of another call); or the codes
+ *                  of cvg_txn_begin().
+ *   - CVG_EREADONLY the replica was opened read-only.
+ *   - CVG_ELIMIT   @p fn alone wrote more than CVG_TXN_OPS_MAX ops.
+ *   - what @p fn returned when it was not CVG_OK: usually the code of a
+ *     write that failed (CVG_ETYPE, CVG_EOVERFLOW, CVG_ETOOBIG, ...).
+ *   - CVG_EFULL, CVG_ENOSPC, CVG_EIO, CVG_ENOMEM, CVG_ECORRUPT  the
+ *     commit failed (see cvg_txn_commit()): every call of that group
+ *     gets the code.
+ * @since 0.2
+ */
+CVG_API CVG_NODISCARD int cvg_replica_write(cvg_replica *r, cvg_write_fn *fn,
+                                            void *ctx);
+
+/**
+ * Take the replica's lock, waiting for the group commit or syncer turn
+ * under way to end. While cvg_replica_write() calls or a background syncer
+ * may be running, the app holds this lock around all its other use of the
+ * replica: each transaction from begin to end, its reads,
+ * cvg_replica_errmsg() after a failure. A group commit and the syncer
+ * take the same lock (cvg_syncer_lock() is this lock). Not recursive.
+ *
+ * @return CVG_OK, or:
+ *   - CVG_EINVAL  NULL @p r.
+ *   - CVG_EBUSY   this thread holds it already (it would wait for itself),
+ *                 or runs a cvg_replica_write() function of @p r.
+ *   - CVG_ELIMIT  this thread holds the locks of 8 replicas already.
+ * Thread safety: any thread; unlock on the thread that locked.
+ * @since 0.2
+ */
+CVG_API int cvg_replica_lock(cvg_replica *r);
+
+/** Give back the replica's lock taken by this thread (anything else,
+ * NULL included, is ignored). @since 0.2 */
+CVG_API void cvg_replica_unlock(cvg_replica *r);
 
 /* Every write below, in a write transaction:
  *   - fixes the field's type at its first write (CVG_ETYPE if it holds

@@ -207,7 +207,9 @@ CVG_API void cvg_server_close(cvg_server *s);
  * message in, a page out), never while it waits, so the app waits at
  * most one such turn. Hold it around a whole transaction, then, after a
  * commit, call cvg_server_notify() so that connected clients and peers
- * get it. Not recursive. Accepts NULL.
+ * get it. Not recursive. Accepts NULL. It is the replica's own lock
+ * (cvg_replica_lock()), which group commits (cvg_replica_write()) take
+ * too: those calls need no lock around them.
  *
  * Example: a write while the server runs.
  *     cvg_server_lock(srv);
@@ -365,7 +367,9 @@ CVG_API void cvg_syncer_sync_now(cvg_syncer *s);
 
 /**
  * Take the syncer's lock on its replica, waiting for the syncer's turn
- * under way (one message or page) to end. While a syncer runs, a replica
+ * under way (one message or page) to end. It is the replica's own lock
+ * (cvg_replica_lock()), which group commits (cvg_replica_write()) take
+ * too: calls of cvg_replica_write() need no lock around them. While a syncer runs, a replica
  * handle is used by one thread at a time, so the app holds the lock
  * around all its own use of the replica: each transaction from begin to
  * commit or abort, its reads, and cvg_replica_errmsg() after a failure.

@@ -61,7 +61,6 @@ struct cvg_server {
     uv_async_t notify;  /* cvg_server_notify() */
     uv_timer_t poll;    /* a look at the log now and then: other writers */
     bool dirty;         /* a page committed this turn, or the app's */
-    pthread_mutex_t mu; /* the replica's: the loop's turns and the app */
     dialer *dialers;    /* cvg_server_connect() */
     cvg_replica *r;
     cvg_server_options o;
@@ -123,13 +122,13 @@ dialer_committed(cvg__conn *c)
 static void
 server_lock(void *user)
 {
-    pthread_mutex_lock(&((cvg_server *)user)->mu);
+    (void)cvg_replica_lock(((cvg_server *)user)->r);
 }
 
 static void
 server_unlock(void *user)
 {
-    pthread_mutex_unlock(&((cvg_server *)user)->mu);
+    cvg_replica_unlock(((cvg_server *)user)->r);
 }
 
 static void
@@ -616,14 +615,12 @@ cvg_server_open(cvg_replica *r, const char *listen, const cvg_server_options *o,
     }
     s->r = r;
     atomic_flag_clear(&s->stop_sent);
-    pthread_mutex_init(&s->mu, NULL);
     int rc = copy_options(s, o);
     if (rc != CVG_OK) {
         free(s);
         return rc;
     }
     if (uv_loop_init(&s->loop) != 0) {
-        pthread_mutex_destroy(&s->mu);
         free(s->allow);
         free(s);
         return cvg__sync_fail(r, CVG_EIO, "cannot start an event loop");
@@ -716,7 +713,6 @@ cvg_server_close(cvg_server *s)
         s->dialers = d->next;
         free(d);
     }
-    pthread_mutex_destroy(&s->mu);
     free(s->allow);
     free(s);
 }

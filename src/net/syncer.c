@@ -33,8 +33,9 @@
  * at a page boundary (a connection still in its handshake is cut: it
  * holds nothing), closes the handles, and the loop returns.
  *
- * The replica's lock is a plain mutex that the app also takes around its
- * own use of the replica (a handle is used by one thread at a time). The
+ * The replica's lock is the replica's own (cvg_replica_lock()), which the
+ * app also takes around its own use of the replica (a handle is used by
+ * one thread at a time) and group commits take around each group. The
  * status callback runs without it, so it may take the lock itself.
  */
 #define _XOPEN_SOURCE 700
@@ -56,7 +57,6 @@ struct cvg_syncer {
     char port[6];
     uint8_t server_key[CVG_PUBLIC_KEY_BYTES];
     pthread_t th;
-    pthread_mutex_t lock; /* the replica's: held by turns and by the app */
     pthread_mutex_t mu;   /* the requests below */
     bool stop;
     bool now;
@@ -84,13 +84,13 @@ static _Thread_local const cvg_syncer *running;
 static void
 replica_lock(void *user)
 {
-    pthread_mutex_lock(&((cvg_syncer *)user)->lock);
+    (void)cvg_replica_lock(((cvg_syncer *)user)->r);
 }
 
 static void
 replica_unlock(void *user)
 {
-    pthread_mutex_unlock(&((cvg_syncer *)user)->lock);
+    cvg_replica_unlock(((cvg_syncer *)user)->r);
 }
 
 static void
@@ -446,7 +446,6 @@ copy_options(cvg_syncer *s, const cvg_syncer_options *o)
 static void
 destroy(cvg_syncer *s)
 {
-    pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->mu);
     free(s->url);
     free(s);
@@ -470,7 +469,6 @@ cvg_syncer_start(cvg_replica *r, const cvg_syncer_options *o, cvg_syncer **out)
         return CVG_ENOMEM;
     }
     s->r = r;
-    pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->mu, NULL);
     int rc = copy_options(s, o);
     if (rc != CVG_OK) {
@@ -525,7 +523,7 @@ void
 cvg_syncer_lock(cvg_syncer *s)
 {
     if (s != NULL) {
-        pthread_mutex_lock(&s->lock);
+        (void)cvg_replica_lock(s->r);
     }
 }
 
@@ -533,7 +531,7 @@ void
 cvg_syncer_unlock(cvg_syncer *s)
 {
     if (s != NULL) {
-        pthread_mutex_unlock(&s->lock);
+        cvg_replica_unlock(s->r);
     }
 }
 

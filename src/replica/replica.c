@@ -366,6 +366,10 @@ cvg_replica_open(const char *path, const cvg_replica_options *opts,
     if (r == NULL) {
         return open_fail(CVG_ENOMEM, "out of memory");
     }
+    if (cvg__group_init(r) != CVG_OK) {
+        cvg__free(r);
+        return open_fail(CVG_ENOMEM, "cannot make the replica's lock");
+    }
     r->opts = *opts;
     if (r->opts.clock == NULL) {
         r->opts.clock = wall_clock_ms;
@@ -411,6 +415,7 @@ cvg_replica_close(cvg_replica *r)
     cvg__replica_history_free(r);
     cvg__origins_destroy(&r->origins);
     cvg__vv_destroy(&r->vv);
+    cvg__group_destroy(r);
     cvg__free(r);
 }
 

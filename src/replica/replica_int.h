@@ -7,7 +7,31 @@
 #ifndef CVG_REPLICA_INT_H
 #define CVG_REPLICA_INT_H
 
+#include <pthread.h>
+
 #include "replica.h"
+
+/* One cvg_replica_write() call waiting for its group's commit (group.c). */
+typedef struct cvg__group_member {
+    cvg_write_fn *fn;
+    void *ctx;
+    int rc;
+    bool done;
+    struct cvg__group_member *next;
+} cvg__group_member;
+
+/* Group commit (group.c): the calls queued behind the group being
+ * committed, and the replica's lock (cvg_replica_lock()). */
+typedef struct cvg__group {
+    pthread_mutex_t lock; /* the replica's: one user of the handle at a time */
+    pthread_mutex_t mu;   /* the queue, leading, and the figures below */
+    pthread_cond_t cv;    /* a group ended */
+    cvg__group_member *head, *tail;
+    bool leading; /* a thread is committing a group */
+    bool ready;   /* the mutexes and the condition were made */
+    uint64_t commits; /* groups committed, and the calls they held */
+    uint64_t members;
+} cvg__group;
 
 /* A collection's conflict strategy, with our own copy of its name. */
 typedef struct cvg__policy {
@@ -70,6 +94,7 @@ struct cvg_replica {
     cvg__history *self_before;
     bool self_key_stored; /* the history database has our key */
     char errmsg[256];
+    cvg__group group;
 };
 
 /* The cached state of one state record. Its key is the state key, or, for
@@ -153,6 +178,7 @@ struct cvg_txn {
     uint64_t wgen;  /* bumped by every write: invalidates cursors */
     uint64_t epoch; /* bumped when the LMDB transaction is replaced */
     size_t n_ops;
+    bool grouped; /* run by group.c: commit and abort are its own */
 
     /* The cache: open addressing over entry pointers, plus insertion order
      * for flushing. */
@@ -193,6 +219,10 @@ struct cvg_txn {
     cvg__buf kbuf; /* key under construction */
     cvg__buf vbuf; /* state record under construction */
 };
+
+/* Make and free the group commit's mutexes (group.c). */
+int cvg__group_init(cvg_replica *r);
+void cvg__group_destroy(cvg_replica *r);
 
 /* Adopt what another process committed, as seen by @p mt. */
 int cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt);

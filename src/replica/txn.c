@@ -264,7 +264,7 @@ txn_free(cvg_txn *t)
 void
 cvg_txn_abort(cvg_txn *t)
 {
-    if (t == NULL) {
+    if (t == NULL || t->grouped) {
         return;
     }
     if (t->write) {
@@ -352,8 +352,8 @@ keep_sum(cvg_txn *t)
 int
 cvg_txn_commit(cvg_txn *t)
 {
-    if (t == NULL) {
-        return CVG_EINVAL;
+    if (t == NULL || t->grouped) {
+        return CVG_EINVAL; /* a group's transaction: cvg_replica_write() */
     }
     cvg_replica *r = t->r;
     if (!t->write) {

@@ -25,6 +25,7 @@ typedef struct app_msg {
 app_msg msg;
 void send_to_peer(const uint8_t *data, size_t len);
 app_msg receive_from_peer(void);
+int sell(cvg_txn *t, void *sku);
 ]=])
 set(_funcs "")
 set(_n 0)

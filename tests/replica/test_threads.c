@@ -3,7 +3,8 @@
  * plain driver threads_main.c that scripts/tsan.sh runs): replicas of
  * different threads are independent; replicas behind mutexes sync across
  * threads; one replica shared under a mutex loses no write; a read
- * transaction moves between threads; fault injection is per thread.
+ * transaction moves between threads; fault injection is per thread;
+ * group commits (support/threads_group.c) keep every call whole.
  */
 #include <criterion/criterion.h>
 
@@ -42,4 +43,9 @@ Test(threads, a_read_txn_moves_between_threads)
 Test(threads, fault_injection_is_per_thread)
 {
     run(cvg_test_threads_fault_injection);
+}
+
+Test(threads, group_commits_keep_every_call_whole, .timeout = 120)
+{
+    run(cvg_test_threads_group);
 }

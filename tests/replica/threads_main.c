@@ -20,6 +20,7 @@ static const struct {
     {"one_replica_shared_under_a_mutex_loses_nothing", cvg_test_threads_shared},
     {"a_read_txn_moves_between_threads", cvg_test_threads_read_handoff},
     {"fault_injection_is_per_thread", cvg_test_threads_fault_injection},
+    {"group_commits_keep_every_call_whole", cvg_test_threads_group},
 };
 
 int

@@ -27,5 +27,9 @@ cvg_test_threads_fn cvg_test_threads_shared;
 cvg_test_threads_fn cvg_test_threads_read_handoff;
 /* Fault injection armed in one thread fails no other thread's allocation. */
 cvg_test_threads_fn cvg_test_threads_fault_injection;
+/* Group commit: threads calling cvg_replica_write() at once, some calls
+ * failing, beside plain transactions and reads under cvg_replica_lock(),
+ * against an oracle (threads_group.c). */
+cvg_test_threads_fn cvg_test_threads_group;
 
 #endif
