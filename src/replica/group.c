@@ -4,13 +4,16 @@
  * N syncs in a row.
  *
  * How it works. Each cvg_replica_write() call is a member on the stack of
- * its thread, queued under the group mutex. When no group is being
+ * its thread, queued under the group mutex, with a condition of its own
+ * (waking only the threads whose calls are done, not every waiter, keeps
+ * 32 threads from all waking at each commit). When no group is being
  * committed, the caller becomes the leader: it takes the queue (up to
  * GROUP_MAX members), takes the replica's lock, runs every member's
  * function in one write transaction, commits it, and hands each member
  * the result. The calls that arrive while a leader commits wait in the
  * queue, and the next of them to wake leads them all as the next group;
- * so the slower the sync, the larger the groups. The leader begins and
+ * so the slower the sync, the larger the groups; when a leader is done,
+ * it wakes the head of the queue to lead next. The leader begins and
  * commits the LMDB transaction on its own thread, as LMDB's writer lock
  * requires.
  *
@@ -64,11 +67,6 @@ cvg__group_init(cvg_replica *r)
         pthread_mutex_destroy(&g->lock);
         return CVG_ENOMEM;
     }
-    if (pthread_cond_init(&g->cv, NULL) != 0) {
-        pthread_mutex_destroy(&g->mu);
-        pthread_mutex_destroy(&g->lock);
-        return CVG_ENOMEM;
-    }
     g->ready = true;
     return CVG_OK;
 }
@@ -78,7 +76,6 @@ cvg__group_destroy(cvg_replica *r)
 {
     cvg__group *g = &r->group;
     if (g->ready) {
-        pthread_cond_destroy(&g->cv);
         pthread_mutex_destroy(&g->mu);
         pthread_mutex_destroy(&g->lock);
         g->ready = false;
@@ -176,6 +173,9 @@ cvg_replica_write(cvg_replica *r, cvg_write_fn *fn, void *ctx)
     }
     cvg__group *g = &r->group;
     cvg__group_member me = {.fn = fn, .ctx = ctx};
+    if (pthread_cond_init(&me.cv, NULL) != 0) {
+        return CVG_ENOMEM;
+    }
     pthread_mutex_lock(&g->mu);
     if (g->tail != NULL) {
         g->tail->next = &me;
@@ -184,10 +184,11 @@ cvg_replica_write(cvg_replica *r, cvg_write_fn *fn, void *ctx)
     }
     g->tail = &me;
     while (!me.done && g->leading) {
-        pthread_cond_wait(&g->cv, &g->mu);
+        pthread_cond_wait(&me.cv, &g->mu);
     }
     if (me.done) {
         pthread_mutex_unlock(&g->mu);
+        pthread_cond_destroy(&me.cv);
         return me.rc;
     }
     /* Lead groups from the head of the queue until ours is committed. */
@@ -218,13 +219,17 @@ cvg_replica_write(cvg_replica *r, cvg_write_fn *fn, void *ctx)
         g->commits += commits;
         g->members += n;
         for (size_t i = 0; i < n; i++) {
-            /* Its thread may return (and its member go) once done is set. */
+            /* Its thread may return (and its member go) once done is set,
+             * which it sees only after we let go of the mutex. */
             batch[i]->done = true;
+            pthread_cond_signal(&batch[i]->cv);
         }
-        pthread_cond_broadcast(&g->cv);
     }
     g->leading = false;
-    pthread_cond_broadcast(&g->cv); /* the next waiter leads */
+    if (g->head != NULL) {
+        pthread_cond_signal(&g->head->cv); /* it leads the next group */
+    }
     pthread_mutex_unlock(&g->mu);
+    pthread_cond_destroy(&me.cv);
     return me.rc;
 }

@@ -17,6 +17,7 @@ typedef struct cvg__group_member {
     void *ctx;
     int rc;
     bool done;
+    pthread_cond_t cv; /* signalled when done, or when it is to lead */
     struct cvg__group_member *next;
 } cvg__group_member;
 
@@ -25,7 +26,6 @@ typedef struct cvg__group_member {
 typedef struct cvg__group {
     pthread_mutex_t lock; /* the replica's: one user of the handle at a time */
     pthread_mutex_t mu;   /* the queue, leading, and the figures below */
-    pthread_cond_t cv;    /* a group ended */
     cvg__group_member *head, *tail;
     bool leading; /* a thread is committing a group */
     bool ready;   /* the mutexes and the condition were made */
