@@ -839,7 +839,6 @@ CVG_API CVG_NODISCARD int cvg_replica_write(cvg_replica *r, cvg_write_fn *fn,
  *   - CVG_EINVAL  NULL @p r.
  *   - CVG_EBUSY   this thread holds it already (it would wait for itself),
  *                 or runs a cvg_replica_write() function of @p r.
- *   - CVG_ELIMIT  this thread holds the locks of 8 replicas already.
  * Thread safety: any thread; unlock on the thread that locked.
  * @since 0.2
  */

@@ -28,10 +28,10 @@
  *
  * The replica's lock (cvg_replica_lock()) is the one mutex every user of
  * the handle takes: the leader around each group, the background syncer
- * around each turn, the app around its own transactions. A thread-local
- * list of the replicas this thread holds turns the calls that would wait
- * for themselves (a write, or a second lock, from inside a group or a
- * locked section) into CVG_EBUSY.
+ * around each turn, the app around its own transactions. The lock keeps
+ * a mark of the thread that holds it, which turns the calls that would
+ * wait for themselves (a write, or a second lock, from inside a group or
+ * a locked section) into CVG_EBUSY.
  */
 #include "replica_int.h"
 
@@ -40,20 +40,17 @@
  * (at most one per member) and the leader's stack array small. */
 #define GROUP_MAX 128
 
-/* The replicas whose lock this thread holds. */
-#define HELD_MAX 8
-static _Thread_local cvg_replica *held[HELD_MAX];
-static _Thread_local unsigned nheld;
+/* A byte per thread, whose address names the thread: the replica's lock
+ * keeps its holder's (cvg__group.owner). Only the holder writes the mark,
+ * so a thread reads its own address there exactly when it holds the lock;
+ * there is no list to fill, whatever number of replicas a thread locks. */
+static _Thread_local char this_thread;
 
 static bool
-held_here(const cvg_replica *r)
+held_here(cvg_replica *r)
 {
-    for (unsigned i = 0; i < nheld; i++) {
-        if (held[i] == r) {
-            return true;
-        }
-    }
-    return false;
+    return atomic_load_explicit(&r->group.owner, memory_order_relaxed) ==
+           &this_thread;
 }
 
 int
@@ -91,23 +88,17 @@ cvg_replica_lock(cvg_replica *r)
     if (held_here(r)) {
         return CVG_EBUSY; /* not recursive: it would wait for itself */
     }
-    if (nheld == HELD_MAX) {
-        return CVG_ELIMIT;
-    }
     pthread_mutex_lock(&r->group.lock);
-    held[nheld++] = r;
+    atomic_store_explicit(&r->group.owner, &this_thread, memory_order_relaxed);
     return CVG_OK;
 }
 
 void
 cvg_replica_unlock(cvg_replica *r)
 {
-    for (unsigned i = 0; r != NULL && i < nheld; i++) {
-        if (held[i] == r) {
-            held[i] = held[--nheld];
-            pthread_mutex_unlock(&r->group.lock);
-            return;
-        }
+    if (r != NULL && held_here(r)) {
+        atomic_store_explicit(&r->group.owner, NULL, memory_order_relaxed);
+        pthread_mutex_unlock(&r->group.lock);
     }
 }
 

@@ -8,6 +8,7 @@
 #define CVG_REPLICA_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "replica.h"
 
@@ -25,10 +26,11 @@ typedef struct cvg__group_member {
  * committed, and the replica's lock (cvg_replica_lock()). */
 typedef struct cvg__group {
     pthread_mutex_t lock; /* the replica's: one user of the handle at a time */
-    pthread_mutex_t mu;   /* the queue, leading, and the figures below */
+    _Atomic(const char *) owner; /* the holder's mark (group.c), or NULL */
+    pthread_mutex_t mu;          /* the queue, leading, and the figures below */
     cvg__group_member *head, *tail;
-    bool leading; /* a thread is committing a group */
-    bool ready;   /* the mutexes and the condition were made */
+    bool leading;     /* a thread is committing a group */
+    bool ready;       /* the mutexes and the condition were made */
     uint64_t commits; /* groups committed, and the calls they held */
     uint64_t members;
 } cvg__group;

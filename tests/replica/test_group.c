@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "replica/replica_int.h"
@@ -214,6 +215,37 @@ Test(group, the_lock_is_not_recursive_and_a_locked_thread_cannot_write)
     cr_assert_eq(cvg_replica_stats_get(r, &st, sizeof st), CVG_OK);
     cr_expect_eq(st.op_count, 0);
     cvg_replica_close(r);
+}
+
+static void *
+unlock_from_elsewhere(void *arg)
+{
+    cvg_replica_unlock(arg); /* another thread holds it: ignored */
+    return NULL;
+}
+
+Test(group, a_thread_may_hold_any_number_of_locks_and_only_it_unlocks)
+{
+    enum { N_REPLICAS = 12 };
+    cvg_replica *r[N_REPLICAS];
+    for (int i = 0; i < N_REPLICAS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "group-many-%d", i);
+        r[i] = open_at(name, CVG_RELAXED);
+        cr_assert_eq(cvg_replica_lock(r[i]), CVG_OK, "lock %d", i);
+    }
+    for (int i = 0; i < N_REPLICAS; i++) {
+        cr_expect_eq(cvg_replica_lock(r[i]), CVG_EBUSY, "relock %d", i);
+    }
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, unlock_from_elsewhere, r[0]), 0);
+    pthread_join(th, NULL);
+    cr_expect_eq(cvg_replica_lock(r[0]), CVG_EBUSY, "still held here");
+    for (int i = 0; i < N_REPLICAS; i++) {
+        cvg_replica_unlock(r[i]);
+        cr_expect_eq(cvg_replica_write(r[i], noop, NULL), CVG_OK, "%d", i);
+        cvg_replica_close(r[i]);
+    }
 }
 
 Test(group, a_read_only_replica_refuses_the_call)
