@@ -73,6 +73,19 @@ cvg__get_be32(const uint8_t *p)
            ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
+/* memcmp's order of two 16-byte strings (ids), as -1, 0 or 1, in two
+ * loads each: this runs several times for every op. */
+static inline int
+cvg__cmp16(const uint8_t *a, const uint8_t *b)
+{
+    uint64_t x = cvg__get_be64(a), y = cvg__get_be64(b);
+    if (x == y) {
+        x = cvg__get_be64(a + 8);
+        y = cvg__get_be64(b + 8);
+    }
+    return (x > y) - (x < y);
+}
+
 #define CVG__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CVG__MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -35,7 +35,12 @@ bool cvg__hlc_receive(uint64_t *clock, uint64_t remote, uint64_t now_ms,
 
 /* ---- Ids, dots, version vectors ------------------------------------------ */
 
-int cvg__id_cmp(const cvg_replica_id *a, const cvg_replica_id *b);
+/* Ids in the order of their bytes. */
+static inline int
+cvg__id_cmp(const cvg_replica_id *a, const cvg_replica_id *b)
+{
+    return cvg__cmp16(a->bytes, b->bytes);
+}
 /* Whether two ids are equal: two loads and compares, for the paths that
  * run for every op (no call, no byte loop). */
 static inline bool

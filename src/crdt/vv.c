@@ -7,13 +7,6 @@
 #include "crdt_int.h"
 
 int
-cvg__id_cmp(const cvg_replica_id *a, const cvg_replica_id *b)
-{
-    int c = memcmp(a->bytes, b->bytes, sizeof a->bytes);
-    return (c > 0) - (c < 0);
-}
-
-int
 cvg__dot_cmp(const cvg_dot *a, const cvg_dot *b)
 {
     int c = cvg__id_cmp(&a->origin, &b->origin);

@@ -209,7 +209,7 @@ block_has_nul(cvg_bytes b)
 static inline int
 block_id_cmp(const cvg_replica_id *a, const cvg_replica_id *b)
 {
-    return memcmp(a->bytes, b->bytes, 16);
+    return cvg__cmp16(a->bytes, b->bytes);
 }
 
 /* A dictionary entry: its three names as (offset, length) in an arena.

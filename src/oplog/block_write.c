@@ -83,7 +83,10 @@ names_hash(const cvg_bytes *nm)
 static bool
 bytes_eq(cvg_bytes a, cvg_bytes b)
 {
-    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+    /* b may be an op's name not yet checked: a NULL with a length. */
+    return a.len == b.len &&
+           (a.len == 0 ||
+            (b.data != NULL && memcmp(a.data, b.data, a.len) == 0));
 }
 
 /* Whether entry @p e holds names @p nm. */
@@ -245,14 +248,17 @@ check_dots(const cvg_dot *dots, size_t n, bool sorted)
 /* Everything the reader would reject is refused here, so that the writer
  * never produces a block that does not decode. */
 static int
-check_op(const cvg__op *op)
+check_op(const cvg__op *op, bool names_known)
 {
     const cvg_op *p = &op->pub;
     bool del = p->kind == CVG_OP_RECORD_DELETE;
     if (kind_payload(p->kind) == PAYLOAD_NONE) {
         return CVG_EINVAL;
     }
-    int rc = check_names(p->collection, p->key, p->field, del);
+    /* Names equal to the op before's passed these checks already; only
+     * whether the kind wants a field is left to see. */
+    int rc = names_known ? ((p->field.len == 0) != del ? CVG_EINVAL : CVG_OK)
+                         : check_names(p->collection, p->key, p->field, del);
     if (rc != CVG_OK) {
         return rc;
     }
@@ -624,11 +630,17 @@ cvg__block_add(cvg__block_writer *w, const cvg__op *op)
     if (d == NULL || !d->begun || d->finished) {
         return CVG_EMISUSE;
     }
-    int rc = check_op(op);
+    const cvg_op *p = &op->pub;
+    const cvg_bytes nm[3] = {p->collection, p->key, p->field};
+    /* Runs of ops on one field are the common case (a thousand increments
+     * of one counter): the names of the op before are compared first, and
+     * only other names are checked, hashed and looked up. */
+    bool same_prev =
+        w->count > 0 && same_names(d, &d->names[d->prev_target], nm);
+    int rc = check_op(op, same_prev);
     if (rc != CVG_OK) {
         return rc;
     }
-    const cvg_op *p = &op->pub;
     if (block_id_cmp(&p->dot.origin, &w->origin) != 0 ||
         w->count > UINT64_MAX - w->first_seq ||
         p->dot.seq != w->first_seq + w->count) {
@@ -637,14 +649,10 @@ cvg__block_add(cvg__block_writer *w, const cvg__op *op)
     if (w->count >= CVG__BLOCK_OPS_MAX) {
         return CVG_ELIMIT;
     }
-    const cvg_bytes nm[3] = {p->collection, p->key, p->field};
-    /* Runs of ops on one field are the common case (a thousand increments
-     * of one counter): the names of the op before are compared first, and
-     * only other names are hashed and looked up. */
     uint64_t h = 0;
     size_t slot = 0, target;
     bool is_new = false;
-    if (w->count > 0 && same_names(d, &d->names[d->prev_target], nm)) {
+    if (same_prev) {
         target = d->prev_target;
     } else {
         h = names_hash(nm);

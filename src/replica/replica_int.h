@@ -219,6 +219,9 @@ struct cvg_txn {
     cvg__txn_history hist;
 
     cvg__buf kbuf; /* key under construction */
+    /* The names of the key last given to cvg__key_prefix (write.c), so the
+     * op stamped next need not measure them again. */
+    cvg_bytes names[3];
     cvg__buf vbuf; /* state record under construction */
 };
 

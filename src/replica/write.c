@@ -47,12 +47,14 @@ cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field, uint32_t *plen)
         (with_field && key->field == NULL)) {
         return cvg__replica_fail(t->r, CVG_EINVAL, "NULL key or name");
     }
-    cvg_bytes field = with_field ? str_bytes(key->field) : str_bytes(NULL);
-    if (with_field && field.len == 0) {
+    cvg_bytes *nm = t->names;
+    nm[0] = str_bytes(key->collection);
+    nm[1] = str_bytes(key->key);
+    nm[2] = with_field ? str_bytes(key->field) : str_bytes(NULL);
+    if (with_field && nm[2].len == 0) {
         return cvg__replica_fail(t->r, CVG_EINVAL, "empty field name");
     }
-    int rc = cvg__txn_prefix(t, str_bytes(key->collection), str_bytes(key->key),
-                             field);
+    int rc = cvg__txn_prefix(t, nm[0], nm[1], nm[2]);
     if (rc == CVG_EINVAL) {
         return cvg__replica_fail(t->r, rc, "empty collection or key name");
     }
@@ -101,10 +103,10 @@ check_value(cvg_txn *t, const cvg_value *v)
     return CVG_OK;
 }
 
-/* Fill in a local op's dot, clock and names. */
+/* Fill in a local op's dot, clock and names: those of the key that
+ * cvg__key_prefix() checked last, with the lengths it measured. */
 static int
-stamp(cvg_txn *t, const cvg_key *key, bool with_field, cvg_op_kind kind,
-      cvg__op *op)
+stamp(cvg_txn *t, cvg_op_kind kind, cvg__op *op)
 {
     memset(op, 0, sizeof *op);
     cvg_replica *r = t->r;
@@ -121,9 +123,9 @@ stamp(cvg_txn *t, const cvg_key *key, bool with_field, cvg_op_kind kind,
     op->pub.hlc = hlc;
     op->pub.dot.origin = r->id;
     op->pub.dot.seq = cvg__vv_get(&t->vv, &r->id) + 1;
-    op->pub.collection = str_bytes(key->collection);
-    op->pub.key = str_bytes(key->key);
-    op->pub.field = with_field ? str_bytes(key->field) : str_bytes(NULL);
+    op->pub.collection = t->names[0];
+    op->pub.key = t->names[1];
+    op->pub.field = t->names[2];
     return CVG_OK;
 }
 
@@ -200,7 +202,7 @@ cvg_counter_add(cvg_txn *t, const cvg_key *key, int64_t delta, cvg_dot *dot_out)
     }
     cvg__op op;
     if (rc == CVG_OK) {
-        rc = stamp(t, key, true, CVG_OP_COUNTER_ADD, &op);
+        rc = stamp(t, CVG_OP_COUNTER_ADD, &op);
     }
     if (rc == CVG_OK) {
         op.pub.delta = delta;
@@ -232,12 +234,12 @@ value_write_begin(cvg_txn *t, const cvg_key *key, const cvg_value *value,
  * (an allocated copy, freed here: applying the op changes what they were
  * copied from). */
 static int
-value_write_end(cvg_txn *t, const cvg_key *key, cvg__entry *e, cvg_op_kind kind,
+value_write_end(cvg_txn *t, cvg__entry *e, cvg_op_kind kind,
                 const cvg_value *value, cvg_dot *seen, size_t nseen,
                 cvg_dot *dot_out)
 {
     cvg__op op;
-    int rc = stamp(t, key, true, kind, &op);
+    int rc = stamp(t, kind, &op);
     if (rc == CVG_OK) {
         op.pub.value = *value;
         op.pub.observed = seen;
@@ -290,7 +292,7 @@ reg_write(cvg_txn *t, const cvg_key *key, const cvg_value *value, cvg_type type,
         return rc;
     }
     return value_write_end(
-        t, key, e,
+        t, e,
         type == CVG_TYPE_REGISTER ? CVG_OP_REGISTER_SET : CVG_OP_MVREGISTER_SET,
         value, seen, nseen, dot_out);
 }
@@ -345,8 +347,8 @@ set_write(cvg_txn *t, const cvg_key *key, const cvg_value *elem, bool add,
     if (rc != CVG_OK) {
         return rc;
     }
-    return value_write_end(t, key, e, add ? CVG_OP_SET_ADD : CVG_OP_SET_REMOVE,
-                           elem, seen, nseen, dot_out);
+    return value_write_end(t, e, add ? CVG_OP_SET_ADD : CVG_OP_SET_REMOVE, elem,
+                           seen, nseen, dot_out);
 }
 
 int
@@ -414,7 +416,7 @@ cvg_record_delete(cvg_txn *t, const cvg_key *key, cvg_dot *dot_out)
     }
     cvg__op op;
     if (rc == CVG_OK) {
-        rc = stamp(t, key, false, CVG_OP_RECORD_DELETE, &op);
+        rc = stamp(t, CVG_OP_RECORD_DELETE, &op);
     }
     if (rc == CVG_OK) {
         op.pub.observed = t->vv.e;
