@@ -14,14 +14,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <lmdb.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "digest.h"
@@ -45,48 +43,6 @@ static const cvg_key PCOUNT = {"crash", "p", "n"};
 
 /* "run 3 seed 0x...: replay with ..." for every assertion of a run. */
 static char ctx[512];
-
-/* ---- Helpers for both sides ---------------------------------------------- */
-
-static void
-sleep_us(uint64_t us)
-{
-    struct timespec ts = {(time_t)(us / 1000000u),
-                          (long)(us % 1000000u) * 1000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* Read exactly @p n bytes, waiting at most PIPE_TIMEOUT_MS for each chunk.
- * Returns 1 when read, 0 at end of file before the first byte, -1 on a
- * timeout, a short read at end of file, or an error. */
-static int
-read_full(int fd, void *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int prc = poll(&p, 1, PIPE_TIMEOUT_MS);
-        if (prc < 0 && errno == EINTR) {
-            continue;
-        }
-        if (prc <= 0) {
-            return -1;
-        }
-        ssize_t k = read(fd, (char *)buf + got, n - got);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k < 0) {
-            return -1;
-        }
-        if (k == 0) {
-            return got == 0 ? 0 : -1;
-        }
-        got += (size_t)k;
-    }
-    return 1;
-}
 
 /* ---- Children: these never return ---------------------------------------- */
 
@@ -177,7 +133,7 @@ busy_writer_child(const char *dir, pid_t parent)
         if (rc != CVG_OK) {
             child_fail("writer commit", rc, 21);
         }
-        sleep_us(500);
+        cvg_test_sleep_us(500);
     }
     _exit(0); /* the test process is gone: do not outlive it */
 }
@@ -210,7 +166,7 @@ reader_child(const char *dir, int ready_fd, pid_t parent)
         _exit(33);
     }
     while (getppid() == parent) {
-        sleep_us(100000);
+        cvg_test_sleep_us(100000);
     }
     _exit(0); /* the test process is gone: do not outlive it */
 }
@@ -427,14 +383,15 @@ crash_run(int run, uint64_t seed, uint64_t *acks_total)
     uint64_t acks = 0, seq;
     int rrc = 1;
     if (!by_time) {
-        while (acks < want && (rrc = read_full(p[0], &seq, 8)) == 1) {
+        while (acks < want && (rrc = cvg_test_read_full(
+                                   p[0], &seq, 8, PIPE_TIMEOUT_MS)) == 1) {
             cr_assert_eq(seq, 3 * acks + 1,
                          "%s: ack %" PRIu64 " is seq %" PRIu64, ctx, acks, seq);
             acks++;
         }
     }
     if (rrc == 1) {
-        sleep_us(delay_us);
+        cvg_test_sleep_us(delay_us);
     }
     kill(pid, SIGKILL);
     int st = 0;
@@ -445,7 +402,7 @@ crash_run(int run, uint64_t seed, uint64_t *acks_total)
               "%s: the child ended on its own (exit %d): see its stderr", ctx,
               WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     /* The child may have acknowledged more before it died. */
-    while ((rrc = read_full(p[0], &seq, 8)) == 1) {
+    while ((rrc = cvg_test_read_full(p[0], &seq, 8, PIPE_TIMEOUT_MS)) == 1) {
         cr_assert_eq(seq, 3 * acks + 1, "%s: ack %" PRIu64 " is seq %" PRIu64,
                      ctx, acks, seq);
         acks++;
@@ -602,7 +559,7 @@ Test(crash, killed_readers_free_their_slots, .timeout = 120)
         }
         close(p[1]);
         char c = 0;
-        int rrc = read_full(p[0], &c, 1);
+        int rrc = cvg_test_read_full(p[0], &c, 1, PIPE_TIMEOUT_MS);
         close(p[0]);
         kill(pid, SIGKILL);
         int st = 0;

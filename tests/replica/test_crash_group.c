@@ -16,19 +16,18 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "converge.h"
 
 #include "digest.h"
+#include "replica/replica_int.h"
 #include "testutil.h"
 
 #define RUNS 30
@@ -41,15 +40,6 @@ static const cvg_key CALLS = {"crash", "g", "calls"};
 static const cvg_key SEEN = {"crash", "g", "seen"};
 
 static char ctx[256];
-
-static void
-sleep_us(uint64_t us)
-{
-    struct timespec ts = {(time_t)(us / 1000000u),
-                          (long)(us % 1000000u) * 1000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 /* ---- The child ----------------------------------------------------------- */
 
@@ -114,33 +104,6 @@ writer_child(const char *dir, int ack_fd)
 }
 
 /* ---- The parent ---------------------------------------------------------- */
-
-/* 1: read; 0: end of file; -1: timeout, torn read or error. */
-static int
-read_ack(int fd, int64_t *out)
-{
-    size_t got = 0;
-    char *buf = (char *)out;
-    while (got < 8) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int prc = poll(&p, 1, PIPE_TIMEOUT_MS);
-        if (prc < 0 && errno == EINTR) {
-            continue;
-        }
-        if (prc <= 0) {
-            return -1;
-        }
-        ssize_t k = read(fd, buf + got, 8 - got);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            return k == 0 && got == 0 ? 0 : -1;
-        }
-        got += (size_t)k;
-    }
-    return 1;
-}
 
 typedef struct acked {
     int64_t next[THREADS]; /* each thread's acknowledged calls: 0..next-1 */
@@ -250,11 +213,12 @@ crash_run(int run, uint64_t seed)
     memset(&a, 0, sizeof a);
     int64_t e;
     int rrc = 1;
-    while (a.total < want && (rrc = read_ack(p[0], &e)) == 1) {
+    while (a.total < want &&
+           (rrc = cvg_test_read_full(p[0], &e, 8, PIPE_TIMEOUT_MS)) == 1) {
         take_ack(&a, e);
     }
     if (rrc == 1) {
-        sleep_us(delay_us);
+        cvg_test_sleep_us(delay_us);
     }
     kill(pid, SIGKILL);
     int st = 0;
@@ -263,7 +227,7 @@ crash_run(int run, uint64_t seed)
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
               "%s: the child ended on its own (exit %d): see its stderr", ctx,
               WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-    while ((rrc = read_ack(p[0], &e)) == 1) {
+    while ((rrc = cvg_test_read_full(p[0], &e, 8, PIPE_TIMEOUT_MS)) == 1) {
         take_ack(&a, e);
     }
     close(p[0]);

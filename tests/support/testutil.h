@@ -13,6 +13,15 @@ const char *cvg_test_dir(const char *name);
 /* The seed for a randomized test: $CVG_TEST_SEED if set, else @p dflt. */
 uint64_t cvg_test_seed(uint64_t dflt);
 
+/* Sleep @p us microseconds, resuming after signals. */
+void cvg_test_sleep_us(uint64_t us);
+
+/* Read exactly @p n bytes from @p fd (a child's pipe), waiting at most
+ * @p timeout_ms for each chunk. Returns 1 when read, 0 at end of file
+ * before the first byte, -1 on a timeout, a short read at end of file, or
+ * an error. */
+int cvg_test_read_full(int fd, void *buf, size_t n, int timeout_ms);
+
 /* splitmix64: small, fast, good enough to drive random schedules. */
 static inline uint64_t
 cvg_test_rand(uint64_t *state)

@@ -106,31 +106,38 @@ write_round(cvg_replica *r, int who, int round, cvg_test_failure *f)
     return rc == CVG_OK ? rc : fail(f, rc, "commit, round %d", round);
 }
 
-/* The counter and the number of set elements, in one read transaction. */
-static int
-read_totals(cvg_replica *r, int64_t *count, int64_t *tags)
+int
+cvg_test_read_counter_set(cvg_replica *r, const cvg_key *counter,
+                          const cvg_key *set, int64_t *count, int64_t *elems)
 {
-    *count = *tags = 0;
+    *count = *elems = 0;
     cvg_txn *t;
     int rc = cvg_txn_begin(r, CVG_TXN_READ_ONLY, &t);
     if (rc != CVG_OK) {
         return rc;
     }
-    rc = cvg_counter_get(t, &COUNT, count);
+    rc = cvg_counter_get(t, counter, count);
     if (rc == CVG_ENOTFOUND) {
         rc = CVG_OK;
     }
     cvg_set_cursor *c = NULL;
     if (rc == CVG_OK) {
-        rc = cvg_set_cursor_open(t, &TAGS, &c);
+        rc = cvg_set_cursor_open(t, set, &c);
     }
     cvg_value v;
     while (rc == CVG_OK && (rc = cvg_set_cursor_next(c, &v)) == CVG_OK) {
-        ++*tags;
+        ++*elems;
     }
     cvg_set_cursor_close(c);
     cvg_txn_abort(t);
     return rc == CVG_DONE || rc == CVG_ENOTFOUND ? CVG_OK : rc;
+}
+
+/* The counter and the number of tags, in one read transaction. */
+static int
+read_totals(cvg_replica *r, int64_t *count, int64_t *tags)
+{
+    return cvg_test_read_counter_set(r, &COUNT, &TAGS, count, tags);
 }
 
 /* A sync over a link that drops, duplicates, reorders and cuts: it may

@@ -5,12 +5,23 @@
 #define CVG_THREADS_CASES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* What failed first, for the report. */
 typedef struct cvg_test_failure {
     int rc; /* CVG_OK if nothing failed */
     char what[240];
 } cvg_test_failure;
+
+struct cvg_replica;
+struct cvg_key;
+
+/* The value of counter @p counter and the number of elements of set
+ * @p set, read in one read transaction (0 for a field not written yet). */
+int cvg_test_read_counter_set(struct cvg_replica *r,
+                              const struct cvg_key *counter,
+                              const struct cvg_key *set, int64_t *count,
+                              int64_t *elems);
 
 /* Each runs one scenario, with its replicas in fresh directories named
  * after it, and returns CVG_OK or the first failure (also in *f). */

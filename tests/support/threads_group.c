@@ -183,36 +183,8 @@ write_run(void *arg)
     return NULL;
 }
 
-/* The count of calls and the set's size, in one read transaction. */
-static int
-read_calls(cvg_replica *r, int64_t *calls, int64_t *seen)
-{
-    *calls = *seen = 0;
-    cvg_txn *t;
-    int rc = cvg_txn_begin(r, CVG_TXN_READ_ONLY, &t);
-    if (rc != CVG_OK) {
-        return rc;
-    }
-    rc = cvg_counter_get(t, &CALLS_KEY, calls);
-    if (rc == CVG_ENOTFOUND) {
-        rc = CVG_OK;
-    }
-    cvg_set_cursor *cur = NULL;
-    if (rc == CVG_OK) {
-        rc = cvg_set_cursor_open(t, &SEEN_KEY, &cur);
-    }
-    cvg_value v;
-    while (rc == CVG_OK && (rc = cvg_set_cursor_next(cur, &v)) == CVG_OK) {
-        (*seen)++;
-    }
-    if (rc == CVG_DONE) {
-        rc = CVG_OK;
-    }
-    cvg_set_cursor_close(cur);
-    cvg_txn_abort(t);
-    return rc;
-}
-
+/* The reader: under the lock, every call it sees is whole, and the count
+ * never goes back. */
 static void *
 read_run(void *arg)
 {
@@ -222,7 +194,8 @@ read_run(void *arg)
         int rc = cvg_replica_lock(rd->r);
         int64_t calls = 0, seen = 0;
         if (rc == CVG_OK) {
-            rc = read_calls(rd->r, &calls, &seen);
+            rc = cvg_test_read_counter_set(rd->r, &CALLS_KEY, &SEEN_KEY, &calls,
+                                           &seen);
             cvg_replica_unlock(rd->r);
         }
         if (rc != CVG_OK) {
