@@ -118,8 +118,15 @@ cvg__store_commit(cvg__store *s, cvg__store_txn **t, int rc,
 {
     for (;;) {
         if (rc == CVG_OK) {
-            rc = cvg__mdb_err(mdb_txn_commit(*t));
+            /* The state records of the commit: its journal record, or a
+             * checkpoint (journal.c). */
+            rc = cvg__journal_seal(s, *t);
+        }
+        if (rc == CVG_OK) {
+            cvg__store_txn *done = *t;
+            rc = cvg__mdb_err(mdb_txn_commit(done));
             *t = NULL; /* committed or not, LMDB freed it */
+            cvg__journal_end(s, done, rc == CVG_OK);
             if (rc == CVG_OK) {
                 return CVG_OK;
             }

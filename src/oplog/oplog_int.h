@@ -189,16 +189,47 @@ int cvg__value_encode(const cvg_value *v, cvg__buf *out);
  * only as an opaque pointer (LMDB's own type, never dereferenced there). */
 #include <sys/types.h>
 
+#include "overlay.h"
+
 struct MDB_env;
 struct MDB_txn;
 struct MDB_cursor;
 typedef struct MDB_txn cvg__store_txn;
+
+/* What one open store transaction sees of the journal (journal.c). */
+typedef struct cvg__view {
+    const struct MDB_txn *t;
+    uint64_t lo; /* its snapshot's checkpoint: older values are in state */
+    uint64_t hi; /* its snapshot's last journal id (a writer's: its own) */
+    bool write;
+    bool sealed; /* a writer that wrote its record or a checkpoint */
+    bool direct; /* a writer that wrote its records into the state table */
+} cvg__view;
 
 typedef struct cvg__store {
     struct MDB_env *env;
     unsigned int meta, log, dots, state, origins, peers, queue; /* MDB_dbi */
     unsigned int history; /* MDB_dbi, if has_history */
     bool has_history;     /* false: a read-only open of an older replica */
+    unsigned int journal; /* MDB_dbi, if has_journal */
+    bool has_journal;     /* false: a read-only open of an older replica */
+    /* State records newer than the checkpoint (journal.c), and what each
+     * open transaction sees of them. */
+    cvg__overlay ov;
+    cvg__view *views;
+    size_t nviews, capviews;
+    uint64_t loaded; /* journal records up to this id are in ov */
+    uint64_t ckpt;   /* the newest checkpoint seen */
+    uint64_t pruned; /* values up to this id are gone from ov */
+    /* A commit that finds more values than this in the overlay, or more
+     * bytes, makes a checkpoint instead of a journal record; one of at
+     * most direct_max keys the overlay has none of writes the state table
+     * itself (journal.c). */
+    size_t ov_max_values, ov_max_bytes, direct_max;
+    /* Set by the floor above once the replica is open in full: only then
+     * may a close write a checkpoint (not after an open that refused the
+     * replica, say of a newer format). */
+    bool checkpoint_at_close;
     /* Records end in a checksum (checksum.h): false only for a replica of
      * format 1 not yet upgraded. */
     bool checksummed;
@@ -324,21 +355,70 @@ int cvg__origins_load(cvg__store *s, cvg__store_txn *t, cvg__origins *o,
 int cvg__origins_put(cvg__store *s, cvg__store_txn *t, uint32_t idx,
                      const cvg_replica_id *id, uint64_t seq);
 
+/* ---- The journal (journal.c) ------------------------------------------------
+ * State records written behind the log, in the overlay and the table
+ * "journal", until a checkpoint writes them into the state table. */
+#define CVG__OV_MAX_VALUES 65536
+#define CVG__DIRECT_MAX 64
+#define CVG__OV_MAX_BYTES ((size_t)64 << 20)
+/* Register transaction @p t (just begun) and load what its snapshot has of
+ * the journal and the handle not yet. */
+int cvg__journal_begin(cvg__store *s, cvg__store_txn *t, bool write);
+/* @p t ended (committed or not): forget it, and a writer's values if it
+ * did not commit. */
+void cvg__journal_end(cvg__store *s, const cvg__store_txn *t, bool committed);
+/* What @p t sees of the overlay; NULL for a store without a journal or a
+ * transaction not registered. */
+const cvg__view *cvg__journal_view(cvg__store *s, const cvg__store_txn *t);
+/* Just before writer @p t commits: its journal record, or a checkpoint. */
+int cvg__journal_seal(cvg__store *s, cvg__store_txn *t);
+/* A checkpoint by writer @p t, whatever the overlay holds. */
+int cvg__journal_checkpoint(cvg__store *s, cvg__store_txn *t);
+/* Whether the overlay holds anything (a checkpoint would write it). */
+bool cvg__journal_pending(const cvg__store *s);
+void cvg__journal_free(cvg__store *s);
+
 /* ---- State records (state_store.c) ------------------------------------------
- * Views returned point into the map: valid until the transaction ends or
- * its next write. */
+ * Views returned point into the map or the overlay: valid until the
+ * transaction ends or its next write. */
 int cvg__state_get(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
                    size_t klen, cvg_bytes *out); /* CVG_ENOTFOUND */
 int cvg__state_put(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
                    size_t klen, cvg_bytes value);
+/* Put @p val into the state table itself, or delete the record there when
+ * @p val is NULL (an absent one is not an error): below the overlay, for
+ * the journal's checkpoints. */
+int cvg__state_table_write(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
+                           size_t klen, const uint8_t *val, size_t len);
 /* Delete a record; an absent one is not an error. */
 int cvg__state_del(cvg__store *s, cvg__store_txn *t, const uint8_t *key,
                    size_t klen);
 
-/* A cursor over the state records in key order. */
+/* The length of the field prefix "collection NUL key NUL field NUL" that
+ * begins state key @p k, or 0 if it has none. */
+static inline uint32_t
+cvg__state_field_len(const uint8_t *k, size_t n)
+{
+    int nuls = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k[i] == 0 && ++nuls == 3) {
+            return (uint32_t)(i + 1);
+        }
+    }
+    return 0;
+}
+
+/* A cursor over the state records in key order: those of LMDB's state
+ * table merged with the overlay's (state_store.c). */
+#define CVG__STATE_KEY_MAX (CVG_NAME_MAX + 3 + 1 + 16)
 typedef struct cvg__state_cursor {
     struct MDB_cursor *c;
-    cvg__store *s; /* for the records' checksums */
+    cvg__store *s;   /* for the records' checksums */
+    uint64_t lo, hi; /* the transaction's view of the overlay */
+    bool lm_has;     /* c is on lk, lv: not passed yet */
+    cvg_bytes lk, lv;
+    uint32_t last_len; /* the key returned last */
+    uint8_t last[CVG__STATE_KEY_MAX];
 } cvg__state_cursor;
 
 int cvg__state_cursor_open(cvg__store *s, cvg__store_txn *t,
@@ -348,6 +428,12 @@ int cvg__state_cursor_open(cvg__store *s, cvg__store_txn *t,
 int cvg__state_cursor_seek(cvg__state_cursor *c, const uint8_t *key,
                            size_t klen, cvg_bytes *k, cvg_bytes *v);
 int cvg__state_cursor_next(cvg__state_cursor *c, cvg_bytes *k, cvg_bytes *v);
+/* As seek, for the first record at or after @p key whose key begins with
+ * @p prefix[0..plen): CVG_DONE if there is none. Cheaper than a seek when
+ * the prefix is a field's that the overlay holds nothing of. */
+int cvg__state_cursor_seek_in(cvg__state_cursor *c, const uint8_t *key,
+                              size_t klen, const uint8_t *prefix, size_t plen,
+                              cvg_bytes *k, cvg_bytes *v);
 /* Accepts a cursor never opened (zeroed). Must come before the end of its
  * transaction. */
 void cvg__state_cursor_close(cvg__state_cursor *c);

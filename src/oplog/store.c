@@ -112,6 +112,13 @@ open_dbs(cvg__store *s, cvg__store_txn *t, unsigned flags)
      * (and nothing signed to read); a writable open creates it. */
     int rc = mdb_dbi_open(t, "history", flags, &s->history);
     s->has_history = rc == MDB_SUCCESS;
+    if (rc != MDB_SUCCESS &&
+        !(rc == MDB_NOTFOUND && (flags & MDB_CREATE) == 0)) {
+        return rc;
+    }
+    /* Added in format 4, the same way (journal.c). */
+    rc = mdb_dbi_open(t, "journal", flags, &s->journal);
+    s->has_journal = rc == MDB_SUCCESS;
     return rc == MDB_NOTFOUND && (flags & MDB_CREATE) == 0 ? MDB_SUCCESS : rc;
 }
 
@@ -323,7 +330,10 @@ open_env(cvg__store *s, const char *path, const cvg_replica_options *o,
         snprintf(err, errlen, "cannot create LMDB environment");
         return cvg__mdb_err(rc);
     }
-    mdb_env_set_maxdbs(s->env, 8);
+    mdb_env_set_maxdbs(s->env, 12);
+    /* A transaction's store, found from the transaction alone at its end
+     * (cvg__store_abort). */
+    mdb_env_set_userctx(s->env, s);
     mdb_env_set_maxreaders(s->env, 126);
     mdb_env_set_mapsize(s->env, s->map_size);
 
@@ -389,7 +399,7 @@ open_databases(cvg__store *s, const char *path, const cvg_replica_options *o,
      * the environment's life; an abort would close them. */
     int mrc = open_dbs(s, t, o->read_only ? 0 : MDB_CREATE);
     if (mrc == MDB_SUCCESS) {
-        mrc = mdb_txn_commit(t);
+        mrc = mdb_txn_commit(t); /* begun before the journal was known */
     } else {
         mdb_txn_abort(t);
     }
@@ -408,6 +418,12 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
                 char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
+    s->ov_max_values = CVG__OV_MAX_VALUES;
+    /* Without journal_state every commit writes the state table, but for
+     * keys the journal already holds (another process journals), which
+     * must follow their values there. */
+    s->direct_max = o->journal_state ? CVG__DIRECT_MAX : SIZE_MAX;
+    s->ov_max_bytes = CVG__OV_MAX_BYTES;
     s->fd = -1;
     s->lock_fd = -1;
     s->err = err;
@@ -442,13 +458,33 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
     return rc;
 }
 
+static int
+checkpoint_fn(void *ctx, cvg__store_txn *t)
+{
+    return cvg__journal_checkpoint(ctx, t);
+}
+
+/* Leave the state table whole at close, so the next open has no journal
+ * to load. Best effort: a failure leaves the journal, which is as good. */
+static void
+checkpoint_at_close(cvg__store *s)
+{
+    if (s->read_only || !s->checkpoint_at_close || !cvg__journal_pending(s) ||
+        s->nviews > 0) {
+        return;
+    }
+    (void)cvg__store_write(s, false, checkpoint_fn, s);
+}
+
 void
 cvg__store_close(cvg__store *s)
 {
     if (s->env != NULL) {
+        checkpoint_at_close(s);
         mdb_env_close(s->env);
         s->env = NULL;
     }
+    cvg__journal_free(s);
     /* A store never opened is all zeros: path tells an fd of ours. */
     if (s->path != NULL && s->fd >= 0) {
         close(s->fd);
@@ -491,6 +527,14 @@ cvg__store_begin(cvg__store *s, bool write, cvg__store_txn **out)
             s->checksummed = true;
         }
     }
+    if (rc == MDB_SUCCESS) {
+        int jrc = cvg__journal_begin(s, *out, write);
+        if (jrc != CVG_OK) {
+            mdb_txn_abort(*out);
+            *out = NULL;
+            return jrc;
+        }
+    }
     return cvg__mdb_err(rc);
 }
 
@@ -498,6 +542,10 @@ void
 cvg__store_abort(cvg__store_txn *t)
 {
     if (t != NULL) {
+        cvg__store *s = mdb_env_get_userctx(mdb_txn_env(t));
+        if (s != NULL) {
+            cvg__journal_end(s, t, false);
+        }
         mdb_txn_abort(t);
     }
 }

@@ -220,7 +220,8 @@ walk_next(prefix_walk *w, cvg_bytes *k, cvg_bytes *v)
     if (w->done) {
         return CVG_DONE;
     }
-    int rc = cvg__state_cursor_seek(&w->c, w->seek, w->seeklen, k, v);
+    int rc = cvg__state_cursor_seek_in(&w->c, w->seek, w->seeklen, w->prefix,
+                                       w->plen, k, v);
     if (rc == CVG_DONE ||
         (rc == CVG_OK &&
          (k->len < w->plen || memcmp(k->data, w->prefix, w->plen)))) {

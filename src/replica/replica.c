@@ -184,9 +184,10 @@ create_if_missing(void *ctx, cvg__store_txn *mt)
     return rc;
 }
 
-/* Format 2 to 3: nothing to rewrite (CVG_FORMAT_VERSION), only the record
- * that says blocks of version 3 may follow, so that a library of format 2
- * refuses the replica at open rather than at its first such block. */
+/* Format 2 to 3 or 4: nothing to rewrite (CVG_FORMAT_VERSION), only the
+ * record that says blocks of version 3, or a journal (src/oplog/journal.c),
+ * may follow, so that an older library refuses the replica at open rather
+ * than meet a block it cannot read or miss state the journal holds. */
 static int
 raise_format(void *ctx, cvg__store_txn *mt)
 {
@@ -398,6 +399,7 @@ cvg_replica_open(const char *path, const cvg_replica_options *opts,
         return rc;
     }
     r->errmsg[0] = '\0';
+    r->store.checkpoint_at_close = true;
     *out = r;
     return CVG_OK;
 }

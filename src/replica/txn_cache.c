@@ -281,7 +281,8 @@ scan_field(cvg_txn *t, uint32_t plen, uint8_t *mask)
      * but keep our own copy for the comparisons anyway. */
     uint8_t prefix[CVG_NAME_MAX + 8];
     memcpy(prefix, t->kbuf.p, plen);
-    int src = cvg__state_cursor_seek(&t->state_cur, prefix, plen, &k, &v);
+    int src = cvg__state_cursor_seek_in(&t->state_cur, prefix, plen, prefix,
+                                        plen, &k, &v);
     while (src == CVG_OK) {
         if (k.len <= plen || memcmp(k.data, prefix, plen) != 0) {
             break;
@@ -315,7 +316,8 @@ scan_field(cvg_txn *t, uint32_t plen, uint8_t *mask)
         uint8_t next[CVG_NAME_MAX + 8];
         memcpy(next, prefix, plen);
         next[plen] = (uint8_t)(type + 1);
-        src = cvg__state_cursor_seek(&t->state_cur, next, plen + 1, &k, &v);
+        src = cvg__state_cursor_seek_in(&t->state_cur, next, plen + 1, prefix,
+                                        plen, &k, &v);
     }
     if (src != CVG_OK && src != CVG_DONE) {
         return src;

@@ -482,7 +482,9 @@ Test(check, each_kind_of_damage_is_found)
             hits++;
         }
     }
-    cr_assert_eq(hits, 1, "the state key is in one leaf");
+    /* In its leaf, and maybe in free pages too: those of the journal
+     * records a checkpoint wrote out (changing them changes nothing). */
+    cr_assert_geq(hits, 1, "the state key is in the file");
     write_all(path, f, n);
     free(f);
     cr_expect_eq(check_in_child(dir, problem, sizeof problem), CVG_ECORRUPT);

@@ -66,6 +66,10 @@ writer_child(const char *dir, int ack_fd)
     if (rc != CVG_OK) {
         child_fail("open", rc, 10);
     }
+    /* Every commit a checkpoint of the state written behind the log
+     * (src/oplog/journal.c): the kills land in those too. */
+    r->store.ov_max_values = 1;
+    r->store.direct_max = 0;
     for (;;) {
         cvg_txn *t = NULL;
         cvg_dot d;

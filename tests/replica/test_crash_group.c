@@ -90,6 +90,11 @@ writer_child(const char *dir, int ack_fd)
         fprintf(stderr, "crash child: open: %s\n", cvg_errname(rc));
         _exit(10);
     }
+    /* A checkpoint of the state written behind the log every few groups
+     * (src/oplog/journal.c): the kills land in journal records and in
+     * checkpoints. */
+    r->store.ov_max_values = 40;
+    r->store.direct_max = CVG__DIRECT_MAX; /* as journal_state sets */
     static child_thread ct[THREADS];
     pthread_t th[THREADS];
     for (int i = 0; i < THREADS; i++) {

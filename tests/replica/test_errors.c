@@ -442,16 +442,17 @@ peek_format(const char *dir)
     return format;
 }
 
-/* Format 3 only adds a block version: a replica of format 2 reads as it is
- * read-only, and a writable open raises its format record alone. */
-Test(errors, a_replica_of_format_2_is_read_and_raised)
+/* Formats 3 and 4 only add a block version and the journal: a replica of
+ * format 2 or 3 reads as it is read-only, and a writable open raises its
+ * format record alone. */
+static void
+read_and_raise(const char *dir, uint64_t old)
 {
-    const char *dir = cvg_test_dir("format-2");
     cvg_replica *r = open_at(dir);
     seed_four(r);
     cvg_replica_close(r);
     cr_assert_eq(peek_format(dir), CVG_FORMAT_VERSION);
-    poke_format(dir, 2);
+    poke_format(dir, old);
 
     cvg_replica_options o;
     cvg_replica_options_init(&o);
@@ -463,10 +464,10 @@ Test(errors, a_replica_of_format_2_is_read_and_raised)
     cr_expect_eq(c, 5);
     cvg_txn_abort(t);
     cvg_replica_close(r);
-    cr_expect_eq(peek_format(dir), 2, "a read-only open writes nothing");
+    cr_expect_eq(peek_format(dir), old, "a read-only open writes nothing");
 
     r = open_at(dir);
-    cr_expect_eq(peek_format(dir), 3);
+    cr_expect_eq(peek_format(dir), CVG_FORMAT_VERSION);
     cr_assert_eq(cvg_txn_begin(r, 0, &t), CVG_OK);
     cr_expect_eq(cvg_counter_add(t, &CNT, 2, NULL), CVG_OK);
     cr_expect_eq(cvg_txn_commit(t), CVG_OK);
@@ -475,6 +476,12 @@ Test(errors, a_replica_of_format_2_is_read_and_raised)
     cr_expect_eq(c, 7);
     cvg_txn_abort(t);
     cvg_replica_close(r);
+}
+
+Test(errors, a_replica_of_format_2_or_3_is_read_and_raised)
+{
+    read_and_raise(cvg_test_dir("format-2"), 2);
+    read_and_raise(cvg_test_dir("format-3"), 3);
 }
 
 Test(errors, open_refuses_a_newer_format)

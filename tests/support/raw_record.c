@@ -45,7 +45,8 @@ cvg_test_raw_put(const char *dir, const char *table, const void *k, size_t klen,
 }
 
 const char *const cvg_test_tables[CVG_TEST_NTABLES] = {
-    "meta", "log", "dots", "state", "origins", "peers", "queue", "history"};
+    "meta",  "log",   "dots",    "state",  "origins",
+    "peers", "queue", "history", "journal"};
 
 bool
 cvg_test_is_format(const MDB_val *k)

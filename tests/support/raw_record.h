@@ -17,7 +17,7 @@ void cvg_test_raw_put(const char *dir, const char *table, const void *k,
                       bool checksummed);
 
 /* Every table of a replica, by LMDB name. */
-#define CVG_TEST_NTABLES 8
+#define CVG_TEST_NTABLES 9
 extern const char *const cvg_test_tables[CVG_TEST_NTABLES];
 /* Whether @p k is the meta record "format", the one without a checksum. */
 bool cvg_test_is_format(const MDB_val *k);
