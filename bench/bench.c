@@ -35,34 +35,41 @@
  * its runs is one open. check_1m checks that replica whole.
  */
 static const bench_workload workloads[] = {
-    /* name, fn, full n, quick n, full runs, quick runs, keep_as */
-    {"register_200k", wl_register, 200000, 20000, 5, 3, NULL},
-    {"sync_conflict_3x10k", wl_sync_conflict, 10000, 1000, 5, 3, NULL},
-    {"set_100k", wl_set, 100000, 10000, 5, 3, NULL},
-    {"sync_full_1m", wl_sync_full, 1000000, 100000, 5, 3, NULL},
-    {"counter_1m_spread", wl_counter_spread, 1000000, 100000, 5, 3, NULL},
-    {"counter_1m", wl_counter, 1000000, 100000, 5, 3, BENCH_COUNTER_KEPT},
-    {"reopen_1m", wl_reopen, 1000000, 100000, 11, 5, NULL},
-    {"check_1m", wl_check, 1000000, 100000, 5, 3, NULL},
-    {"sync_incremental_1k", wl_sync_incremental, 1000, 100, 11, 5, NULL},
-    {"sync_origins_100k", wl_origins_sync, 100000, 10000, 3, 1, NULL},
+    /* name, fn, full n, quick n, full runs, quick runs, keep_as,
+     * journal_state */
+    {"register_200k", wl_register, 200000, 20000, 5, 3, NULL, false},
+    {"sync_conflict_3x10k", wl_sync_conflict, 10000, 1000, 5, 3, NULL, false},
+    {"set_100k", wl_set, 100000, 10000, 5, 3, NULL, false},
+    {"register_200k_journal", wl_register, 200000, 20000, 5, 3, NULL, true},
+    {"set_100k_journal", wl_set, 100000, 10000, 5, 3, NULL, true},
+    {"counter_1m_spread_journal", wl_counter_spread, 1000000, 100000, 5, 3,
+     NULL, true},
+    {"sync_full_1m", wl_sync_full, 1000000, 100000, 5, 3, NULL, false},
+    {"counter_1m_spread", wl_counter_spread, 1000000, 100000, 5, 3, NULL,
+     false},
+    {"counter_1m", wl_counter, 1000000, 100000, 5, 3, BENCH_COUNTER_KEPT,
+     false},
+    {"reopen_1m", wl_reopen, 1000000, 100000, 11, 5, NULL, false},
+    {"check_1m", wl_check, 1000000, 100000, 5, 3, NULL, false},
+    {"sync_incremental_1k", wl_sync_incremental, 1000, 100, 11, 5, NULL, false},
+    {"sync_origins_100k", wl_origins_sync, 100000, 10000, 3, 1, NULL, false},
     {"sync_incremental_origins_10k", wl_origins_incremental, 10000, 2000, 3, 1,
-     NULL},
-    {"single_op_durable", wl_single_durable, 10000, 500, 5, 1, NULL},
-    {"single_op_relaxed", wl_single_relaxed, 10000, 2000, 5, 3, NULL},
-    {"lmdb_single_durable", wl_lmdb_durable, 10000, 500, 5, 1, NULL},
-    {"writers_32_durable", wl_writers, 6400, 320, 3, 1, NULL},
-    {"lmdb_single_relaxed", wl_lmdb_relaxed, 10000, 2000, 5, 3, NULL},
-    {"relaxed_batch_1k", wl_relaxed_batch, 1000000, 100000, 5, 3, NULL},
-    {"net_sync_1m", wl_net_sync, 1000000, 100000, 5, 3, NULL},
-    {"net_handshakes", wl_net_handshakes, 2000, 200, 3, 3, NULL},
-    {"net_idle_1k", wl_net_idle, 1000, 100, 3, 1, NULL},
-    {"net_live_32", wl_net_live, 32, 8, 3, 1, NULL},
-    {"net_live_128", wl_net_live, 128, 16, 3, 1, NULL},
-    {"net_live_128_relaxed", wl_net_live_relaxed, 128, 16, 3, 1, NULL},
-    {"net_live_512", wl_net_live, 512, 16, 1, 1, NULL},
-    {"delete_fields_10k", wl_fields, 10000, 1000, 5, 1, NULL},
-    {"delete_fields_100k", wl_fields, 100000, 10000, 5, 1, NULL},
+     NULL, false},
+    {"single_op_durable", wl_single_durable, 10000, 500, 5, 1, NULL, false},
+    {"single_op_relaxed", wl_single_relaxed, 10000, 2000, 5, 3, NULL, false},
+    {"lmdb_single_durable", wl_lmdb_durable, 10000, 500, 5, 1, NULL, false},
+    {"writers_32_durable", wl_writers, 6400, 320, 3, 1, NULL, false},
+    {"lmdb_single_relaxed", wl_lmdb_relaxed, 10000, 2000, 5, 3, NULL, false},
+    {"relaxed_batch_1k", wl_relaxed_batch, 1000000, 100000, 5, 3, NULL, false},
+    {"net_sync_1m", wl_net_sync, 1000000, 100000, 5, 3, NULL, false},
+    {"net_handshakes", wl_net_handshakes, 2000, 200, 3, 3, NULL, false},
+    {"net_idle_1k", wl_net_idle, 1000, 100, 3, 1, NULL, false},
+    {"net_live_32", wl_net_live, 32, 8, 3, 1, NULL, false},
+    {"net_live_128", wl_net_live, 128, 16, 3, 1, NULL, false},
+    {"net_live_128_relaxed", wl_net_live_relaxed, 128, 16, 3, 1, NULL, false},
+    {"net_live_512", wl_net_live, 512, 16, 1, 1, NULL, false},
+    {"delete_fields_10k", wl_fields, 10000, 1000, 5, 1, NULL, false},
+    {"delete_fields_100k", wl_fields, 100000, 10000, 5, 1, NULL, false},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 
@@ -292,7 +299,7 @@ run_workload(const bench_workload *w, bool full, unsigned runs_override)
         snprintf(leaf, sizeof leaf, "%s.run%u", w->name, k);
         char *rundir = bench_path(g_root, leaf);
         sig_set(g_sig_dirs[0], rundir);
-        bench_ctx ctx = {w->name, g_root, rundir, n, k, full};
+        bench_ctx ctx = {w->name, g_root, rundir, n, k, full, w->journal_state};
         fprintf(stderr, "bench: %s: run %u/%u, n = %llu ...", w->name, k + 1,
                 nruns, (unsigned long long)n);
         fflush(stderr);

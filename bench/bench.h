@@ -50,6 +50,7 @@ typedef struct bench_ctx {
                            replica to reopen) */
     unsigned run;       /* 0-based run index */
     bool full;
+    bool journal_state; /* open replicas with journal_state */
 } bench_ctx;
 
 typedef void (*bench_fn)(const bench_ctx *ctx, bench_run *out);
@@ -63,6 +64,8 @@ typedef struct bench_workload {
      * later workload) instead of being removed. Only BENCH_COUNTER_KEPT is
      * cleaned up on a signal. */
     const char *keep_as;
+    bool journal_state; /* the workload's replicas write state behind a
+                           journal (cvg_replica_options.journal_state) */
 } bench_workload;
 
 /* ---- util.c ---------------------------------------------------------------*/

@@ -63,8 +63,13 @@ typedef struct target {
 static const target targets[] = {
     {"register overwrites, durable, commits of 1,000 (ops/s)", "register_200k",
      "overwrite_ops_per_s", false, 500000, NULL, NULL},
+    {"register overwrites, durable, commits of 1,000, journal_state (ops/s)",
+     "register_200k_journal", "overwrite_ops_per_s", false, 500000, NULL, NULL},
     {"OR-set adds and removes, durable, commits of 1,000 (ops/s)", "set_100k",
      "ops_per_s", false, 600000, NULL, NULL},
+    {"OR-set adds and removes, durable, commits of 1,000, journal_state "
+     "(ops/s)",
+     "set_100k_journal", "ops_per_s", false, 600000, NULL, NULL},
     {"counter increments, durable, commits of 1,000 (ops/s)", "counter_1m",
      "ops_per_s", false, 3e6, NULL, NULL},
     {"counter increments, relaxed, commits of 1,000 (ops/s)",

@@ -82,6 +82,7 @@ bench_open(const bench_ctx *ctx, const char *path, cvg_durability d)
 {
     cvg_replica_options o;
     bench_options(&o, d);
+    o.journal_state = ctx->journal_state;
     cvg_replica *r = NULL;
     int rc = cvg_replica_open(path, &o, &r);
     if (rc != CVG_OK) {
