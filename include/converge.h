@@ -69,7 +69,9 @@ extern "C" {
 /** Version of the on-disk layout, stored in every replica. Format 2 gives
  * every record a checksum; format 3 lets the log hold op blocks that name a
  * numbered record after the one before it in one byte; format 4 lets state
- * records wait in a journal before they reach the state table. A writable
+ * records wait in a journal before they reach the state table, and the log
+ * hold op blocks whose runs repeat an op (a commit of increments of one
+ * counter in a few bytes). A writable
  * open upgrades an older replica in one transaction (format 2 to 3 and 3
  * to 4 rewrite nothing: what is stored stays as it is and is still read);
  * a read-only open reads it as it is. */

@@ -7,7 +7,21 @@
  *   header   version  origin (bin 16)  first_seq  count  hlc of op 1
  *   op       head  [run]  [target]  [hlc delta]  payload...
  *
- * Version 3 (written now):
+ * Version 4 (written now): as version 3, with runs that repeat an op:
+ *
+ *   RUN      the uint that follows is 2c + R: the next c ops share the
+ *            head and the target. With R = 0 each is only its time item
+ *            (unless TICK) and its payload, as in version 3. With R = 1
+ *            (a repeat, only for a counter add with TICK) each is nothing
+ *            at all: the time of the op before + 1 and the head op's
+ *            delta. A thousand increments of a counter in one commit cost
+ *            a few bytes.
+ *   count    a block holds at most OPS_PER_BYTE (64) ops per byte after its
+ *            header, which bounds what a small block from a peer asks of
+ *            its reader; the writer ends a repeat where one more op would
+ *            pass that.
+ *
+ * Version 3 (still read):
  *
  *   head     a positive fixint: the kind in bits 0-2, then flags:
  *              SAME    the previous op's target (no target item)
@@ -85,7 +99,12 @@
 
 #define BLOCK_VERSION_1 1u
 #define BLOCK_VERSION_2 2u
-#define BLOCK_VERSION 3u /* written */
+#define BLOCK_VERSION_3 3u
+#define BLOCK_VERSION 4u /* written */
+
+/* Ops per byte after the header a block of version 4 may hold (version 3
+ * and older: one, the smallest op). */
+#define OPS_PER_BYTE 64u
 
 #define HEAD_KIND 0x07u
 #define HEAD_SAME 0x08u

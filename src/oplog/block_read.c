@@ -1,6 +1,6 @@
 /*
  * Reading op blocks (the format is described in block_format.h), versions
- * 1 to 3. The reader is our own bounded parser (mpack.c): it never reads
+ * 1 to 4. The reader is our own bounded parser (mpack.c): it never reads
  * past the given bytes, validates every byte it accepts, and grows its
  * arrays only after a count has been checked against the bytes left.
  */
@@ -29,6 +29,8 @@ typedef struct reader_scratch {
     size_t prev_target;
     unsigned run_head; /* the head the ops of the open run share */
     uint64_t run_left; /* ops of the run still to come */
+    bool run_repeat;   /* they repeat its head op (version 4, R = 1) */
+    int64_t run_delta; /* the delta of the last counter add read whole */
     int state; /* CVG_OK while readable; else the error that stopped it */
 } reader_scratch;
 
@@ -85,7 +87,11 @@ block_open(cvg__block_reader *r, const uint8_t *data, size_t len, bool received)
         cvg__mp_uint(&m, UINT64_MAX, &hlc) != CVG_OK) {
         return s->state = CVG_ECORRUPT;
     }
-    if (first_seq == 0 || count > cvg__mp_left(&m) / OP_MIN_BYTES ||
+    /* Each op takes a byte at least, or 1/OPS_PER_BYTE of one in a block
+     * with repeats: a small block from a peer never stands for many ops. */
+    uint64_t left = cvg__mp_left(&m);
+    uint64_t most = version >= 4 ? left * OPS_PER_BYTE : left / OP_MIN_BYTES;
+    if (first_seq == 0 || count > most ||
         (count > 0 && count - 1 > UINT64_MAX - first_seq) ||
         (count == 0 && hlc != 0)) {
         return s->state = CVG_ECORRUPT;
@@ -429,12 +435,14 @@ read_target(reader_scratch *s, cvg__mp *m, size_t *out)
 
 /* ---- Ops ----------------------------------------------------------------- */
 
-/* The op's head: from the run it continues, or read (version 1: the kind
- * alone, no flags). */
+/* The op's head: from the run it continues (*cont), or read (version 1:
+ * the kind alone, no flags). */
 static int
-read_head(cvg__block_reader *r, reader_scratch *s, cvg__mp *m, unsigned *head)
+read_head(cvg__block_reader *r, reader_scratch *s, cvg__mp *m, unsigned *head,
+          bool *cont)
 {
     uint64_t h;
+    *cont = false;
     if (s->version == BLOCK_VERSION_1) {
         if (cvg__mp_uint(m, CVG_OP_RECORD_DELETE, &h) != CVG_OK) {
             return CVG_ECORRUPT;
@@ -445,15 +453,24 @@ read_head(cvg__block_reader *r, reader_scratch *s, cvg__mp *m, unsigned *head)
     if (s->run_left > 0) {
         s->run_left--;
         *head = s->run_head | HEAD_SAME;
+        *cont = true;
         return CVG_OK;
     }
     if (cvg__mp_uint(m, HEAD_MAX, &h) != CVG_OK) {
         return CVG_ECORRUPT;
     }
     *head = (unsigned)h;
+    s->run_repeat = false;
     if (h & HEAD_RUN) {
-        uint64_t c;
-        if (cvg__mp_uint(m, r->count - r->index - 1, &c) != CVG_OK || c == 0) {
+        /* Version 4 counts 2c + R; older versions c. */
+        bool v4 = s->version >= 4;
+        uint64_t left = r->count - r->index - 1, c;
+        if (cvg__mp_uint(m, v4 ? 2 * left + 1 : left, &c) != CVG_OK) {
+            return CVG_ECORRUPT;
+        }
+        s->run_repeat = v4 && (c & 1);
+        c = v4 ? c >> 1 : c;
+        if (c == 0) {
             return CVG_ECORRUPT;
         }
         s->run_left = c;
@@ -462,8 +479,10 @@ read_head(cvg__block_reader *r, reader_scratch *s, cvg__mp *m, unsigned *head)
     }
     unsigned kind = *head & HEAD_KIND;
     if ((r->index == 0 && (*head & (HEAD_SAME | HEAD_TICK))) ||
-        ((*head & HEAD_NODOTS) && !kind_has_dots(kind))) {
-        return CVG_ECORRUPT;
+        ((*head & HEAD_NODOTS) && !kind_has_dots(kind)) ||
+        (s->run_repeat &&
+         (kind != CVG_OP_COUNTER_ADD || !(*head & HEAD_TICK)))) {
+        return CVG_ECORRUPT; /* a repeat is of ticking counter adds only */
     }
     return CVG_OK;
 }
@@ -475,7 +494,8 @@ read_op(cvg__block_reader *r, reader_scratch *s, cvg__op *out)
     cvg_op *p = &out->pub;
     uint64_t seq = r->first_seq + r->index;
     unsigned head;
-    int rc = read_head(r, s, &m, &head);
+    bool cont;
+    int rc = read_head(r, s, &m, &head, &cont);
     if (rc != CVG_OK) {
         return rc;
     }
@@ -517,9 +537,14 @@ read_op(cvg__block_reader *r, reader_scratch *s, cvg__op *out)
     bool nodots = (head & HEAD_NODOTS) != 0;
     switch (kind_payload(p->kind)) {
     case PAYLOAD_DELTA:
+        if (cont && s->run_repeat) {
+            p->delta = s->run_delta; /* the run's head op's */
+            break;
+        }
         if (cvg__mp_int(&m, &p->delta) != CVG_OK || p->delta == 0) {
             return CVG_ECORRUPT;
         }
+        s->run_delta = p->delta;
         break;
     case PAYLOAD_VALUE:
         if (cvg__mp_value(&m, &p->value) != CVG_OK) {

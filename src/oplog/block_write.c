@@ -3,7 +3,9 @@
  * appends ops to w->out as they come and, at finish, moves them up to put
  * the header (at most 46 bytes) in front: the header's count and first time
  * are only known then. An op that continues the previous op's run only
- * bumps the run's count, which sits right after the run's head byte.
+ * bumps the run's count, which sits right after the run's head byte; a
+ * counter add that repeats the run's head (same delta, time + 1) writes
+ * nothing else.
  */
 #include "../hash.h"
 #include "block_format.h"
@@ -22,6 +24,8 @@ typedef struct writer_dict {
     size_t head_off;      /* the last head byte written */
     unsigned head;        /* its value, without HEAD_RUN */
     uint64_t run;         /* ops that followed it in its run */
+    bool repeat;          /* they repeat it (R = 1, block_format.h) */
+    int64_t run_delta;    /* its delta, when it is a counter add */
     size_t prev_target;
     bool begun;
     bool finished;
@@ -171,6 +175,7 @@ cvg__block_begin(cvg__block_writer *w, const cvg_replica_id *origin,
     d->arena.len = 0;
     d->whole = 0;
     d->run = 0;
+    d->repeat = false;
     if (d->nslots > 0) {
         memset(d->slots, 0, d->nslots * sizeof *d->slots);
     }
@@ -601,19 +606,22 @@ pack_op(cvg__block_writer *w, writer_dict *d, const cvg__op *op,
     return pack_payload(&pk, d, op);
 }
 
-/* The op after the run's head joined the run: set HEAD_RUN or bump the
- * count after the head byte, moving what follows if the count grew a
+/* The op after the run's head joined the run (repeating it, for the
+ * first op after the head, when @p repeat): set HEAD_RUN or bump the count
+ * (2c + R) after the head byte, moving what follows if the count grew a
  * byte. The caller reserved 9 bytes. */
 static void
-bump_run(cvg__block_writer *w, writer_dict *d)
+bump_run(cvg__block_writer *w, writer_dict *d, bool repeat)
 {
     uint8_t old_enc[9], new_enc[9];
     size_t at = d->head_off + 1;
-    size_t old_len = d->run > 0 ? uint_put(old_enc, d->run) : 0;
-    size_t new_len = uint_put(new_enc, d->run + 1);
     if (d->run == 0) {
         w->out.p[d->head_off] |= HEAD_RUN;
+        d->repeat = repeat;
     }
+    uint64_t r = d->repeat ? 1 : 0;
+    size_t old_len = d->run > 0 ? uint_put(old_enc, 2 * d->run + r) : 0;
+    size_t new_len = uint_put(new_enc, 2 * (d->run + 1) + r);
     if (new_len != old_len) {
         memmove(w->out.p + at + new_len, w->out.p + at + old_len,
                 w->out.len - at - old_len);
@@ -685,13 +693,27 @@ cvg__block_add(cvg__block_writer *w, const cvg__op *op)
     }
     bool extend =
         (head & HEAD_SAME) && (head & ~HEAD_SAME) == (d->head & ~HEAD_SAME);
+    /* A counter add with the delta of its run's head, a tick after the op
+     * before, repeats the head and costs nothing, while the block stays
+     * within OPS_PER_BYTE (else it begins a run of its own, whose byte
+     * keeps the block within it). A run of repeats takes nothing else. */
+    bool repeat = extend && p->kind == CVG_OP_COUNTER_ADD &&
+                  (head & HEAD_TICK) && p->delta == d->run_delta &&
+                  (d->run == 0 || d->repeat);
+    if (repeat && w->count + 1 > (uint64_t)w->out.len * OPS_PER_BYTE) {
+        repeat = extend = false;
+    }
+    if (extend && !repeat && d->run > 0 && d->repeat) {
+        extend = false;
+    }
 
     /* On any failure below, forget what this op wrote and added, so the
      * writer is as before the call (and the op may go in the next block). */
     size_t mark_len = w->out.len;
     size_t mark_origins = d->origins.n;
     name_coding coding;
-    rc = pack_op(w, d, op, nm, target, is_new, head, extend, &coding);
+    rc = repeat ? CVG_OK
+                : pack_op(w, d, op, nm, target, is_new, head, extend, &coding);
     if (rc == CVG_OK && extend) {
         rc = cvg__buf_reserve(&w->out, 9);
     }
@@ -701,11 +723,13 @@ cvg__block_add(cvg__block_writer *w, const cvg__op *op)
         return rc;
     }
     if (extend) {
-        bump_run(w, d);
+        bump_run(w, d, repeat);
     } else {
         d->head_off = mark_len;
         d->head = head;
         d->run = 0;
+        d->repeat = false;
+        d->run_delta = p->delta;
     }
     if (is_new) {
         add_name(d, nm, h, slot, &coding);

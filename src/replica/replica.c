@@ -185,8 +185,8 @@ create_if_missing(void *ctx, cvg__store_txn *mt)
 }
 
 /* Format 2 to 3 or 4: nothing to rewrite (CVG_FORMAT_VERSION), only the
- * record that says blocks of version 3, or a journal (src/oplog/journal.c),
- * may follow, so that an older library refuses the replica at open rather
+ * record that says blocks of version 3 or 4, or a journal
+ * (src/oplog/journal.c), may follow, so that an older library refuses the replica at open rather
  * than meet a block it cannot read or miss state the journal holds. */
 static int
 raise_format(void *ctx, cvg__store_txn *mt)

@@ -34,8 +34,9 @@
  * and the pusher's next HAVE must carry it back, so a new push round (and
  * the commit it costs) needs a round trip in which the pusher read the
  * ACK (src/sync/live.c). Version 8: pages may carry op blocks of version 3
- * (src/oplog/block_format.h), which a peer of version 7 cannot read. */
-#define CVG_PROTOCOL_VERSION 8
+ * (src/oplog/block_format.h), which a peer of version 7 cannot read.
+ * Version 9: op blocks of version 4 (runs that repeat an op). */
+#define CVG_PROTOCOL_VERSION 9
 
 typedef enum cvg__msg_type {
     CVG__MSG_HELLO = 1, /* who I am and what I have */

@@ -723,13 +723,14 @@ Test(codec, golden_bytes_of_a_small_block)
     ops[6].pub.value = cvg_value_nil();
     static const uint8_t golden[] = {
         /* version, origin (bin 16), first_seq, count, hlc */
-        0x03, 0xc4, 0x10, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8,
+        0x04, 0xc4, 0x10, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8,
         0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf, 0x07, 0x07, 0xce, 0x00, 0x01,
         0x00, 0x00,
         /* counter add; new entry, three names (p 0): "c" "k" "f"; 1 */
         0x01, 0x02, 0x00, 0xa1, 'c', 0x00, 0xa1, 'k', 0x00, 0xa1, 'f', 0x01,
-        /* counter add, SAME, TICK, RUN of 1 more; -2; then 3 */
-        0x59, 0x01, 0xfe, 0x03,
+        /* counter add, SAME, TICK, RUN of 1 more (2c + R = 2: 3 is not a
+         * repeat of -2); -2; then 3 */
+        0x59, 0x02, 0xfe, 0x03,
         /* register set; new entry, three names: "c" and "k" shared, "g";
          * hlc -2 (zigzag 3); "hi"; 2 dots: own origin 10 - 6 = 4 ->
          * zigzag 8; new origin 1 inline, seq 300 */
@@ -795,10 +796,10 @@ Test(codec, version_1_block_still_reads)
         0x04, 0x01, 0x00, 0x05};
     cvg_bytes b = {golden, sizeof golden};
     decode_expect(b, ops, 4);
-    /* Written again, the same ops take version 3 and read back the same. */
+    /* Written again, the same ops take version 4 and read back the same. */
     cvg__block_writer w = {0};
     cvg_bytes b2 = encode(&w, ops, 4);
-    cr_expect_eq(b2.data[0], 0x03);
+    cr_expect_eq(b2.data[0], 0x04);
     round_trip(b2, ops, 4);
     cvg__block_writer_destroy(&w);
 }
@@ -973,15 +974,15 @@ Test(codec, newer_version_is_eversion)
     cvg_bytes b = sample_block(&w, &g, 5);
     uint8_t *p = malloc(b.len + 8);
     memcpy(p, b.data, b.len);
-    p[0] = 0x04;
+    p[0] = 0x05;
     cr_expect_eq(decode_rc(p, b.len), CVG_EVERSION);
     p[0] = 0x7f;
     cr_expect_eq(decode_rc(p, b.len), CVG_EVERSION);
     p[0] = 0x00;
     cr_expect_eq(decode_rc(p, b.len), CVG_ECORRUPT);
-    /* Only the version is read: a v4 block may look like anything. */
-    uint8_t v4[] = {0x04, 0xde, 0xad};
-    cr_expect_eq(decode_rc(v4, sizeof v4), CVG_EVERSION);
+    /* Only the version is read: a v5 block may look like anything. */
+    uint8_t v5[] = {0x05, 0xde, 0xad};
+    cr_expect_eq(decode_rc(v5, sizeof v5), CVG_EVERSION);
     uint8_t vbig[] = {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     cr_expect_eq(decode_rc(vbig, sizeof vbig), CVG_EVERSION);
     uint8_t vstr[] = {0xa1, 0x01};

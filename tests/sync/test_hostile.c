@@ -999,11 +999,11 @@ Test(hostile, bad_protocol_versions)
     } cases[] = {
         {{0x00}, 1, CVG_ECORRUPT},       /* version 0 */
         {{0xc0}, 1, CVG_ECORRUPT},       /* nil */
-        {{0xcc, 0x08}, 2, CVG_ECORRUPT}, /* 8, not smallest */
+        {{0xcc, 0x09}, 2, CVG_ECORRUPT}, /* 9, not smallest */
         {{0xff}, 1, CVG_ECORRUPT},       /* -1 */
         {{0x04}, 1, CVG_EVERSION},       /* version 4, unsigned */
-        {{0x07}, 1, CVG_EVERSION},       /* the last version */
-        {{0x09}, 1, CVG_EVERSION},       /* the next version */
+        {{0x08}, 1, CVG_EVERSION},       /* the last version */
+        {{0x0a}, 1, CVG_EVERSION},       /* the next version */
         {{0x7f}, 1, CVG_EVERSION},
         {{0xcc, 0x80}, 2, CVG_EVERSION}, /* 128 */
         {{0xce, 0xff, 0xff, 0xff, 0xff}, 5, CVG_EVERSION},

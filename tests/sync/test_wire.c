@@ -17,7 +17,7 @@
 /* ---- Helpers ----------------------------------------------------------- */
 
 /* The protocol version as the first byte of the fixed messages below. */
-#define PV 0x08
+#define PV 0x09
 _Static_assert(PV == CVG_PROTOCOL_VERSION,
                "the fixed bytes are of another "
                "version: update them");
@@ -924,16 +924,20 @@ Test(wire, versions)
 {
     cvg__msg_scratch s = {0};
     cvg__msg m;
-    /* Version 9, version 7 (whose pages could not carry op blocks of
-     * version 3), and versions 6 (whose ACK and HAVE had no token), 5
+    /* Version 10, version 8 (whose pages could not carry op blocks of
+     * version 4), version 7 (nor of version 3), and versions 6 (whose ACK and HAVE had no token), 5
      * (whose VV digest was one BLAKE2b of the whole vector), 4 (whose
      * HELLO carried the whole vector) and 3 (whose ACK carried counts):
      * reported with the version, whatever follows. */
-    const uint8_t v9[] = {0x09, 0x02, 0x01, 0x00, 0x00};
-    cr_expect_eq(cvg__msg_decode(v9, sizeof v9, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 9);
-    cr_expect_eq(cvg__msg_decode(v9, 1, &m, &s), CVG_EVERSION);
-    cr_expect_eq(m.version, 9);
+    const uint8_t v10[] = {0x0a, 0x02, 0x01, 0x00, 0x00};
+    cr_expect_eq(cvg__msg_decode(v10, sizeof v10, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 10);
+    cr_expect_eq(cvg__msg_decode(v10, 1, &m, &s), CVG_EVERSION);
+    cr_expect_eq(m.version, 10);
+    const uint8_t v8_have[] = {0x08, 0x09, 0x05, 0x00};
+    cr_expect_eq(cvg__msg_decode(v8_have, sizeof v8_have, &m, &s),
+                 CVG_EVERSION);
+    cr_expect_eq(m.version, 8);
     const uint8_t v7_have[] = {0x07, 0x09, 0x05, 0x00};
     cr_expect_eq(cvg__msg_decode(v7_have, sizeof v7_have, &m, &s),
                  CVG_EVERSION);
@@ -954,7 +958,7 @@ Test(wire, versions)
     /* A version 3 ACK, counts and all, is not read as ours. */
     const uint8_t v3_ack[] = {0x03, 0x05, 0x02, 0x00, 0x00, 0x00};
     cr_expect_eq(cvg__msg_decode(v3_ack, sizeof v3_ack, &m, &s), CVG_EVERSION);
-    const uint8_t v3_junk[] = {0x09, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t v3_junk[] = {0x0a, 0xdd, 0xff, 0xff, 0xff, 0xff};
     cr_expect_eq(cvg__msg_decode(v3_junk, sizeof v3_junk, &m, &s),
                  CVG_EVERSION);
     const uint8_t vmax[] = {0xce, 0xff, 0xff, 0xff, 0xff, 0x01};
