@@ -85,6 +85,11 @@ static const target targets[] = {
      "ops_per_s"},
     {"bytes on disk per register op, both phases", "register_200k",
      "bytes_per_op", true, 24, NULL, NULL},
+    /* Loro 1.17's snapshot of the same 1M increments in commits of 1,000:
+     * 53,302 bytes (bench/peers/loro_counter_bytes.mjs). */
+    {"1M counter increments stored, commits of 1,000: at most 2x Loro's "
+     "snapshot (bytes)",
+     "counter_1m", "file_bytes", true, 2 * 53302.0, NULL, NULL},
     {"file per live pages, before any compaction", "register_200k",
      "file_per_live_pages", true, 1.5, NULL, NULL},
     {"bytes exchanged, 3 replicas x 10,000 conflicting keys",
