@@ -38,23 +38,29 @@ int cvg__buf_reserve(cvg__buf *b, size_t extra);
 int cvg__buf_append(cvg__buf *b, const void *data, size_t n);
 void cvg__buf_free(cvg__buf *b);
 
+/* Big-endian stores and loads, spelled out byte by byte: compilers turn
+ * this form into one load or store and a byte swap at -O2 (a loop they
+ * unroll only at -O3), and these run for every key and id compared. */
 static inline void
 cvg__put_be64(uint8_t *p, uint64_t v)
 {
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
+    p[0] = (uint8_t)(v >> 56);
+    p[1] = (uint8_t)(v >> 48);
+    p[2] = (uint8_t)(v >> 40);
+    p[3] = (uint8_t)(v >> 32);
+    p[4] = (uint8_t)(v >> 24);
+    p[5] = (uint8_t)(v >> 16);
+    p[6] = (uint8_t)(v >> 8);
+    p[7] = (uint8_t)v;
 }
 
 static inline uint64_t
 cvg__get_be64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v = (v << 8) | p[i];
-    }
-    return v;
+    return ((uint64_t)p[0] << 56) | ((uint64_t)p[1] << 48) |
+           ((uint64_t)p[2] << 40) | ((uint64_t)p[3] << 32) |
+           ((uint64_t)p[4] << 24) | ((uint64_t)p[5] << 16) |
+           ((uint64_t)p[6] << 8) | (uint64_t)p[7];
 }
 
 static inline void

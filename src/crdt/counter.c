@@ -21,8 +21,7 @@
 static size_t
 find(const cvg__counter *x, const cvg_replica_id *key, bool *found)
 {
-    return cvg__search(x->parts, x->n, sizeof x->parts[0], key, cvg__id_cmp_v,
-                       found);
+    return cvg__id_search(x->parts, x->n, sizeof x->parts[0], key, found);
 }
 
 /* Insert a zeroed part for @p origin at @p i; the caller has grown the

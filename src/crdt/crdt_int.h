@@ -112,6 +112,33 @@ size_t cvg__search(const void *base, size_t n, size_t size, const void *key,
 /* cvg__id_cmp and cvg__dot_cmp on an element whose key comes first. */
 int cvg__id_cmp_v(const void *a, const void *b);
 int cvg__dot_cmp_v(const void *a, const void *b);
+
+/* cvg__search for elements keyed by an origin id, with the compare
+ * inlined: version vectors and counter parts are searched several times
+ * for every op, and a call through a pointer per step cost more than the
+ * compare. */
+static inline size_t
+cvg__id_search(const void *base, size_t n, size_t size,
+               const cvg_replica_id *key, bool *found)
+{
+    const uint8_t *p = base;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cvg__cmp16(p + mid * size, key->bytes);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *found = false;
+    return lo;
+}
 /* Make *arr (of *n elements, *cap allocated) a copy of @p src; on failure
  * it is left as it was. */
 int cvg__array_assign(void **arr, size_t *n, size_t *cap, const void *src,

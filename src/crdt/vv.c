@@ -20,7 +20,7 @@ cvg__dot_cmp(const cvg_dot *a, const cvg_dot *b)
 static size_t
 find(const cvg__vv *x, const cvg_replica_id *key, bool *found)
 {
-    return cvg__search(x->e, x->n, sizeof x->e[0], key, cvg__id_cmp_v, found);
+    return cvg__id_search(x->e, x->n, sizeof x->e[0], key, found);
 }
 
 uint64_t

@@ -10,8 +10,8 @@ static const cvg_dot *
 find_diff(const cvg__peer_vv *p, const cvg_replica_id *origin)
 {
     bool found;
-    size_t i = cvg__search(p->diff, p->ndiff, sizeof *p->diff, origin,
-                           cvg__id_cmp_v, &found);
+    size_t i =
+        cvg__id_search(p->diff, p->ndiff, sizeof *p->diff, origin, &found);
     return found ? &p->diff[i] : NULL;
 }
 

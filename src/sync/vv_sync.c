@@ -404,7 +404,7 @@ static const cvg_dot *
 find_dot(const cvg_dot *arr, size_t n, const cvg_replica_id *origin)
 {
     bool found;
-    size_t i = cvg__search(arr, n, sizeof *arr, origin, cvg__id_cmp_v, &found);
+    size_t i = cvg__id_search(arr, n, sizeof *arr, origin, &found);
     return found ? &arr[i] : NULL;
 }
 
