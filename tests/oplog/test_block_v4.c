@@ -259,14 +259,16 @@ Test(block_v4, hand_made_repeats_read)
 
 Test(block_v4, broken_repeats_are_corrupt)
 {
-    /* A repeat of a register set (SAME, TICK, NODOTS, RUN). */
+    /* A repeat of a register set (SAME, TICK, NODOTS, RUN), each op with
+     * its value, as if the mark were not there: a block reads one way. */
     cr_expect_eq(
-        read_hand_made(4, 3, BODY(FIRST, 0x7a, 0x03, 0xa1, 'v'), NULL, NULL),
+        read_hand_made(4, 3, BODY(FIRST, 0x7a, 0x03, 0xa1, 'v', 0xa1, 'w'),
+                       NULL, NULL),
         CVG_ECORRUPT);
-    /* A repeat without TICK (its time item is there: +1). */
-    cr_expect_eq(
-        read_hand_made(4, 5, BODY(FIRST, 0x49, 7, 0x02, 0x01), NULL, NULL),
-        CVG_ECORRUPT);
+    /* A repeat without TICK, each op with its time item (+1). */
+    cr_expect_eq(read_hand_made(4, 3, BODY(FIRST, 0x49, 0x03, 0x02, 0x01, 0x02),
+                                NULL, NULL),
+                 CVG_ECORRUPT);
     /* A run of more ops than the block has left. */
     cr_expect_eq(
         read_hand_made(4, 4, BODY(FIRST, ADD_RUN, 9, 0x01), NULL, NULL),

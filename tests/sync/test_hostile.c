@@ -1455,6 +1455,77 @@ Test(hostile, blocks_cut_short_or_padded_inside_a_valid_message)
     world_close(&w);
 }
 
+/* A hand-made block of version 4 by @p origin from seq 1: @p count ops at
+ * time 5, then @p body. */
+static void
+block_v4(cvg__buf *out, const cvg_replica_id *origin, uint16_t count,
+         const uint8_t *body, size_t body_len)
+{
+    uint8_t head[3 + 16 + 5] = {0x04, 0xc4, 0x10};
+    memcpy(head + 3, origin->bytes, 16);
+    size_t n = 19;
+    head[n++] = 0x01;
+    cr_assert(count < 128 || count >= 256, "the count's smallest form");
+    if (count >= 256) {
+        head[n++] = 0xcd;
+        head[n++] = (uint8_t)(count >> 8);
+    }
+    head[n++] = (uint8_t)count;
+    head[n++] = 0x05;
+    out->len = 0;
+    cr_assert_eq(cvg__buf_append(out, head, n), CVG_OK);
+    cr_assert_eq(cvg__buf_append(out, body, body_len), CVG_OK);
+}
+
+/* A byte of a block may stand for 64 ops at most, and only a ticking
+ * counter add repeats: a small block cannot ask much of its reader. */
+Test(hostile, blocks_standing_for_more_ops_than_they_may)
+{
+    world w;
+    world_open(&w, "hostile-repeats", 3);
+    snap before;
+    snap_take(w.v, &before, true);
+    /* A counter add of 1 on a new entry "c" "k" "f". */
+#define FIRST_ADD \
+    0x01, 0x02, 0x00, 0xa1, 'c', 0x00, 0xa1, 'k', 0x00, 0xa1, 'f', 0x01
+    /* 1,100 ops in 17 bytes, every one of them well formed: the add, then
+     * a repeat of 1 + 1,098 (2c + R = 2,197). */
+    static const uint8_t dense[] = {FIRST_ADD, 0x59, 0xcd, 0x08, 0x95, 0x01};
+    /* 3 ops: the add, then a run of 2 register sets marked as a repeat
+     * (2c + R = 3), each with its value, as if the mark were not there. */
+    static const uint8_t repeated_set[] = {FIRST_ADD, 0x7a, 0x03, 0xa1,
+                                           'v',       0xa1, 'w'};
+    /* 3 ops: the add, then a repeat of a counter add that does not tick,
+     * each op with its time item. */
+    static const uint8_t untimely[] = {FIRST_ADD, 0x49, 0x03, 0x02, 0x01, 0x02};
+#undef FIRST_ADD
+    static const struct {
+        const uint8_t *body;
+        size_t len;
+        uint16_t count;
+        const char *what;
+    } cases[] = {
+        {dense, sizeof dense, 1100, "1,100 ops in 17 bytes"},
+        {repeated_set, sizeof repeated_set, 3, "a repeated register set"},
+        {untimely, sizeof untimely, 3, "a repeat without a tick"},
+    };
+    cvg__buf blk = {0}, b = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        block_v4(&blk, &w.hid, cases[i].count, cases[i].body, cases[i].len);
+        cvg_bytes one = {blk.p, blk.len};
+        cvg__msg m = msg_of(CVG__MSG_OPS);
+        m.blocks = &one;
+        m.n_blocks = 1;
+        m.next_cursor = 100;
+        encode(&m, &b);
+        page_refused(&w, w.v, &b, CVG_ECORRUPT, &before, cases[i].what);
+    }
+    cvg__buf_free(&blk);
+    cvg__buf_free(&b);
+    snap_free(&before);
+    world_close(&w);
+}
+
 /* ---- Ops that may not apply ---------------------------------------------------*/
 
 Test(hostile, dot_gaps)
