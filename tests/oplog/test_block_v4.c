@@ -183,15 +183,17 @@ Test(block_v4, random_mixes_of_repeats_read_back)
 
 /* ---- Hand-made blocks ---------------------------------------------------- */
 
-/* Open a block of @p version with @p count ops by origin 0xa0.. from seq 1
- * at time 5, then @p body, and read it all: the first error, CVG_DONE when
- * it all reads. The deltas and times read go to @p deltas and @p hlcs
- * (each may be NULL; at most @p count). */
-static int
-read_hand_made(unsigned version, unsigned count, const uint8_t *body,
-               size_t body_len, int64_t *deltas, uint64_t *hlcs)
+/* The header of a hand-made block: version, origin, first seq, count (one
+ * byte), first time. */
+#define HEAD_BYTES 22u
+
+/* Write a block of @p version with @p count ops by origin 0xa0.. from seq
+ * 1 at time 5, then @p body, to @p p (HEAD_BYTES + @p body_len bytes);
+ * returns its length. */
+static size_t
+hand_made(uint8_t *p, unsigned version, unsigned count, const uint8_t *body,
+          size_t body_len)
 {
-    uint8_t *p = malloc(32 + body_len);
     size_t n = 0;
     p[n++] = (uint8_t)version;
     p[n++] = 0xc4;
@@ -204,8 +206,21 @@ read_hand_made(unsigned version, unsigned count, const uint8_t *body,
     p[n++] = (uint8_t)count;
     p[n++] = 0x05;
     memcpy(p + n, body, body_len);
+    return n + body_len;
+}
+
+/* Open a block of @p version with @p count ops by origin 0xa0.. from seq 1
+ * at time 5, then @p body, and read it all: the first error, CVG_DONE when
+ * it all reads. The deltas and times read go to @p deltas and @p hlcs
+ * (each may be NULL; at most @p count). */
+static int
+read_hand_made(unsigned version, unsigned count, const uint8_t *body,
+               size_t body_len, int64_t *deltas, uint64_t *hlcs)
+{
+    uint8_t *p = malloc(HEAD_BYTES + body_len);
+    size_t n = hand_made(p, version, count, body, body_len);
     cvg__block_reader r = {0};
-    int rc = cvg__block_open_received(&r, p, n + body_len);
+    int rc = cvg__block_open_received(&r, p, n);
     cvg__op op;
     for (size_t i = 0; rc == CVG_OK; i++) {
         rc = cvg__block_next(&r, &op);
@@ -295,22 +310,12 @@ Test(block_v4, broken_repeats_are_corrupt)
 static int
 open_hand_made(unsigned version, unsigned count, size_t body_len)
 {
-    uint8_t p[32 + 128];
-    size_t n = 0;
-    cr_assert_leq(body_len, 128);
-    cr_assert_lt(count, 128);
-    p[n++] = (uint8_t)version;
-    p[n++] = 0xc4;
-    p[n++] = 0x10;
-    for (int i = 0; i < 16; i++) {
-        p[n++] = (uint8_t)(0xa0 + i);
-    }
-    p[n++] = 0x01;
-    p[n++] = (uint8_t)count;
-    p[n++] = 0x05;
-    memset(p + n, 0x01, body_len);
+    uint8_t body[128], p[HEAD_BYTES + sizeof body];
+    cr_assert_leq(body_len, sizeof body);
+    memset(body, 0x01, body_len);
+    size_t n = hand_made(p, version, count, body, body_len);
     cvg__block_reader r = {0};
-    int rc = cvg__block_open_received(&r, p, n + body_len);
+    int rc = cvg__block_open_received(&r, p, n);
     cvg__block_reader_destroy(&r);
     return rc;
 }
