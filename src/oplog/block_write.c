@@ -27,6 +27,7 @@ typedef struct writer_dict {
     bool repeat;          /* they repeat it (R = 1, block_format.h) */
     int64_t run_delta;    /* its delta, when it is a counter add */
     size_t prev_target;
+    size_t header_len; /* of the finished block's header */
     bool begun;
     bool finished;
 } writer_dict;
@@ -791,10 +792,26 @@ cvg__block_finish(cvg__block_writer *w, cvg_bytes *bytes)
         }
         memcpy(w->out.p, h.b, h.len);
         w->out.len += h.len;
+        d->header_len = h.len;
         d->finished = true;
     }
     bytes->data = w->out.p;
     bytes->len = w->out.len;
+    return CVG_OK;
+}
+
+int
+cvg__block_reopen(cvg__block_writer *w)
+{
+    writer_dict *d = w->dict;
+    if (d == NULL || !d->begun || !d->finished) {
+        return CVG_EMISUSE;
+    }
+    /* Everything but the header is as the last add left it: the open
+     * run's offsets count from the first op, as before finishing. */
+    memmove(w->out.p, w->out.p + d->header_len, w->out.len - d->header_len);
+    w->out.len -= d->header_len;
+    d->finished = false;
     return CVG_OK;
 }
 

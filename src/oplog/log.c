@@ -31,6 +31,39 @@ cvg__log_append(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
     return cvg__mdb_err(cvg__ck_put(s, t, s->dots, &dkv, &dv, 0));
 }
 
+bool
+cvg__log_last_is(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
+                 cvg_bytes block)
+{
+    MDB_cursor *c;
+    if (mdb_cursor_open(t, s->log, &c) != MDB_SUCCESS) {
+        return false;
+    }
+    MDB_val k, v;
+    bool same = cvg__ck_cursor_get(s, c, &k, &v, MDB_LAST) == MDB_SUCCESS &&
+                k.mv_size == 8 && cvg__get_be64(k.mv_data) == last_lsn &&
+                v.mv_size == block.len &&
+                memcmp(v.mv_data, block.data, block.len) == 0;
+    mdb_cursor_close(c);
+    return same;
+}
+
+int
+cvg__log_drop_last(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
+                   const cvg_replica_id *origin, uint64_t last_seq)
+{
+    uint8_t lk[8], dk[24];
+    cvg__put_be64(lk, last_lsn);
+    memcpy(dk, origin->bytes, 16);
+    cvg__put_be64(dk + 16, last_seq);
+    MDB_val k = {8, lk}, dkv = {24, dk};
+    int rc = mdb_del(t, s->log, &k, NULL);
+    if (rc == MDB_SUCCESS) {
+        rc = mdb_del(t, s->dots, &dkv, NULL);
+    }
+    return rc == MDB_NOTFOUND ? CVG_ECORRUPT : cvg__mdb_err(rc);
+}
+
 /* Position rd on the block at the cursor, whose key is its last lsn. */
 static int
 load_block(cvg__log_iter *it, MDB_val *k, MDB_val *v)

@@ -72,6 +72,10 @@ int cvg__block_add(cvg__block_writer *w, const cvg__op *op);
 /* The finished encoding; *bytes is valid until the writer is reset,
  * begun again or destroyed. */
 int cvg__block_finish(cvg__block_writer *w, cvg_bytes *bytes);
+/* Take a finished block up again: the ops added next continue it as if it
+ * had never been finished (its dictionary, its open run), and finishing
+ * gives the whole block. CVG_EMISUSE if it is not finished. */
+int cvg__block_reopen(cvg__block_writer *w);
 void cvg__block_writer_destroy(cvg__block_writer *w);
 
 /* Ops into blocks, one run of an origin's consecutive seqs per block, each
@@ -529,6 +533,23 @@ int cvg__failed_clear(cvg__store *s, cvg__store_txn *t,
 int cvg__log_append(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
                     const cvg_replica_id *origin, uint64_t last_seq,
                     cvg_bytes block);
+
+/* Extending the log's last block. A writer that kept the last block it
+ * appended may add the ops of its next commit to it, when they continue
+ * it (the same origin, the next seqs and lsns), instead of appending a
+ * block of their own: a commit of one op then costs its op's bytes in the
+ * log, not a block header and two index entries. Whether the log's last
+ * block is still @p block under @p last_lsn (nobody appended or replaced
+ * it since, in this process or another); false also when it cannot be
+ * read. */
+bool cvg__log_last_is(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
+                      cvg_bytes block);
+/* Remove the log's last block (key @p last_lsn, its ops of @p origin
+ * ending at @p last_seq) and its dots entry, for the block that extends
+ * it to be appended in the same transaction. CVG_ECORRUPT if either is
+ * not there. */
+int cvg__log_drop_last(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
+                       const cvg_replica_id *origin, uint64_t last_seq);
 
 /* Walks ops in log order from an lsn. */
 typedef struct cvg__log_iter {

@@ -417,6 +417,7 @@ cvg_replica_close(cvg_replica *r)
     cvg__replica_history_free(r);
     cvg__origins_destroy(&r->origins);
     cvg__vv_destroy(&r->vv);
+    cvg__block_writer_destroy(&r->tail);
     cvg__group_destroy(r);
     cvg__free(r);
 }

@@ -95,6 +95,12 @@ struct cvg_replica {
      * history there, and the fork check compares at its seq. */
     cvg__history *self_before;
     bool self_key_stored; /* the history database has our key */
+    /* The writer of the log's last block, when a commit of this handle
+     * appended it: the next commit's ops may extend that block instead of
+     * starting one (txn_log.c). */
+    cvg__block_writer tail;
+    uint64_t tail_lsn;
+    bool tail_valid;
     char errmsg[256];
     cvg__group group;
 };
@@ -129,6 +135,10 @@ typedef struct cvg__pending_block {
     uint64_t last_lsn;
     cvg_replica_id origin;
     uint64_t last_seq;
+    /* The log's last block, which this one extends and replaces: its key
+     * (0: none) and its last seq. */
+    uint64_t replaces_lsn;
+    uint64_t replaces_seq;
     bool stored; /* put into the current LMDB transaction */
 } cvg__pending_block;
 
@@ -199,6 +209,13 @@ struct cvg_txn {
     cvg__pending_block *blocks;
     size_t nblocks;
     size_t capblocks;
+    /* Which pending block the run finished last (index + 1; 0: none). */
+    size_t run_last;
+    /* The log's last block, when the run took it up again to extend it
+     * (key 0: it did not), and whether the first op tried. */
+    uint64_t extends_lsn;
+    uint64_t extends_seq;
+    bool extend_tried;
 
     /* Conflicts met by remote ops, when the caller collects them. */
     bool collect_conflicts;
@@ -264,6 +281,9 @@ void cvg__txn_history_free(cvg_txn *t);
 void cvg__replica_history_free(cvg_replica *r);
 /* Add an op to the log blocks of the transaction, at lsn t->next_lsn. */
 int cvg__txn_log(cvg_txn *t, const cvg__op *op);
+/* After a commit: keep the writer of the log's last block for the next
+ * commit to extend (txn_log.c). */
+void cvg__txn_log_committed(cvg_txn *t);
 /* Free every cached entry (txn_cache.c). */
 void cvg__txn_cache_clear(cvg_txn *t);
 /* Whether a counter entry still has something no delete observed. */

@@ -58,8 +58,14 @@ write_out(cvg_txn *t, bool all)
             continue;
         }
         cvg_bytes bytes = {b->bytes.p, b->bytes.len};
-        rc = cvg__log_append(&t->r->store, t->mt, b->last_lsn, &b->origin,
-                             b->last_seq, bytes);
+        if (b->replaces_lsn != 0) {
+            rc = cvg__log_drop_last(&t->r->store, t->mt, b->replaces_lsn,
+                                    &b->origin, b->replaces_seq);
+        }
+        if (rc == CVG_OK) {
+            rc = cvg__log_append(&t->r->store, t->mt, b->last_lsn, &b->origin,
+                                 b->last_seq, bytes);
+        }
         b->stored = rc == CVG_OK;
     }
     return rc;
@@ -394,6 +400,7 @@ cvg_txn_commit(cvg_txn *t)
      * abort it. */
     cvg__hook_committed(r);
     cvg__txn_history_publish(t);
+    cvg__txn_log_committed(t);
     keep_sum(t);
     cvg__vv tmp = r->vv;
     r->vv = t->vv;

@@ -407,6 +407,29 @@ raw_state_value(const char *dir, const char *key, size_t klen, uint8_t *out,
     return n;
 }
 
+/* The key of the first dots entry of the replica in @p dir. */
+static void
+first_dots_key(const char *dir, uint8_t out[24])
+{
+    MDB_env *env;
+    cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
+    mdb_env_set_maxdbs(env, 16);
+    cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), MDB_SUCCESS);
+    MDB_txn *t;
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &t), MDB_SUCCESS);
+    MDB_dbi db;
+    cr_assert_eq(mdb_dbi_open(t, "dots", 0, &db), MDB_SUCCESS);
+    MDB_cursor *c;
+    cr_assert_eq(mdb_cursor_open(t, db, &c), MDB_SUCCESS);
+    MDB_val k, v;
+    cr_assert_eq(mdb_cursor_get(c, &k, &v, MDB_FIRST), MDB_SUCCESS);
+    cr_assert_eq(k.mv_size, 24);
+    memcpy(out, k.mv_data, 24);
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    mdb_env_close(env);
+}
+
 Test(check, each_kind_of_damage_is_found)
 {
     make_source();
@@ -523,9 +546,7 @@ Test(check, each_kind_of_damage_is_found)
     cvg_replica_close(r);
     copy_replica(dir);
     uint8_t dk[24];
-    memcpy(dk, id.bytes, 16);
-    memset(dk + 16, 0, 8);
-    dk[23] = 50; /* the block of the first commit ends at seq 50 */
+    first_dots_key(dir, dk);
     cvg_test_raw_put(dir, "dots", dk, 24, NULL, 0, true);
     cr_expect_eq(check_in_child(dir, problem, sizeof problem), CVG_ECORRUPT);
     cr_expect(strstr(problem, "dots") != NULL, "%s", problem);
