@@ -17,7 +17,7 @@
  * (a close-free remap inside commit) does not show up in the figures. */
 #define BENCH_MAP_SIZE ((size_t)1 << 30)
 
-#define BENCH_EXTRA_MAX 12
+#define BENCH_EXTRA_MAX 16
 
 /* A workload-specific figure, printed as "name": value. */
 typedef struct bench_extra {

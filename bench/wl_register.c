@@ -3,8 +3,9 @@
  * "k<i/100>", field "f<i%100>", int values), then n overwrites of random
  * existing fields, all in commits of 1,000. Then every field is read back
  * (timed apart, 1,000 reads per read transaction) and checked against the
- * last value written to it, and the replica gets the full check
- * (cvg_replica_check, timed apart: check_ms), then a compaction
+ * last value written to it. The slowest commit of each phase is reported
+ * (insert_slowest_commit_ms, overwrite_slowest_commit_ms). The replica gets
+ * the full check (cvg_replica_check, timed apart: check_ms), then a compaction
  * (cvg_replica_compact, timed apart: compact_ms; compacted_bytes, and
  * file_per_live_pages: the file before it against the pages in use).
  */
@@ -33,13 +34,17 @@ reg_key(const names *nm, uint64_t i)
 }
 
 /* Write value vals[idx[j]] to field idx[j] (or j when idx is NULL) for j in
- * 0..n, in commits of REG_BATCH. */
+ * 0..n, in commits of REG_BATCH; the slowest commit's seconds in
+ * @p slowest (a checkpoint of the journal lands in one). */
 static void
 write_phase(const bench_ctx *ctx, cvg_replica *r, const names *nm,
-            const uint64_t *idx, const int64_t *vals, uint64_t n)
+            const uint64_t *idx, const int64_t *vals, uint64_t n,
+            double *slowest)
 {
     uint64_t j = 0;
+    *slowest = 0;
     while (j < n) {
+        double t0 = bench_now();
         cvg_txn *t = NULL;
         bench_check(ctx, cvg_txn_begin(r, 0, &t), r, "cvg_txn_begin");
         for (unsigned b = 0; b < REG_BATCH && j < n; b++, j++) {
@@ -50,6 +55,10 @@ write_phase(const bench_ctx *ctx, cvg_replica *r, const names *nm,
                         "cvg_register_set");
         }
         bench_check(ctx, cvg_txn_commit(t), r, "cvg_txn_commit");
+        double took = bench_now() - t0;
+        if (took > *slowest) {
+            *slowest = took;
+        }
     }
 }
 
@@ -86,7 +95,8 @@ wl_register(const bench_ctx *ctx, bench_run *out)
 
     double c0 = bench_cpu_now();
     double t0 = bench_now();
-    write_phase(ctx, r, &nm, NULL, vals, n);
+    double slow_insert, slow_overwrite;
+    write_phase(ctx, r, &nm, NULL, vals, n, &slow_insert);
     double t1 = bench_now();
     double c1 = bench_cpu_now();
 
@@ -98,7 +108,7 @@ wl_register(const bench_ctx *ctx, bench_run *out)
     }
     double c2 = bench_cpu_now();
     double t2 = bench_now();
-    write_phase(ctx, r, &nm, idx, vals, n);
+    write_phase(ctx, r, &nm, idx, vals, n, &slow_overwrite);
     double t3 = bench_now();
     double c3 = bench_cpu_now();
 
@@ -145,6 +155,9 @@ wl_register(const bench_ctx *ctx, bench_run *out)
     bench_extra_add(out, "insert_ops_per_s", (double)n / (t1 - t0), false);
     bench_extra_add(out, "overwrite_ops_per_s", (double)n / (t3 - t2), false);
     bench_extra_add(out, "read_ops_per_s", (double)n / (t4 - t3), false);
+    bench_extra_add(out, "insert_slowest_commit_ms", slow_insert * 1e3, false);
+    bench_extra_add(out, "overwrite_slowest_commit_ms", slow_overwrite * 1e3,
+                    false);
     bench_extra_add(out, "ops_per_commit", REG_BATCH, true);
     bench_extra_add(out, "check_ms", (t6 - t5) * 1e3, false);
 
@@ -162,9 +175,8 @@ wl_register(const bench_ctx *ctx, bench_run *out)
     bench_extra_add(out, "compacted_bytes_per_op",
                     (double)cr.bytes_after / (double)(2 * n), false);
     bench_extra_add(out, "file_per_live_pages",
-                    (double)cr.bytes_before /
-                        ((double)(cr.live_pages + 2) *
-                         (double)sysconf(_SC_PAGESIZE)),
+                    (double)cr.bytes_before / ((double)(cr.live_pages + 2) *
+                                               (double)sysconf(_SC_PAGESIZE)),
                     false);
 
     free(nm.keys);
