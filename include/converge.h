@@ -394,9 +394,11 @@ typedef struct cvg_replica_options {
      * change fields spread over a large replica (random keys, set
      * elements) then run about 2x faster (measured durable), at a cost: up
      * to 64 MiB of memory for what waits in the journal, a checkpoint
-     * commit every 65,536 values that is as slow as the state it writes,
-     * a data file about 1.8x the pages in use (before compaction) where
-     * about 1.3x is usual, reads a little slower while the journal holds
+     * after every 65,536 values that rewrites the state they touched,
+     * spread over journal_checkpoint_commits commits, a data file up to
+     * 1.5x-1.8x the pages in use (before compaction, the more so the fewer
+     * commits a checkpoint takes) where about 1.3x is usual, reads a
+     * little slower while the journal holds
      * the field, and large commits of fields that lie together (new keys
      * in order, many fields of one record) slower, since their state
      * table write was cheap already. Commits of at most 64 fields the
@@ -405,6 +407,12 @@ typedef struct cvg_replica_options {
      * Default false (see docs/architecture.md, State written behind a
      * journal). */
     bool journal_state;
+    /* With journal_state: a checkpoint is spread over this many commits,
+     * each writing a slice of the keys (in key order) besides its own
+     * journal record, so that no one commit is slow and the file grows
+     * less; fewer make the checkpoint cost less CPU in all and more in one
+     * commit (1: all in one commit). 0 takes the default, 4. */
+    uint32_t journal_checkpoint_commits;
 } cvg_replica_options;
 
 /** Fill @p opts with the defaults above. */

@@ -231,7 +231,7 @@ cvg__journal_begin(cvg__store *s, cvg__store_txn *t, bool write)
         }
         s->loaded = committed;
     }
-    cvg__view w = {t, lo, id, write, false, false};
+    cvg__view w = {t, lo, id, write, false, false, CVG__SLICE_NONE};
     s->views[s->nviews++] = w;
     if (write) {
         s->ov.pending_id = id;
@@ -241,6 +241,22 @@ cvg__journal_begin(cvg__store *s, cvg__store_txn *t, bool write)
         prune(s);
     }
     return CVG_OK;
+}
+
+/* A writer that wrote a slice committed: where the next one starts. */
+static void
+slice_committed(cvg__store *s, const cvg__view *w)
+{
+    if (w->slice == CVG__SLICE_FIRST) {
+        s->cycle_start = w->hi;
+    }
+    if (w->slice == CVG__SLICE_FIRST || w->slice == CVG__SLICE_NEXT) {
+        cvg__buf b = s->cycle_resume;
+        s->cycle_resume = s->cycle_next;
+        s->cycle_next = b;
+    } else if (w->slice == CVG__SLICE_LAST) {
+        s->cycle_start = 0;
+    }
 }
 
 void
@@ -266,6 +282,7 @@ cvg__journal_end(cvg__store *s, const cvg__store_txn *t, bool committed)
             if (w->lo > s->ckpt) {
                 s->ckpt = w->lo; /* it made a checkpoint */
             }
+            slice_committed(s, w);
         } else {
             cvg__ov_drop_pending(&s->ov);
         }
@@ -360,6 +377,109 @@ checkpoint(cvg__store *s, cvg__store_txn *t, cvg__view *w)
     }
     if (rc == CVG_OK) {
         w->lo = w->hi; /* the state table now holds all it sees */
+        w->slice = CVG__SLICE_LAST;
+    }
+    return rc;
+}
+
+/* Delete the journal records with ids up to @p upto: the state table holds
+ * all they say. */
+static int
+delete_upto(cvg__store *s, cvg__store_txn *t, uint64_t upto)
+{
+    MDB_cursor *c;
+    int mrc = mdb_cursor_open(t, s->journal, &c);
+    if (mrc != MDB_SUCCESS) {
+        return cvg__mdb_err(mrc);
+    }
+    MDB_val k, v;
+    int rc = CVG_OK;
+    while ((mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == MDB_SUCCESS) {
+        if (k.mv_size != KEY_BYTES) {
+            rc = damaged(s, "a journal record");
+            break;
+        }
+        if (cvg__get_be64(k.mv_data) > upto) {
+            break;
+        }
+        mrc = mdb_cursor_del(c, 0);
+        if (mrc != MDB_SUCCESS) {
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    if (rc == CVG_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
+        rc = cvg__mdb_err(mrc);
+    }
+    return rc;
+}
+
+/*
+ * A checkpoint spread over commits. Writing every newest value at once
+ * rewrites most leaves of the state table in one commit: a slow commit,
+ * and a file that grows by a copy of the table, since LMDB reuses the
+ * pages a transaction frees only after it. So the commit that finds the
+ * overlay past its bound, and the next ones, each write their journal
+ * record as usual and then the next slice of the overlay's keys, in key
+ * order, with the newest value each sees. Once the last slice is written,
+ * every key holds in the state table at least what it had at the first
+ * slice's commit (a key's value written later is in the table or still in
+ * the journal, newer): that id becomes the checkpoint, and the journal
+ * records up to it go. Views need nothing new: a value in the table newer
+ * than a view's checkpoint is also in the overlay, where the view finds
+ * it first. Only the handle knows how far its cycle has come; after a
+ * crash the next cycle starts over, and another process's checkpoint past
+ * its start makes it moot.
+ */
+static int
+checkpoint_slice(cvg__store *s, cvg__store_txn *t, cvg__view *w)
+{
+    cvg__overlay *ov = &s->ov;
+    bool first = s->cycle_start == 0;
+    size_t at;
+    int rc = first ? cvg__ov_seek_at(ov, (const uint8_t *)"", 0, false, &at)
+                   : cvg__ov_seek_at(ov, s->cycle_resume.p,
+                                     (uint32_t)s->cycle_resume.len, true, &at);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    if (first) {
+        s->cycle_per = (ov->nsorted + s->ckpt_slices - 1) / s->ckpt_slices;
+    }
+    size_t end =
+        ov->nsorted - at > s->cycle_per ? at + s->cycle_per : ov->nsorted;
+    if (first && end == ov->nsorted) {
+        return checkpoint(s, t, w); /* one slice: all at once */
+    }
+    rc = write_record(s, t, w);
+    for (size_t i = at; rc == CVG_OK && i < end; i++) {
+        const cvg__ov_node *nd = ov->sorted[i];
+        const cvg__ov_version *v = cvg__ov_visible(nd, w->lo, w->hi);
+        if (v != NULL) {
+            rc =
+                cvg__state_table_write(s, t, nd->key, nd->klen, v->val, v->len);
+        }
+    }
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    if (end < ov->nsorted) {
+        const cvg__ov_node *last = ov->sorted[end - 1];
+        s->cycle_next.len = 0;
+        rc = cvg__buf_append(&s->cycle_next, last->key, last->klen);
+        if (rc == CVG_OK) {
+            w->slice = first ? CVG__SLICE_FIRST : CVG__SLICE_NEXT;
+        }
+        return rc;
+    }
+    uint64_t upto = s->cycle_start > w->lo ? s->cycle_start : w->lo;
+    rc = delete_upto(s, t, upto);
+    if (rc == CVG_OK) {
+        rc = write_pos(s, t, w->hi, upto);
+    }
+    if (rc == CVG_OK) {
+        w->lo = upto;
+        w->slice = CVG__SLICE_LAST;
     }
     return rc;
 }
@@ -392,9 +512,21 @@ cvg__journal_seal(cvg__store *s, cvg__store_txn *t)
     if (ov->npending <= s->direct_max && cvg__ov_pending_all_new(ov)) {
         return write_direct(s, t, w);
     }
-    int rc = ov->versions > s->ov_max_values || ov->bytes > s->ov_max_bytes
-                 ? checkpoint(s, t, w)
-                 : write_record(s, t, w);
+    if (s->cycle_start != 0 && w->lo >= s->cycle_start) {
+        s->cycle_start = 0; /* another process checkpointed past it */
+    }
+    bool over = ov->versions > s->ov_max_values || ov->bytes > s->ov_max_bytes;
+    /* Values come in faster than slices take them out: all at once. */
+    bool far_over =
+        ov->versions / 2 > s->ov_max_values || ov->bytes / 2 > s->ov_max_bytes;
+    int rc;
+    if (far_over || (over && s->ckpt_slices <= 1)) {
+        rc = checkpoint(s, t, w);
+    } else if (over || s->cycle_start != 0) {
+        rc = checkpoint_slice(s, t, w);
+    } else {
+        rc = write_record(s, t, w);
+    }
     w->sealed = rc == CVG_OK;
     return rc;
 }
@@ -421,6 +553,8 @@ void
 cvg__journal_free(cvg__store *s)
 {
     cvg__ov_destroy(&s->ov);
+    cvg__buf_free(&s->cycle_resume);
+    cvg__buf_free(&s->cycle_next);
     cvg__free(s->views);
     s->views = NULL;
     s->nviews = s->capviews = 0;

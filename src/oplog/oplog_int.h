@@ -208,6 +208,14 @@ typedef struct cvg__view {
     bool write;
     bool sealed; /* a writer that wrote its record or a checkpoint */
     bool direct; /* a writer that wrote its records into the state table */
+    /* A writer that wrote a slice of a spread checkpoint (journal.c): the
+     * first, a later one, or the last (or a whole checkpoint). */
+    enum {
+        CVG__SLICE_NONE,
+        CVG__SLICE_FIRST,
+        CVG__SLICE_NEXT,
+        CVG__SLICE_LAST
+    } slice;
 } cvg__view;
 
 typedef struct cvg__store {
@@ -230,6 +238,15 @@ typedef struct cvg__store {
      * most direct_max keys the overlay has none of writes the state table
      * itself (journal.c). */
     size_t ov_max_values, ov_max_bytes, direct_max;
+    /* A checkpoint is spread over this many commits, a slice of the keys
+     * each, in key order (journal.c); 1: all in one. While one is under
+     * way, cycle_start is the id of its first slice, cycle_resume the last
+     * key it wrote, cycle_per the keys a slice writes; cycle_next the key
+     * the open writer's slice ends on, taken at its commit. */
+    size_t ckpt_slices;
+    uint64_t cycle_start;
+    size_t cycle_per;
+    cvg__buf cycle_resume, cycle_next;
     /* Set by the floor above once the replica is open in full: only then
      * may a close write a checkpoint (not after an open that refused the
      * replica, say of a newer format). */
@@ -365,6 +382,7 @@ int cvg__origins_put(cvg__store *s, cvg__store_txn *t, uint32_t idx,
 #define CVG__OV_MAX_VALUES 65536
 #define CVG__DIRECT_MAX 64
 #define CVG__OV_MAX_BYTES ((size_t)64 << 20)
+#define CVG__CKPT_SLICES 4
 /* Register transaction @p t (just begun) and load what its snapshot has of
  * the journal and the handle not yet. */
 int cvg__journal_begin(cvg__store *s, cvg__store_txn *t, bool write);

@@ -334,10 +334,10 @@ put_in_order(cvg__overlay *ov)
 }
 
 int
-cvg__ov_seek(cvg__overlay *ov, const uint8_t *key, uint32_t klen, bool after,
-             cvg__ov_node **out)
+cvg__ov_seek_at(cvg__overlay *ov, const uint8_t *key, uint32_t klen, bool after,
+                size_t *at)
 {
-    *out = NULL;
+    *at = 0;
     int rc = put_in_order(ov);
     if (rc != CVG_OK) {
         return rc;
@@ -353,8 +353,18 @@ cvg__ov_seek(cvg__overlay *ov, const uint8_t *key, uint32_t klen, bool after,
             hi = mid;
         }
     }
-    *out = lo < ov->nsorted ? ov->sorted[lo] : NULL;
+    *at = lo;
     return CVG_OK;
+}
+
+int
+cvg__ov_seek(cvg__overlay *ov, const uint8_t *key, uint32_t klen, bool after,
+             cvg__ov_node **out)
+{
+    size_t at;
+    int rc = cvg__ov_seek_at(ov, key, klen, after, &at);
+    *out = rc == CVG_OK && at < ov->nsorted ? ov->sorted[at] : NULL;
+    return rc;
 }
 
 void

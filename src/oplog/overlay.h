@@ -85,6 +85,9 @@ const cvg__ov_version *cvg__ov_visible(const cvg__ov_node *nd, uint64_t lo,
  * or NULL in *out. CVG_ENOMEM if putting the keys in order failed. */
 int cvg__ov_seek(cvg__overlay *ov, const uint8_t *key, uint32_t klen,
                  bool after, cvg__ov_node **out);
+/* The same as an index into ov->sorted (ov->nsorted when there is none). */
+int cvg__ov_seek_at(cvg__overlay *ov, const uint8_t *key, uint32_t klen,
+                    bool after, size_t *at);
 
 /* Forget every value of ov->pending_id (its transaction did not commit)
  * and end the pending list. */

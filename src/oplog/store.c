@@ -424,6 +424,9 @@ cvg__store_open(cvg__store *s, const char *path, const cvg_replica_options *o,
      * must follow their values there. */
     s->direct_max = o->journal_state ? CVG__DIRECT_MAX : SIZE_MAX;
     s->ov_max_bytes = CVG__OV_MAX_BYTES;
+    s->ckpt_slices = o->journal_checkpoint_commits
+                         ? o->journal_checkpoint_commits
+                         : CVG__CKPT_SLICES;
     s->fd = -1;
     s->lock_fd = -1;
     s->err = err;

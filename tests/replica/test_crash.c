@@ -66,9 +66,11 @@ writer_child(const char *dir, int ack_fd)
     if (rc != CVG_OK) {
         child_fail("open", rc, 10);
     }
-    /* Every commit a checkpoint of the state written behind the log
-     * (src/oplog/journal.c): the kills land in those too. */
-    r->store.ov_max_values = 1;
+    /* A checkpoint of the state written behind the log every few commits
+     * (src/oplog/journal.c), most spread over three commits, some in one
+     * when values pile up: the kills land in all of them. */
+    r->store.ov_max_values = 8;
+    r->store.ckpt_slices = 3;
     r->store.direct_max = 0;
     for (;;) {
         cvg_txn *t = NULL;

@@ -7,10 +7,12 @@
  * that checkpoints come every few commits.
  */
 #include <criterion/criterion.h>
+#include <lmdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +24,9 @@
 /* Commits of at most this many keys new to the overlay go straight to the
  * state table (journal.c); 0 here by default, so the journal is used. */
 static size_t direct_max = 0;
+/* A checkpoint is spread over this many commits (journal.c); 3 here by
+ * default, so that most checkpoints are spread. */
+static size_t slices = 3;
 
 #define OK(x)                                                            \
     do {                                                                 \
@@ -42,6 +47,7 @@ open_at(const char *dir, size_t ov_max)
     cr_assert_eq(rc, CVG_OK, "open %s: %s", dir, cvg_replica_errmsg(NULL));
     r->store.ov_max_values = ov_max;
     r->store.direct_max = direct_max;
+    r->store.ckpt_slices = slices;
     return r;
 }
 
@@ -179,6 +185,7 @@ child_open(const char *dir, size_t ov_max)
     }
     r->store.ov_max_values = ov_max;
     r->store.direct_max = direct_max;
+    r->store.ckpt_slices = slices;
     return r;
 }
 
@@ -434,6 +441,7 @@ Test(journal, random_schedules_match_the_oracle)
         char name[32];
         snprintf(name, sizeof name, "journal-random-%d", (int)seed);
         direct_max = seed % 2 ? 4 : 0;
+        slices = 1 + seed % 4;
         const char *dir = cvg_test_dir(name);
         uint64_t rng = cvg_test_seed(seed * 101);
         size_t bound = 1 + cvg_test_below(&rng, 12);
@@ -477,6 +485,7 @@ Test(journal, random_schedules_match_the_oracle)
             } else if (x < 85) {
                 r->store.ov_max_values = 1 + cvg_test_below(&rng, 12);
                 r->store.direct_max = cvg_test_below(&rng, 2) ? 4 : 0;
+                r->store.ckpt_slices = 1 + cvg_test_below(&rng, 4);
             } else if (x < 90) {
                 for (int k = 0; k < MAXR; k++) {
                     cvg_txn_abort(rd[k]);
@@ -496,5 +505,145 @@ Test(journal, random_schedules_match_the_oracle)
         cvg_replica_close(r);
         int rc = cvg_replica_check(dir, &chk);
         cr_expect_eq(rc, CVG_OK, "%s", chk.problem);
+    }
+    slices = 3;
+}
+
+/* The id of the journal's first record, 0 if it is empty. */
+static uint64_t
+first_journal_id(cvg_replica *r)
+{
+    MDB_txn *t;
+    cr_assert_eq(mdb_txn_begin(r->store.env, NULL, MDB_RDONLY, &t), 0);
+    MDB_cursor *c;
+    cr_assert_eq(mdb_cursor_open(t, r->store.journal, &c), 0);
+    MDB_val k, v;
+    uint64_t id = 0;
+    if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0) {
+        cr_assert_geq(k.mv_size, 8);
+        const uint8_t *p = k.mv_data;
+        for (int i = 0; i < 8; i++) {
+            id = id << 8 | p[i];
+        }
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    return id;
+}
+
+/* One commit of keys from..from+n-1, each set to val plus its number. */
+static void
+commit_keys(cvg_replica *r, model *m, int from, int n, int64_t val)
+{
+    cvg_txn *t;
+    OK(cvg_txn_begin(r, 0, &t));
+    for (int i = from; i < from + n; i++) {
+        OK(write_one(t, i, val + i, m));
+    }
+    OK(cvg_txn_commit(t));
+}
+
+/* A checkpoint spread over 4 commits: the first, past the bound, starts
+ * it; the journal and the checkpoint stay as they were until the fourth,
+ * which makes the first's id the checkpoint and deletes the records up to
+ * it, not the ones after. Every commit, a reader held from the middle of
+ * it and a child that opens the replica mid-way read the oracle. */
+Test(journal, a_checkpoint_spread_over_commits_ends_at_its_first_commit)
+{
+    const char *dir = cvg_test_dir("journal-spread");
+    direct_max = 0;
+    slices = 4;
+    cvg_replica *r = open_at(dir, 30);
+    model m;
+    model_init(&m);
+    commit_keys(r, &m, 0, NKEYS, 0);
+    cr_assert_eq(r->store.cycle_start, 0, "24 values: under the bound");
+    uint64_t first = first_journal_id(r);
+    cr_assert_gt(first, 0);
+
+    commit_keys(r, &m, 0, 8, 100); /* 32 values: the first slice */
+    uint64_t start = r->store.loaded;
+    cr_assert_eq(r->store.cycle_start, start, "a spread checkpoint began");
+    cvg_txn *rd;
+    OK(cvg_txn_begin(r, CVG_TXN_READ_ONLY, &rd));
+    model seen = m;
+    for (int c = 2; c <= 3; c++) {
+        commit_keys(r, &m, 3 * c, 3, 100 * c);
+        cr_assert_eq(r->store.cycle_start, start, "commit %d: still under way",
+                     c);
+        cr_assert_eq(r->store.ckpt, 0, "commit %d: no checkpoint yet", c);
+        cr_assert_eq(first_journal_id(r), first, "commit %d: journal whole", c);
+        expect_replica(r, &m, "mid-way");
+        expect_model(rd, &seen, "the reader from the first slice");
+    }
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        /* Not the process that holds the replica open: it only inherited
+         * the parent's list of open directories. */
+        struct stat sb;
+        if (stat(dir, &sb) != 0) {
+            _exit(3);
+        }
+        cvg__store_release(sb.st_dev, sb.st_ino);
+        cvg_replica *c = child_open(dir, 30);
+        _exit(matches(c, &m) ? 0 : 1);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "a child opening mid-way reads the oracle");
+
+    commit_keys(r, &m, 20, 3, 400); /* the fourth and last slice */
+    cr_assert_eq(r->store.cycle_start, 0, "the checkpoint is made");
+    cr_assert_eq(r->store.ckpt, start, "at the first slice's id");
+    cr_assert_gt(first_journal_id(r), start, "records up to it are gone");
+    expect_replica(r, &m, "after the last slice");
+    expect_model(rd, &seen, "the reader from the first slice, after");
+    cvg_txn_abort(rd);
+    cvg_replica_close(r);
+    cvg_check_report chk;
+    int rc = cvg_replica_check(dir, &chk);
+    cr_expect_eq(rc, CVG_OK, "%s", chk.problem);
+    r = open_at(dir, 30);
+    expect_replica(r, &m, "reopened");
+    cvg_replica_close(r);
+    slices = 3;
+}
+
+/* journal_checkpoint_commits: 1 checkpoints in the commit that passes the
+ * bound; 2 spreads the checkpoint over that commit and the next. */
+Test(journal, the_option_sets_the_commits_a_checkpoint_takes)
+{
+    for (uint32_t n = 1; n <= 2; n++) {
+        char name[32];
+        snprintf(name, sizeof name, "journal-option-%u", n);
+        const char *dir = cvg_test_dir(name);
+        cvg_replica_options o;
+        cvg_replica_options_init(&o);
+        o.durability = CVG_RELAXED;
+        o.journal_state = true;
+        o.journal_checkpoint_commits = n;
+        cvg_replica *r = NULL;
+        OK(cvg_replica_open(dir, &o, &r));
+        r->store.ov_max_values = 30;
+        r->store.direct_max = 0;
+        model m;
+        model_init(&m);
+        commit_keys(r, &m, 0, NKEYS, 0);
+        commit_keys(r, &m, 0, 8, 100); /* past the bound */
+        uint64_t id = r->store.loaded;
+        if (n == 1) {
+            cr_expect_eq(r->store.ckpt, id, "one commit: checkpointed");
+            cr_expect_eq(first_journal_id(r), 0, "and the journal empty");
+        } else {
+            cr_expect_eq(r->store.ckpt, 0, "two: not yet");
+            cr_expect_eq(r->store.cycle_start, id);
+            commit_keys(r, &m, 8, 4, 200);
+            cr_expect_eq(r->store.ckpt, id, "two: at the second");
+            cr_expect_gt(first_journal_id(r), id);
+        }
+        expect_replica(r, &m, name);
+        cvg_replica_close(r);
     }
 }
