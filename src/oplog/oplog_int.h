@@ -441,6 +441,9 @@ typedef struct cvg__state_cursor {
     cvg_bytes lk, lv;
     uint32_t last_len; /* the key returned last */
     uint8_t last[CVG__STATE_KEY_MAX];
+    /* While a seek within a field the overlay holds one node of: that
+     * node, which spares the search in key order. */
+    const struct cvg__ov_node *only;
 } cvg__state_cursor;
 
 int cvg__state_cursor_open(cvg__store *s, cvg__store_txn *t,

@@ -39,6 +39,7 @@ cvg__ov_destroy(cvg__overlay *ov)
     }
     cvg__free(ov->slots);
     cvg__free(ov->fslots);
+    cvg__free(ov->fcount);
     cvg__free(ov->sorted);
     cvg__free(ov->fresh);
     cvg__free(ov->pending);
@@ -91,17 +92,28 @@ field_slot(cvg__ov_node **slots, size_t nslots, const uint8_t *p, uint32_t plen,
     }
 }
 
-bool
-cvg__ov_has_field(const cvg__overlay *ov, const uint8_t *prefix, uint32_t plen)
+unsigned
+cvg__ov_field_nodes(const cvg__overlay *ov, const uint8_t *prefix,
+                    uint32_t plen, const cvg__ov_node **one)
 {
+    *one = NULL;
     if (ov->nfields == 0) {
-        return false;
+        return 0;
     }
-    return *field_slot(ov->fslots, ov->nfslots, prefix, plen,
-                       cvg__hash(prefix, plen)) != NULL;
+    cvg__ov_node **s = field_slot(ov->fslots, ov->nfslots, prefix, plen,
+                                  cvg__hash(prefix, plen));
+    if (*s == NULL) {
+        return 0;
+    }
+    if (ov->fcount[s - ov->fslots] > 1) {
+        return 2;
+    }
+    *one = *s;
+    return 1;
 }
 
-/* Make @p nd its field's node if the field has none; the table has room. */
+/* Count @p nd in its field, making it the field's node if the field has
+ * none; the table has room. */
 static void
 field_add(cvg__overlay *ov, cvg__ov_node *nd)
 {
@@ -110,10 +122,13 @@ field_add(cvg__overlay *ov, cvg__ov_node *nd)
     }
     cvg__ov_node **s = field_slot(ov->fslots, ov->nfslots, nd->key, nd->plen,
                                   cvg__hash(nd->key, nd->plen));
+    size_t i = (size_t)(s - ov->fslots);
     if (*s == NULL) {
         *s = nd;
+        ov->fcount[i] = 0;
         ov->nfields++;
     }
+    ov->fcount[i]++;
 }
 
 /* Room in the field table for one more field (at most half full). */
@@ -125,20 +140,31 @@ fields_reserve(cvg__overlay *ov)
     }
     size_t n = ov->nfslots ? ov->nfslots * 2 : 1024;
     cvg__ov_node **s = cvg__calloc(n, sizeof *s);
-    if (s == NULL) {
+    uint32_t *count = cvg__calloc(n, sizeof *count);
+    if (s == NULL || count == NULL) {
+        cvg__free(s);
+        cvg__free(count);
         return CVG_ENOMEM;
     }
     cvg__ov_node **old = ov->fslots;
+    uint32_t *oldcount = ov->fcount;
     size_t nold = ov->nfslots;
     ov->fslots = s;
+    ov->fcount = count;
     ov->nfslots = n;
     ov->nfields = 0;
     for (size_t i = 0; i < nold; i++) {
         if (old[i] != NULL) {
-            field_add(ov, old[i]);
+            cvg__ov_node **to =
+                field_slot(s, n, old[i]->key, old[i]->plen,
+                           cvg__hash(old[i]->key, old[i]->plen));
+            *to = old[i];
+            count[to - s] = oldcount[i];
+            ov->nfields++;
         }
     }
     cvg__free(old);
+    cvg__free(oldcount);
     return CVG_OK;
 }
 

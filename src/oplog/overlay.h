@@ -44,9 +44,12 @@ typedef struct cvg__overlay {
     size_t nsorted, capsorted;
     cvg__ov_node **fresh; /* ... but for these, added since */
     size_t nfresh, capfresh;
-    /* A node for each field prefix among the nodes: whether the overlay
-     * holds anything of a field, without a search in order. */
+    /* A node for each field prefix among the nodes, and how many nodes
+     * the field has (fcount, by slot): whether the overlay holds anything
+     * of a field, and which node when it is one, without a search in
+     * order. */
     cvg__ov_node **fslots;
+    uint32_t *fcount;
     size_t nfslots, nfields;
     /* The nodes given a value under pending_id, the id of the write
      * transaction open now (0: none): its journal record, or its undo. */
@@ -70,9 +73,10 @@ int cvg__ov_put(cvg__overlay *ov, const uint8_t *key, uint32_t klen,
                 uint32_t plen, uint64_t id, const uint8_t *val, uint32_t len,
                 bool del);
 
-/* Whether some key of field prefix @p prefix may be here (false: none). */
-bool cvg__ov_has_field(const cvg__overlay *ov, const uint8_t *prefix,
-                       uint32_t plen);
+/* How many nodes the overlay holds of the field @p prefix (capped at 2:
+ * "more than one"), and in *one the node when it is one. */
+unsigned cvg__ov_field_nodes(const cvg__overlay *ov, const uint8_t *prefix,
+                             uint32_t plen, const cvg__ov_node **one);
 
 /* The node of @p key, or NULL. */
 cvg__ov_node *cvg__ov_find(cvg__overlay *ov, const uint8_t *key, uint32_t klen);

@@ -184,7 +184,17 @@ pick(cvg__state_cursor *c, const uint8_t *from, size_t flen, bool after,
     for (;;) {
         cvg__ov_node *nd = NULL;
         const cvg__ov_version *ver = NULL;
-        if (c->hi != 0 && ov->n > 0) {
+        if (c->only != NULL) {
+            /* The field's one node: it, if it is at or past from and
+             * visible; none else of the field is in the overlay. */
+            cvg_bytes ok = {.data = c->only->key, .len = c->only->klen};
+            int o = key_cmp(ok, from, flen);
+            if (o > 0 || (o == 0 && !after)) {
+                nd = (cvg__ov_node *)c->only;
+                ver = cvg__ov_visible(nd, c->lo, c->hi);
+                nd = ver != NULL ? nd : NULL;
+            }
+        } else if (c->hi != 0 && ov->n > 0) {
             int rc = cvg__ov_seek(ov, from, (uint32_t)flen, after, &nd);
             while (rc == CVG_OK && nd != NULL &&
                    (ver = cvg__ov_visible(nd, c->lo, c->hi)) == NULL) {
@@ -247,9 +257,10 @@ cvg__state_cursor_seek_in(cvg__state_cursor *c, const uint8_t *key, size_t klen,
     int rc;
     const cvg__overlay *ov = &c->s->ov;
     bool table_only = ov->n == 0 || c->hi == 0;
+    const cvg__ov_node *one = NULL;
     if (!table_only) {
         uint32_t fp = cvg__state_field_len(prefix, plen);
-        table_only = fp > 0 && !cvg__ov_has_field(ov, prefix, fp);
+        table_only = fp > 0 && cvg__ov_field_nodes(ov, prefix, fp, &one) == 0;
     }
     if (table_only) {
         /* Nothing of the overlay under the prefix: the table's alone. */
@@ -264,7 +275,11 @@ cvg__state_cursor_seek_in(cvg__state_cursor *c, const uint8_t *key, size_t klen,
             rc = remember(c, *k);
         }
     } else {
+        /* Keys under one field lie together: when the overlay holds one
+         * node of the field, no other node can come first within it. */
+        c->only = one;
         rc = cvg__state_cursor_seek(c, key, klen, k, v);
+        c->only = NULL;
     }
     if (rc == CVG_OK && (k->len < plen || memcmp(k->data, prefix, plen) != 0)) {
         rc = CVG_DONE;
