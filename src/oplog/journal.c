@@ -501,6 +501,82 @@ write_direct(cvg__store *s, cvg__store_txn *t, cvg__view *w)
     return rc;
 }
 
+/* LMDB's order of keys: bytes, then the shorter first. */
+static int
+key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c != 0 ? c : (alen > blen) - (alen < blen);
+}
+
+static int
+node_order(const void *x, const void *y)
+{
+    const cvg__ov_node *a = *(cvg__ov_node *const *)x;
+    const cvg__ov_node *b = *(cvg__ov_node *const *)y;
+    return key_cmp(a->key, a->klen, b->key, b->klen);
+}
+
+/* Pairs of keys next to each other that together_in_table() looks at,
+ * and how many table keys between two make them lie apart (well under
+ * the records of a leaf). */
+#define TOGETHER_PAIRS 32
+#define TOGETHER_GAP 8
+
+/*
+ * Whether the pending keys lie together in the state table: new keys in
+ * order, many fields of one record. Writing them there dirties a few
+ * leaves, and a journal record would add its own pages, a checkpoint
+ * later and the overlay's CPU to what was cheap already. Judged from up
+ * to TOGETHER_PAIRS pairs of keys next to each other in key order, spread
+ * over the commit: they lie together when at most one pair in eight has
+ * TOGETHER_GAP or more table keys between its two.
+ */
+static int
+together_in_table(cvg__store *s, cvg__store_txn *t, bool *together)
+{
+    cvg__overlay *ov = &s->ov;
+    size_t n = ov->npending;
+    *together = false;
+    cvg__ov_node **v = cvg__alloc(n * sizeof *v);
+    if (v == NULL) {
+        return CVG_ENOMEM;
+    }
+    memcpy(v, ov->pending, n * sizeof *v);
+    qsort(v, n, sizeof *v, node_order);
+    MDB_cursor *c;
+    int mrc = mdb_cursor_open(t, s->state, &c);
+    if (mrc != MDB_SUCCESS) {
+        cvg__free(v);
+        return cvg__mdb_err(mrc);
+    }
+    size_t pairs = n - 1 < TOGETHER_PAIRS ? n - 1 : TOGETHER_PAIRS;
+    size_t apart = 0;
+    for (size_t j = 0; j < pairs && mrc == MDB_SUCCESS; j++) {
+        const cvg__ov_node *a = v[j * (n - 1) / pairs];
+        const cvg__ov_node *b = v[j * (n - 1) / pairs + 1];
+        MDB_val k = {a->klen, (void *)a->key}, d;
+        unsigned between = 0;
+        for (mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+             mrc == MDB_SUCCESS && between < TOGETHER_GAP &&
+             key_cmp(k.mv_data, k.mv_size, b->key, b->klen) < 0;
+             mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+            between += key_cmp(k.mv_data, k.mv_size, a->key, a->klen) != 0;
+        }
+        apart += between >= TOGETHER_GAP;
+        if (mrc == MDB_NOTFOUND) {
+            mrc = MDB_SUCCESS; /* past the table's last key */
+        }
+    }
+    mdb_cursor_close(c);
+    cvg__free(v);
+    if (mrc != MDB_SUCCESS) {
+        return cvg__mdb_err(mrc);
+    }
+    *together = apart * 8 <= pairs;
+    return CVG_OK;
+}
+
 int
 cvg__journal_seal(cvg__store *s, cvg__store_txn *t)
 {
@@ -509,8 +585,20 @@ cvg__journal_seal(cvg__store *s, cvg__store_txn *t)
         return CVG_OK;
     }
     cvg__overlay *ov = &s->ov;
-    if (ov->npending <= s->direct_max && cvg__ov_pending_all_new(ov)) {
-        return write_direct(s, t, w);
+    if (cvg__ov_pending_all_new(ov)) {
+        if (ov->npending <= s->direct_max) {
+            return write_direct(s, t, w);
+        }
+        /* Larger commits too, when their keys lie together. */
+        bool together = false;
+        int rc =
+            s->direct_max > 0 ? together_in_table(s, t, &together) : CVG_OK;
+        if (rc != CVG_OK) {
+            return rc;
+        }
+        if (together) {
+            return write_direct(s, t, w);
+        }
     }
     if (s->cycle_start != 0 && w->lo >= s->cycle_start) {
         s->cycle_start = 0; /* another process checkpointed past it */

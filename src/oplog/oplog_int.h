@@ -236,7 +236,8 @@ typedef struct cvg__store {
     /* A commit that finds more values than this in the overlay, or more
      * bytes, makes a checkpoint instead of a journal record; one of at
      * most direct_max keys the overlay has none of writes the state table
-     * itself (journal.c). */
+     * itself, and so does a larger one of such keys that lie together in
+     * the table, unless direct_max is 0 (journal.c). */
     size_t ov_max_values, ov_max_bytes, direct_max;
     /* A checkpoint is spread over this many commits, a slice of the keys
      * each, in key order (journal.c); 1: all in one. While one is under

@@ -392,6 +392,49 @@ Test(journal, two_processes_taking_turns_see_each_others_writes)
     cvg_replica_close(r);
 }
 
+/* One commit of register sets to "j/r<i>/v" for the i in [from, to) that
+ * @p pick takes. */
+static void
+commit_range(cvg_replica *r, int from, int to, bool (*pick)(int))
+{
+    cvg_txn *t;
+    OK(cvg_txn_begin(r, 0, &t));
+    for (int i = from; i < to; i++) {
+        if (!pick(i)) {
+            continue;
+        }
+        char key[16];
+        snprintf(key, sizeof key, "r%04d", i);
+        cvg_key k = {"j", key, "v"};
+        cvg_value v = cvg_value_int(i);
+        OK(cvg_register_set(t, &k, &v, NULL));
+    }
+    OK(cvg_txn_commit(t));
+}
+
+static bool
+every_key(int i)
+{
+    (void)i;
+    return true;
+}
+
+static bool
+every_tenth(int i)
+{
+    return i % 10 == 0;
+}
+
+static bool
+but_every_tenth(int i)
+{
+    return i % 10 != 0;
+}
+
+/* With the option, a large commit of keys spread over the state table
+ * journals; one whose keys lie together there (new keys in order, keys
+ * next to each other) writes the table, as do small commits and every
+ * commit without the option. */
 Test(journal, the_option_decides_whether_large_commits_journal)
 {
     for (int on = 0; on < 2; on++) {
@@ -404,30 +447,38 @@ Test(journal, the_option_decides_whether_large_commits_journal)
         o.journal_state = on;
         cvg_replica *r;
         OK(cvg_replica_open(cvg_test_dir(name), &o, &r));
-        cvg_txn *t;
-        OK(cvg_txn_begin(r, 0, &t));
-        for (int i = 0; i < 200; i++) {
-            char key[16];
-            snprintf(key, sizeof key, "r%03d", i);
-            cvg_key k = {"j", key, "v"};
-            cvg_value v = cvg_value_int(i);
-            OK(cvg_register_set(t, &k, &v, NULL));
-        }
-        OK(cvg_txn_commit(t));
+        commit_range(r, 0, 2000, every_key);
+        cr_expect_eq(r->store.ov.n - r->store.ov.empty, 0,
+                     "2,000 new keys in order: the table");
+        commit_range(r, 0, 2000, every_tenth);
+        size_t held = r->store.ov.n - r->store.ov.empty;
         if (on) {
-            cr_expect_eq(r->store.ov.n, 200, "journaled: %zu keys waiting",
-                         r->store.ov.n);
+            cr_expect_eq(held, 200, "every tenth: %zu keys waiting", held);
         } else {
-            cr_expect_eq(r->store.ov.n, 0, "written to the state table");
+            cr_expect_eq(held, 0, "written to the state table");
         }
+        size_t before = r->store.ov.n - r->store.ov.empty;
+        commit_range(r, 1000, 1100, but_every_tenth);
+        cr_expect_eq(r->store.ov.n - r->store.ov.empty, before,
+                     "90 keys next to each other: the table");
         /* Small commits of keys the journal lacks go to the table. */
-        size_t before = r->store.ov.n;
+        cvg_txn *t;
         OK(cvg_txn_begin(r, 0, &t));
         cvg_key k = {"j", "small", "v"};
         cvg_value v = cvg_value_int(1);
         OK(cvg_register_set(t, &k, &v, NULL));
         OK(cvg_txn_commit(t));
         cr_expect_eq(r->store.ov.n - r->store.ov.empty, before);
+        cvg_txn *rd;
+        OK(cvg_txn_begin(r, CVG_TXN_READ_ONLY, &rd));
+        for (int i = 0; i < 2000; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "r%04d", i);
+            cvg_key rk = {"j", key, "v"};
+            OK(cvg_register_get(rd, &rk, &v));
+            cr_assert_eq(v.as.integer, i);
+        }
+        cvg_txn_abort(rd);
         cvg_replica_close(r);
     }
 }
