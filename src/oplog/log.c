@@ -9,15 +9,24 @@
 #include "checksum.h"
 #include "oplog_int.h"
 
+/* A block's keys: its last lsn in the log, its origin and last seq in
+ * the dots index. */
+static void
+block_keys(uint64_t last_lsn, const cvg_replica_id *origin, uint64_t last_seq,
+           uint8_t lk[8], uint8_t dk[24])
+{
+    cvg__put_be64(lk, last_lsn);
+    memcpy(dk, origin->bytes, 16);
+    cvg__put_be64(dk + 16, last_seq);
+}
+
 int
 cvg__log_append(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
                 const cvg_replica_id *origin, uint64_t last_seq,
                 cvg_bytes block)
 {
     uint8_t lk[8], dk[24];
-    cvg__put_be64(lk, last_lsn);
-    memcpy(dk, origin->bytes, 16);
-    cvg__put_be64(dk + 16, last_seq);
+    block_keys(last_lsn, origin, last_seq, lk, dk);
     MDB_val k = {8, lk}, v = {block.len, (void *)block.data};
     /* lsns only grow, so APPEND skips the search and keeps pages full. */
     int rc = cvg__ck_put(s, t, s->log, &k, &v, MDB_APPEND);
@@ -58,9 +67,7 @@ cvg__log_drop_last(cvg__store *s, cvg__store_txn *t, uint64_t last_lsn,
                    const cvg_replica_id *origin, uint64_t last_seq)
 {
     uint8_t lk[8], dk[24];
-    cvg__put_be64(lk, last_lsn);
-    memcpy(dk, origin->bytes, 16);
-    cvg__put_be64(dk + 16, last_seq);
+    block_keys(last_lsn, origin, last_seq, lk, dk);
     MDB_val k = {8, lk}, dkv = {24, dk};
     int rc = mdb_del(t, s->log, &k, NULL);
     if (rc == MDB_SUCCESS) {
