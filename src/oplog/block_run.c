@@ -11,8 +11,7 @@ continues(const cvg__block_run *r, const cvg_dot *d)
 {
     const cvg__block_writer *w = &r->w;
     return r->open && w->count < r->max_ops && w->out.len < r->max_bytes &&
-           cvg__id_cmp(&w->origin, &d->origin) == 0 &&
-           w->first_seq + w->count == d->seq;
+           cvg__block_next_is(w, d);
 }
 
 int

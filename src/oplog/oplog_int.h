@@ -76,6 +76,9 @@ int cvg__block_finish(cvg__block_writer *w, cvg_bytes *bytes);
  * had never been finished (its dictionary, its open run), and finishing
  * gives the whole block. CVG_EMISUSE if it is not finished. */
 int cvg__block_reopen(cvg__block_writer *w);
+/* Whether the op of dot @p d would be the next of @p w's block: the same
+ * origin, the next seq (blocks hold runs of one origin's ops). */
+bool cvg__block_next_is(const cvg__block_writer *w, const cvg_dot *d);
 void cvg__block_writer_destroy(cvg__block_writer *w);
 
 /* Ops into blocks, one run of an origin's consecutive seqs per block, each

@@ -60,9 +60,7 @@ static bool
 continues_tail(const cvg__block_writer *w, const cvg_dot *d)
 {
     return w->count > 0 && w->count < BLOCK_OPS_MAX &&
-           w->out.len <= TAIL_BYTES_MAX &&
-           cvg__id_cmp(&w->origin, &d->origin) == 0 &&
-           d->seq == w->first_seq + w->count;
+           w->out.len <= TAIL_BYTES_MAX && cvg__block_next_is(w, d);
 }
 
 /* Before the transaction's first op: take up the log's last block if the
