@@ -538,16 +538,14 @@ together_in_table(cvg__store *s, cvg__store_txn *t, bool *together)
     cvg__overlay *ov = &s->ov;
     size_t n = ov->npending;
     *together = false;
-    cvg__ov_node **v = cvg__alloc(n * sizeof *v);
-    if (v == NULL) {
-        return CVG_ENOMEM;
-    }
-    memcpy(v, ov->pending, n * sizeof *v);
+    /* In key order, the pending list (whose order nothing else needs)
+     * also gives write_direct() its keys in order: leaves filled one
+     * after another, not split in the middle. */
+    cvg__ov_node **v = ov->pending;
     qsort(v, n, sizeof *v, node_order);
     MDB_cursor *c;
     int mrc = mdb_cursor_open(t, s->state, &c);
     if (mrc != MDB_SUCCESS) {
-        cvg__free(v);
         return cvg__mdb_err(mrc);
     }
     size_t pairs = n - 1 < TOGETHER_PAIRS ? n - 1 : TOGETHER_PAIRS;
@@ -569,7 +567,6 @@ together_in_table(cvg__store *s, cvg__store_txn *t, bool *together)
         }
     }
     mdb_cursor_close(c);
-    cvg__free(v);
     if (mrc != MDB_SUCCESS) {
         return cvg__mdb_err(mrc);
     }
