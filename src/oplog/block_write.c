@@ -800,13 +800,6 @@ cvg__block_finish(cvg__block_writer *w, cvg_bytes *bytes)
     return CVG_OK;
 }
 
-bool
-cvg__block_next_is(const cvg__block_writer *w, const cvg_dot *d)
-{
-    return cvg__id_cmp(&w->origin, &d->origin) == 0 &&
-           w->first_seq + w->count == d->seq;
-}
-
 int
 cvg__block_reopen(cvg__block_writer *w)
 {

@@ -78,7 +78,12 @@ int cvg__block_finish(cvg__block_writer *w, cvg_bytes *bytes);
 int cvg__block_reopen(cvg__block_writer *w);
 /* Whether the op of dot @p d would be the next of @p w's block: the same
  * origin, the next seq (blocks hold runs of one origin's ops). */
-bool cvg__block_next_is(const cvg__block_writer *w, const cvg_dot *d);
+static inline bool
+cvg__block_next_is(const cvg__block_writer *w, const cvg_dot *d)
+{
+    return cvg__id_cmp(&w->origin, &d->origin) == 0 &&
+           w->first_seq + w->count == d->seq;
+}
 void cvg__block_writer_destroy(cvg__block_writer *w);
 
 /* Ops into blocks, one run of an origin's consecutive seqs per block, each
