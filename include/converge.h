@@ -389,23 +389,21 @@ typedef struct cvg_replica_options {
     bool refuse_clock_ahead;
     /* Write state behind the log: a commit of many fields stores their new
      * state in a journal (a few pages in a row) and keeps it in memory,
-     * and now and then one commit writes everything the journal holds
-     * into the state table in key order (a checkpoint). Commits that
-     * change fields spread over a large replica (random keys, set
-     * elements) then run about 2x faster (measured durable), at a cost: up
-     * to 64 MiB of memory for what waits in the journal, a checkpoint
-     * after every 65,536 values that rewrites the state they touched,
-     * spread over journal_checkpoint_commits commits, a data file up to
-     * 1.5x-1.8x the pages in use (before compaction, the more so the fewer
-     * commits a checkpoint takes) where about 1.3x is usual, reads a
-     * little slower while the journal holds
-     * the field, and large commits of fields that lie together (new keys
-     * in order, many fields of one record) slower, since their state
-     * table write was cheap already. Commits of at most 64 fields the
-     * journal holds nothing of write the state table directly either
-     * way. Every open, of any process, reads what a journal holds.
-     * Default false (see docs/architecture.md, State written behind a
-     * journal). */
+     * and after every 65,536 values a checkpoint writes what the journal
+     * holds into the state table in key order, spread over
+     * journal_checkpoint_commits commits. Commits that change fields
+     * spread over a large replica (random keys, set elements) then run
+     * about 2x faster (measured durable), at a cost: up to 64 MiB of
+     * memory for what waits in the journal, the checkpoint's rewrite of
+     * the leaves it touches, a data file larger than without it until a
+     * compaction (1.5x to 2x the pages in use in the bench, against about
+     * 1.3x), and reads a little slower while the journal holds the field.
+     * Commits whose fields the journal holds nothing of write the state
+     * table directly when they are small (at most 64 fields) or their
+     * fields lie together there (new keys in order, many fields of one
+     * record), where the journal would not pay. Every open, of any
+     * process, reads what a journal holds. Default false (see
+     * docs/architecture.md, State written behind a journal). */
     bool journal_state;
     /* With journal_state: a checkpoint is spread over this many commits,
      * each writing a slice of the keys (in key order) besides its own

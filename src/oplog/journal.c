@@ -6,11 +6,14 @@
  * "journal" under its own LMDB transaction id, as a run of (key, value or
  * deletion), and keeps them in the handle's overlay (overlay.h). Reads see
  * the overlay over the state table (state_store.c). When the overlay grows
- * past a bound, a commit writes every newest value into the state table in
- * key order instead, empties the journal and records its id as the
- * checkpoint (meta "journal"). Every step is inside LMDB transactions, so a
- * crash anywhere leaves a state table and a journal that together equal
- * the log, and an open finds the journal to load.
+ * past a bound, the next few commits each also write a slice of its keys,
+ * in key order, into the state table, and the last of them makes the
+ * first one's id the checkpoint (meta "journal") and deletes the journal
+ * records up to it (checkpoint_slice() says why that is enough). Every
+ * step is inside LMDB transactions, so a crash anywhere leaves a state
+ * table and a journal that together equal the log, and an open finds the
+ * journal to load. Commits whose keys the overlay holds nothing of, when
+ * they are few or lie together in the table, write the table directly.
  *
  * Views. Read transactions of this handle may be open from before a
  * commit, and other processes commit too, so the overlay keeps every value
