@@ -504,22 +504,6 @@ write_direct(cvg__store *s, cvg__store_txn *t, cvg__view *w)
     return rc;
 }
 
-/* LMDB's order of keys: bytes, then the shorter first. */
-static int
-key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c != 0 ? c : (alen > blen) - (alen < blen);
-}
-
-static int
-node_order(const void *x, const void *y)
-{
-    const cvg__ov_node *a = *(cvg__ov_node *const *)x;
-    const cvg__ov_node *b = *(cvg__ov_node *const *)y;
-    return key_cmp(a->key, a->klen, b->key, b->klen);
-}
-
 /* Pairs of keys next to each other that together_in_table() looks at,
  * and how many table keys between two make them lie apart (well under
  * the records of a leaf). */
@@ -545,7 +529,7 @@ together_in_table(cvg__store *s, cvg__store_txn *t, bool *together)
      * also gives write_direct() its keys in order: leaves filled one
      * after another, not split in the middle. */
     cvg__ov_node **v = ov->pending;
-    qsort(v, n, sizeof *v, node_order);
+    qsort(v, n, sizeof *v, cvg__ov_node_cmp);
     MDB_cursor *c;
     int mrc = mdb_cursor_open(t, s->state, &c);
     if (mrc != MDB_SUCCESS) {
@@ -560,9 +544,10 @@ together_in_table(cvg__store *s, cvg__store_txn *t, bool *together)
         unsigned between = 0;
         for (mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
              mrc == MDB_SUCCESS && between < TOGETHER_GAP &&
-             key_cmp(k.mv_data, k.mv_size, b->key, b->klen) < 0;
+             cvg__ov_key_cmp(k.mv_data, k.mv_size, b->key, b->klen) < 0;
              mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-            between += key_cmp(k.mv_data, k.mv_size, a->key, a->klen) != 0;
+            between +=
+                cvg__ov_key_cmp(k.mv_data, k.mv_size, a->key, a->klen) != 0;
         }
         apart += between >= TOGETHER_GAP;
         if (mrc == MDB_NOTFOUND) {

@@ -46,9 +46,8 @@ cvg__ov_destroy(cvg__overlay *ov)
     memset(ov, 0, sizeof *ov);
 }
 
-/* LMDB's order of keys: bytes, then the shorter first. */
-static int
-key_cmp(const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t blen)
+int
+cvg__ov_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
     int c = memcmp(a, b, alen < blen ? alen : blen);
     if (c != 0) {
@@ -319,12 +318,12 @@ cvg__ov_put(cvg__overlay *ov, const uint8_t *key, uint32_t klen, uint32_t plen,
     return CVG_OK;
 }
 
-static int
-node_cmp_v(const void *a, const void *b)
+int
+cvg__ov_node_cmp(const void *a, const void *b)
 {
     const cvg__ov_node *x = *(cvg__ov_node *const *)a;
     const cvg__ov_node *y = *(cvg__ov_node *const *)b;
-    return key_cmp(x->key, x->klen, y->key, y->klen);
+    return cvg__ov_key_cmp(x->key, x->klen, y->key, y->klen);
 }
 
 /* Merge the fresh nodes into the ordered array. */
@@ -339,10 +338,10 @@ put_in_order(cvg__overlay *ov)
     if (out == NULL) {
         return CVG_ENOMEM;
     }
-    qsort(ov->fresh, ov->nfresh, sizeof *ov->fresh, node_cmp_v);
+    qsort(ov->fresh, ov->nfresh, sizeof *ov->fresh, cvg__ov_node_cmp);
     size_t i = 0, j = 0, k = 0;
     while (i < ov->nsorted && j < ov->nfresh) {
-        out[k++] = node_cmp_v(&ov->sorted[i], &ov->fresh[j]) < 0
+        out[k++] = cvg__ov_node_cmp(&ov->sorted[i], &ov->fresh[j]) < 0
                        ? ov->sorted[i++]
                        : ov->fresh[j++];
     }
@@ -372,7 +371,7 @@ cvg__ov_seek_at(cvg__overlay *ov, const uint8_t *key, uint32_t klen, bool after,
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const cvg__ov_node *nd = ov->sorted[mid];
-        int c = key_cmp(nd->key, nd->klen, key, klen);
+        int c = cvg__ov_key_cmp(nd->key, nd->klen, key, klen);
         if (c < 0 || (after && c == 0)) {
             lo = mid + 1;
         } else {

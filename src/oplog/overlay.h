@@ -81,6 +81,12 @@ unsigned cvg__ov_field_nodes(const cvg__overlay *ov, const uint8_t *prefix,
 /* The node of @p key, or NULL. */
 cvg__ov_node *cvg__ov_find(cvg__overlay *ov, const uint8_t *key, uint32_t klen);
 
+/* LMDB's order of keys: bytes, then the shorter first. */
+int cvg__ov_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
+                    size_t blen);
+/* The same for two nodes, as qsort() takes it (cvg__ov_node **). */
+int cvg__ov_node_cmp(const void *a, const void *b);
+
 /* The newest value of @p nd with lo < id <= hi, or NULL. */
 const cvg__ov_version *cvg__ov_visible(const cvg__ov_node *nd, uint64_t lo,
                                        uint64_t hi);
