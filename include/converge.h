@@ -71,11 +71,13 @@ extern "C" {
  * numbered record after the one before it in one byte; format 4 lets state
  * records wait in a journal before they reach the state table, and the log
  * hold op blocks whose runs repeat an op (a commit of increments of one
- * counter in a few bytes). A writable
- * open upgrades an older replica in one transaction (format 2 to 3 and 3
- * to 4 rewrite nothing: what is stored stays as it is and is still read);
- * a read-only open reads it as it is. */
-#define CVG_FORMAT_VERSION 4
+ * counter in a few bytes); format 5 lets the replica's own seq be kept
+ * with the meta records instead of in the origin table (a commit of local
+ * ops writes one page less). A writable open upgrades an older
+ * replica in one transaction (format 2 to 3, 4 and 5 rewrite nothing:
+ * what is stored stays as it is and is still read); a read-only open reads
+ * it as it is. */
+#define CVG_FORMAT_VERSION 5
 
 #if defined(_WIN32)
 #define CVG_API

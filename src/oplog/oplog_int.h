@@ -378,12 +378,27 @@ int cvg__meta_get_id(cvg__store *s, cvg__store_txn *t, cvg_replica_id *out);
 int cvg__meta_put_id(cvg__store *s, cvg__store_txn *t,
                      const cvg_replica_id *id);
 
-/* Load the origin table and version vector as stored in @p t. */
+/* Since format 5 one origin's seq may be stored in the meta record
+ * "ahead" (its index and seq) instead of its record in the origin table,
+ * which then lags: the vector holds the larger of the two. A commit writes
+ * the meta records anyway, so the one origin most commits move (the
+ * replica's own) costs no page of the origin table. */
+typedef struct cvg__origins_ahead {
+    bool set; /* "ahead" names origin id */
+    cvg_replica_id id;
+} cvg__origins_ahead;
+
+/* Load the origin table and version vector as stored in @p t, the vector
+ * raised by the "ahead" record; *ahead (if not NULL) says which origin
+ * that names. CVG_ECORRUPT if it is malformed or names no origin. */
 int cvg__origins_load(cvg__store *s, cvg__store_txn *t, cvg__origins *o,
-                      cvg__vv *vv);
+                      cvg__vv *vv, cvg__origins_ahead *ahead);
 /* Store origin @p idx with its VV seq. */
 int cvg__origins_put(cvg__store *s, cvg__store_txn *t, uint32_t idx,
                      const cvg_replica_id *id, uint64_t seq);
+/* Store @p seq as origin @p idx's in the "ahead" record. */
+int cvg__origins_put_ahead(cvg__store *s, cvg__store_txn *t, uint32_t idx,
+                           uint64_t seq);
 
 /* ---- The journal (journal.c) ------------------------------------------------
  * State records written behind the log, in the overlay and the table

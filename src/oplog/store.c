@@ -663,10 +663,52 @@ cvg__meta_put_id(cvg__store *s, cvg__store_txn *t, const cvg_replica_id *id)
     return cvg__mdb_err(cvg__ck_put(s, t, s->meta, &k, &v, 0));
 }
 
+/* The "ahead" record: a big-endian origin index (4 bytes) and seq (8). */
+#define AHEAD_BYTES 12
+
+/* Raise the vector by the "ahead" record, if there is one. */
+static int
+load_ahead(cvg__store *s, cvg__store_txn *t, const cvg__origins *o, cvg__vv *vv,
+           cvg__origins_ahead *ahead)
+{
+    cvg_bytes v;
+    int rc = cvg__meta_get(s, t, "ahead", &v);
+    if (rc == CVG_ENOTFOUND) {
+        return CVG_OK; /* made before format 5, or no commit since */
+    }
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    if (v.len != AHEAD_BYTES || cvg__get_be32(v.data) >= o->n) {
+        return CVG_ECORRUPT;
+    }
+    const cvg_replica_id *id = &o->ids[cvg__get_be32(v.data)];
+    uint64_t seq = cvg__get_be64(v.data + 4);
+    if (ahead != NULL) {
+        ahead->set = true;
+        ahead->id = *id;
+    }
+    return seq > cvg__vv_get(vv, id) ? cvg__vv_set(vv, id, seq) : CVG_OK;
+}
+
+int
+cvg__origins_put_ahead(cvg__store *s, cvg__store_txn *t, uint32_t idx,
+                       uint64_t seq)
+{
+    uint8_t b[AHEAD_BYTES];
+    cvg__put_be32(b, idx);
+    cvg__put_be64(b + 4, seq);
+    cvg_bytes v = {b, sizeof b};
+    return cvg__meta_put(s, t, "ahead", v);
+}
+
 int
 cvg__origins_load(cvg__store *s, cvg__store_txn *t, cvg__origins *o,
-                  cvg__vv *vv)
+                  cvg__vv *vv, cvg__origins_ahead *ahead)
 {
+    if (ahead != NULL) {
+        ahead->set = false;
+    }
     MDB_cursor *c;
     int rc = mdb_cursor_open(t, s->origins, &c);
     if (rc != MDB_SUCCESS) {
@@ -706,7 +748,10 @@ cvg__origins_load(cvg__store *s, cvg__store_txn *t, cvg__origins *o,
     if (crc != CVG_OK) {
         return crc;
     }
-    return rc == MDB_NOTFOUND ? CVG_OK : cvg__mdb_err(rc);
+    if (rc != MDB_NOTFOUND) {
+        return cvg__mdb_err(rc);
+    }
+    return load_ahead(s, t, o, vv, ahead);
 }
 
 int

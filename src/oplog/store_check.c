@@ -309,9 +309,11 @@ check_dots(checker *c)
 static int
 check_origins(checker *c)
 {
-    int rc = cvg__origins_load(c->s, c->t, &c->origins, &c->origin_vv);
+    int rc = cvg__origins_load(c->s, c->t, &c->origins, &c->origin_vv, NULL);
     if (rc == CVG_ECORRUPT) {
-        return bad(c, "the origin table is damaged");
+        return bad(c,
+                   "the origin table (or the meta record 'ahead') is "
+                   "damaged");
     }
     if (rc != CVG_OK) {
         return rc;

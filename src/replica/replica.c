@@ -127,7 +127,7 @@ cvg__replica_refresh(cvg_replica *r, cvg__store_txn *mt)
         rc = cvg__replica_vv_detach(r);
     }
     if (rc == CVG_OK) {
-        rc = cvg__origins_load(&r->store, mt, &r->origins, &r->vv);
+        rc = cvg__origins_load(&r->store, mt, &r->origins, &r->vv, &r->ahead);
     }
     uint32_t self_idx;
     if (rc == CVG_OK &&
@@ -184,10 +184,12 @@ create_if_missing(void *ctx, cvg__store_txn *mt)
     return rc;
 }
 
-/* Format 2 to 3 or 4: nothing to rewrite (CVG_FORMAT_VERSION), only the
- * record that says blocks of version 3 or 4, or a journal
- * (src/oplog/journal.c), may follow, so that an older library refuses the replica at open rather
- * than meet a block it cannot read or miss state the journal holds. */
+/* Format 2 to 3, 4 or 5: nothing to rewrite (CVG_FORMAT_VERSION), only the
+ * record that says blocks of version 3 or 4, a journal (src/oplog/journal.c)
+ * or a seq in the meta record "ahead" (oplog_int.h) may follow, so that an
+ * older library refuses the replica at open rather than meet a block it
+ * cannot read, miss state the journal holds or give a new op a seq that
+ * is taken. */
 static int
 raise_format(void *ctx, cvg__store_txn *mt)
 {

@@ -75,6 +75,8 @@ struct cvg_replica {
      * transaction when another process has committed since). */
     cvg__origins origins;
     cvg__vv vv;
+    /* The origin the meta record "ahead" names, if any (oplog_int.h). */
+    cvg__origins_ahead ahead;
     uint64_t clock; /* high-water mark of the hybrid logical clock */
     uint64_t last_lsn;
     uint64_t gen;           /* commit generation, stored in meta */
@@ -187,8 +189,9 @@ struct cvg_txn {
     cvg_replica_id *moved;
     size_t nmoved, capmoved;
     size_t origins_at_begin;
-    uint64_t wgen;  /* bumped by every write: invalidates cursors */
-    uint64_t epoch; /* bumped when the LMDB transaction is replaced */
+    cvg__origins_ahead ahead; /* the replica's once this commits */
+    uint64_t wgen;            /* bumped by every write: invalidates cursors */
+    uint64_t epoch;           /* bumped when the LMDB transaction is replaced */
     size_t n_ops;
     bool grouped; /* run by group.c: commit and abort are its own */
 

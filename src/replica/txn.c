@@ -281,12 +281,54 @@ cvg_txn_abort(cvg_txn *t)
     txn_free(t);
 }
 
+static int
+put_origin(cvg_txn *t, uint32_t idx, const cvg_replica_id *id)
+{
+    return cvg__origins_put(&t->r->store, t->mt, idx, id,
+                            cvg__vv_get(&t->vv, id));
+}
+
+/* The replica's own seq goes to the meta record "ahead" (oplog_int.h),
+ * which is in a page the commit writes anyway, instead of to the origin
+ * table: a commit of local ops then leaves that table's pages alone. The
+ * origin "ahead" named before, if another, gets its record in the table
+ * first, with its seq from the vector. */
+static int
+write_ahead(cvg_txn *t)
+{
+    cvg_replica *r = t->r;
+    t->ahead = r->ahead;
+    uint32_t idx;
+    if (cvg__vv_get(&t->vv, &r->id) == cvg__vv_get(&r->vv, &r->id) ||
+        cvg__origins_find(&r->origins, &r->id, &idx) != CVG_OK ||
+        idx >= t->origins_at_begin) {
+        return CVG_OK; /* not moved, or new: the table has it below */
+    }
+    int rc = cvg__origins_put_ahead(&r->store, t->mt, idx,
+                                    cvg__vv_get(&t->vv, &r->id));
+    if (rc == CVG_OK && r->ahead.set && !cvg__id_eq(&r->ahead.id, &r->id)) {
+        uint32_t was;
+        rc = cvg__origins_find(&r->origins, &r->ahead.id, &was);
+        rc = rc == CVG_OK ? put_origin(t, was, &r->ahead.id) : CVG_ECORRUPT;
+    }
+    if (rc == CVG_OK) {
+        t->ahead.set = true;
+        t->ahead.id = r->id;
+    }
+    return rc;
+}
+
 /* Meta and origin records: the VV entries that changed, new origins, the
  * clock, the last lsn and the generation. */
 static int
 write_meta(cvg_txn *t)
 {
     cvg_replica *r = t->r;
+    int rc = write_ahead(t);
+    if (rc != CVG_OK) {
+        return rc;
+    }
+    bool own_ahead = t->ahead.set && cvg__id_eq(&t->ahead.id, &r->id);
     /* The seqs that moved, each once: the commit costs what it changed,
      * however many origins there are. New origins: below. */
     if (t->nmoved > 1) {
@@ -296,25 +338,23 @@ write_meta(cvg_txn *t)
         const cvg_replica_id *id = &t->moved[k];
         uint32_t idx;
         if ((k > 0 && cvg__id_eq(&t->moved[k - 1], id)) ||
+            (own_ahead && cvg__id_eq(id, &r->id)) ||
             cvg__origins_find(&r->origins, id, &idx) != CVG_OK ||
             idx >= t->origins_at_begin) {
             continue;
         }
-        int rc = cvg__origins_put(&r->store, t->mt, idx, id,
-                                  cvg__vv_get(&t->vv, id));
+        rc = put_origin(t, idx, id);
         if (rc != CVG_OK) {
             return rc;
         }
     }
     for (size_t i = t->origins_at_begin; i < r->origins.n; i++) {
-        const cvg_replica_id *id = &r->origins.ids[i];
-        int rc = cvg__origins_put(&r->store, t->mt, (uint32_t)i, id,
-                                  cvg__vv_get(&t->vv, id));
+        rc = put_origin(t, (uint32_t)i, &r->origins.ids[i]);
         if (rc != CVG_OK) {
             return rc;
         }
     }
-    int rc = cvg__txn_history_write(t);
+    rc = cvg__txn_history_write(t);
     if (rc != CVG_OK) {
         return rc;
     }
@@ -405,6 +445,7 @@ cvg_txn_commit(cvg_txn *t)
     cvg__vv tmp = r->vv;
     r->vv = t->vv;
     t->vv = tmp;
+    r->ahead = t->ahead;
     r->clock = t->clock;
     r->last_lsn = t->next_lsn - 1;
     r->gen = t->start_gen + 1;

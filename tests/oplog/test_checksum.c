@@ -121,7 +121,7 @@ Test(checksum, every_record_of_a_new_replica_has_one)
     cvg_replica_close(r);
     size_t right, wrong;
     cr_expect_eq(survey(dir, &right, &wrong), CVG_FORMAT_VERSION);
-    cr_expect_eq(CVG_FORMAT_VERSION, 4);
+    cr_expect_eq(CVG_FORMAT_VERSION, 5);
     cr_expect_gt(right, 10);
     cr_expect_eq(wrong, 0);
 }

@@ -172,13 +172,26 @@ Test(copies, a_copy_writes_under_a_new_origin_of_the_same_key)
     cr_assert_eq(cvg_txn_version_vector(t, vv, 4, &n), CVG_OK);
     cvg_txn_abort(t);
     cr_expect_eq(n, 2, "the old origin at 1 and the new one at 1");
+    set(c, "three");
     cvg_replica_close(c);
-    /* Reopened where it now lives, the copy keeps its new origin. */
+    /* Reopened where it now lives, the copy keeps its new origin, and the
+     * old origin's seq, which the meta record "ahead" held until the new
+     * origin's first commit moved it to the origin table. */
     c = open_dir(a2);
     cvg_replica_id again;
     cvg_replica_id_get(c, &again);
     cr_expect_eq(memcmp(&cid, &again, sizeof id), 0);
+    cr_assert_eq(cvg_txn_begin(c, CVG_TXN_READ_ONLY, &t), CVG_OK);
+    cr_assert_eq(cvg_txn_version_vector(t, vv, 4, &n), CVG_OK);
+    cvg_txn_abort(t);
+    cr_assert_eq(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        bool old = memcmp(&vv[i].origin, &id, sizeof id) == 0;
+        cr_expect_eq(vv[i].seq, old ? 1u : 2u, "origin %zu at %llu", i,
+                     (unsigned long long)vv[i].seq);
+    }
     cvg_replica_close(c);
+    expect_sound(a2);
     /* The original was not moved. */
     r = open_dir(a);
     cvg_replica_id_get(r, &again);

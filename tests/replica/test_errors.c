@@ -442,9 +442,10 @@ peek_format(const char *dir)
     return format;
 }
 
-/* Formats 3 and 4 only add a block version and the journal: a replica of
- * format 2 or 3 reads as it is read-only, and a writable open raises its
- * format record alone. */
+/* Formats 3, 4 and 5 only add block versions, the journal and an origin
+ * stored behind the log's last block: a replica of format 2, 3 or 4 reads
+ * as it is read-only, and a writable open raises its format record
+ * alone. */
 static void
 read_and_raise(const char *dir, uint64_t old)
 {
@@ -478,10 +479,11 @@ read_and_raise(const char *dir, uint64_t old)
     cvg_replica_close(r);
 }
 
-Test(errors, a_replica_of_format_2_or_3_is_read_and_raised)
+Test(errors, a_replica_of_format_2_3_or_4_is_read_and_raised)
 {
     read_and_raise(cvg_test_dir("format-2"), 2);
     read_and_raise(cvg_test_dir("format-3"), 3);
+    read_and_raise(cvg_test_dir("format-4"), 4);
 }
 
 Test(errors, open_refuses_a_newer_format)
