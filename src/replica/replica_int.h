@@ -260,6 +260,10 @@ int cvg__txn_vv_raise(cvg_txn *t, const cvg_replica_id *origin, uint64_t seq);
 /* Build "collection NUL key NUL field NUL" into t->kbuf from names that
  * may come from a peer; checks sizes and NULs. */
 int cvg__txn_prefix(cvg_txn *t, cvg_bytes coll, cvg_bytes key, cvg_bytes field);
+/* The same for names measured with strlen(), which hold no NUL: every
+ * local write builds one, and the scan for NULs would read them twice. */
+int cvg__txn_prefix_cstr(cvg_txn *t, cvg_bytes coll, cvg_bytes key,
+                         cvg_bytes field);
 /* The cache entry for state key t->kbuf[0..klen), loaded from LMDB if not
  * cached; a missing record gives an entry with present == false. */
 int cvg__txn_entry(cvg_txn *t, uint32_t klen, uint32_t plen, uint8_t type,

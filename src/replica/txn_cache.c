@@ -185,8 +185,23 @@ entry_decode(cvg_txn *t, cvg__entry *e, cvg_bytes v)
     return rc;
 }
 
+static bool
+has_nul(cvg_bytes b)
+{
+    return b.data != NULL && b.len > 0 && memchr(b.data, 0, b.len) != NULL;
+}
+
 int
 cvg__txn_prefix(cvg_txn *t, cvg_bytes coll, cvg_bytes key, cvg_bytes field)
+{
+    if (has_nul(coll) || has_nul(key) || has_nul(field)) {
+        return CVG_EINVAL;
+    }
+    return cvg__txn_prefix_cstr(t, coll, key, field);
+}
+
+int
+cvg__txn_prefix_cstr(cvg_txn *t, cvg_bytes coll, cvg_bytes key, cvg_bytes field)
 {
     if (coll.len == 0 || key.len == 0 || coll.data == NULL ||
         key.data == NULL || (field.len > 0 && field.data == NULL)) {
@@ -194,10 +209,6 @@ cvg__txn_prefix(cvg_txn *t, cvg_bytes coll, cvg_bytes key, cvg_bytes field)
     }
     if (coll.len + key.len + field.len > CVG_NAME_MAX) {
         return CVG_ETOOBIG;
-    }
-    if (memchr(coll.data, 0, coll.len) || memchr(key.data, 0, key.len) ||
-        (field.len && memchr(field.data, 0, field.len))) {
-        return CVG_EINVAL;
     }
     /* Room for the prefix, a type byte and an element hash. */
     t->kbuf.len = 0;

@@ -54,7 +54,7 @@ cvg__key_prefix(cvg_txn *t, const cvg_key *key, bool with_field, uint32_t *plen)
     if (with_field && nm[2].len == 0) {
         return cvg__replica_fail(t->r, CVG_EINVAL, "empty field name");
     }
-    int rc = cvg__txn_prefix(t, nm[0], nm[1], nm[2]);
+    int rc = cvg__txn_prefix_cstr(t, nm[0], nm[1], nm[2]);
     if (rc == CVG_EINVAL) {
         return cvg__replica_fail(t->r, rc, "empty collection or key name");
     }
