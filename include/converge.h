@@ -358,7 +358,8 @@ typedef struct cvg_replica_options {
                                     the wall; default 60000 (one minute) */
     bool no_create;              /* fail with CVG_ENOTFOUND if missing */
     bool read_only;              /* open for reading only */
-    cvg_clock_fn clock;          /* wall clock; default CLOCK_REALTIME */
+    cvg_clock_fn clock;          /* wall clock; default CLOCK_REALTIME_COARSE
+                                    (the last tick's time, 1-4 ms old) */
     void *clock_ctx;
     /* Conflict strategies by collection (copied at open); collections not
      * listed use CVG_STRATEGY_LWW. They decide what reads return, so the
