@@ -589,7 +589,7 @@ cvg__block_is_current(const cvg__block_reader *r)
 int
 cvg__block_next(cvg__block_reader *r, cvg__op *out)
 {
-    memset(out, 0, sizeof *out);
+    cvg__op_clear(out);
     out->pub.value = cvg_value_nil();
     reader_scratch *s = r->scratch;
     if (s == NULL || r->p == NULL) {
@@ -604,7 +604,7 @@ cvg__block_next(cvg__block_reader *r, cvg__op *out)
     }
     int rc = read_op(r, s, out);
     if (rc != CVG_OK) {
-        memset(out, 0, sizeof *out);
+        cvg__op_clear(out);
         out->pub.value = cvg_value_nil();
         return s->state = rc;
     }

@@ -108,11 +108,7 @@ check_value(cvg_txn *t, const cvg_value *v)
 static int
 stamp(cvg_txn *t, cvg_op_kind kind, cvg__op *op)
 {
-    /* Copied from a zero op rather than memset: GCC clears a struct this
-     * size with `rep stos`, whose start-up took two thirds of this
-     * function's time, where a copy of known size is ten vector moves. */
-    static const cvg__op zero_op;
-    memcpy(op, &zero_op, sizeof *op);
+    cvg__op_clear(op);
     cvg_replica *r = t->r;
     uint64_t clock = t->clock, hlc;
     int rc = cvg__hlc_tick(&clock, r->opts.clock(r->opts.clock_ctx),
